@@ -1,0 +1,193 @@
+//! Error types: one small type per operation, each saying what went wrong and
+//! what to do about it.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::handle::TaskHandle;
+
+/// A setting was out of range when building a [`TaskManager`](crate::TaskManager)
+/// or a [`Module`](crate::Module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `max_workers` was 0: a module needs at least one worker to run anything.
+    ZeroMaxWorkers,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::ZeroMaxWorkers => f.write_str("max_workers must be at least 1, got 0"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A task was not accepted by [`add_task`](crate::Module::add_task),
+/// [`schedule_task`](crate::Module::schedule_task) or
+/// [`schedule_recurring`](crate::Module::schedule_recurring).
+///
+/// A task that got this error will never run; nothing of it is kept.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The manager is shutting down or has shut down.
+    ShutDown,
+    /// The delay does not fit the monotonic clock's range (about 584 years
+    /// from the manager's creation).
+    DelayTooLong {
+        /// The delay that was asked for.
+        delay: Duration,
+    },
+    /// A recurring task was given an interval of zero, which would run it in
+    /// a busy loop. Use a positive interval.
+    ZeroInterval,
+    /// No worker thread could be started for the task and none was running,
+    /// so it was not queued.
+    Spawn(io::Error),
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::ShutDown => f.write_str("task manager is shut down; task not accepted"),
+            SubmitError::DelayTooLong { delay } => {
+                write!(f, "delay of {delay:?} is beyond the clock's range")
+            }
+            SubmitError::ZeroInterval => f.write_str("a recurring task needs an interval greater than zero"),
+            SubmitError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SubmitError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How a task ended, other than by returning a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task was cancelled (through its handle, or by shutdown) before it
+    /// ran.
+    Cancelled,
+    /// The task's method panicked. No callback ran, since there was no value
+    /// to give them.
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The method returned, but a callback panicked. The callbacks after it
+    /// still ran; the method's value is dropped.
+    CallbackPanicked {
+        /// Position of the first callback that panicked, counting from 0.
+        index: usize,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Cancelled => f.write_str("task was cancelled before it ran"),
+            TaskError::Panicked { message } => write!(f, "task panicked: {message}"),
+            TaskError::CallbackPanicked { index, message } => {
+                write!(f, "callback {index} panicked: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// [`TaskHandle::join_timeout`] did not get a value.
+pub enum JoinTimeoutError<T> {
+    /// The task did not finish in time; here is its handle back to wait again
+    /// or to cancel.
+    Timeout(TaskHandle<T>),
+    /// The task finished without a value.
+    Failed(TaskError),
+}
+
+impl<T> fmt::Debug for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            JoinTimeoutError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Timeout(_) => f.write_str("timed out waiting for the task"),
+            JoinTimeoutError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<T> std::error::Error for JoinTimeoutError<T> {}
+
+/// [`TaskManager::start_thread`](crate::TaskManager::start_thread) failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The manager has been shut down; a shut-down manager cannot restart.
+    ShutDown,
+    /// The timer thread could not be spawned.
+    Spawn(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::ShutDown => f.write_str("task manager is shut down and cannot start"),
+            StartError::Spawn(e) => write!(f, "could not start the timer thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Spawn(e) => Some(e),
+            StartError::ShutDown => None,
+        }
+    }
+}
+
+/// [`TaskManager::shutdown_timeout`](crate::TaskManager::shutdown_timeout)
+/// ran out of time with tasks still running.
+///
+/// Queued tasks that had not started were cancelled (their handles say so);
+/// the tasks still running go on in the background and their handles report
+/// them when they end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownTimedOut {
+    /// Tasks still running when the time ran out.
+    pub still_running: usize,
+    /// Queued tasks cancelled because the time ran out before they started.
+    pub cancelled: usize,
+}
+
+impl fmt::Display for ShutdownTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shutdown timed out with {} task(s) still running; {} queued task(s) cancelled",
+            self.still_running, self.cancelled
+        )
+    }
+}
+
+impl std::error::Error for ShutdownTimedOut {}

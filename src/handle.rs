@@ -1,0 +1,193 @@
+//! Handles: what every submission returns, to wait for, inspect and cancel
+//! the task.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::err::{JoinTimeoutError, TaskError};
+use crate::job::{Control, Core, Outcome};
+use crate::manager::Shared;
+
+/// The handle of a one-shot task ([`add_task`](crate::Module::add_task) or
+/// [`schedule_task`](crate::Module::schedule_task)).
+///
+/// `Send + Sync` and two words in size. Dropping it does not cancel the
+/// task; the task runs and its value is dropped. Share it between threads
+/// with an `Arc`.
+pub struct TaskHandle<T> {
+    cell: Arc<dyn Outcome<T>>,
+    /// The manager, for scheduled tasks: cancel removes them from its timer.
+    timer: Option<Arc<Shared>>,
+}
+
+impl<T> TaskHandle<T> {
+    pub(crate) fn new(cell: Arc<dyn Outcome<T>>, timer: Option<Arc<Shared>>) -> Self {
+        TaskHandle { cell, timer }
+    }
+
+    /// Whether the task has finished: returned, failed or been cancelled.
+    pub fn is_done(&self) -> bool {
+        self.cell.core().is_finished()
+    }
+
+    /// Whether the task was cancelled before it ran.
+    pub fn is_cancelled(&self) -> bool {
+        self.cell.core().is_cancelled()
+    }
+
+    /// Whether a worker is running the task right now.
+    pub fn is_running(&self) -> bool {
+        self.cell.core().is_running()
+    }
+
+    /// Cancels the task if it has not started; returns whether it did. A
+    /// scheduled task leaves the timer at once, and its method and callbacks
+    /// (with everything they captured) are dropped at once. A task that has
+    /// started runs to the end; cancelling it returns `false`.
+    pub fn cancel(&self) -> bool {
+        cancel_cell(self.cell.core(), || self.cell.cancel(), self.timer.as_deref())
+    }
+
+    /// Blocks until the task has finished (returned, failed or cancelled).
+    ///
+    /// Waiting inside a task for a task of the same module can deadlock if
+    /// every worker of that module is waiting the same way: give waits inside
+    /// tasks their own module, or use [`wait_timeout`](Self::wait_timeout).
+    pub fn wait(&self) {
+        self.cell.wait_until(None);
+    }
+
+    /// Blocks until the task has finished or `timeout` passes; returns
+    /// whether it finished.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.cell.wait_until(deadline(timeout))
+    }
+
+    /// Waits for the task and returns its value, or how it failed.
+    pub fn join(self) -> Result<T, TaskError> {
+        self.cell.wait_until(None);
+        self.cell.take()
+    }
+
+    /// Like [`join`](Self::join) but gives up after `timeout`, handing the
+    /// handle back to wait again or cancel.
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
+        if self.cell.wait_until(deadline(timeout)) {
+            self.cell.take().map_err(JoinTimeoutError::Failed)
+        } else {
+            Err(JoinTimeoutError::Timeout(self))
+        }
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle").field("state", &state_name(self.cell.core())).finish()
+    }
+}
+
+/// The handle of a recurring task
+/// ([`schedule_recurring`](crate::Module::schedule_recurring)).
+///
+/// Cheap to clone, `Send + Sync`. Dropping it does not stop the task: call
+/// [`cancel`](Self::cancel), or shut the manager down.
+#[derive(Clone)]
+pub struct RecurringHandle {
+    cell: Arc<dyn Control>,
+    timer: Arc<Shared>,
+}
+
+impl RecurringHandle {
+    pub(crate) fn new(cell: Arc<dyn Control>, timer: Arc<Shared>) -> Self {
+        RecurringHandle { cell, timer }
+    }
+
+    /// Stops all future runs; returns whether this call stopped it. A run in
+    /// progress finishes first (see [`wait`](Self::wait)); a pending run
+    /// leaves the timer at once, freeing its method and callbacks.
+    pub fn cancel(&self) -> bool {
+        cancel_cell(self.cell.core(), || self.cell.cancel(), Some(&self.timer))
+    }
+
+    /// Whether the task has been cancelled (by [`cancel`](Self::cancel) or
+    /// by shutdown). No run starts after this returns true, though one that
+    /// started before may still be finishing.
+    pub fn is_cancelled(&self) -> bool {
+        self.cell.core().is_cancelled() || self.cell.cancel_requested()
+    }
+
+    /// Whether the task is over: cancelled and no run in progress.
+    pub fn is_done(&self) -> bool {
+        self.cell.core().is_finished()
+    }
+
+    /// Blocks until the task is over: cancelled, with no run in progress.
+    pub fn wait(&self) {
+        self.cell.wait_until(None);
+    }
+
+    /// Like [`wait`](Self::wait) with a time limit; returns whether it is
+    /// over.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.cell.wait_until(deadline(timeout))
+    }
+
+    /// How many runs have finished, failed ones included.
+    pub fn runs(&self) -> u64 {
+        self.cell.runs()
+    }
+
+    /// How many runs failed (the method or a callback panicked).
+    pub fn failures(&self) -> u64 {
+        self.cell.failures()
+    }
+
+    /// How many ticks were skipped because a run overran them (fixed-rate
+    /// pacing only).
+    pub fn skipped_ticks(&self) -> u64 {
+        self.cell.skipped()
+    }
+
+    /// How the latest failed run failed, if any run failed.
+    pub fn last_failure(&self) -> Option<TaskError> {
+        self.cell.last_failure()
+    }
+}
+
+impl fmt::Debug for RecurringHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecurringHandle")
+            .field("state", &state_name(self.cell.core()))
+            .field("runs", &self.runs())
+            .field("failures", &self.failures())
+            .finish()
+    }
+}
+
+fn cancel_cell(core: &Core, cancel: impl FnOnce() -> bool, timer: Option<&Shared>) -> bool {
+    let cancelled = cancel();
+    if cancelled {
+        if let Some(timer) = timer {
+            timer.remove_from_timer(core);
+        }
+    }
+    cancelled
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    // A timeout too long for the clock is a wait without one.
+    Instant::now().checked_add(timeout)
+}
+
+fn state_name(core: &Core) -> &'static str {
+    if core.is_cancelled() {
+        "cancelled"
+    } else if core.is_finished() {
+        "done"
+    } else if core.is_running() {
+        "running"
+    } else {
+        "pending"
+    }
+}

@@ -1,0 +1,531 @@
+//! Task cells: one allocation per submission, shared by the place that will
+//! run it (module queue or timer, as a [`JobRef`]) and the user's handle.
+//!
+//! See `PROTOCOL.md` for the state machine and who may move it.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::err::TaskError;
+use crate::module::ModuleShared;
+use crate::schedule::{next_run, Nanos, Pacing};
+use crate::timer::{Slotted, NO_SLOT};
+
+/// A callback: receives the method's return value.
+pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
+
+// Phases, in the low two bits of `Core::state`.
+/// Waiting in a module queue or in the timer (recurring: between runs).
+const QUEUED: u32 = 0;
+/// A worker is running the method and callbacks.
+const RUNNING: u32 = 1;
+/// Finished: a one-shot task has its result (value or failure).
+const DONE: u32 = 2;
+/// Cancelled: will never run (again).
+const CANCELLED: u32 = 3;
+const PHASE: u32 = 0b11;
+/// Recurring only: `cancel()` came while RUNNING; the runner finishes it.
+const CANCEL_REQUESTED: u32 = 0b100;
+/// Someone sleeps on `Core::finished`; the finisher must notify.
+const WAITERS: u32 = 0b1000;
+
+/// Locks, ignoring poison: no code of ours panics while holding these locks
+/// (user code always runs outside them), so the data is never half-written.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The part of every cell the manager looks at without knowing its types.
+#[derive(Debug)]
+pub(crate) struct Core {
+    state: AtomicU32,
+    /// Index in the timer heap, or `NO_SLOT`. Read and written only under
+    /// the manager's timer lock.
+    slot: AtomicU32,
+    /// Signalled on the move to DONE or CANCELLED, when WAITERS is set.
+    finished: Condvar,
+}
+
+impl Core {
+    fn new() -> Self {
+        Core { state: AtomicU32::new(QUEUED), slot: AtomicU32::new(NO_SLOT), finished: Condvar::new() }
+    }
+
+    fn phase(&self) -> u32 {
+        self.state.load(Ordering::Acquire) & PHASE
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.phase() >= DONE
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.phase() == CANCELLED
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.phase() == RUNNING
+    }
+
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// Moves `from` -> `to` keeping the flag bits, unless `refuse` bits are
+    /// set. Returns the state seen before, if the move happened.
+    fn shift(&self, from: u32, to: u32, refuse: u32) -> Option<u32> {
+        self.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s & PHASE == from && s & refuse == 0).then_some((s & !PHASE) | to)
+            })
+            .ok()
+    }
+
+    /// QUEUED -> RUNNING: the one worker that wins runs the task.
+    fn begin_run(&self) -> bool {
+        self.shift(QUEUED, RUNNING, 0).is_some()
+    }
+
+    /// RUNNING -> QUEUED after a recurring run, unless a cancel came in
+    /// meanwhile. Called under the timer lock, so that a cancel either finds
+    /// the job in the timer or stops it here.
+    pub(crate) fn requeue(&self) -> bool {
+        self.shift(RUNNING, QUEUED, CANCEL_REQUESTED).is_some()
+    }
+
+    /// Moves to a final phase. Must be called holding the cell's stage lock,
+    /// so that a waiter, which checks under that lock, cannot miss it.
+    /// Returns whether someone must be notified.
+    fn finish_locked(&self, from: u32, to: u32) -> Option<bool> {
+        self.shift(from, to, 0).map(|old| old & WAITERS != 0)
+    }
+
+    fn notify(&self, waiters: bool) {
+        if waiters {
+            self.finished.notify_all();
+        }
+    }
+
+    /// Blocks until the phase is final or `deadline` passes; true if final.
+    /// `guard` is the cell's stage lock, which every final move holds.
+    fn wait_final<S>(&self, mut guard: MutexGuard<'_, S>, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.is_finished() {
+                return true;
+            }
+            self.state.fetch_or(WAITERS, Ordering::AcqRel);
+            guard = match deadline {
+                None => self.finished.wait(guard).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    self.finished
+                        .wait_timeout(guard, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// What the module queue and the timer hold: something to run.
+pub(crate) trait Job: Send + Sync + 'static {
+    fn core(&self) -> &Core;
+    /// Runs the task on a worker of `module`, if it was not cancelled.
+    fn run(self: Arc<Self>, module: &Arc<ModuleShared>);
+    /// Cancels if not started (recurring: also stops a running one from
+    /// running again). Frees the method and callbacks at once. Returns
+    /// whether this call cancelled it.
+    fn cancel(&self) -> bool;
+}
+
+/// An owned reference from a queue or the timer to a job that has yet to
+/// run. Dropping it unrun cancels the job, so a task can never be lost
+/// silently: its handle then says cancelled.
+pub(crate) struct JobRef(Option<Arc<dyn Job>>);
+
+impl JobRef {
+    pub(crate) fn new(job: Arc<dyn Job>) -> Self {
+        JobRef(Some(job))
+    }
+
+    pub(crate) fn core(&self) -> Option<&Core> {
+        self.0.as_deref().map(Job::core)
+    }
+
+    pub(crate) fn run(mut self, module: &Arc<ModuleShared>) {
+        if let Some(job) = self.0.take() {
+            job.run(module);
+        }
+    }
+
+    /// Cancels now; returns whether it was still waiting.
+    pub(crate) fn cancel(mut self) -> bool {
+        self.0.take().is_some_and(|job| job.cancel())
+    }
+}
+
+impl Drop for JobRef {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            job.cancel();
+        }
+    }
+}
+
+impl Slotted for JobRef {
+    fn set_slot(&self, slot: u32) {
+        if let Some(core) = self.core() {
+            core.slot.store(slot, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs the method, then every callback in order, each under `catch_unwind`.
+/// A panicking method skips the callbacks (there is no value to give them);
+/// a panicking callback does not stop the ones after it.
+fn invoke<T>(method: impl FnOnce() -> T, callbacks: &mut [Callback<T>]) -> Result<T, TaskError> {
+    let value = catch_unwind(AssertUnwindSafe(method)).map_err(|payload| {
+        let message = panic_message(payload);
+        log::error!("task panicked: {message}");
+        TaskError::Panicked { message }
+    })?;
+    let mut first_failure = None;
+    for (index, callback) in callbacks.iter_mut().enumerate() {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(&value))) {
+            let message = panic_message(payload);
+            log::error!("task callback {index} panicked: {message}");
+            first_failure.get_or_insert(TaskError::CallbackPanicked { index, message });
+        }
+    }
+    match first_failure {
+        None => Ok(value),
+        Some(e) => Err(e),
+    }
+}
+
+/// The text of a panic, for `&str` and `String` payloads (what `panic!`
+/// makes); other payloads get a placeholder.
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_owned(),
+            Err(_) => "non-string panic payload".to_owned(),
+        },
+    }
+}
+
+/// Drops user values where their `Drop` may panic, without killing the
+/// worker.
+fn drop_quietly<V>(value: V) {
+    if catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
+        log::error!("a task's captured value panicked while being dropped");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One-shot tasks.
+
+enum Stage<F, T> {
+    Pending(F, Vec<Callback<T>>),
+    Running,
+    Done(Result<T, TaskError>),
+    Taken,
+}
+
+/// A task that runs once: `add_task`, or `schedule_task` without recurrence.
+pub(crate) struct OneShot<F, T> {
+    core: Core,
+    stage: Mutex<Stage<F, T>>,
+}
+
+impl<F, T> OneShot<F, T> {
+    pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>) -> Self {
+        OneShot { core: Core::new(), stage: Mutex::new(Stage::Pending(method, callbacks)) }
+    }
+}
+
+impl<F, T> OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn complete(&self, result: Result<T, TaskError>) {
+        let mut stage = lock(&self.stage);
+        *stage = Stage::Done(result);
+        let waiters = self.core.finish_locked(RUNNING, DONE).unwrap_or(false);
+        drop(stage);
+        self.core.notify(waiters);
+    }
+}
+
+impl<F, T> Job for OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn run(self: Arc<Self>, _module: &Arc<ModuleShared>) {
+        if !self.core.begin_run() {
+            return;
+        }
+        let Stage::Pending(method, mut callbacks) =
+            std::mem::replace(&mut *lock(&self.stage), Stage::Running)
+        else {
+            return self.complete(Err(TaskError::Cancelled));
+        };
+        let result = invoke(method, &mut callbacks);
+        // Release what the callbacks hold before the handle says done.
+        drop_quietly(callbacks);
+        self.complete(result);
+    }
+
+    fn cancel(&self) -> bool {
+        let mut stage = lock(&self.stage);
+        let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else {
+            return false;
+        };
+        let payload = std::mem::replace(&mut *stage, Stage::Done(Err(TaskError::Cancelled)));
+        drop(stage);
+        self.core.notify(old & WAITERS != 0);
+        drop_quietly(payload);
+        true
+    }
+}
+
+/// What a [`TaskHandle`](crate::TaskHandle) can do with a one-shot cell
+/// without knowing the method's type.
+pub(crate) trait Outcome<T>: Send + Sync {
+    fn core(&self) -> &Core;
+    fn cancel(&self) -> bool;
+    fn wait_until(&self, deadline: Option<Instant>) -> bool;
+    /// The result; call once, after `wait_until` returned true.
+    fn take(&self) -> Result<T, TaskError>;
+}
+
+impl<F, T> Outcome<T> for OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn cancel(&self) -> bool {
+        Job::cancel(self)
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        self.core.wait_final(lock(&self.stage), deadline)
+    }
+
+    fn take(&self) -> Result<T, TaskError> {
+        match std::mem::replace(&mut *lock(&self.stage), Stage::Taken) {
+            Stage::Done(result) => result,
+            // Unreachable through the public API (join consumes the only
+            // handle after waiting); answer without panicking all the same.
+            Stage::Pending(..) | Stage::Running | Stage::Taken => Err(TaskError::Cancelled),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Recurring tasks.
+
+struct RecurringStage<F, T> {
+    payload: Option<(F, Vec<Callback<T>>)>,
+    last_failure: Option<TaskError>,
+}
+
+/// A task that runs every `interval` until cancelled.
+pub(crate) struct Recurring<F, T> {
+    core: Core,
+    interval: Nanos,
+    pacing: Pacing,
+    /// Due time of the pending or running run; touched only by whoever holds
+    /// the job (timer, queue or worker), one at a time.
+    due: AtomicU64,
+    runs: AtomicU64,
+    failures: AtomicU64,
+    skipped: AtomicU64,
+    stage: Mutex<RecurringStage<F, T>>,
+}
+
+impl<F, T> Recurring<F, T> {
+    pub(crate) fn new(
+        method: F,
+        callbacks: Vec<Callback<T>>,
+        interval: Nanos,
+        pacing: Pacing,
+        first_due: Nanos,
+    ) -> Self {
+        Recurring {
+            core: Core::new(),
+            interval,
+            pacing,
+            due: AtomicU64::new(first_due),
+            runs: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            stage: Mutex::new(RecurringStage { payload: Some((method, callbacks)), last_failure: None }),
+        }
+    }
+}
+
+impl<F, T> Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// RUNNING -> CANCELLED after a run when it may not go on.
+    fn retire(&self) {
+        let mut stage = lock(&self.stage);
+        let payload = stage.payload.take();
+        let waiters = self.core.finish_locked(RUNNING, CANCELLED).unwrap_or(false);
+        drop(stage);
+        self.core.notify(waiters);
+        drop_quietly(payload);
+    }
+}
+
+impl<F, T> Job for Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) {
+        if !self.core.begin_run() {
+            return;
+        }
+        let Some((mut method, mut callbacks)) = lock(&self.stage).payload.take() else {
+            return self.retire();
+        };
+        let result = invoke(&mut method, &mut callbacks);
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let failure = match result {
+            Ok(value) => {
+                drop_quietly(value);
+                None
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                Some(e)
+            }
+        };
+        {
+            let mut stage = lock(&self.stage);
+            stage.payload = Some((method, callbacks));
+            if failure.is_some() {
+                stage.last_failure = failure;
+            }
+        }
+        let manager = &module.manager;
+        let due = self.due.load(Ordering::Relaxed);
+        let next = next_run(self.pacing, self.interval, due, manager.now());
+        if let Some(next) = next {
+            self.due.store(next.due, Ordering::Relaxed);
+            if next.skipped > 0 {
+                self.skipped.fetch_add(next.skipped, Ordering::Relaxed);
+                log::debug!("recurring task overran: {} tick(s) skipped", next.skipped);
+            }
+        }
+        let job: Arc<dyn Job> = self.clone();
+        if !manager.reschedule(module, job, next.map(|n| n.due)) {
+            self.retire();
+        }
+    }
+
+    fn cancel(&self) -> bool {
+        loop {
+            let s = self.core.state.load(Ordering::Acquire);
+            match s & PHASE {
+                QUEUED => {
+                    let mut stage = lock(&self.stage);
+                    let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else { continue };
+                    let payload = stage.payload.take();
+                    drop(stage);
+                    self.core.notify(old & WAITERS != 0);
+                    drop_quietly(payload);
+                    return true;
+                }
+                RUNNING if s & CANCEL_REQUESTED == 0 => {
+                    if self
+                        .core
+                        .state
+                        .compare_exchange(s, s | CANCEL_REQUESTED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return true;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// What a [`RecurringHandle`](crate::RecurringHandle) can do with a
+/// recurring cell without knowing its types.
+pub(crate) trait Control: Send + Sync {
+    fn core(&self) -> &Core;
+    fn cancel(&self) -> bool;
+    fn wait_until(&self, deadline: Option<Instant>) -> bool;
+    fn runs(&self) -> u64;
+    fn failures(&self) -> u64;
+    fn skipped(&self) -> u64;
+    fn last_failure(&self) -> Option<TaskError>;
+    fn cancel_requested(&self) -> bool;
+}
+
+impl<F, T> Control for Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn cancel(&self) -> bool {
+        Job::cancel(self)
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        self.core.wait_final(lock(&self.stage), deadline)
+    }
+
+    fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    fn last_failure(&self) -> Option<TaskError> {
+        lock(&self.stage).last_failure.clone()
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.core.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0
+    }
+}

@@ -1,0 +1,76 @@
+//! Run background work inside one program: tasks that run as soon as
+//! possible, after a delay, or every interval, on modules that cap how many
+//! threads they use.
+//!
+//! This is the Rust face of the `PythonTaskManager` spec; the Python package
+//! is built from the same core. Names trace to the spec:
+//!
+//! | spec | Rust |
+//! |------|------|
+//! | `TaskManager()`, `start_thread()` | [`TaskManager::new`], [`TaskManager::start_thread`] |
+//! | `Module(task_manager=, max_workers=)` | [`Module::new`]`(&manager, max_workers)` |
+//! | `add_task(method, args, kwargs, callback)` | [`Module::add_task`]`(`[`Task`]`::new(closure).callback(cb))` |
+//! | `schedule_task(method, delay)` | [`Module::schedule_task`]`(delay, task)` |
+//! | `schedule_task(..., reoccurring=True, run_now=...)` | [`Module::schedule_recurring`]`(`[`Recurrence`]`::every(delay).run_now(..), task)` |
+//!
+//! `args` and `kwargs` are what the closure captures. The spec spells
+//! `reoccurring`; Rust says recurring.
+//!
+//! ```
+//! use std::time::Duration;
+//! use taskmanager::{Module, Recurrence, Task, TaskManager};
+//!
+//! let manager = TaskManager::new();
+//! manager.start_thread()?;
+//! let something = Module::new(&manager, 5)?;
+//!
+//! // Run as soon as possible; the callback receives the return value.
+//! let echoed = something.add_task(Task::new(|| "hello").callback(|s: &&str| println!("{s}")))?;
+//! assert_eq!(echoed.join()?, "hello");
+//!
+//! // Run once, 10 ms from now.
+//! let once = something.schedule_task(Duration::from_millis(10), || "once")?;
+//! assert_eq!(once.join()?, "once");
+//!
+//! // Run every 5 ms, starting now, until cancelled.
+//! let every = something.schedule_recurring(
+//!     Recurrence::every(Duration::from_millis(5)).run_now(true),
+//!     || println!("every-now"),
+//! )?;
+//! every.cancel();
+//! every.wait();
+//! assert!(every.runs() >= 1);
+//!
+//! manager.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Guarantees
+//! - A module never runs more than `max_workers` of its tasks at once, and
+//!   has threads of its own: a busy module never delays another.
+//! - Every accepted task either runs or is reported cancelled through its
+//!   handle; a panic in a task or callback is caught, logged through the
+//!   [`log`] crate, and reported through the handle.
+//! - Recurring runs never overlap and never burst to catch up (see
+//!   [`Pacing`]); due times use the monotonic clock.
+//! - Cancelling a scheduled task frees it at once.
+//!
+//! The concurrency protocol is written down in `src/PROTOCOL.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod err;
+mod handle;
+mod job;
+mod manager;
+mod module;
+mod schedule;
+mod task;
+mod timer;
+
+pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
+pub use handle::{RecurringHandle, TaskHandle};
+pub use manager::{Builder, TaskManager};
+pub use module::Module;
+pub use schedule::{Pacing, Recurrence};
+pub use task::Task;

@@ -1,0 +1,563 @@
+//! [`TaskManager`]: the phases (created, running, shutting down, terminated),
+//! the timer thread, the registry of threads and modules, and shutdown.
+//!
+//! See `PROTOCOL.md` for who owns what under which lock.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{fence, AtomicU8, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
+use crate::handle::{RecurringHandle, TaskHandle};
+use crate::job::{lock, Core, Job, JobRef};
+use crate::module::{Module, ModuleShared};
+use crate::schedule::{Nanos, Recurrence};
+use crate::task::Task;
+use crate::timer::{Slotted, TimerHeap};
+
+/// The manager's life, in order; it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    /// Accepting tasks, not running them until `start_thread`.
+    Created = 0,
+    Running = 1,
+    /// No longer accepting; running what was due, then stopping.
+    ShuttingDown = 2,
+    Terminated = 3,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Created,
+            1 => Phase::Running,
+            2 => Phase::ShuttingDown,
+            _ => Phase::Terminated,
+        }
+    }
+
+    pub(crate) fn accepts(self) -> bool {
+        self <= Phase::Running
+    }
+}
+
+/// A pending scheduled task in the timer heap.
+struct TimerEntry {
+    job: JobRef,
+    module: Arc<ModuleShared>,
+}
+
+impl Slotted for TimerEntry {
+    fn set_slot(&self, slot: u32) {
+        self.job.set_slot(slot);
+    }
+}
+
+struct TimerState {
+    heap: TimerHeap<TimerEntry>,
+    /// Set at shutdown: the heap takes nothing more.
+    closed: bool,
+    thread_started: bool,
+}
+
+struct Threads {
+    live: usize,
+    handles: Vec<JoinHandle<()>>,
+    /// Set when shutdown is over: no thread may start.
+    closed: bool,
+}
+
+thread_local! {
+    /// The manager (by address) whose thread this is, if any.
+    static MANAGER_THREAD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// State shared by a manager's handles, modules, timer entries and threads.
+pub(crate) struct Shared {
+    phase: AtomicU8,
+    epoch: Instant,
+    pub(crate) keep_alive: Duration,
+    timer: Mutex<TimerState>,
+    timer_wake: Condvar,
+    threads: Mutex<Threads>,
+    thread_exited: Condvar,
+    /// Modules that may hold queued work. Cleared when shutdown ends, which
+    /// breaks the manager <-> module reference cycle.
+    modules: Mutex<Vec<Arc<ModuleShared>>>,
+}
+
+impl Shared {
+    pub(crate) fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(SeqCst))
+    }
+
+    /// Monotonic time since this manager was created.
+    pub(crate) fn now(&self) -> Nanos {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn register(&self, module: &Arc<ModuleShared>) {
+        if !self.phase().accepts() {
+            return;
+        }
+        let mut modules = lock(&self.modules);
+        modules.retain(|m| !m.is_forgotten());
+        modules.push(Arc::clone(module));
+    }
+
+    fn modules(&self) -> Vec<Arc<ModuleShared>> {
+        lock(&self.modules).clone()
+    }
+
+    /// Puts a new scheduled job in the timer.
+    pub(crate) fn schedule(
+        &self,
+        module: &Arc<ModuleShared>,
+        job: Arc<dyn Job>,
+        due: Nanos,
+    ) -> Result<(), SubmitError> {
+        let mut timer = lock(&self.timer);
+        if timer.closed || !self.phase().accepts() {
+            return Err(SubmitError::ShutDown);
+        }
+        let entry = TimerEntry { job: JobRef::new(job), module: Arc::clone(module) };
+        if timer.heap.push(due, entry) {
+            self.timer_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Puts a recurring job back after a run. Returns false, leaving the job
+    /// to retire itself, if it was cancelled meanwhile, has no next due time,
+    /// or the manager is shutting down.
+    pub(crate) fn reschedule(
+        &self,
+        module: &Arc<ModuleShared>,
+        job: Arc<dyn Job>,
+        due: Option<Nanos>,
+    ) -> bool {
+        let Some(due) = due else { return false };
+        let mut timer = lock(&self.timer);
+        if timer.closed || !job.core().requeue() {
+            return false;
+        }
+        let entry = TimerEntry { job: JobRef::new(job), module: Arc::clone(module) };
+        if timer.heap.push(due, entry) {
+            self.timer_wake.notify_one();
+        }
+        true
+    }
+
+    /// Takes a cancelled job out of the timer at once, if it is there.
+    pub(crate) fn remove_from_timer(&self, core: &Core) {
+        let removed = {
+            let mut timer = lock(&self.timer);
+            let slot = core.slot();
+            timer.heap.remove(slot, |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)))
+        };
+        // Dropped outside the lock: it releases a module reference.
+        drop(removed);
+    }
+
+    /// Starts a thread counted in this manager's registry. Refused once
+    /// shutdown is over.
+    pub(crate) fn spawn_thread(
+        self: &Arc<Self>,
+        name: &str,
+        body: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
+        let mut threads = lock(&self.threads);
+        if threads.closed {
+            return Err(io::Error::other("task manager has shut down"));
+        }
+        let me = Arc::clone(self);
+        let handle = thread::Builder::new().name(name.to_owned()).spawn(move || {
+            MANAGER_THREAD.with(|t| t.set(Arc::as_ptr(&me) as usize));
+            let _exit = ThreadExit(me);
+            body();
+        })?;
+        threads.live += 1;
+        if threads.handles.len() >= 2 * threads.live + 16 {
+            threads.handles.retain(|h| !h.is_finished());
+        }
+        threads.handles.push(handle);
+        Ok(())
+    }
+
+    fn on_own_thread(self: &Arc<Self>) -> bool {
+        MANAGER_THREAD.with(|t| t.get() == Arc::as_ptr(self) as usize)
+    }
+
+    fn start(self: &Arc<Self>) -> Result<(), StartError> {
+        {
+            let mut timer = lock(&self.timer);
+            match self.phase() {
+                Phase::Running => return Ok(()),
+                Phase::ShuttingDown | Phase::Terminated => return Err(StartError::ShutDown),
+                Phase::Created => {}
+            }
+            if !timer.thread_started {
+                let me = Arc::clone(self);
+                self.spawn_thread("taskmanager-timer", move || me.run_timer()).map_err(StartError::Spawn)?;
+                timer.thread_started = true;
+            }
+            // A racing shutdown wins: then this start fails.
+            if self
+                .phase
+                .compare_exchange(Phase::Created as u8, Phase::Running as u8, SeqCst, SeqCst)
+                .is_err()
+            {
+                return Err(StartError::ShutDown);
+            }
+        }
+        fence(SeqCst);
+        // Work queued before the start gets its workers now.
+        for module in self.modules() {
+            module.kick();
+        }
+        Ok(())
+    }
+
+    /// The timer thread: moves due jobs to their modules' queues, then sleeps
+    /// until the next due time or a wake-up.
+    fn run_timer(&self) {
+        let mut due = Vec::new();
+        let mut timer = lock(&self.timer);
+        loop {
+            if timer.closed {
+                return;
+            }
+            let now = self.now();
+            while due.len() < 1024 {
+                match timer.heap.pop_due(now) {
+                    Some((_, entry)) => due.push(entry),
+                    None => break,
+                }
+            }
+            if !due.is_empty() {
+                drop(timer);
+                for TimerEntry { job, module } in due.drain(..) {
+                    module.dispatch(job);
+                }
+                timer = lock(&self.timer);
+                continue;
+            }
+            timer = match timer.heap.next_due() {
+                Some(next) => {
+                    let wait = Duration::from_nanos(next.saturating_sub(now));
+                    self.timer_wake.wait_timeout(timer, wait).unwrap_or_else(|p| p.into_inner()).0
+                }
+                None => self.timer_wake.wait(timer).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
+
+    /// Stops accepting, runs what is due, cancels what is not, and waits for
+    /// every thread (until `deadline`, if given). See `PROTOCOL.md`,
+    /// "Shutdown".
+    fn shutdown(self: &Arc<Self>, deadline: Option<Instant>) -> Result<(), ShutdownTimedOut> {
+        let before = Phase::from_u8(self.phase.fetch_max(Phase::ShuttingDown as u8, SeqCst));
+        fence(SeqCst);
+        if before.accepts() {
+            self.close_timer();
+            for module in self.modules() {
+                module.wake_all();
+            }
+        }
+        if self.on_own_thread() {
+            // A task cannot wait for its own thread to end: the shutdown
+            // goes on without it.
+            return Ok(());
+        }
+        let mut threads = lock(&self.threads);
+        while threads.live > 0 {
+            threads = match deadline {
+                None => self.thread_exited.wait(threads).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        let still_running = threads.live;
+                        threads.closed = true;
+                        drop(threads);
+                        let modules = std::mem::take(&mut *lock(&self.modules));
+                        let cancelled = modules.iter().map(|m| m.cancel_queued()).sum();
+                        return Err(ShutdownTimedOut { still_running, cancelled });
+                    }
+                    let wait = deadline - now;
+                    self.thread_exited.wait_timeout(threads, wait).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
+        }
+        threads.closed = true;
+        let handles = std::mem::take(&mut threads.handles);
+        drop(threads);
+        for handle in handles {
+            // Threads catch every task panic; an error here has nothing left
+            // to report.
+            let _ = handle.join();
+        }
+        self.phase.store(Phase::Terminated as u8, SeqCst);
+        lock(&self.modules).clear();
+        Ok(())
+    }
+
+    /// At shutdown: closes the timer, sends what is due to its module and
+    /// cancels the rest.
+    fn close_timer(&self) {
+        let (due, not_due) = {
+            let mut timer = lock(&self.timer);
+            timer.closed = true;
+            let now = self.now();
+            let due: Vec<TimerEntry> =
+                std::iter::from_fn(|| timer.heap.pop_due(now).map(|(_, e)| e)).collect();
+            let not_due: Vec<TimerEntry> = timer.heap.drain().collect();
+            (due, not_due)
+        };
+        self.timer_wake.notify_all();
+        for TimerEntry { job, module } in due {
+            module.dispatch(job);
+        }
+        // Dropping the entries cancels their jobs; their handles say so.
+        drop(not_due);
+    }
+}
+
+/// Counts a manager thread out when it ends, however it ends.
+struct ThreadExit(Arc<Shared>);
+
+impl Drop for ThreadExit {
+    fn drop(&mut self) {
+        let mut threads = lock(&self.0.threads);
+        threads.live -= 1;
+        drop(threads);
+        self.0.thread_exited.notify_all();
+    }
+}
+
+/// Settings for a [`TaskManager`]; from [`TaskManager::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    default_max_workers: usize,
+    keep_alive: Duration,
+}
+
+impl Builder {
+    /// `max_workers` of the manager's default module, which runs the tasks
+    /// given to the manager itself. Default: the number of CPUs plus 4, at
+    /// most 32 (Python's `ThreadPoolExecutor` default).
+    pub fn default_max_workers(mut self, max_workers: usize) -> Self {
+        self.default_max_workers = max_workers;
+        self
+    }
+
+    /// How long an idle worker thread waits for work before it exits.
+    /// Default: 60 seconds.
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Builds the manager. It queues tasks at once and runs them from
+    /// [`start_thread`](TaskManager::start_thread) on.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] if `default_max_workers` is 0.
+    pub fn build(self) -> Result<TaskManager, ConfigError> {
+        if self.default_max_workers == 0 {
+            return Err(ConfigError::ZeroMaxWorkers);
+        }
+        let shared = Arc::new(Shared {
+            phase: AtomicU8::new(Phase::Created as u8),
+            epoch: Instant::now(),
+            keep_alive: self.keep_alive,
+            timer: Mutex::new(TimerState { heap: TimerHeap::new(), closed: false, thread_started: false }),
+            timer_wake: Condvar::new(),
+            threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
+            thread_exited: Condvar::new(),
+            modules: Mutex::new(Vec::new()),
+        });
+        let default_module = Module::with_shared(&shared, self.default_max_workers)?;
+        Ok(TaskManager { inner: Arc::new(Owner { shared, default_module }) })
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        Builder { default_max_workers: (cpus + 4).min(32), keep_alive: Duration::from_secs(60) }
+    }
+}
+
+/// Queues tasks and runs them when due: the spec's `TaskManager`.
+///
+/// Cheap to clone; all clones are the same manager. When the last clone is
+/// dropped the manager shuts down as [`shutdown`](Self::shutdown) does.
+/// [`Module`]s do not count: they do not keep a manager running. A task
+/// that holds a clone of its own manager keeps it from shutting down on
+/// drop; give tasks a `Module` instead.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskmanager::{Recurrence, TaskManager};
+///
+/// let manager = TaskManager::new();
+/// manager.start_thread()?;
+/// let sum = manager.add_task(|| (1..=10).sum::<u32>())?;
+/// let later = manager.schedule_task(Duration::from_millis(20), || "later")?;
+/// let ticks = manager.schedule_recurring(Recurrence::every(Duration::from_millis(5)), || ())?;
+/// assert_eq!(sum.join()?, 55);
+/// assert_eq!(later.join()?, "later");
+/// manager.shutdown(); // the recurring task is cancelled
+/// assert!(ticks.is_done());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TaskManager {
+    inner: Arc<Owner>,
+}
+
+/// What the user's clones share; dropping it shuts the manager down.
+struct Owner {
+    shared: Arc<Shared>,
+    default_module: Module,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = self.shared.shutdown(None);
+    }
+}
+
+impl TaskManager {
+    /// A manager with default settings (see [`Builder`]).
+    pub fn new() -> TaskManager {
+        Builder::default().build().unwrap_or_else(|_| unreachable!("default settings are valid"))
+    }
+
+    /// Settings for a new manager.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Starts running tasks in the background: the spec's `start_thread`.
+    /// Tasks submitted before it wait until now. Calling it again is
+    /// harmless.
+    ///
+    /// # Errors
+    /// [`StartError::ShutDown`] after shutdown; [`StartError::Spawn`] if the
+    /// timer thread could not be started.
+    pub fn start_thread(&self) -> Result<(), StartError> {
+        self.inner.shared.start()
+    }
+
+    /// The module that runs tasks given to the manager itself.
+    pub fn default_module(&self) -> &Module {
+        &self.inner.default_module
+    }
+
+    /// [`Module::add_task`] on the [default module](Self::default_module):
+    /// the spec's `TaskManager.add_task`.
+    ///
+    /// # Errors
+    /// As [`Module::add_task`].
+    pub fn add_task<F, T>(&self, task: impl Into<Task<F, T>>) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.default_module().add_task(task)
+    }
+
+    /// [`Module::schedule_task`] on the [default module](Self::default_module):
+    /// the spec's `TaskManager.schedule_task` without `reoccurring`.
+    ///
+    /// # Errors
+    /// As [`Module::schedule_task`].
+    pub fn schedule_task<F, T>(
+        &self,
+        delay: Duration,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.default_module().schedule_task(delay, task)
+    }
+
+    /// [`Module::schedule_recurring`] on the [default module](Self::default_module):
+    /// the spec's `TaskManager.schedule_task` with `reoccurring`.
+    ///
+    /// # Errors
+    /// As [`Module::schedule_recurring`].
+    pub fn schedule_recurring<F, T>(
+        &self,
+        recurrence: Recurrence,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<RecurringHandle, SubmitError>
+    where
+        F: FnMut() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.default_module().schedule_recurring(recurrence, task)
+    }
+
+    /// Shuts down and waits:
+    ///
+    /// 1. stops accepting (later submissions get [`SubmitError::ShutDown`]);
+    /// 2. runs every task already due: queued ones, and scheduled ones whose
+    ///    time has come (a recurring task runs its due run, then stops);
+    /// 3. cancels scheduled and recurring tasks not yet due (their handles
+    ///    say cancelled);
+    /// 4. waits for the running tasks and joins every thread.
+    ///
+    /// A task that never returns makes this wait forever; see
+    /// [`shutdown_timeout`](Self::shutdown_timeout). Called from inside a
+    /// task, it does steps 1 to 3 and returns without waiting, since the task
+    /// cannot wait for itself. Calling it again waits for the same end.
+    pub fn shutdown(&self) {
+        // Without a deadline there is no timeout to report.
+        let _ = self.inner.shared.shutdown(None);
+    }
+
+    /// [`shutdown`](Self::shutdown), waiting at most `timeout` for running
+    /// and queued tasks.
+    ///
+    /// # Errors
+    /// [`ShutdownTimedOut`] if tasks were still running at the deadline; then
+    /// queued tasks that had not started are cancelled, and the running ones
+    /// finish in the background.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
+        self.inner.shared.shutdown(Instant::now().checked_add(timeout))
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shut_down(&self) -> bool {
+        !self.inner.shared.phase().accepts()
+    }
+}
+
+impl Default for TaskManager {
+    fn default() -> Self {
+        TaskManager::new()
+    }
+}
+
+impl fmt::Debug for TaskManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.inner.shared;
+        f.debug_struct("TaskManager")
+            .field("phase", &shared.phase())
+            .field("scheduled", &lock(&shared.timer).heap.len())
+            .field("threads", &lock(&shared.threads).live)
+            .finish()
+    }
+}

@@ -1,0 +1,206 @@
+//! When a scheduled task runs: the recurrence settings and the pure arithmetic
+//! of due times, kept free of threads and clocks so it can be tested with
+//! plain numbers.
+//!
+//! Time here is [`Nanos`]: nanoseconds since the manager's epoch on the
+//! monotonic clock. Wall-clock changes never move a deadline.
+
+use std::time::Duration;
+
+/// Nanoseconds since a manager's epoch, on the monotonic clock.
+pub(crate) type Nanos = u64;
+
+/// How a recurring task's next run is placed after a run ends.
+///
+/// Worked example, interval 10 ms, first run due at t = 10 ms:
+///
+/// | run | due    | took  | [`FixedRate`](Pacing::FixedRate) next due | [`FixedDelay`](Pacing::FixedDelay) next due |
+/// |-----|--------|-------|----------------|-----------------|
+/// | 1   | 10 ms  | 2 ms  | 20 ms          | 22 ms           |
+/// | 2   | 20 ms  | 25 ms | 50 ms (30 and 40 skipped) | 55 ms |
+///
+/// Neither policy ever overlaps a run with the previous run of the same task,
+/// and neither bursts to catch up after a stall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pacing {
+    /// Run k is due at `start + k * interval`, whatever each run took, so the
+    /// schedule does not drift. A run that overran one or more intervals
+    /// makes the missed ticks be skipped (counted in
+    /// [`RecurringHandle::skipped_ticks`](crate::RecurringHandle::skipped_ticks)):
+    /// the next run is the next point of the grid after the overrun, never a
+    /// burst of catch-up runs.
+    #[default]
+    FixedRate,
+    /// The next run is due `interval` after the previous run ended: the gap
+    /// between runs is constant, and the schedule drifts by each run's
+    /// duration.
+    FixedDelay,
+}
+
+/// The spec's `reoccurring` schedule: how often, whether to run at once, and
+/// the [`Pacing`].
+///
+/// ```
+/// use std::time::Duration;
+/// use taskmanager::{Pacing, Recurrence};
+///
+/// // The spec's `delay=1, reoccurring=True, run_now=True`.
+/// let every_second = Recurrence::every(Duration::from_secs(1)).run_now(true);
+/// assert_eq!(every_second.interval(), Duration::from_secs(1));
+/// assert_eq!(every_second.pacing_policy(), Pacing::FixedRate);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recurrence {
+    interval: Duration,
+    run_now: bool,
+    pacing: Pacing,
+}
+
+impl Recurrence {
+    /// Runs every `interval` (the spec's `delay`), the first time one interval
+    /// from now.
+    pub fn every(interval: Duration) -> Self {
+        Recurrence { interval, run_now: false, pacing: Pacing::FixedRate }
+    }
+
+    /// With `true`, also runs at once (the spec's `run_now`); the later runs
+    /// keep the same grid: at `interval`, `2 * interval`, ...
+    pub fn run_now(mut self, run_now: bool) -> Self {
+        self.run_now = run_now;
+        self
+    }
+
+    /// Sets how runs are paced; [`Pacing::FixedRate`] by default.
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
+    /// The interval between runs.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether the task also runs at once.
+    pub fn runs_now(&self) -> bool {
+        self.run_now
+    }
+
+    /// The pacing policy.
+    pub fn pacing_policy(&self) -> Pacing {
+        self.pacing
+    }
+}
+
+/// A duration in clock units, or `None` if it does not fit.
+pub(crate) fn to_nanos(d: Duration) -> Option<Nanos> {
+    u64::try_from(d.as_nanos()).ok()
+}
+
+/// The due time `delay` after `now`, or `None` past the clock's range.
+pub(crate) fn due_after(now: Nanos, delay: Duration) -> Option<Nanos> {
+    now.checked_add(to_nanos(delay)?)
+}
+
+/// The next run of a recurring task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NextRun {
+    /// When the next run is due.
+    pub(crate) due: Nanos,
+    /// Grid points passed over because the previous run overran them
+    /// (always 0 for [`Pacing::FixedDelay`]).
+    pub(crate) skipped: u64,
+}
+
+/// Where the next run goes, given the due time of the run that just ended and
+/// when it ended. `None` when the next due time is past the clock's range.
+///
+/// Fixed rate: the first grid point `due + m * interval` (m >= 1) that is not
+/// before `ended`; a grid point equal to `ended` is still on time.
+pub(crate) fn next_run(pacing: Pacing, interval: Nanos, due: Nanos, ended: Nanos) -> Option<NextRun> {
+    debug_assert!(interval > 0, "recurring interval must be positive");
+    match pacing {
+        Pacing::FixedDelay => Some(NextRun { due: ended.checked_add(interval)?, skipped: 0 }),
+        Pacing::FixedRate => {
+            let late = ended.saturating_sub(due);
+            let periods = (late / interval + u64::from(late % interval != 0)).max(1);
+            let due = due.checked_add(periods.checked_mul(interval)?)?;
+            Some(NextRun { due, skipped: periods - 1 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Nanos = 1_000_000;
+
+    fn rate(due: Nanos, ended: Nanos) -> NextRun {
+        next_run(Pacing::FixedRate, 10 * MS, due, ended).unwrap()
+    }
+
+    #[test]
+    fn fixed_rate_keeps_the_grid_when_runs_are_short() {
+        assert_eq!(rate(10 * MS, 12 * MS), NextRun { due: 20 * MS, skipped: 0 });
+        // Started late but finished before the next tick: still on the grid.
+        assert_eq!(rate(10 * MS, 19 * MS), NextRun { due: 20 * MS, skipped: 0 });
+    }
+
+    #[test]
+    fn fixed_rate_skips_missed_ticks_without_bursting() {
+        // The worked example in `Pacing`'s docs: due 20, ended 45.
+        assert_eq!(rate(20 * MS, 45 * MS), NextRun { due: 50 * MS, skipped: 2 });
+        // Overran exactly to a grid point: that point is still on time.
+        assert_eq!(rate(10 * MS, 30 * MS), NextRun { due: 30 * MS, skipped: 1 });
+        // A long stall (suspended process) skips many ticks, runs once.
+        assert_eq!(rate(0, 1_000 * MS + 1), NextRun { due: 1_010 * MS, skipped: 100 });
+    }
+
+    #[test]
+    fn fixed_rate_does_not_drift_over_many_runs() {
+        // Each run takes 3 ms; run k is still due at k * 10 ms.
+        let mut due = 10 * MS;
+        for k in 2..=10_000u64 {
+            due = rate(due, due + 3 * MS).due;
+            assert_eq!(due, k * 10 * MS);
+        }
+    }
+
+    #[test]
+    fn fixed_rate_with_a_run_ending_before_its_due_time_moves_one_interval() {
+        // Can happen for `run_now`'s first run, due at submission.
+        assert_eq!(rate(10 * MS, 5 * MS), NextRun { due: 20 * MS, skipped: 0 });
+    }
+
+    #[test]
+    fn fixed_delay_counts_from_the_end_of_the_run() {
+        let next = next_run(Pacing::FixedDelay, 10 * MS, 20 * MS, 45 * MS).unwrap();
+        assert_eq!(next, NextRun { due: 55 * MS, skipped: 0 });
+    }
+
+    #[test]
+    fn exhaustive_small_grid_invariants() {
+        for interval in 1..=7u64 {
+            for due in 0..20u64 {
+                for ended in 0..60u64 {
+                    let n = next_run(Pacing::FixedRate, interval, due, ended).unwrap();
+                    assert!(n.due > due, "moves forward");
+                    assert!(n.due >= ended, "never before the run ended");
+                    assert_eq!((n.due - due) % interval, 0, "stays on the grid");
+                    assert!(n.due - interval < ended.max(due + 1), "first grid point, no extra wait");
+                    assert_eq!(n.skipped, (n.due - due) / interval - 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_is_none_not_a_panic() {
+        assert_eq!(next_run(Pacing::FixedRate, 10, u64::MAX - 5, u64::MAX - 5), None);
+        assert_eq!(next_run(Pacing::FixedDelay, 10, 0, u64::MAX - 5), None);
+        assert_eq!(due_after(5, Duration::MAX), None);
+        assert_eq!(due_after(u64::MAX - 1, Duration::from_nanos(2)), None);
+        assert_eq!(due_after(5, Duration::from_millis(1)), Some(5 + MS));
+    }
+}

@@ -1,0 +1,72 @@
+//! [`Task`]: a method and its callbacks, the spec's `method` and `callback`
+//! keys. The spec's `args` and `kwargs` are whatever the closure captures.
+
+use std::fmt;
+
+use crate::job::Callback;
+
+/// A method to run and the callbacks that receive its return value.
+///
+/// Any closure converts into a `Task` with no callbacks, so the submit calls
+/// take either:
+///
+/// ```
+/// use taskmanager::{Task, TaskManager};
+///
+/// let manager = TaskManager::new();
+/// manager.start_thread()?;
+/// // The spec's `{'method': ..., 'args': ("hello",)}`: arguments are captured.
+/// let greeting = String::from("hello");
+/// let plain = manager.add_task(move || greeting.len())?;
+/// // With callbacks, run in order on the worker right after the method.
+/// let with_callbacks = manager.add_task(
+///     Task::new(|| 6 * 7)
+///         .callback(|answer: &i32| println!("got {answer}"))
+///         .callback(|answer: &i32| assert_eq!(*answer, 42)),
+/// )?;
+/// assert_eq!(plain.join()?, 5);
+/// assert_eq!(with_callbacks.join()?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Task<F, T> {
+    pub(crate) method: F,
+    pub(crate) callbacks: Vec<Callback<T>>,
+}
+
+impl<F, T> Task<F, T> {
+    /// A task that calls `method`. For [`add_task`](crate::Module::add_task)
+    /// and [`schedule_task`](crate::Module::schedule_task) it is an
+    /// `FnOnce() -> T`; for
+    /// [`schedule_recurring`](crate::Module::schedule_recurring), an
+    /// `FnMut() -> T`.
+    pub fn new(method: F) -> Self {
+        Task { method, callbacks: Vec::new() }
+    }
+
+    /// Adds a callback (the spec's `callback`; call again for the spec's list
+    /// of callbacks). Each receives a reference to the method's return value,
+    /// in the order added, on the same worker, right after the method. For a
+    /// recurring task, after every run.
+    ///
+    /// A panicking callback is caught and reported through the handle; the
+    /// callbacks after it still run.
+    pub fn callback(mut self, callback: impl FnMut(&T) + Send + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+}
+
+impl<F, T> From<F> for Task<F, T>
+where
+    F: FnOnce() -> T,
+{
+    fn from(method: F) -> Self {
+        Task::new(method)
+    }
+}
+
+impl<F, T> fmt::Debug for Task<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").field("callbacks", &self.callbacks.len()).finish_non_exhaustive()
+    }
+}
