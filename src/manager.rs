@@ -11,6 +11,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Core, Job, JobRef};
@@ -85,6 +87,10 @@ pub(crate) struct Shared {
     timer_wake: Condvar,
     threads: Mutex<Threads>,
     thread_exited: Condvar,
+    /// Never sent on; its sender is dropped at shutdown, which wakes every
+    /// worker waiting on it (see `ModuleShared::work`).
+    closing: Receiver<()>,
+    closing_tx: Mutex<Option<Sender<()>>>,
     /// Modules that may hold queued work. Cleared when shutdown ends, which
     /// breaks the manager <-> module reference cycle.
     modules: Mutex<Vec<Arc<ModuleShared>>>,
@@ -107,6 +113,10 @@ impl Shared {
         let mut modules = lock(&self.modules);
         modules.retain(|m| !m.is_forgotten());
         modules.push(Arc::clone(module));
+    }
+
+    pub(crate) fn closing(&self) -> &Receiver<()> {
+        &self.closing
     }
 
     fn modules(&self) -> Vec<Arc<ModuleShared>> {
@@ -264,8 +274,10 @@ impl Shared {
         fence(SeqCst);
         if before.accepts() {
             self.close_timer();
+            drop(lock(&self.closing_tx).take());
+            // Work queued before a start that never came gets its workers.
             for module in self.modules() {
-                module.wake_all();
+                module.kick();
             }
         }
         if self.on_own_thread() {
@@ -370,7 +382,10 @@ impl Builder {
         if self.default_max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
         }
+        let (closing_tx, closing) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
+            closing,
+            closing_tx: Mutex::new(Some(closing_tx)),
             phase: AtomicU8::new(Phase::Created as u8),
             epoch: Instant::now(),
             keep_alive: self.keep_alive,

@@ -10,7 +10,7 @@ use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
@@ -76,9 +76,8 @@ pub struct Module {
 pub(crate) struct ModuleShared {
     pub(crate) manager: Arc<Shared>,
     max_workers: usize,
-    /// `None` is a wake-up with no work, sent at shutdown.
-    tx: Sender<Option<JobRef>>,
-    rx: Receiver<Option<JobRef>>,
+    tx: Sender<JobRef>,
+    rx: Receiver<JobRef>,
     /// Workers that exist (or are being started); never above max_workers.
     alive: AtomicUsize,
     /// Workers blocked waiting for work.
@@ -114,6 +113,17 @@ impl Module {
     /// The most tasks this module runs at once.
     pub fn max_workers(&self) -> usize {
         self.shared.max_workers
+    }
+
+    /// Worker threads this module has right now (running or idle), never
+    /// more than [`max_workers`](Self::max_workers).
+    pub fn worker_count(&self) -> usize {
+        self.shared.alive.load(SeqCst)
+    }
+
+    /// Tasks queued in this module, waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.shared.rx.len()
     }
 
     /// Queues a task to run as soon as a worker of this module is free: the
@@ -206,8 +216,8 @@ impl fmt::Debug for Module {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Module")
             .field("max_workers", &self.shared.max_workers)
-            .field("workers", &self.shared.alive.load(SeqCst))
-            .field("queued", &self.shared.rx.len())
+            .field("workers", &self.worker_count())
+            .field("queued", &self.queued())
             .finish()
     }
 }
@@ -245,7 +255,7 @@ impl ModuleShared {
 
     fn push(&self, job: JobRef) {
         // Cannot fail: `self.rx` keeps the channel open.
-        let _ = self.tx.send(Some(job));
+        let _ = self.tx.send(job);
     }
 
     /// Starts a worker if there is queued work, none is idle and the cap
@@ -260,18 +270,9 @@ impl ModuleShared {
         }
     }
 
-    /// Wakes every worker (they re-check the manager's phase) and starts one
-    /// if work is queued with none to take it. Used at shutdown.
-    pub(crate) fn wake_all(self: &Arc<Self>) {
-        for _ in 0..self.alive.load(SeqCst) {
-            let _ = self.tx.send(None);
-        }
-        self.kick();
-    }
-
     /// Cancels every queued job; returns how many were cancelled.
     pub(crate) fn cancel_queued(&self) -> usize {
-        self.rx.try_iter().flatten().map(JobRef::cancel).filter(|&c| c).count()
+        self.rx.try_iter().map(JobRef::cancel).filter(|&c| c).count()
     }
 
     /// Whether nothing refers to this module but the manager's registry and
@@ -299,30 +300,35 @@ impl ModuleShared {
 
     /// A worker's life: run queued jobs; wait up to the keep-alive for more;
     /// retire when idle that long, or when the manager shuts down and the
-    /// queue is empty.
+    /// queue is empty. The manager's `closing` channel disconnects at
+    /// shutdown, which wakes every waiting worker at once, for good.
     fn work(self: Arc<Self>) {
         let keep_alive = self.manager.keep_alive;
+        let closing = self.manager.closing();
         loop {
-            while let Ok(message) = self.rx.try_recv() {
-                self.run(message);
+            while let Ok(job) = self.rx.try_recv() {
+                self.run(job);
             }
             self.idle.fetch_add(1, SeqCst);
-            let message = if self.manager.phase() == Phase::Running {
-                self.rx.recv_timeout(keep_alive)
+            let job = if self.manager.phase() == Phase::Running {
+                crossbeam_channel::select! {
+                    recv(self.rx) -> job => job.ok(),
+                    recv(closing) -> _ => None,
+                    default(keep_alive) => None,
+                }
             } else {
-                Err(RecvTimeoutError::Timeout)
+                None
             };
             self.idle.fetch_sub(1, SeqCst);
-            match message {
-                Ok(message) => self.run(message),
-                Err(_) if self.retire() => return,
-                Err(_) => {}
+            match job {
+                Some(job) => self.run(job),
+                None if self.retire() => return,
+                None => {}
             }
         }
     }
 
-    fn run(self: &Arc<Self>, message: Option<JobRef>) {
-        let Some(job) = message else { return };
+    fn run(self: &Arc<Self>, job: JobRef) {
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
         if catch_unwind(AssertUnwindSafe(|| job.run(self))).is_err() {
