@@ -1,0 +1,214 @@
+//! Shutdown: stop accepting, run what is due, cancel what is not, join every
+//! thread; bounded shutdown; drop; shutdown from inside tasks.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ms, started, SOON};
+use taskmanager::{Module, Recurrence, StartError, SubmitError, Task, TaskError, TaskManager};
+
+fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Box<dyn FnOnce() + Send>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    (count, move || {
+        let c = c.clone();
+        Box::new(move || {
+            std::thread::sleep(Duration::from_micros(200));
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+    })
+}
+
+#[test]
+fn submissions_after_shutdown_get_a_typed_error() {
+    let manager = started();
+    let module = Module::new(&manager, 2).unwrap();
+    manager.shutdown();
+    assert!(manager.is_shut_down());
+    assert!(matches!(module.add_task(|| ()), Err(SubmitError::ShutDown)));
+    assert!(matches!(manager.add_task(|| ()), Err(SubmitError::ShutDown)));
+    assert!(matches!(module.schedule_task(ms(5), || ()), Err(SubmitError::ShutDown)));
+    assert!(matches!(module.schedule_task(Duration::ZERO, || ()), Err(SubmitError::ShutDown)));
+    let recurring = module.schedule_recurring(Recurrence::every(ms(5)).run_now(true), || ());
+    assert!(matches!(recurring, Err(SubmitError::ShutDown)));
+    assert!(matches!(manager.start_thread(), Err(StartError::ShutDown)));
+    let late = Module::new(&manager, 1).unwrap();
+    assert!(matches!(late.add_task(|| ()), Err(SubmitError::ShutDown)));
+}
+
+#[test]
+fn queued_tasks_all_run_before_shutdown_returns() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let (count, job) = counter();
+    let handles: Vec<_> = (0..500).map(|_| module.add_task(job()).unwrap()).collect();
+    manager.shutdown();
+    assert_eq!(count.load(Ordering::SeqCst), 500);
+    assert!(handles.iter().all(|h| h.is_done() && !h.is_cancelled()));
+}
+
+#[test]
+fn due_tasks_run_and_tasks_not_yet_due_are_cancelled() {
+    let manager = TaskManager::new(); // never started: shutdown still runs what is due
+    let module = Module::new(&manager, 2).unwrap();
+    let (count, job) = counter();
+    let queued = module.add_task(job()).unwrap();
+    let due = module.schedule_task(ms(1), job()).unwrap();
+    let not_due = module.schedule_task(Duration::from_secs(3600), job()).unwrap();
+    let recurring_due = module.schedule_recurring(Recurrence::every(ms(1)), job_mut(count.clone())).unwrap();
+    let recurring_later =
+        module.schedule_recurring(Recurrence::every(Duration::from_secs(60)), || ()).unwrap();
+    std::thread::sleep(ms(20));
+    manager.shutdown();
+    assert_eq!(queued.join(), Ok(()));
+    assert_eq!(due.join(), Ok(()));
+    assert_eq!(not_due.join(), Err(TaskError::Cancelled));
+    assert_eq!(recurring_due.runs(), 1, "its due run ran, then it stopped");
+    assert!(recurring_due.is_done() && recurring_due.is_cancelled());
+    assert!(recurring_later.is_done() && recurring_later.is_cancelled());
+    assert_eq!(recurring_later.runs(), 0);
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+}
+
+fn job_mut(count: Arc<AtomicUsize>) -> impl FnMut() + Send + 'static {
+    move || {
+        count.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_recurring_run_in_progress_finishes_and_is_not_rescheduled() {
+    let manager = started();
+    let (entered_tx, entered) = mpsc::channel();
+    let handle = manager
+        .schedule_recurring(Recurrence::every(ms(5)).run_now(true), move || {
+            let _ = entered_tx.send(());
+            std::thread::sleep(ms(100));
+        })
+        .unwrap();
+    entered.recv_timeout(SOON).unwrap();
+    manager.shutdown();
+    assert!(handle.is_done() && handle.is_cancelled());
+    assert_eq!(handle.runs(), 1);
+}
+
+#[test]
+fn bounded_shutdown_returns_in_time_and_reports_what_was_left() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let (release, gate) = mpsc::channel::<()>();
+    let (entered_tx, entered) = mpsc::channel();
+    let blocked = module
+        .add_task(move || {
+            entered_tx.send(()).unwrap();
+            gate.recv().unwrap();
+            "finished late"
+        })
+        .unwrap();
+    entered.recv_timeout(SOON).unwrap();
+    let behind: Vec<_> = (0..3).map(|_| module.add_task(|| "never").unwrap()).collect();
+    let start = Instant::now();
+    let report = manager.shutdown_timeout(ms(100)).unwrap_err();
+    let took = start.elapsed();
+    assert!(took >= ms(100) && took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(report.still_running, 1);
+    assert_eq!(report.cancelled, 3);
+    for h in behind {
+        assert_eq!(h.join(), Err(TaskError::Cancelled));
+    }
+    release.send(()).unwrap();
+    assert_eq!(blocked.join_timeout(SOON).unwrap(), "finished late", "the running task still reports");
+}
+
+#[test]
+fn bounded_shutdown_with_nothing_running_is_ok() {
+    let manager = started();
+    manager.add_task(|| ()).unwrap().join().unwrap();
+    assert_eq!(manager.shutdown_timeout(SOON), Ok(()));
+}
+
+#[test]
+fn dropping_the_last_manager_shuts_down_without_hanging() {
+    let manager = started();
+    let module = Module::new(&manager, 2).unwrap();
+    let (count, job) = counter();
+    let queued: Vec<_> = (0..50).map(|_| module.add_task(job()).unwrap()).collect();
+    let forever = module.schedule_recurring(Recurrence::every(ms(1)), || ()).unwrap();
+    let clone = manager.clone();
+    drop(manager);
+    assert!(!clone.is_shut_down(), "a clone keeps it running");
+    let start = Instant::now();
+    drop(clone);
+    assert!(start.elapsed() < SOON);
+    assert_eq!(count.load(Ordering::SeqCst), 50);
+    assert!(queued.iter().all(|h| h.is_done()));
+    assert!(forever.is_done() && forever.is_cancelled());
+    assert!(matches!(module.add_task(|| ()), Err(SubmitError::ShutDown)));
+}
+
+#[test]
+fn dropping_the_last_manager_inside_a_task_does_not_deadlock() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let holder = Arc::new(Mutex::new(Some(manager)));
+    let h = holder.clone();
+    let handle = module.add_task(move || drop(h.lock().unwrap().take())).unwrap();
+    assert_eq!(handle.join_timeout(SOON).ok(), Some(()));
+    assert!(matches!(module.add_task(|| ()), Err(SubmitError::ShutDown)));
+}
+
+#[test]
+fn shutdown_called_from_a_task_returns_and_the_manager_stops() {
+    let manager = started();
+    let inner = manager.clone();
+    let handle = manager.add_task(move || inner.shutdown()).unwrap();
+    assert!(handle.join_timeout(SOON).is_ok(), "shutdown inside a task returned");
+    assert!(manager.is_shut_down());
+    manager.shutdown(); // waits for the threads from outside
+}
+
+#[test]
+fn a_callback_submitting_during_shutdown_gets_shut_down_error() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let (entered_tx, entered) = mpsc::channel();
+    let outcome = Arc::new(Mutex::new(None));
+    let (m, o) = (module.clone(), outcome.clone());
+    let handle = module
+        .add_task(
+            Task::new(move || {
+                entered_tx.send(()).unwrap();
+                std::thread::sleep(ms(100));
+            })
+            .callback(move |_: &()| {
+                *o.lock().unwrap() = Some(m.add_task(|| ()).map(|_| ()));
+            }),
+        )
+        .unwrap();
+    entered.recv_timeout(SOON).unwrap();
+    manager.shutdown();
+    handle.join().unwrap();
+    assert!(matches!(*outcome.lock().unwrap(), Some(Err(SubmitError::ShutDown))));
+}
+
+#[test]
+fn concurrent_shutdowns_all_return() {
+    let manager = started();
+    let (_count, job) = counter();
+    for _ in 0..100 {
+        manager.add_task(job()).unwrap();
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let m = manager.clone();
+            std::thread::spawn(move || m.shutdown())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(manager.is_shut_down());
+}
