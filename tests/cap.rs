@@ -67,7 +67,7 @@ fn the_cap_holds_for_a_mix_of_immediate_scheduled_and_recurring_tasks() {
     let recurring: Vec<_> = (0..4)
         .map(|_| {
             let job = work(gauge.clone());
-            module.schedule_recurring(Recurrence::every(ms(3)).run_now(true), move || job()).unwrap()
+            module.schedule_recurring(Recurrence::every(ms(3)).run_now(true), job).unwrap()
         })
         .collect();
     let one_shots: Vec<_> = (0..100)
