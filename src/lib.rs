@@ -33,12 +33,14 @@
 //! assert_eq!(once.join()?, "once");
 //!
 //! // Run every 5 ms, starting now, until cancelled.
+//! let (tx, rx) = std::sync::mpsc::channel();
 //! let every = something.schedule_recurring(
 //!     Recurrence::every(Duration::from_millis(5)).run_now(true),
-//!     || println!("every-now"),
+//!     move || tx.send("every-now").unwrap(),
 //! )?;
-//! every.cancel();
-//! every.wait();
+//! assert_eq!(rx.recv()?, "every-now");
+//! every.cancel(); // no run starts after this
+//! every.wait(); // returns once a run in progress, if any, has ended
 //! assert!(every.runs() >= 1);
 //!
 //! manager.shutdown();

@@ -28,3 +28,32 @@ fn seed_prints_the_specs_lines_on_time() {
     let first = lines.iter().position(|l| *l == "every-now").unwrap();
     assert!(first < 3, "every-now runs at once: {text}");
 }
+
+fn run(name: &str) -> String {
+    let out = Command::new(example(name)).output().expect("run example");
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn poller_never_exceeds_its_cap() {
+    let text = run("poller");
+    let polls: Vec<&str> = text.lines().filter(|l| l.contains(" polled (")).collect();
+    assert!(polls.len() >= 10, "{text}");
+    assert!(polls.iter().all(|l| l.contains("(1 poll(s)") || l.contains("(2 poll(s)")), "{text}");
+}
+
+#[test]
+fn fan_out_collects_every_result() {
+    assert!(run("fan_out").contains("primes below 1000000: 78498"));
+}
+
+#[test]
+fn cancel_recurring_stops_both_tasks() {
+    let text = run("cancel_recurring");
+    assert!(text.contains("countdown: 3 runs, cancelled: true"), "{text}");
+    assert_eq!(text.matches("countdown ").count(), 3, "{text}");
+    let runs = text.lines().find_map(|l| l.strip_prefix("heartbeat: ")).unwrap();
+    let after = text.lines().find_map(|l| l.strip_prefix("heartbeat still at ")).unwrap();
+    assert_eq!(runs.split(' ').next(), after.split(' ').next(), "no run after cancel: {text}");
+}
