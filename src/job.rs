@@ -415,6 +415,8 @@ where
         let Some((mut method, mut callbacks)) = lock(&self.stage).payload.take() else {
             return self.retire();
         };
+        let manager = &module.manager;
+        let started = manager.now();
         let result = invoke(&mut method, &mut callbacks);
         self.runs.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
@@ -434,9 +436,8 @@ where
                 stage.last_failure = failure;
             }
         }
-        let manager = &module.manager;
         let due = self.due.load(Ordering::Relaxed);
-        let next = next_run(self.pacing, self.interval, due, manager.now());
+        let next = next_run(self.pacing, self.interval, due, started, manager.now());
         if let Some(next) = next {
             self.due.store(next.due, Ordering::Relaxed);
             if next.skipped > 0 {

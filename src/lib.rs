@@ -61,6 +61,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod clock;
 mod err;
 mod handle;
 mod job;
@@ -70,6 +71,7 @@ mod schedule;
 mod task;
 mod timer;
 
+pub use clock::ManualClock;
 pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use handle::{RecurringHandle, TaskHandle};
 pub use manager::{Builder, TaskManager};

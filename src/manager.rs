@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Core, Job, JobRef};
@@ -81,7 +82,7 @@ thread_local! {
 /// State shared by a manager's handles, modules, timer entries and threads.
 pub(crate) struct Shared {
     phase: AtomicU8,
-    epoch: Instant,
+    clock: Clock,
     pub(crate) keep_alive: Duration,
     timer: Mutex<TimerState>,
     timer_wake: Condvar,
@@ -103,7 +104,15 @@ impl Shared {
 
     /// Monotonic time since this manager was created.
     pub(crate) fn now(&self) -> Nanos {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.clock.now()
+    }
+
+    /// A manual clock moved: the timer re-reads it. Taking the timer lock
+    /// first means the timer is either before its clock read or already
+    /// waiting, so the wake-up cannot fall between the two.
+    pub(crate) fn time_moved(&self) {
+        drop(lock(&self.timer));
+        self.timer_wake.notify_all();
     }
 
     pub(crate) fn register(&self, module: &Arc<ModuleShared>) {
@@ -256,11 +265,9 @@ impl Shared {
                 timer = lock(&self.timer);
                 continue;
             }
-            timer = match timer.heap.next_due() {
-                Some(next) => {
-                    let wait = Duration::from_nanos(next.saturating_sub(now));
-                    self.timer_wake.wait_timeout(timer, wait).unwrap_or_else(|p| p.into_inner()).0
-                }
+            let wait = timer.heap.next_due().and_then(|next| self.clock.real_wait(next.saturating_sub(now)));
+            timer = match wait {
+                Some(wait) => self.timer_wake.wait_timeout(timer, wait).unwrap_or_else(|p| p.into_inner()).0,
                 None => self.timer_wake.wait(timer).unwrap_or_else(|p| p.into_inner()),
             };
         }
@@ -355,6 +362,7 @@ impl Drop for ThreadExit {
 pub struct Builder {
     default_max_workers: usize,
     keep_alive: Duration,
+    clock: Option<ManualClock>,
 }
 
 impl Builder {
@@ -373,6 +381,13 @@ impl Builder {
         self
     }
 
+    /// Reads time from `clock` instead of the monotonic clock, so tests
+    /// decide when scheduled tasks fall due. See [`ManualClock`].
+    pub fn clock(mut self, clock: &ManualClock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
     /// Builds the manager. It queues tasks at once and runs them from
     /// [`start_thread`](TaskManager::start_thread) on.
     ///
@@ -387,7 +402,10 @@ impl Builder {
             closing,
             closing_tx: Mutex::new(Some(closing_tx)),
             phase: AtomicU8::new(Phase::Created as u8),
-            epoch: Instant::now(),
+            clock: match &self.clock {
+                Some(manual) => Clock::Manual(manual.clone()),
+                None => Clock::Monotonic(Instant::now()),
+            },
             keep_alive: self.keep_alive,
             timer: Mutex::new(TimerState { heap: TimerHeap::new(), closed: false, thread_started: false }),
             timer_wake: Condvar::new(),
@@ -395,6 +413,9 @@ impl Builder {
             thread_exited: Condvar::new(),
             modules: Mutex::new(Vec::new()),
         });
+        if let Some(manual) = &self.clock {
+            manual.attach(&shared);
+        }
         let default_module = Module::with_shared(&shared, self.default_max_workers)?;
         Ok(TaskManager { inner: Arc::new(Owner { shared, default_module }) })
     }
@@ -403,7 +424,7 @@ impl Builder {
 impl Default for Builder {
     fn default() -> Self {
         let cpus = thread::available_parallelism().map_or(1, |n| n.get());
-        Builder { default_max_workers: (cpus + 4).min(32), keep_alive: Duration::from_secs(60) }
+        Builder { default_max_workers: (cpus + 4).min(32), keep_alive: Duration::from_secs(60), clock: None }
     }
 }
 

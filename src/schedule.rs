@@ -112,20 +112,32 @@ pub(crate) struct NextRun {
     pub(crate) skipped: u64,
 }
 
-/// Where the next run goes, given the due time of the run that just ended and
-/// when it ended. `None` when the next due time is past the clock's range.
+/// Where the next run goes, given the due time of the run that just ended,
+/// when it started and when it ended. `None` when the next due time is past
+/// the clock's range.
 ///
-/// Fixed rate: the first grid point `due + m * interval` (m >= 1) that is not
-/// before `ended`; a grid point equal to `ended` is still on time.
-pub(crate) fn next_run(pacing: Pacing, interval: Nanos, due: Nanos, ended: Nanos) -> Option<NextRun> {
+/// Fixed rate: a run that started late (after a stall, or behind a busy
+/// module) stands for the latest grid point it reached, so it is not
+/// followed at once by runs for the ticks it missed. The next run is the
+/// first grid point after the start that is not before `ended`; a grid point
+/// equal to `ended` is still on time.
+pub(crate) fn next_run(
+    pacing: Pacing,
+    interval: Nanos,
+    due: Nanos,
+    started: Nanos,
+    ended: Nanos,
+) -> Option<NextRun> {
     debug_assert!(interval > 0, "recurring interval must be positive");
     match pacing {
         Pacing::FixedDelay => Some(NextRun { due: ended.checked_add(interval)?, skipped: 0 }),
         Pacing::FixedRate => {
-            let late = ended.saturating_sub(due);
-            let periods = (late / interval + u64::from(late % interval != 0)).max(1);
-            let due = due.checked_add(periods.checked_mul(interval)?)?;
-            Some(NextRun { due, skipped: periods - 1 })
+            let late_ticks = started.saturating_sub(due) / interval;
+            let reached = due.checked_add(late_ticks.checked_mul(interval)?)?;
+            let overrun = ended.saturating_sub(reached);
+            let periods = (overrun / interval + u64::from(overrun % interval != 0)).max(1);
+            let due = reached.checked_add(periods.checked_mul(interval)?)?;
+            Some(NextRun { due, skipped: late_ticks + periods - 1 })
         }
     }
 }
@@ -136,8 +148,9 @@ mod tests {
 
     const MS: Nanos = 1_000_000;
 
+    /// A run due at `due` that started on time and ended at `ended`.
     fn rate(due: Nanos, ended: Nanos) -> NextRun {
-        next_run(Pacing::FixedRate, 10 * MS, due, ended).unwrap()
+        next_run(Pacing::FixedRate, 10 * MS, due, due.min(ended), ended).unwrap()
     }
 
     #[test]
@@ -153,8 +166,20 @@ mod tests {
         assert_eq!(rate(20 * MS, 45 * MS), NextRun { due: 50 * MS, skipped: 2 });
         // Overran exactly to a grid point: that point is still on time.
         assert_eq!(rate(10 * MS, 30 * MS), NextRun { due: 30 * MS, skipped: 1 });
-        // A long stall (suspended process) skips many ticks, runs once.
+        // A run that itself lasted 1 s skips the ticks it covered.
         assert_eq!(rate(0, 1_000 * MS + 1), NextRun { due: 1_010 * MS, skipped: 100 });
+    }
+
+    #[test]
+    fn a_run_that_starts_late_stands_for_the_latest_tick_it_reached() {
+        // Due at 10 ms, but the process stalled: it starts and ends at
+        // exactly 1 s, itself a grid point. One run, not two back to back.
+        let next = next_run(Pacing::FixedRate, 10 * MS, 10 * MS, 1_000 * MS, 1_000 * MS).unwrap();
+        assert_eq!(next, NextRun { due: 1_010 * MS, skipped: 99 });
+        // Started 25 ms late, took 1 ms: the next tick is 40, ticks 20 and
+        // 30 are skipped.
+        let next = next_run(Pacing::FixedRate, 10 * MS, 10 * MS, 35 * MS, 36 * MS).unwrap();
+        assert_eq!(next, NextRun { due: 40 * MS, skipped: 2 });
     }
 
     #[test]
@@ -175,7 +200,7 @@ mod tests {
 
     #[test]
     fn fixed_delay_counts_from_the_end_of_the_run() {
-        let next = next_run(Pacing::FixedDelay, 10 * MS, 20 * MS, 45 * MS).unwrap();
+        let next = next_run(Pacing::FixedDelay, 10 * MS, 20 * MS, 20 * MS, 45 * MS).unwrap();
         assert_eq!(next, NextRun { due: 55 * MS, skipped: 0 });
     }
 
@@ -183,13 +208,16 @@ mod tests {
     fn exhaustive_small_grid_invariants() {
         for interval in 1..=7u64 {
             for due in 0..20u64 {
-                for ended in 0..60u64 {
-                    let n = next_run(Pacing::FixedRate, interval, due, ended).unwrap();
-                    assert!(n.due > due, "moves forward");
-                    assert!(n.due >= ended, "never before the run ended");
-                    assert_eq!((n.due - due) % interval, 0, "stays on the grid");
-                    assert!(n.due - interval < ended.max(due + 1), "first grid point, no extra wait");
-                    assert_eq!(n.skipped, (n.due - due) / interval - 1);
+                for started in due..due + 30 {
+                    for ended in started..started + 30 {
+                        let n = next_run(Pacing::FixedRate, interval, due, started, ended).unwrap();
+                        assert!(n.due > started, "never again at the same instant");
+                        assert!(n.due >= ended, "never before the run ended");
+                        assert_eq!((n.due - due) % interval, 0, "stays on the grid");
+                        let prev = n.due - interval;
+                        assert!(prev < ended || prev <= started, "the first such grid point");
+                        assert_eq!(n.skipped, (n.due - due) / interval - 1, "every tick between is counted");
+                    }
                 }
             }
         }
@@ -197,8 +225,8 @@ mod tests {
 
     #[test]
     fn out_of_range_is_none_not_a_panic() {
-        assert_eq!(next_run(Pacing::FixedRate, 10, u64::MAX - 5, u64::MAX - 5), None);
-        assert_eq!(next_run(Pacing::FixedDelay, 10, 0, u64::MAX - 5), None);
+        assert_eq!(next_run(Pacing::FixedRate, 10, u64::MAX - 5, u64::MAX - 5, u64::MAX - 5), None);
+        assert_eq!(next_run(Pacing::FixedDelay, 10, 0, 0, u64::MAX - 5), None);
         assert_eq!(due_after(5, Duration::MAX), None);
         assert_eq!(due_after(u64::MAX - 1, Duration::from_nanos(2)), None);
         assert_eq!(due_after(5, Duration::from_millis(1)), Some(5 + MS));
