@@ -303,12 +303,48 @@ where
     }
 }
 
-/// What a [`TaskHandle`](crate::TaskHandle) can do with a one-shot cell
-/// without knowing the method's type.
-pub(crate) trait Outcome<T>: Send + Sync {
+/// What every handle does with its cell, whatever the cell's kind.
+pub(crate) trait Waitable: Send + Sync {
     fn core(&self) -> &Core;
     fn cancel(&self) -> bool;
+    /// Blocks until the phase is final or `deadline` passes; true if final.
     fn wait_until(&self, deadline: Option<Instant>) -> bool;
+}
+
+/// A job with a stage lock, which every final move holds.
+trait Staged: Job {
+    type Stage;
+    fn stage(&self) -> &Mutex<Self::Stage>;
+}
+
+impl<C: Staged> Waitable for C {
+    fn core(&self) -> &Core {
+        Job::core(self)
+    }
+
+    fn cancel(&self) -> bool {
+        Job::cancel(self)
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        Job::core(self).wait_final(lock(self.stage()), deadline)
+    }
+}
+
+impl<F, T> Staged for OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Stage = Stage<F, T>;
+    fn stage(&self) -> &Mutex<Stage<F, T>> {
+        &self.stage
+    }
+}
+
+/// What a [`TaskHandle`](crate::TaskHandle) can do with a one-shot cell
+/// without knowing the method's type.
+pub(crate) trait Outcome<T>: Waitable {
     /// The result; call once, after `wait_until` returned true.
     fn take(&self) -> Result<T, TaskError>;
 }
@@ -318,18 +354,6 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    fn cancel(&self) -> bool {
-        Job::cancel(self)
-    }
-
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        self.core.wait_final(lock(&self.stage), deadline)
-    }
-
     fn take(&self) -> Result<T, TaskError> {
         match std::mem::replace(&mut *lock(&self.stage), Stage::Taken) {
             Stage::Done(result) => result,
@@ -482,10 +506,7 @@ where
 
 /// What a [`RecurringHandle`](crate::RecurringHandle) can do with a
 /// recurring cell without knowing its types.
-pub(crate) trait Control: Send + Sync {
-    fn core(&self) -> &Core;
-    fn cancel(&self) -> bool;
-    fn wait_until(&self, deadline: Option<Instant>) -> bool;
+pub(crate) trait Control: Waitable {
     fn runs(&self) -> u64;
     fn failures(&self) -> u64;
     fn skipped(&self) -> u64;
@@ -493,23 +514,22 @@ pub(crate) trait Control: Send + Sync {
     fn cancel_requested(&self) -> bool;
 }
 
+impl<F, T> Staged for Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Stage = RecurringStage<F, T>;
+    fn stage(&self) -> &Mutex<RecurringStage<F, T>> {
+        &self.stage
+    }
+}
+
 impl<F, T> Control for Recurring<F, T>
 where
     F: FnMut() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn core(&self) -> &Core {
-        &self.core
-    }
-
-    fn cancel(&self) -> bool {
-        Job::cancel(self)
-    }
-
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        self.core.wait_final(lock(&self.stage), deadline)
-    }
-
     fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
     }
