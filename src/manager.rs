@@ -273,24 +273,39 @@ impl Shared {
         }
     }
 
-    /// Stops accepting, runs what is due, cancels what is not, and waits for
-    /// every thread (until `deadline`, if given). See `PROTOCOL.md`,
-    /// "Shutdown".
-    fn shutdown(self: &Arc<Self>, deadline: Option<Instant>) -> Result<(), ShutdownTimedOut> {
+    /// Shutdown steps 1 to 3 (see `PROTOCOL.md`, "Shutdown"): stop
+    /// accepting, close the timer (due entries run, the rest are cancelled),
+    /// wake the workers. With `cancel_unstarted`, due entries and queued
+    /// tasks are cancelled too. Returns how many tasks this call cancelled
+    /// that way.
+    fn begin_shutdown(self: &Arc<Self>, cancel_unstarted: bool) -> usize {
         let before = Phase::from_u8(self.phase.fetch_max(Phase::ShuttingDown as u8, SeqCst));
         fence(SeqCst);
-        if before.accepts() {
-            self.close_timer();
+        let first = before.accepts();
+        let mut cancelled = 0;
+        if first {
+            cancelled += self.close_timer(cancel_unstarted);
             drop(lock(&self.closing_tx).take());
+        }
+        let modules = self.modules();
+        if cancel_unstarted {
+            cancelled += modules.iter().map(|m| m.cancel_queued()).sum::<usize>();
+        }
+        if first {
             // Work queued before a start that never came gets its workers.
-            for module in self.modules() {
+            for module in &modules {
                 module.kick();
             }
         }
+        cancelled
+    }
+
+    /// Shutdown step 4: waits until every thread has ended (then joins them
+    /// and returns true) or `deadline` passes (false). On one of this
+    /// manager's own threads it cannot wait for itself, and returns false.
+    fn await_termination(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
         if self.on_own_thread() {
-            // A task cannot wait for its own thread to end: the shutdown
-            // goes on without it.
-            return Ok(());
+            return false;
         }
         let mut threads = lock(&self.threads);
         while threads.live > 0 {
@@ -299,12 +314,7 @@ impl Shared {
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        let still_running = threads.live;
-                        threads.closed = true;
-                        drop(threads);
-                        let modules = std::mem::take(&mut *lock(&self.modules));
-                        let cancelled = modules.iter().map(|m| m.cancel_queued()).sum();
-                        return Err(ShutdownTimedOut { still_running, cancelled });
+                        return false;
                     }
                     let wait = deadline - now;
                     self.thread_exited.wait_timeout(threads, wait).unwrap_or_else(|p| p.into_inner()).0
@@ -321,12 +331,25 @@ impl Shared {
         }
         self.phase.store(Phase::Terminated as u8, SeqCst);
         lock(&self.modules).clear();
-        Ok(())
+        true
     }
 
-    /// At shutdown: closes the timer, sends what is due to its module and
-    /// cancels the rest.
-    fn close_timer(&self) {
+    /// `shutdown_timeout`: begins, waits until `deadline`, and past it
+    /// cancels what is still queued and reports what still runs.
+    fn shutdown_until(self: &Arc<Self>, deadline: Instant) -> Result<(), ShutdownTimedOut> {
+        self.begin_shutdown(false);
+        if self.await_termination(Some(deadline)) || self.on_own_thread() {
+            return Ok(());
+        }
+        let cancelled = self.modules().iter().map(|m| m.cancel_queued()).sum();
+        let still_running = lock(&self.threads).live;
+        Err(ShutdownTimedOut { still_running, cancelled })
+    }
+
+    /// At shutdown: closes the timer, sends what is due to its module (or,
+    /// with `cancel_due`, cancels it) and cancels the rest. Returns how many
+    /// due entries it cancelled.
+    fn close_timer(&self, cancel_due: bool) -> usize {
         let (due, not_due) = {
             let mut timer = lock(&self.timer);
             timer.closed = true;
@@ -337,11 +360,15 @@ impl Shared {
             (due, not_due)
         };
         self.timer_wake.notify_all();
+        // Dropping entries cancels their jobs; their handles say so.
+        drop(not_due);
+        if cancel_due {
+            return due.into_iter().map(|e| e.job.cancel()).filter(|&c| c).count();
+        }
         for TimerEntry { job, module } in due {
             module.dispatch(job);
         }
-        // Dropping the entries cancels their jobs; their handles say so.
-        drop(not_due);
+        0
     }
 }
 
@@ -464,7 +491,8 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let _ = self.shared.shutdown(None);
+        self.shared.begin_shutdown(false);
+        self.shared.await_termination(None);
     }
 }
 
@@ -560,8 +588,9 @@ impl TaskManager {
     /// task, it does steps 1 to 3 and returns without waiting, since the task
     /// cannot wait for itself. Calling it again waits for the same end.
     pub fn shutdown(&self) {
-        // Without a deadline there is no timeout to report.
-        let _ = self.inner.shared.shutdown(None);
+        let shared = &self.inner.shared;
+        shared.begin_shutdown(false);
+        shared.await_termination(None);
     }
 
     /// [`shutdown`](Self::shutdown), waiting at most `timeout` for running
@@ -572,7 +601,41 @@ impl TaskManager {
     /// queued tasks that had not started are cancelled, and the running ones
     /// finish in the background.
     pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
-        self.inner.shared.shutdown(Instant::now().checked_add(timeout))
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.inner.shared.shutdown_until(deadline),
+            None => {
+                self.shutdown();
+                Ok(())
+            }
+        }
+    }
+
+    /// Shuts down without starting anything more: stops accepting, cancels
+    /// every task that has not started (queued, due or not yet due), then
+    /// waits for the running ones and joins every thread. Returns how many
+    /// queued or due tasks it cancelled (scheduled tasks not yet due are
+    /// cancelled as by every shutdown, and not counted).
+    pub fn shutdown_now(&self) -> usize {
+        let shared = &self.inner.shared;
+        let cancelled = shared.begin_shutdown(true);
+        shared.await_termination(None);
+        cancelled
+    }
+
+    /// Begins [`shutdown`](Self::shutdown) (steps 1 to 3) and returns at
+    /// once; queued and due tasks go on running in the background. Follow
+    /// with [`await_termination`](Self::await_termination) to wait for the
+    /// end.
+    pub fn begin_shutdown(&self) {
+        self.inner.shared.begin_shutdown(false);
+    }
+
+    /// After a shutdown has begun, waits until every task has ended and every
+    /// thread is joined, or `timeout` passes; returns whether it ended.
+    /// Cancels nothing. Returns false at once when called inside a task of
+    /// this manager, which cannot wait for itself.
+    pub fn await_termination(&self, timeout: Duration) -> bool {
+        self.inner.shared.await_termination(Instant::now().checked_add(timeout))
     }
 
     /// Whether [`shutdown`](Self::shutdown) has begun.

@@ -212,3 +212,42 @@ fn concurrent_shutdowns_all_return() {
     }
     assert!(manager.is_shut_down());
 }
+
+#[test]
+fn shutdown_now_cancels_everything_not_started_and_waits_for_the_rest() {
+    let manager = TaskManager::new(); // not started: everything stays queued
+    let module = Module::new(&manager, 1).unwrap();
+    let queued: Vec<_> = (0..5).map(|_| module.add_task(|| ()).unwrap()).collect();
+    let due = module.schedule_task(ms(1), || ()).unwrap();
+    let later = module.schedule_task(Duration::from_secs(60), || ()).unwrap();
+    std::thread::sleep(ms(10));
+    assert_eq!(manager.shutdown_now(), 6, "five queued and one due");
+    for h in queued.iter().chain([&due, &later]) {
+        assert!(h.is_cancelled());
+    }
+}
+
+#[test]
+fn begin_shutdown_returns_at_once_and_await_termination_waits() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let (release, gate) = mpsc::channel::<()>();
+    let (entered_tx, entered) = mpsc::channel();
+    let running = module
+        .add_task(move || {
+            entered_tx.send(()).unwrap();
+            gate.recv().unwrap();
+        })
+        .unwrap();
+    let queued = module.add_task(|| "still runs").unwrap();
+    entered.recv_timeout(SOON).unwrap();
+    let start = Instant::now();
+    manager.begin_shutdown();
+    assert!(start.elapsed() < Duration::from_secs(1), "did not wait");
+    assert!(matches!(manager.add_task(|| ""), Err(SubmitError::ShutDown)));
+    assert!(!manager.await_termination(ms(30)), "a task is still running");
+    release.send(()).unwrap();
+    assert!(manager.await_termination(SOON));
+    running.join().unwrap();
+    assert_eq!(queued.join().unwrap(), "still runs", "begin_shutdown cancels nothing queued");
+}
