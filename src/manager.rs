@@ -334,6 +334,12 @@ impl Shared {
         true
     }
 
+    fn cancel_pending(&self) -> usize {
+        let entries: Vec<TimerEntry> = lock(&self.timer).heap.drain().collect();
+        let timers = entries.into_iter().map(|e| e.job.cancel()).filter(|&c| c).count();
+        timers + self.modules().iter().map(|m| m.cancel_queued()).sum::<usize>()
+    }
+
     /// `shutdown_timeout`: begins, waits until `deadline`, and past it
     /// cancels what is still queued and reports what still runs.
     fn shutdown_until(self: &Arc<Self>, deadline: Instant) -> Result<(), ShutdownTimedOut> {
@@ -636,6 +642,21 @@ impl TaskManager {
     /// this manager, which cannot wait for itself.
     pub fn await_termination(&self, timeout: Duration) -> bool {
         self.inner.shared.await_termination(Instant::now().checked_add(timeout))
+    }
+
+    /// Cancels every task waiting to start: queued in any module, or
+    /// scheduled (recurring ones included), due or not. Running tasks go on;
+    /// a recurring task that is running now keeps its schedule. The manager
+    /// keeps accepting new tasks. Returns how many tasks it cancelled.
+    pub fn cancel_pending(&self) -> usize {
+        self.inner.shared.cancel_pending()
+    }
+
+    /// Whether the calling thread is one of this manager's (a worker running
+    /// a task or callback, or the timer). Blocking waits for the manager's
+    /// own end cannot work there.
+    pub fn is_manager_thread(&self) -> bool {
+        self.inner.shared.on_own_thread()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has begun.

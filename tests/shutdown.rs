@@ -251,3 +251,23 @@ fn begin_shutdown_returns_at_once_and_await_termination_waits() {
     running.join().unwrap();
     assert_eq!(queued.join().unwrap(), "still runs", "begin_shutdown cancels nothing queued");
 }
+
+#[test]
+fn cancel_pending_clears_waiting_work_and_the_manager_goes_on() {
+    let manager = TaskManager::new();
+    let queued = manager.add_task(|| ()).unwrap();
+    let scheduled = manager.schedule_task(Duration::from_secs(60), || ()).unwrap();
+    let recurring = manager.schedule_recurring(Recurrence::every(Duration::from_secs(60)), || ()).unwrap();
+    assert_eq!(manager.cancel_pending(), 3);
+    assert!(queued.is_cancelled() && scheduled.is_cancelled() && recurring.is_done());
+    manager.start_thread().unwrap();
+    assert_eq!(manager.add_task(|| 1).unwrap().join_timeout(SOON).unwrap(), 1);
+}
+
+#[test]
+fn is_manager_thread_is_true_only_inside_tasks() {
+    let manager = started();
+    assert!(!manager.is_manager_thread());
+    let inner = manager.clone();
+    assert!(manager.add_task(move || inner.is_manager_thread()).unwrap().join().unwrap());
+}

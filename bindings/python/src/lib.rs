@@ -1,0 +1,439 @@
+//! `taskmanager._taskmanager`: the native half of the Python package.
+//!
+//! The Python half (`python/taskmanager/__init__.py`) checks arguments and
+//! gives the spec's API; this half runs Python callables on the Rust core.
+//!
+//! Rules kept here:
+//! - The GIL is held only to call Python code. Waiting (shutdown, idle)
+//!   happens detached; queuing and timing happen in the core.
+//! - Every Python object a task holds lives in one [`PyTask`], which drops
+//!   them with the GIL held: when the task ends, or when the core drops the
+//!   task unrun (cancel, shutdown), in which case it also marks the task's
+//!   future cancelled. So a cancelled task is always reported, and nothing a
+//!   task held outlives it.
+//! - A [`Ticket`] counts every accepted task until it ends, so the package
+//!   can keep the interpreter alive while work remains.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+
+use taskmanager::{Module, Recurrence, RecurringHandle, SubmitError, TaskHandle, TaskManager};
+
+/// `concurrent.futures.Future.cancel`, called unbound so that our handle's
+/// own `cancel` (which asks the core) is not re-entered.
+static FUTURE_CANCEL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `logging.getLogger("taskmanager")`.
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn future_cancel(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    FUTURE_CANCEL
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("concurrent.futures")?.getattr("Future")?.getattr("cancel")?.unbind())
+        })
+        .map(|f| f.bind(py))
+}
+
+fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    LOGGER
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("logging")?.call_method1("getLogger", ("taskmanager",))?.unbind())
+        })
+        .map(|l| l.bind(py))
+}
+
+/// Logs a task's or callback's exception on the `taskmanager` logger, with
+/// its traceback. Logging must never take a worker down: its own errors are
+/// reported through `sys.unraisablehook`.
+fn log_failure(py: Python<'_>, what: &str, callable: &Bound<'_, PyAny>, err: &PyErr) {
+    let logged = logger(py).and_then(|log| {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("exc_info", err.value(py))?;
+        log.call_method("error", (format!("{what} %r raised an exception"), callable), Some(&kwargs))
+    });
+    if let Err(e) = logged {
+        e.write_unraisable(py, Some(callable));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Counting outstanding work.
+
+/// How many accepted tasks have not ended yet.
+#[derive(Default)]
+struct Outstanding {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Outstanding {
+    fn enter(self: &Arc<Self>) -> Ticket {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Ticket(Arc::clone(self))
+    }
+
+    /// Waits until no task is outstanding or `timeout` passes.
+    fn wait_zero(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *count > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            count = self.zero.wait_timeout(count, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        true
+    }
+}
+
+/// One outstanding task; counted out when dropped.
+struct Ticket(Arc<Outstanding>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *count -= 1;
+        if *count == 0 {
+            self.0.zero.notify_all();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A Python task.
+
+/// Everything Python a task holds.
+struct Parts {
+    future: Py<PyAny>,
+    method: Py<PyAny>,
+    args: Py<PyTuple>,
+    kwargs: Option<Py<PyDict>>,
+    callbacks: Vec<Py<PyAny>>,
+}
+
+/// A task's Python objects and its ticket. See the module docs.
+struct PyTask {
+    parts: Option<Parts>,
+    _ticket: Ticket,
+}
+
+/// Extra state a recurring task shares with its handle.
+#[derive(Default)]
+struct RecurringState {
+    failures: AtomicU64,
+    last_exception: Mutex<Option<Py<PyAny>>>,
+}
+
+impl PyTask {
+    /// Calls the method, then each callback with its value. Returns the
+    /// value, or the first exception (the method's, else a callback's).
+    fn call(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
+        let method = parts.method.bind(py);
+        let value =
+            method.call(parts.args.bind(py), parts.kwargs.as_ref().map(|k| k.bind(py))).inspect_err(|e| {
+                log_failure(py, "task", method, e);
+            })?;
+        let mut failure = None;
+        for callback in &parts.callbacks {
+            let callback = callback.bind(py);
+            if let Err(e) = callback.call1((&value,)) {
+                log_failure(py, "callback", callback, &e);
+                failure.get_or_insert(e);
+            }
+        }
+        match failure {
+            None => Ok(value.unbind()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// A one-shot run: result or exception to the future, after releasing
+    /// everything the task held.
+    fn run_once(&mut self, py: Python<'_>) {
+        let Some(parts) = self.parts.take() else { return };
+        let future = parts.future.clone_ref(py);
+        let starts = future.call_method0(py, "set_running_or_notify_cancel");
+        if !starts.is_ok_and(|s| s.is_truthy(py).unwrap_or(false)) {
+            return;
+        }
+        let outcome = Self::call(py, &parts);
+        drop(parts);
+        let settled = match outcome {
+            Ok(value) => future.call_method1(py, "set_result", (value,)),
+            Err(e) => future.call_method1(py, "set_exception", (e.value(py),)),
+        };
+        if let Err(e) = settled {
+            e.write_unraisable(py, Some(future.bind(py)));
+        }
+    }
+
+    /// A recurring run: failures are logged and kept on the handle; the
+    /// schedule goes on.
+    fn run_again(&self, py: Python<'_>, state: &RecurringState) {
+        let Some(parts) = &self.parts else { return };
+        if let Err(e) = Self::call(py, parts) {
+            state.failures.fetch_add(1, Ordering::Relaxed);
+            let exception = e.value(py).clone().into_any().unbind();
+            let old = state.last_exception.lock().unwrap_or_else(PoisonError::into_inner).replace(exception);
+            drop(old);
+        }
+    }
+}
+
+impl Drop for PyTask {
+    fn drop(&mut self) {
+        if let Some(parts) = self.parts.take() {
+            // Dropped without a (final) run: cancelled by a handle, by
+            // shutdown, or a recurring task's end.
+            Python::attach(|py| {
+                if let Err(e) = future_cancel(py).and_then(|cancel| cancel.call1((&parts.future,))) {
+                    e.write_unraisable(py, None);
+                }
+                drop(parts);
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Classes.
+
+fn submit_error(e: SubmitError) -> PyErr {
+    match e {
+        SubmitError::ShutDown => PyRuntimeError::new_err("cannot add a task: the task manager is shut down"),
+        SubmitError::DelayTooLong { .. } => PyValueError::new_err("delay is too large"),
+        SubmitError::ZeroInterval => PyValueError::new_err("delay must be > 0 for a reoccurring task"),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+fn seconds(delay: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(delay)
+        .map_err(|_| PyValueError::new_err(format!("delay must be a finite number >= 0, got {delay}")))
+}
+
+/// The Rust manager behind a `taskmanager.TaskManager`.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+struct ManagerCore {
+    manager: TaskManager,
+    outstanding: Arc<Outstanding>,
+}
+
+#[pymethods]
+impl ManagerCore {
+    #[new]
+    fn new(default_max_workers: usize) -> PyResult<Self> {
+        let manager = TaskManager::builder()
+            .default_max_workers(default_max_workers)
+            .build()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(ManagerCore { manager, outstanding: Arc::default() })
+    }
+
+    fn start(&self) -> PyResult<()> {
+        self.manager.start_thread().map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    fn default_module(&self) -> ModuleCore {
+        ModuleCore {
+            module: self.manager.default_module().clone(),
+            outstanding: Arc::clone(&self.outstanding),
+        }
+    }
+
+    /// Stops accepting; with `cancel_pending`, cancels every task not
+    /// started. Does not wait.
+    fn begin_shutdown(&self, py: Python<'_>, cancel_pending: bool) -> usize {
+        py.detach(|| {
+            self.manager.begin_shutdown();
+            if cancel_pending {
+                self.manager.cancel_pending()
+            } else {
+                0
+            }
+        })
+    }
+
+    /// Waits up to `timeout` seconds for the end; true if it ended.
+    fn await_termination(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds(timeout)?;
+        Ok(py.detach(|| self.manager.await_termination(timeout)))
+    }
+
+    /// Waits up to `timeout` seconds until no accepted task is outstanding.
+    fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds(timeout)?;
+        Ok(py.detach(|| self.outstanding.wait_zero(timeout)))
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.manager.is_shut_down()
+    }
+
+    fn is_manager_thread(&self) -> bool {
+        self.manager.is_manager_thread()
+    }
+
+    fn outstanding(&self) -> usize {
+        *self.outstanding.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for ManagerCore {
+    fn drop(&mut self) {
+        // Workers may need the GIL to finish: wait for them detached.
+        Python::attach(|py| py.detach(|| self.manager.shutdown()));
+    }
+}
+
+/// The Rust module behind a `taskmanager.Module`.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+struct ModuleCore {
+    module: Module,
+    outstanding: Arc<Outstanding>,
+}
+
+impl ModuleCore {
+    fn task(
+        &self,
+        future: Py<PyAny>,
+        method: Py<PyAny>,
+        args: Py<PyTuple>,
+        kwargs: Option<Py<PyDict>>,
+        callbacks: Vec<Py<PyAny>>,
+    ) -> PyTask {
+        PyTask {
+            parts: Some(Parts { future, method, args, kwargs, callbacks }),
+            _ticket: self.outstanding.enter(),
+        }
+    }
+}
+
+#[pymethods]
+impl ModuleCore {
+    #[new]
+    fn new(manager: &ManagerCore, max_workers: usize) -> PyResult<Self> {
+        let module =
+            Module::new(&manager.manager, max_workers).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
+    }
+
+    /// Queues `method(*args, **kwargs)`, or schedules it `delay` seconds
+    /// from now; `future` receives the outcome.
+    #[pyo3(signature = (future, method, args, kwargs, callbacks, delay=None))]
+    fn add(
+        &self,
+        future: Py<PyAny>,
+        method: Py<PyAny>,
+        args: Py<PyTuple>,
+        kwargs: Option<Py<PyDict>>,
+        callbacks: Vec<Py<PyAny>>,
+        delay: Option<f64>,
+    ) -> PyResult<TaskCore> {
+        let mut task = self.task(future, method, args, kwargs, callbacks);
+        let run = move || Python::attach(|py| task.run_once(py));
+        let handle = match delay {
+            None => self.module.add_task(run),
+            Some(delay) => self.module.schedule_task(seconds(delay)?, run),
+        };
+        handle.map(|handle| TaskCore { handle }).map_err(submit_error)
+    }
+
+    /// Runs `method(*args, **kwargs)` every `interval` seconds.
+    fn add_recurring(
+        &self,
+        future: Py<PyAny>,
+        method: Py<PyAny>,
+        args: Py<PyTuple>,
+        kwargs: Option<Py<PyDict>>,
+        callbacks: Vec<Py<PyAny>>,
+        interval: f64,
+        run_now: bool,
+    ) -> PyResult<RecurringCore> {
+        let task = self.task(future, method, args, kwargs, callbacks);
+        let state = Arc::new(RecurringState::default());
+        let shared = Arc::clone(&state);
+        let run = move || Python::attach(|py| task.run_again(py, &shared));
+        let recurrence = Recurrence::every(seconds(interval)?).run_now(run_now);
+        let handle = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
+        Ok(RecurringCore { handle, state })
+    }
+
+    fn worker_count(&self) -> usize {
+        self.module.worker_count()
+    }
+
+    fn queued(&self) -> usize {
+        self.module.queued()
+    }
+}
+
+/// The core handle of a one-shot task.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+struct TaskCore {
+    handle: TaskHandle<()>,
+}
+
+#[pymethods]
+impl TaskCore {
+    /// Cancels if not started; true if this call cancelled it (the future
+    /// has then been marked cancelled).
+    fn cancel(&self) -> bool {
+        self.handle.cancel()
+    }
+}
+
+/// The core handle of a recurring task.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+struct RecurringCore {
+    handle: RecurringHandle,
+    state: Arc<RecurringState>,
+}
+
+#[pymethods]
+impl RecurringCore {
+    fn cancel(&self) -> bool {
+        self.handle.cancel()
+    }
+
+    #[getter]
+    fn runs(&self) -> u64 {
+        self.handle.runs()
+    }
+
+    #[getter]
+    fn failures(&self) -> u64 {
+        self.state.failures.load(Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn skipped_ticks(&self) -> u64 {
+        self.handle.skipped_ticks()
+    }
+
+    #[getter]
+    fn last_exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let last = self.state.last_exception.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref().map(|e| e.clone_ref(py))
+    }
+
+    #[getter]
+    fn done(&self) -> bool {
+        self.handle.is_done()
+    }
+}
+
+#[pymodule]
+fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ManagerCore>()?;
+    m.add_class::<ModuleCore>()?;
+    m.add_class::<TaskCore>()?;
+    m.add_class::<RecurringCore>()?;
+    Ok(())
+}
