@@ -346,6 +346,8 @@ impl ModuleCore {
     }
 
     /// Runs `method(*args, **kwargs)` every `interval` seconds.
+    // The arguments are the Python call's, checked by the Python half.
+    #[allow(clippy::too_many_arguments)]
     fn add_recurring(
         &self,
         future: Py<PyAny>,
