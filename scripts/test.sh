@@ -1,7 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust crate's unit, integration, example and doc tests.
-# (The Python suite joins here when the Python package lands.)
+# Runs every test, Rust and Python:
+#   1. the Rust crate's unit, integration, example and doc tests;
+#   2. the Python package, built with maturin into a fresh virtual
+#      environment (`pip install .`), then its pytest suite and a check of
+#      its type stubs against the runtime (mypy.stubtest).
+# Needs cargo and python3 (with venv and pip); fetches Python packages from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+
+echo "== Rust tests"
+cargo test -p taskmanager --all-targets
+cargo test -p taskmanager --doc
+
+echo "== Python: build and install into a fresh virtual environment"
+venv="${TASKMANAGER_TEST_VENV:-target/test-venv}"
+python3 -m venv --clear "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+"$venv/bin/python" -m pip install --quiet ".[test]"
+
+echo "== Python: type stubs match the runtime"
+(cd "$venv" && bin/python -m mypy.stubtest taskmanager)
+
+echo "== Python tests"
+"$venv/bin/python" -m pytest tests/python -q

@@ -22,7 +22,7 @@ import math
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from ._taskmanager import ManagerCore, ModuleCore, RecurringCore, TaskCore
 
@@ -44,12 +44,12 @@ def _type_name(value: object) -> str:
     return "None" if value is None else type(value).__name__
 
 
-def _check_method(method: object, name: str = "method") -> Callable[..., Any]:
+def _check_method(method: Any, name: str = "method") -> Callable[..., Any]:
     if method is None:
         raise TypeError(f"{name} must be callable, got None")
     if not callable(method):
         raise TypeError(f"{name} must be callable, got {_type_name(method)}")
-    return method
+    return cast(Callable[..., Any], method)
 
 
 def _check_args(args: object) -> Tuple[Any, ...]:
@@ -71,7 +71,7 @@ def _check_kwargs(kwargs: object) -> Optional[Dict[str, Any]]:
     return dict(kwargs) if kwargs else None
 
 
-def _check_callbacks(callback: object) -> List[Callback]:
+def _check_callbacks(callback: Any) -> List[Callback]:
     if callback is None:
         return []
     if isinstance(callback, (list, tuple)):
@@ -117,7 +117,7 @@ def _check_max_workers(max_workers: object, default: Optional[int] = None) -> in
 # Handles.
 
 
-class TaskHandle(concurrent.futures.Future):
+class TaskHandle(concurrent.futures.Future[Any]):
     """The handle of a task: a :class:`concurrent.futures.Future` whose
     ``cancel()`` also takes the task out of the manager, and which can be
     awaited from asyncio.
@@ -196,7 +196,7 @@ _ADD_KEYS = frozenset({"method", "args", "kwargs", "callback"})
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
-def _check_task_dict(task: object, allowed: frozenset, call: str) -> Mapping[str, Any]:
+def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mapping[str, Any]:
     if not isinstance(task, Mapping):
         raise TypeError(f"{call}() takes a dict of the task's keys, got {_type_name(task)}")
     unknown = sorted(str(k) for k in task if k not in allowed)
