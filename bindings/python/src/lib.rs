@@ -22,6 +22,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{Module, Recurrence, RecurringHandle, SubmitError, TaskHandle, TaskManager};
 
@@ -47,13 +48,26 @@ fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .map(|l| l.bind(py))
 }
 
+/// The exception of `err` with its traceback attached. An exception that
+/// leaves Python for Rust carries its traceback beside it; without this, a
+/// logged or re-raised exception would not say where it came from.
+fn exception<'py>(py: Python<'py>, err: &PyErr) -> Bound<'py, PyAny> {
+    let value = err.value(py).clone().into_any();
+    if let Some(traceback) = err.traceback(py) {
+        if let Err(e) = value.setattr("__traceback__", traceback) {
+            e.write_unraisable(py, Some(&value));
+        }
+    }
+    value
+}
+
 /// Logs a task's or callback's exception on the `taskmanager` logger, with
 /// its traceback. Logging must never take a worker down: its own errors are
 /// reported through `sys.unraisablehook`.
 fn log_failure(py: Python<'_>, what: &str, callable: &Bound<'_, PyAny>, err: &PyErr) {
     let logged = logger(py).and_then(|log| {
         let kwargs = PyDict::new(py);
-        kwargs.set_item("exc_info", err.value(py))?;
+        kwargs.set_item("exc_info", exception(py, err))?;
         log.call_method("error", (format!("{what} %r raised an exception"), callable), Some(&kwargs))
     });
     if let Err(e) = logged {
@@ -166,7 +180,7 @@ impl PyTask {
         drop(parts);
         let settled = match outcome {
             Ok(value) => future.call_method1(py, "set_result", (value,)),
-            Err(e) => future.call_method1(py, "set_exception", (e.value(py),)),
+            Err(e) => future.call_method1(py, "set_exception", (exception(py, &e),)),
         };
         if let Err(e) = settled {
             e.write_unraisable(py, Some(future.bind(py)));
@@ -179,7 +193,7 @@ impl PyTask {
         let Some(parts) = &self.parts else { return };
         if let Err(e) = Self::call(py, parts) {
             state.failures.fetch_add(1, Ordering::Relaxed);
-            let exception = e.value(py).clone().into_any().unbind();
+            let exception = exception(py, &e).unbind();
             let old = state.last_exception.lock().unwrap_or_else(PoisonError::into_inner).replace(exception);
             drop(old);
         }
@@ -428,6 +442,23 @@ impl RecurringCore {
     #[getter]
     fn done(&self) -> bool {
         self.handle.is_done()
+    }
+
+    // The last exception's traceback can reach frames that hold this
+    // handle: let the garbage collector see that reference. A lock held
+    // elsewhere right now is skipped, which only keeps objects alive longer.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(last) = self.state.last_exception.try_lock() {
+            if let Some(exception) = last.as_ref() {
+                visit.call(exception)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let last = self.state.last_exception.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(last);
     }
 }
 
