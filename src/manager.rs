@@ -622,10 +622,18 @@ impl TaskManager {
     /// queued or due tasks it cancelled (scheduled tasks not yet due are
     /// cancelled as by every shutdown, and not counted).
     pub fn shutdown_now(&self) -> usize {
-        let shared = &self.inner.shared;
-        let cancelled = shared.begin_shutdown(true);
-        shared.await_termination(None);
+        let cancelled = self.begin_shutdown_now();
+        self.inner.shared.await_termination(None);
         cancelled
+    }
+
+    /// [`shutdown_now`](Self::shutdown_now) without the wait: cancels every
+    /// task that has not started, before any worker could start it, and
+    /// returns at once with the count. Follow with
+    /// [`await_termination`](Self::await_termination) to wait for the
+    /// running ones.
+    pub fn begin_shutdown_now(&self) -> usize {
+        self.inner.shared.begin_shutdown(true)
     }
 
     /// Begins [`shutdown`](Self::shutdown) (steps 1 to 3) and returns at

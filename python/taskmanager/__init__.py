@@ -34,6 +34,9 @@ Callbacks = Union[None, Callback, Sequence[Callback]]
 # The largest delay the core's clock can hold from now, with room to spare:
 # about 500 years.
 _MAX_DELAY = 500 * 365 * 24 * 3600.0
+# Worker threads start on demand, so a large cap costs nothing; this bound
+# only keeps the number within what the core's counters hold.
+_MAX_WORKERS = 2**31 - 1
 
 
 # ---------------------------------------------------------------------------
@@ -87,7 +90,10 @@ def _check_callbacks(callback: Any) -> List[Callback]:
 def _check_delay(delay: object) -> float:
     if isinstance(delay, bool) or not isinstance(delay, (int, float)):
         raise TypeError(f"delay must be a number of seconds (int or float), got {_type_name(delay)}")
-    seconds = float(delay)
+    try:
+        seconds = float(delay)
+    except OverflowError:
+        raise ValueError(f"delay must be at most {_MAX_DELAY:.0f} seconds, got {delay!r}") from None
     if math.isnan(seconds) or math.isinf(seconds):
         raise ValueError(f"delay must be finite, got {delay!r}")
     if seconds < 0:
@@ -97,7 +103,10 @@ def _check_delay(delay: object) -> float:
     return seconds
 
 
-def _check_bool(value: object, name: str) -> bool:
+def _check_bool(value: object, name: str, default: Optional[bool] = None) -> bool:
+    """A bool; None means ``default`` where there is one."""
+    if value is None and default is not None:
+        return default
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {_type_name(value)}")
     return value
@@ -110,6 +119,8 @@ def _check_max_workers(max_workers: object, default: Optional[int] = None) -> in
         raise TypeError(f"max_workers must be an int >= 1, got {_type_name(max_workers)}")
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+    if max_workers > _MAX_WORKERS:
+        raise ValueError(f"max_workers must be at most {_MAX_WORKERS}, got {max_workers}")
     return max_workers
 
 
@@ -209,12 +220,13 @@ def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mappin
 
 def _reoccurring(reoccurring: object, recurring: object) -> bool:
     """The spec spells it ``reoccurring``; ``recurring`` is accepted too."""
+    spec = _check_bool(reoccurring, "reoccurring", default=False)
     if recurring is None:
-        return _check_bool(reoccurring, "reoccurring")
-    recurring = _check_bool(recurring, "recurring")
-    if reoccurring not in (False, recurring):
+        return spec
+    alias = _check_bool(recurring, "recurring")
+    if spec and not alias:
         raise ValueError("reoccurring and recurring disagree; give only one")
-    return recurring
+    return alias
 
 
 class Module:
@@ -303,7 +315,7 @@ def _schedule(
     call_kwargs = _check_kwargs(kwargs)
     callbacks = _check_callbacks(callback)
     repeat = _reoccurring(reoccurring, recurring)
-    now = _check_bool(run_now, "run_now")
+    now = _check_bool(run_now, "run_now", default=False)
     if not repeat:
         handle = TaskHandle()
         handle._core = core.add(handle, method, call_args, call_kwargs, callbacks, None if now else seconds)
@@ -380,8 +392,10 @@ class TaskManager:
         has finished (Ctrl-C interrupts the wait); inside a task it cannot
         wait for itself and returns at once.
         """
-        self._core.begin_shutdown(_check_bool(cancel_pending, "cancel_pending"))
-        if not _check_bool(wait, "wait") or self._core.is_manager_thread():
+        wait = _check_bool(wait, "wait")
+        cancel_pending = _check_bool(cancel_pending, "cancel_pending")
+        self._core.begin_shutdown(cancel_pending)
+        if not wait or self._core.is_manager_thread():
             return
         while not self._core.await_termination(0.1):
             pass

@@ -265,10 +265,10 @@ impl ManagerCore {
     /// started. Does not wait.
     fn begin_shutdown(&self, py: Python<'_>, cancel_pending: bool) -> usize {
         py.detach(|| {
-            self.manager.begin_shutdown();
             if cancel_pending {
-                self.manager.cancel_pending()
+                self.manager.begin_shutdown_now()
             } else {
+                self.manager.begin_shutdown();
                 0
             }
         })

@@ -1,0 +1,67 @@
+"""Small helpers shared by the tests (imported as a plain module)."""
+
+import threading
+import time
+
+# Generous upper bound for anything that should happen "soon": the CI
+# machine has two cores and may be loaded.
+SOON = 5.0
+
+
+def wait_until(predicate, timeout=SOON, interval=0.01):
+    """Polls ``predicate`` until it is true or ``timeout`` passes; returns
+    its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+class Blocker:
+    """A task that signals it started, then waits on an event."""
+
+    def __init__(self, gate: threading.Event):
+        self.gate = gate
+        self.started = threading.Event()
+
+    def __call__(self, value="blocked"):
+        self.started.set()
+        assert self.gate.wait(30), "gate never opened"
+        return value
+
+
+class Recorder:
+    """A thread-safe list: calling it with one value appends and returns it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items = []
+
+    def __call__(self, value=None):
+        with self.lock:
+            self.items.append(value)
+        return value
+
+    def __len__(self):
+        with self.lock:
+            return len(self.items)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.items)
+
+
+def settle(read, quiet=0.1, timeout=SOON):
+    """Waits until ``read()`` stops changing for ``quiet`` seconds (a run
+    that was in progress at a cancel has finished); returns the value."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = read()
+        if again == value:
+            return value
+        value = again
+    return value
