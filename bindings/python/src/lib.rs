@@ -6,12 +6,12 @@
 //! Rules kept here:
 //! - The GIL is held only to call Python code. Waiting (shutdown, idle)
 //!   happens detached; queuing and timing happen in the core.
-//! - Every Python object a task holds lives in one [`PyTask`], which drops
+//! - Every Python object a task holds lives in one `PyTask`, which drops
 //!   them with the GIL held: when the task ends, or when the core drops the
 //!   task unrun (cancel, shutdown), in which case it also marks the task's
 //!   future cancelled. So a cancelled task is always reported, and nothing a
 //!   task held outlives it.
-//! - A [`Ticket`] counts every accepted task until it ends, so the package
+//! - A `Ticket` counts every accepted task until it ends, so the package
 //!   can keep the interpreter alive while work remains.
 
 use std::sync::atomic::{AtomicU64, Ordering};
