@@ -1,0 +1,86 @@
+"""Draws the benchmark plots for BENCHMARKS.md from the JSON records that
+`cargo bench --bench peers -- --json` and `python benches/peers.py --json`
+write.
+
+    pip install matplotlib
+    python benches/plot.py rust.json python.json --out benches/plots
+
+One PNG per scenario: grouped bars, one group per metric, one bar per
+system, ours highlighted; log scale where systems differ by orders of
+magnitude.
+"""
+
+import argparse
+import json
+import math
+import os
+from collections import OrderedDict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+OURS = "taskmanager"
+# Per metric: does a higher value win?
+HIGHER_IS_BETTER = {"tasks_per_s"}
+
+
+def load(paths):
+    records = []
+    for path in paths:
+        with open(path) as f:
+            records.extend(json.load(f))
+    return records
+
+
+def by_scenario(records):
+    scenarios = OrderedDict()
+    for r in records:
+        if r.get("value") is None:
+            continue
+        scenarios.setdefault(r["scenario"], []).append(r)
+    return scenarios
+
+
+def plot(scenario, records, out_dir):
+    metrics = list(OrderedDict.fromkeys(r["metric"] for r in records))
+    systems = list(OrderedDict.fromkeys(r["system"] for r in records))
+    value = {(r["system"], r["metric"]): r["value"] for r in records}
+    unit = {r["metric"]: r["unit"] for r in records}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics) + 1, 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        names = [s for s in systems if (s, metric) in value]
+        vals = [value[(s, metric)] for s in names]
+        colors = ["#d62728" if s == OURS else "#7f7f7f" for s in names]
+        ax.bar(range(len(names)), vals, color=colors)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        better = "higher" if metric in HIGHER_IS_BETTER else "lower"
+        ax.set_title(f"{metric} ({unit[metric]}), {better} is better", fontsize=9)
+        positive = [v for v in vals if v > 0]
+        if positive and max(positive) / max(min(positive), 1e-9) > 30:
+            ax.set_yscale("log")
+        for i, v in enumerate(vals):
+            label = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2g}"
+            ax.text(i, v if v > 0 else 0, label, ha="center", va="bottom", fontsize=7)
+    fig.suptitle(scenario, fontsize=11)
+    fig.tight_layout()
+    path = os.path.join(out_dir, f"{scenario}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", nargs="+", help="record files from the benchmark programs")
+    parser.add_argument("--out", default="benches/plots", help="directory for the PNG files")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for scenario, records in by_scenario(load(args.json)).items():
+        print(plot(scenario, records, args.out))
+
+
+if __name__ == "__main__":
+    main()
