@@ -17,6 +17,20 @@ use crate::timer::{Slotted, NO_SLOT};
 /// A callback: receives the method's return value.
 pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
 
+/// A task's callbacks, one word wide: most tasks have none, and every word
+/// of a cell counts a million times over in the timer.
+pub(crate) struct Callbacks<T>(Option<Box<Vec<Callback<T>>>>);
+
+impl<T> Callbacks<T> {
+    pub(crate) fn new(callbacks: Vec<Callback<T>>) -> Self {
+        Callbacks((!callbacks.is_empty()).then(|| Box::new(callbacks)))
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Callback<T>] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
+}
+
 // Phases, in the low two bits of `Core::state`.
 /// Waiting in a module queue or in the timer (recurring: between runs).
 const QUEUED: u32 = 0;
@@ -234,9 +248,11 @@ fn drop_quietly<V>(value: V) {
 // One-shot tasks.
 
 enum Stage<F, T> {
-    Pending(F, Vec<Callback<T>>),
+    Pending(F, Callbacks<T>),
     Running,
-    Done(Result<T, TaskError>),
+    // The error is boxed: it is rare, and inline it would widen every cell.
+    Done(Result<T, Box<TaskError>>),
+    Cancelled,
     Taken,
 }
 
@@ -248,7 +264,7 @@ pub(crate) struct OneShot<F, T> {
 
 impl<F, T> OneShot<F, T> {
     pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>) -> Self {
-        OneShot { core: Core::new(), stage: Mutex::new(Stage::Pending(method, callbacks)) }
+        OneShot { core: Core::new(), stage: Mutex::new(Stage::Pending(method, Callbacks::new(callbacks))) }
     }
 }
 
@@ -259,7 +275,7 @@ where
 {
     fn complete(&self, result: Result<T, TaskError>) {
         let mut stage = lock(&self.stage);
-        *stage = Stage::Done(result);
+        *stage = Stage::Done(result.map_err(Box::new));
         let waiters = self.core.finish_locked(RUNNING, DONE).unwrap_or(false);
         drop(stage);
         self.core.notify(waiters);
@@ -284,7 +300,7 @@ where
         else {
             return self.complete(Err(TaskError::Cancelled));
         };
-        let result = invoke(method, &mut callbacks);
+        let result = invoke(method, callbacks.as_mut_slice());
         // Release what the callbacks hold before the handle says done.
         drop_quietly(callbacks);
         self.complete(result);
@@ -295,7 +311,7 @@ where
         let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else {
             return false;
         };
-        let payload = std::mem::replace(&mut *stage, Stage::Done(Err(TaskError::Cancelled)));
+        let payload = std::mem::replace(&mut *stage, Stage::Cancelled);
         drop(stage);
         self.core.notify(old & WAITERS != 0);
         drop_quietly(payload);
@@ -356,7 +372,8 @@ where
 {
     fn take(&self) -> Result<T, TaskError> {
         match std::mem::replace(&mut *lock(&self.stage), Stage::Taken) {
-            Stage::Done(result) => result,
+            Stage::Done(result) => result.map_err(|e| *e),
+            Stage::Cancelled => Err(TaskError::Cancelled),
             // Unreachable through the public API (join consumes the only
             // handle after waiting); answer without panicking all the same.
             Stage::Pending(..) | Stage::Running | Stage::Taken => Err(TaskError::Cancelled),
@@ -368,7 +385,7 @@ where
 // Recurring tasks.
 
 struct RecurringStage<F, T> {
-    payload: Option<(F, Vec<Callback<T>>)>,
+    payload: Option<(F, Callbacks<T>)>,
     last_failure: Option<TaskError>,
 }
 
@@ -402,7 +419,10 @@ impl<F, T> Recurring<F, T> {
             runs: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            stage: Mutex::new(RecurringStage { payload: Some((method, callbacks)), last_failure: None }),
+            stage: Mutex::new(RecurringStage {
+                payload: Some((method, Callbacks::new(callbacks))),
+                last_failure: None,
+            }),
         }
     }
 }
@@ -441,7 +461,7 @@ where
         };
         let manager = &module.manager;
         let started = manager.now();
-        let result = invoke(&mut method, &mut callbacks);
+        let result = invoke(&mut method, callbacks.as_mut_slice());
         self.runs.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
             Ok(value) => {

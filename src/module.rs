@@ -306,7 +306,7 @@ impl ModuleShared {
         let keep_alive = self.manager.keep_alive;
         let closing = self.manager.closing();
         loop {
-            while let Ok(job) = self.rx.try_recv() {
+            while let Some(job) = self.next_soon() {
                 self.run(job);
             }
             self.idle.fetch_add(1, SeqCst);
@@ -325,6 +325,22 @@ impl ModuleShared {
                 None if self.retire() => return,
                 None => {}
             }
+        }
+    }
+
+    /// The next queued job, waiting a few microseconds for one before
+    /// giving up: a producer that is a little slower than its workers then
+    /// rarely has to wake a parked worker with a system call.
+    fn next_soon(&self) -> Option<JobRef> {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            if let Ok(job) = self.rx.try_recv() {
+                return Some(job);
+            }
+            if backoff.is_completed() {
+                return None;
+            }
+            backoff.snooze();
         }
     }
 
