@@ -114,6 +114,12 @@ fn main() {
         reps
     );
     if let Some(path) = o.json {
+        // `cargo bench` runs this from the package's folder; a relative path
+        // means relative to where the command was typed.
+        let path = match std::env::var("PWD") {
+            Ok(dir) if std::path::Path::new(&path).is_relative() => format!("{dir}/{path}"),
+            _ => path,
+        };
         std::fs::write(&path, to_json(&records)).expect("write --json file");
         println!("peers: wrote {path}");
     }
