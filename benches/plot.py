@@ -4,6 +4,7 @@ write.
 
     pip install matplotlib
     python benches/plot.py rust.json python.json --out benches/plots
+    python benches/plot.py rust.json python.json --markdown   # tables for BENCHMARKS.md
 
 One PNG per scenario: grouped bars, one group per metric, one bar per
 system, ours highlighted; log scale where systems differ by orders of
@@ -16,10 +17,6 @@ import math
 import os
 from collections import OrderedDict
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 OURS = "taskmanager"
 # Per metric: does a higher value win?
@@ -43,7 +40,29 @@ def by_scenario(records):
     return scenarios
 
 
+def markdown(scenario, records):
+    """A Markdown table of one scenario: each system's value and its ratio
+    to ours."""
+    ours = {r["metric"]: r["value"] for r in records if r["system"] == OURS}
+    lines = [f"**{scenario}**", "", "| system | metric | value | unit | vs taskmanager |", "|---|---|---:|---|---:|"]
+    for r in records:
+        base = ours.get(r["metric"])
+        ratio = ""
+        if r["system"] != OURS and base and abs(base) > 1e-6:
+            ratio = f"{r['value'] / base:.2f}x"
+        v = 0.0 if abs(r["value"]) < 0.05 else r["value"]
+        value = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}"
+        name = f"**{r['system']}**" if r["system"] == OURS else r["system"]
+        lines.append(f"| {name} | {r['metric']} | {value} | {r['unit']} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(scenario, records, out_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     metrics = list(OrderedDict.fromkeys(r["metric"] for r in records))
     systems = list(OrderedDict.fromkeys(r["system"] for r in records))
     value = {(r["system"], r["metric"]): r["value"] for r in records}
@@ -76,9 +95,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", nargs="+", help="record files from the benchmark programs")
     parser.add_argument("--out", default="benches/plots", help="directory for the PNG files")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables instead of plotting")
     args = parser.parse_args()
+    scenarios = by_scenario(load(args.json))
+    if args.markdown:
+        for scenario, records in scenarios.items():
+            print(markdown(scenario, records))
+        return
     os.makedirs(args.out, exist_ok=True)
-    for scenario, records in by_scenario(load(args.json)).items():
+    for scenario, records in scenarios.items():
         print(plot(scenario, records, args.out))
 
 
