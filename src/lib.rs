@@ -61,6 +61,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod batch;
 mod clock;
 mod err;
 mod handle;
@@ -71,6 +72,7 @@ mod schedule;
 mod task;
 mod timer;
 
+pub use batch::BatchRunner;
 pub use clock::ManualClock;
 pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use handle::{RecurringHandle, TaskHandle};

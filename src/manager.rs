@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
@@ -85,6 +86,7 @@ pub(crate) struct Shared {
     clock: Clock,
     pub(crate) keep_alive: Duration,
     timer_slack: Duration,
+    pub(crate) batch_runner: Option<Arc<dyn BatchRunner>>,
     timer: Mutex<TimerState>,
     timer_wake: Condvar,
     threads: Mutex<Threads>,
@@ -408,8 +410,9 @@ impl Drop for ThreadExit {
 }
 
 /// Settings for a [`TaskManager`]; from [`TaskManager::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Builder {
+    batch_runner: Option<Arc<dyn BatchRunner>>,
     default_max_workers: usize,
     keep_alive: Duration,
     timer_slack: Duration,
@@ -441,6 +444,13 @@ impl Builder {
         self
     }
 
+    /// Wraps every batch of tasks a worker runs back to back; see
+    /// [`BatchRunner`]. For runtimes that embed the manager.
+    pub fn batch_runner(mut self, runner: Arc<dyn BatchRunner>) -> Self {
+        self.batch_runner = Some(runner);
+        self
+    }
+
     /// Reads time from `clock` instead of the monotonic clock, so tests
     /// decide when scheduled tasks fall due. See [`ManualClock`].
     pub fn clock(mut self, clock: &ManualClock) -> Self {
@@ -468,6 +478,7 @@ impl Builder {
             },
             keep_alive: self.keep_alive,
             timer_slack: self.timer_slack,
+            batch_runner: self.batch_runner.clone(),
             timer: Mutex::new(TimerState { heap: TimerHeap::new(), closed: false, thread_started: false }),
             timer_wake: Condvar::new(),
             threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
@@ -482,10 +493,23 @@ impl Builder {
     }
 }
 
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("default_max_workers", &self.default_max_workers)
+            .field("keep_alive", &self.keep_alive)
+            .field("timer_slack", &self.timer_slack)
+            .field("batch_runner", &self.batch_runner.is_some())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
 impl Default for Builder {
     fn default() -> Self {
         let cpus = thread::available_parallelism().map_or(1, |n| n.get());
         Builder {
+            batch_runner: None,
             default_max_workers: (cpus + 4).min(32),
             keep_alive: Duration::from_secs(60),
             timer_slack: Duration::from_micros(1),

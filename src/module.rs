@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{Job, JobRef, OneShot, Recurring};
@@ -307,7 +308,7 @@ impl ModuleShared {
         let closing = self.manager.closing();
         loop {
             while let Some(job) = self.next_soon() {
-                self.run(job);
+                self.run_batch(job);
             }
             self.idle.fetch_add(1, SeqCst);
             let job = if self.manager.phase() == Phase::Running {
@@ -341,6 +342,28 @@ impl ModuleShared {
                 return None;
             }
             backoff.snooze();
+        }
+    }
+
+    /// Runs `first` and, with a batch runner, up to a batch of the jobs
+    /// queued behind it inside one `run_batch` call.
+    fn run_batch(self: &Arc<Self>, first: JobRef) {
+        let Some(runner) = &self.manager.batch_runner else {
+            return self.run(first);
+        };
+        let mut first = Some(first);
+        let mut batch = || {
+            let jobs = first.take().into_iter().chain(self.rx.try_iter()).take(BATCH);
+            for job in jobs {
+                self.run(job);
+            }
+        };
+        if catch_unwind(AssertUnwindSafe(|| runner.run_batch(&mut batch))).is_err() {
+            log::error!("taskmanager: the batch runner panicked");
+        }
+        // A runner that never called `batch` must not lose the job.
+        if let Some(job) = first {
+            self.run(job);
         }
     }
 

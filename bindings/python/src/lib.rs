@@ -24,7 +24,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
-use taskmanager::{Module, Recurrence, RecurringHandle, SubmitError, TaskHandle, TaskManager};
+use taskmanager::{BatchRunner, Module, Recurrence, RecurringHandle, SubmitError, TaskHandle, TaskManager};
 
 /// `concurrent.futures.Future.cancel`, called unbound so that our handle's
 /// own `cancel` (which asks the core) is not re-entered.
@@ -232,6 +232,19 @@ fn seconds(delay: f64) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("delay must be a finite number >= 0, got {delay}")))
 }
 
+/// Holds the GIL across a worker's batch of tasks: each task's own
+/// `Python::attach` is then a cheap re-entry instead of a hand-off of the
+/// GIL per task. Python code in a task still lets the GIL go at the
+/// interpreter's switch interval, and a batch is bounded, so other threads
+/// are not starved.
+struct GilBatch;
+
+impl BatchRunner for GilBatch {
+    fn run_batch(&self, batch: &mut dyn FnMut()) {
+        Python::attach(|_| batch());
+    }
+}
+
 /// The Rust manager behind a `taskmanager.TaskManager`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
 struct ManagerCore {
@@ -244,6 +257,7 @@ impl ManagerCore {
     #[new]
     fn new(default_max_workers: usize) -> PyResult<Self> {
         let manager = TaskManager::builder()
+            .batch_runner(Arc::new(GilBatch))
             .default_max_workers(default_max_workers)
             .build()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;

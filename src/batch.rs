@@ -1,0 +1,44 @@
+//! [`BatchRunner`]: how a worker runs a batch of consecutive tasks, for
+//! runtimes that embed the manager.
+
+/// Wraps each batch of tasks a worker runs back to back.
+///
+/// A worker that finds several tasks queued runs up to a batch of them in
+/// one call to [`run_batch`](Self::run_batch). An embedding runtime can take
+/// a costly lock there once instead of once per task: the Python binding
+/// holds the GIL across the batch, so each task's own GIL acquisition is a
+/// cheap re-entry. Without a runner, tasks simply run one after another.
+///
+/// `run_batch` must call `batch` exactly once. Tasks still catch their own
+/// panics; a panic escaping `run_batch` itself is caught by the worker.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use taskmanager::{BatchRunner, TaskManager};
+///
+/// /// Counts batches, standing in for "take the lock once".
+/// #[derive(Default)]
+/// struct Counting(AtomicUsize);
+///
+/// impl BatchRunner for Counting {
+///     fn run_batch(&self, batch: &mut dyn FnMut()) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///         batch();
+///     }
+/// }
+///
+/// let runner = Arc::new(Counting::default());
+/// let manager = TaskManager::builder().batch_runner(runner.clone()).build()?;
+/// manager.start_thread()?;
+/// manager.add_task(|| 1)?.join()?;
+/// assert!(runner.0.load(Ordering::Relaxed) >= 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait BatchRunner: Send + Sync + 'static {
+    /// Runs `batch` (which runs the tasks), wrapped as the runtime needs.
+    fn run_batch(&self, batch: &mut dyn FnMut());
+}
+
+/// The most tasks one batch runs, so a runner's lock is let go regularly.
+pub(crate) const BATCH: usize = 64;
