@@ -334,15 +334,13 @@ impl ModuleShared {
     /// rarely has to wake a parked worker with a system call.
     fn next_soon(&self) -> Option<JobRef> {
         let backoff = crossbeam_utils::Backoff::new();
-        loop {
+        for _ in 0..8 {
             if let Ok(job) = self.rx.try_recv() {
                 return Some(job);
             }
-            if backoff.is_completed() {
-                return None;
-            }
-            backoff.snooze();
+            backoff.spin();
         }
+        self.rx.try_recv().ok()
     }
 
     /// Runs `first` and, with a batch runner, up to a batch of the jobs
