@@ -48,7 +48,8 @@ def markdown(scenario, records):
     for r in records:
         base = ours.get(r["metric"])
         ratio = ""
-        if r["system"] != OURS and base and abs(base) > 1e-6:
+        # A ratio to (nearly) zero says nothing; leave it out.
+        if r["system"] != OURS and base and abs(base) >= 0.5:
             ratio = f"{r['value'] / base:.2f}x"
         v = 0.0 if abs(r["value"]) < 0.05 else r["value"]
         value = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.1f}"
