@@ -144,21 +144,25 @@ def _noop() -> None:
     pass
 
 
+def _time_submissions(submit: Callable[[Callable[[], None]], Any], n: int) -> Dict[str, float]:
+    """Submits n no-op tasks through ``submit`` and times until all are done."""
+    handles = []
+    append = handles.append
+    gc.collect()
+    t0 = perf()
+    for _ in range(n):
+        append(submit(_noop))
+    done, not_done = concurrent.futures.wait(handles, timeout=600)
+    elapsed = perf() - t0
+    if not_done:
+        raise RuntimeError(f"{len(not_done)} of {n} tasks not done after 600 s")
+    return {"tasks_per_s": n / elapsed}
+
+
 def throughput_taskmanager(n: int) -> Dict[str, float]:
     manager, module = _new_manager(2)
     try:
-        add = module.add_task
-        handles = []
-        append = handles.append
-        gc.collect()
-        t0 = perf()
-        for _ in range(n):
-            append(add(_noop))
-        done, not_done = concurrent.futures.wait(handles, timeout=600)
-        elapsed = perf() - t0
-        if not_done:
-            raise RuntimeError(f"{len(not_done)} of {n} tasks not done after 600 s")
-        return {"tasks_per_s": n / elapsed}
+        return _time_submissions(module.add_task, n)
     finally:
         manager.shutdown(cancel_pending=True)
 
@@ -166,18 +170,7 @@ def throughput_taskmanager(n: int) -> Dict[str, float]:
 def throughput_threadpool(n: int) -> Dict[str, float]:
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
     try:
-        submit = pool.submit
-        handles = []
-        append = handles.append
-        gc.collect()
-        t0 = perf()
-        for _ in range(n):
-            append(submit(_noop))
-        done, not_done = concurrent.futures.wait(handles, timeout=600)
-        elapsed = perf() - t0
-        if not_done:
-            raise RuntimeError(f"{len(not_done)} of {n} tasks not done after 600 s")
-        return {"tasks_per_s": n / elapsed}
+        return _time_submissions(pool.submit, n)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
