@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== Rust tests"
+# tests/examples.rs runs the example programs themselves: build them first.
+cargo build -p taskmanager --examples
 cargo test -p taskmanager --all-targets
 cargo test -p taskmanager --doc
 

@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The example's program, built by `cargo build --examples` (which
+/// `scripts/test.sh` runs before the tests).
 fn example(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap();
     dir.pop(); // the test binary
     dir.pop(); // deps/
-    dir.join("examples").join(name)
+    let path = dir.join("examples").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --examples` first", path.display());
+    path
 }
 
 #[test]
