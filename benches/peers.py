@@ -216,6 +216,17 @@ def lateness_taskmanager(delays: Sequence[float]) -> Dict[str, float]:
         manager.shutdown(cancel_pending=True)
 
 
+def _stop_sched(scheduler: sched.scheduler, thread: threading.Thread) -> None:
+    """Cancels what a sched scheduler still holds and joins its thread."""
+    for event in list(scheduler.queue):
+        try:
+            scheduler.cancel(event)
+        except ValueError:
+            pass
+    if thread.is_alive():
+        thread.join(5)
+
+
 def lateness_sched(delays: Sequence[float]) -> Dict[str, float]:
     n = len(delays)
     rec = Recorder(n)
@@ -232,13 +243,7 @@ def lateness_sched(delays: Sequence[float]) -> Dict[str, float]:
         thread.start()
         return _lateness_result(rec, submits, delays)
     finally:
-        for event in list(scheduler.queue):
-            try:
-                scheduler.cancel(event)
-            except ValueError:
-                pass
-        if thread.is_alive():
-            thread.join(5)
+        _stop_sched(scheduler, thread)
 
 
 def lateness_timer(delays: Sequence[float]) -> Dict[str, float]:
@@ -405,13 +410,7 @@ def _drift_sched(absolute: bool) -> Dict[str, float]:
         thread.start()
         return rec.drift_us(t0)
     finally:
-        for event in list(scheduler.queue):
-            try:
-                scheduler.cancel(event)
-            except ValueError:
-                pass
-        if thread.is_alive():
-            thread.join(5)
+        _stop_sched(scheduler, thread)
 
 
 def drift_sched() -> Dict[str, float]:
