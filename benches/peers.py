@@ -199,18 +199,25 @@ def _lateness_result(rec: Recorder, submits: Sequence[float], delays: Sequence[f
     return {"p50_us": percentile(late, 50), "p99_us": percentile(late, 99), "tasks_run": float(ran)}
 
 
+def _submit_all(delays: Sequence[float], submit: Callable[[int, float], Any]) -> List[float]:
+    """Calls ``submit(i, delay)`` for each task, noting ``perf()`` just before
+    each call: the time the task's delay counts from."""
+    submits = [0.0] * len(delays)
+    gc.collect()
+    for i, d in enumerate(delays):
+        submits[i] = perf()
+        submit(i, d)
+    return submits
+
+
 def lateness_taskmanager(delays: Sequence[float]) -> Dict[str, float]:
     n = len(delays)
     rec = Recorder(n)
-    submits = [0.0] * n
     manager, module = _new_manager(2)
     try:
         schedule = module.schedule_task
         hit = rec.hit
-        gc.collect()
-        for i, d in enumerate(delays):
-            submits[i] = perf()
-            schedule(hit, d, args=(i,))
+        submits = _submit_all(delays, lambda i, d: schedule(hit, d, args=(i,)))
         return _lateness_result(rec, submits, delays)
     finally:
         manager.shutdown(cancel_pending=True)
@@ -230,16 +237,12 @@ def _stop_sched(scheduler: sched.scheduler, thread: threading.Thread) -> None:
 def lateness_sched(delays: Sequence[float]) -> Dict[str, float]:
     n = len(delays)
     rec = Recorder(n)
-    submits = [0.0] * n
     scheduler = sched.scheduler(perf, time.sleep)
     thread = threading.Thread(target=scheduler.run, name="sched-run", daemon=True)
     try:
         enter = scheduler.enter
         hit = rec.hit
-        gc.collect()
-        for i, d in enumerate(delays):
-            submits[i] = perf()
-            enter(d, 1, hit, (i,))
+        submits = _submit_all(delays, lambda i, d: enter(d, 1, hit, (i,)))
         thread.start()
         return _lateness_result(rec, submits, delays)
     finally:
@@ -249,17 +252,16 @@ def lateness_sched(delays: Sequence[float]) -> Dict[str, float]:
 def lateness_timer(delays: Sequence[float]) -> Dict[str, float]:
     n = len(delays)
     rec = Recorder(n)
-    submits = [0.0] * n
     timers: List[threading.Timer] = []
+
+    def start_timer(i: int, d: float) -> None:
+        t = threading.Timer(d, rec.hit, args=(i,))
+        t.daemon = True
+        t.start()
+        timers.append(t)
+
     try:
-        hit = rec.hit
-        gc.collect()
-        for i, d in enumerate(delays):
-            submits[i] = perf()
-            t = threading.Timer(d, hit, args=(i,))
-            t.daemon = True
-            t.start()
-            timers.append(t)
+        submits = _submit_all(delays, start_timer)
         return _lateness_result(rec, submits, delays)
     finally:
         for t in timers:
@@ -271,16 +273,14 @@ def lateness_timer(delays: Sequence[float]) -> Dict[str, float]:
 def lateness_apscheduler(delays: Sequence[float]) -> Dict[str, float]:
     n = len(delays)
     rec = Recorder(n)
-    submits = [0.0] * n
     scheduler = _new_apscheduler(max_workers=20, misfire_grace_time=3600)
     try:
         add_job = scheduler.add_job
         hit = rec.hit
         now = datetime.now
-        gc.collect()
-        for i, d in enumerate(delays):
-            submits[i] = perf()
-            add_job(hit, "date", run_date=now() + timedelta(seconds=d), args=(i,))
+        submits = _submit_all(
+            delays, lambda i, d: add_job(hit, "date", run_date=now() + timedelta(seconds=d), args=(i,))
+        )
         return _lateness_result(rec, submits, delays)
     finally:
         scheduler.shutdown(wait=False)
