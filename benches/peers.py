@@ -471,6 +471,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 repetitions and 50,000 throughput tasks (< 2 min)")
     ap.add_argument("--json", metavar="PATH", help="write the records as a JSON list to PATH")
+    ap.add_argument("--only", metavar="NAME", help="run only the scenarios whose name contains NAME")
     args = ap.parse_args(argv)
 
     reps = 3 if args.quick else 5
@@ -515,6 +516,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             ],
         ),
     ]
+
+    if args.only:
+        scenarios = [sc for sc in scenarios if args.only in sc.name]
+        if not scenarios:
+            ap.error(f"no scenario matches --only {args.only!r}")
 
     try:
         import apscheduler

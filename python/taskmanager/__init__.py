@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import math
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from concurrent.futures import _base
+from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, Union
 
 from ._taskmanager import ManagerCore, ModuleCore, RecurringCore, TaskCore
 
@@ -31,76 +31,19 @@ __all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle"]
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
 
-# The largest delay the core's clock can hold from now, with room to spare:
-# about 500 years.
-_MAX_DELAY = 500 * 365 * 24 * 3600.0
 # Worker threads start on demand, so a large cap costs nothing; this bound
 # only keeps the number within what the core's counters hold.
 _MAX_WORKERS = 2**31 - 1
 
 
 # ---------------------------------------------------------------------------
-# Argument checks: each error names the argument and what was expected.
+# Argument checks: each error names the argument and what was expected. The
+# checks of each submission's arguments run in the native half, where they
+# are cheap; these are for constructors and flags.
 
 
 def _type_name(value: object) -> str:
     return "None" if value is None else type(value).__name__
-
-
-def _check_method(method: Any, name: str = "method") -> Callable[..., Any]:
-    if method is None:
-        raise TypeError(f"{name} must be callable, got None")
-    if not callable(method):
-        raise TypeError(f"{name} must be callable, got {_type_name(method)}")
-    return cast(Callable[..., Any], method)
-
-
-def _check_args(args: object) -> Tuple[Any, ...]:
-    if args is None:
-        return ()
-    if isinstance(args, (list, tuple)):
-        return tuple(args)
-    raise TypeError(f"args must be a list or tuple (or None), got {_type_name(args)}")
-
-
-def _check_kwargs(kwargs: object) -> Optional[Dict[str, Any]]:
-    if kwargs is None:
-        return None
-    if not isinstance(kwargs, Mapping):
-        raise TypeError(f"kwargs must be a dict (or None), got {_type_name(kwargs)}")
-    for key in kwargs:
-        if not isinstance(key, str):
-            raise TypeError(f"kwargs keys must be str, got {_type_name(key)} key {key!r}")
-    return dict(kwargs) if kwargs else None
-
-
-def _check_callbacks(callback: Any) -> List[Callback]:
-    if callback is None:
-        return []
-    if isinstance(callback, (list, tuple)):
-        for i, cb in enumerate(callback):
-            if not callable(cb):
-                raise TypeError(f"callback[{i}] must be callable, got {_type_name(cb)}")
-        return list(callback)
-    if callable(callback):
-        return [callback]
-    raise TypeError(f"callback must be callable, a list or tuple of callables, or None; got {_type_name(callback)}")
-
-
-def _check_delay(delay: object) -> float:
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-        raise TypeError(f"delay must be a number of seconds (int or float), got {_type_name(delay)}")
-    try:
-        seconds = float(delay)
-    except OverflowError:
-        raise ValueError(f"delay must be at most {_MAX_DELAY:.0f} seconds, got {delay!r}") from None
-    if math.isnan(seconds) or math.isinf(seconds):
-        raise ValueError(f"delay must be finite, got {delay!r}")
-    if seconds < 0:
-        raise ValueError(f"delay must be >= 0, got {delay!r}")
-    if seconds > _MAX_DELAY:
-        raise ValueError(f"delay must be at most {_MAX_DELAY:.0f} seconds, got {delay!r}")
-    return seconds
 
 
 def _check_bool(value: object, name: str, default: Optional[bool] = None) -> bool:
@@ -128,6 +71,13 @@ def _check_max_workers(max_workers: object, default: Optional[int] = None) -> in
 # Handles.
 
 
+_PENDING = _base.PENDING
+_RUNNING = _base.RUNNING
+_FINISHED = _base.FINISHED
+_CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
+_DONE_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
+
+
 class TaskHandle(concurrent.futures.Future[Any]):
     """The handle of a task: a :class:`concurrent.futures.Future` whose
     ``cancel()`` also takes the task out of the manager, and which can be
@@ -136,13 +86,53 @@ class TaskHandle(concurrent.futures.Future[Any]):
     ``result(timeout=None)`` returns the method's value or re-raises its
     exception (or the first callback's exception); ``cancel()`` succeeds
     while the task has not started.
+
+    Handles are made by the manager, not by users. Unlike a plain Future, a
+    handle makes its lock only when something needs it (waiting on it, a
+    done-callback, :func:`concurrent.futures.wait`); until then the native
+    half settles it directly, under the GIL (see ``bindings/python/src/future.rs``).
     """
 
-    _core: Union[TaskCore, RecurringCore, None]
+    # Defaults for the state Future.__init__ would set; instances override
+    # them as the task goes on. Nothing is allocated per handle until used.
+    _state = _PENDING
+    _result: Any = None
+    _exception: Optional[BaseException] = None
+    _cond: Any = None
+    _core: Union[TaskCore, RecurringCore, None] = None
 
     def __init__(self) -> None:
-        super().__init__()
-        self._core = None
+        pass  # Future.__init__ would make the lock now; see the class docs.
+
+    @property
+    def _condition(self) -> Any:  # type: ignore[override]
+        cond = self._cond
+        if cond is None:
+            # A finished handle never changes state again, so nothing will
+            # wait on or notify its lock: a plain RLock (a tenth of the cost)
+            # serves, e.g. for concurrent.futures.wait over many handles.
+            new = threading.RLock() if self._state == _FINISHED else threading.Condition()
+            # setdefault is atomic: racing first users share one lock.
+            cond = self.__dict__.setdefault("_cond", new)
+        return cond
+
+    @property
+    def _waiters(self) -> List[Any]:  # type: ignore[override]
+        return self.__dict__.setdefault("_waiters_list", [])
+
+    @property
+    def _done_callbacks(self) -> List[Any]:  # type: ignore[override]
+        return self.__dict__.setdefault("_done_callbacks_list", [])
+
+    # Reading the state needs no lock under the GIL; these spare making one.
+    def done(self) -> bool:
+        return self._state in _DONE_STATES
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED_STATES
+
+    def running(self) -> bool:
+        return self._state == _RUNNING
 
     def cancel(self) -> bool:
         core = self._core
@@ -218,17 +208,6 @@ def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mappin
     return task
 
 
-def _reoccurring(reoccurring: object, recurring: object) -> bool:
-    """The spec spells it ``reoccurring``; ``recurring`` is accepted too."""
-    spec = _check_bool(reoccurring, "reoccurring", default=False)
-    if recurring is None:
-        return spec
-    alias = _check_bool(recurring, "recurring")
-    if spec and not alias:
-        raise ValueError("reoccurring and recurring disagree; give only one")
-    return alias
-
-
 class Module:
     """A group of tasks that never runs more than ``max_workers`` of them at
     once: the spec's ``Module(task_manager=..., max_workers=...)``.
@@ -256,7 +235,7 @@ class Module:
     ) -> TaskHandle:
         """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
         callback then receives its return value."""
-        return _add(self._tm_core, method, args, kwargs, callback, delay=None)
+        return self._tm_core.add_task(method, args, kwargs, callback)
 
     def schedule_task(
         self,
@@ -278,7 +257,7 @@ class Module:
         execute once"). Returns a :class:`RecurringHandle` for recurring
         tasks.
         """
-        return _schedule(self._tm_core, method, delay, args, kwargs, callback, reoccurring, run_now, recurring)
+        return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring)
 
     def __repr__(self) -> str:
         core = self._tm_core
@@ -286,45 +265,6 @@ class Module:
             f"<{type(self).__name__} max_workers={self.max_workers} "
             f"workers={core.worker_count()} queued={core.queued()}>"
         )
-
-
-def _add(core: ModuleCore, method: object, args: object, kwargs: object, callback: object, delay: Optional[float]) -> TaskHandle:
-    method = _check_method(method)
-    call_args = _check_args(args)
-    call_kwargs = _check_kwargs(kwargs)
-    callbacks = _check_callbacks(callback)
-    handle = TaskHandle()
-    handle._core = core.add(handle, method, call_args, call_kwargs, callbacks, delay)
-    return handle
-
-
-def _schedule(
-    core: ModuleCore,
-    method: object,
-    delay: object,
-    args: object,
-    kwargs: object,
-    callback: object,
-    reoccurring: object,
-    run_now: object,
-    recurring: object,
-) -> TaskHandle:
-    method = _check_method(method)
-    seconds = _check_delay(delay)
-    call_args = _check_args(args)
-    call_kwargs = _check_kwargs(kwargs)
-    callbacks = _check_callbacks(callback)
-    repeat = _reoccurring(reoccurring, recurring)
-    now = _check_bool(run_now, "run_now", default=False)
-    if not repeat:
-        handle = TaskHandle()
-        handle._core = core.add(handle, method, call_args, call_kwargs, callbacks, None if now else seconds)
-        return handle
-    if seconds == 0:
-        raise ValueError("delay must be > 0 for a reoccurring task (it is the interval between runs)")
-    recurring_handle = RecurringHandle()
-    recurring_handle._core = core.add_recurring(recurring_handle, method, call_args, call_kwargs, callbacks, seconds, now)
-    return recurring_handle
 
 
 class TaskManager:
@@ -362,7 +302,7 @@ class TaskManager:
         """Queues a task given as a dict with the spec's keys: ``method``
         (required), ``args``, ``kwargs``, ``callback``."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
-        return _add(self._default, t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), delay=None)
+        return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"))
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
         """Schedules a task given as a dict with the spec's keys: ``method``
@@ -371,8 +311,7 @@ class TaskManager:
         t = _check_task_dict(task, _SCHEDULE_KEYS, "schedule_task")
         if "delay" not in t:
             raise ValueError("schedule_task() task is missing the required key 'delay'")
-        return _schedule(
-            self._default,
+        return self._default.schedule_task(
             t["method"],
             t["delay"],
             t.get("args"),

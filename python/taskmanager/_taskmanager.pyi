@@ -1,6 +1,6 @@
 """Type stubs for the native half of the package (checked by mypy.stubtest)."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, final
+from typing import Any, Callable, Mapping, Optional, Sequence, Union, final
 
 __all__ = ["ManagerCore", "ModuleCore", "RecurringCore", "TaskCore"]
 
@@ -19,25 +19,24 @@ class ManagerCore:
 @final
 class ModuleCore:
     def __new__(cls, manager: ManagerCore, max_workers: int) -> ModuleCore: ...
-    def add(
+    def add_task(
         self,
-        future: Any,
         method: Callable[..., Any],
-        args: Tuple[Any, ...],
-        kwargs: Optional[Dict[str, Any]],
-        callbacks: List[Callable[[Any], Any]],
-        delay: Optional[float] = None,
-    ) -> TaskCore: ...
-    def add_recurring(
+        args: Optional[Sequence[Any]] = None,
+        kwargs: Optional[Mapping[str, Any]] = None,
+        callback: Union[None, Callable[[Any], Any], Sequence[Callable[[Any], Any]]] = None,
+    ) -> Any: ...
+    def schedule_task(
         self,
-        future: Any,
         method: Callable[..., Any],
-        args: Tuple[Any, ...],
-        kwargs: Optional[Dict[str, Any]],
-        callbacks: List[Callable[[Any], Any]],
-        interval: float,
-        run_now: bool,
-    ) -> RecurringCore: ...
+        delay: float,
+        args: Optional[Sequence[Any]] = None,
+        kwargs: Optional[Mapping[str, Any]] = None,
+        callback: Union[None, Callable[[Any], Any], Sequence[Callable[[Any], Any]]] = None,
+        reoccurring: Optional[bool] = None,
+        run_now: Optional[bool] = None,
+        recurring: Optional[bool] = None,
+    ) -> Any: ...
     def worker_count(self) -> int: ...
     def queued(self) -> int: ...
 

@@ -237,3 +237,63 @@ def test_asyncio_timeout_cancels_the_task(module):
     assert wait_until(h.cancelled)
     threading.Event().wait(0.4)
     assert len(ran) == 0
+
+
+# --- handles make their lock only when used: racing first use and completion ---
+
+
+@pytest.mark.parametrize("use", ["result", "add_done_callback", "wait", "as_completed", "cancel"])
+def test_first_use_racing_completion_never_loses_a_wakeup(module, use):
+    """Watchers start while tasks complete: every watcher sees its task end
+    exactly once, whether it made the handle's lock before, during or after
+    the task settled."""
+    n = 400
+    seen = [0] * n
+    lock = threading.Lock()
+
+    def saw(i):
+        with lock:
+            seen[i] += 1
+
+    handles = [module.add_task(lambda i=i: i * 3) for i in range(n)]
+
+    def watch(i, h):
+        if use == "result":
+            assert h.result(SOON) == i * 3
+            saw(i)
+        elif use == "add_done_callback":
+            h.add_done_callback(lambda f, i=i: saw(i) if f.result() == i * 3 else None)
+        elif use == "wait":
+            done, _ = concurrent.futures.wait([h], timeout=SOON)
+            assert done == {h}
+            saw(i)
+        elif use == "as_completed":
+            for f in concurrent.futures.as_completed([h], timeout=SOON):
+                assert f.result() == i * 3
+                saw(i)
+        else:  # cancel: either it was cancelled before it ran, or it ran.
+            if h.cancel():
+                assert h.cancelled()
+            else:
+                assert h.result(SOON) == i * 3
+            saw(i)
+
+    threads = [threading.Thread(target=lambda k=k: [watch(i, handles[i]) for i in range(k, n, 4)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(SOON)
+    assert wait_until(lambda: all(s == 1 for s in seen)), [i for i, s in enumerate(seen) if s != 1][:10]
+    assert all(h.done() for h in handles)
+
+
+def test_waiting_again_on_finished_handles(module):
+    """Finished handles answer state queries, results and repeated waits
+    (their lock, made after they finished, is a plain one)."""
+    handles = [module.add_task(lambda i=i: i) for i in range(200)]
+    concurrent.futures.wait(handles, timeout=SOON)
+    assert all(h.done() and not h.running() and not h.cancelled() for h in handles)
+    # A second wait over the same (now finished) handles returns at once.
+    done, not_done = concurrent.futures.wait(handles, timeout=0)
+    assert len(done) == 200 and not not_done
+    assert [h.result(0) for h in handles] == list(range(200))

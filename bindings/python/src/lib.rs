@@ -1,7 +1,9 @@
 //! `taskmanager._taskmanager`: the native half of the Python package.
 //!
-//! The Python half (`python/taskmanager/__init__.py`) checks arguments and
-//! gives the spec's API; this half runs Python callables on the Rust core.
+//! The Python half (`python/taskmanager/__init__.py`) gives the spec's API;
+//! this half checks each submission's arguments (`checks`), makes its
+//! handle, and runs Python callables on the Rust core, settling handles
+//! without taking a lock nobody waits on (`future`).
 //!
 //! Rules kept here:
 //! - The GIL is held only to call Python code. Waiting (shutdown, idle)
@@ -14,11 +16,15 @@
 //! - A `Ticket` counts every accepted task until it ends, so the package
 //!   can keep the interpreter alive while work remains.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod checks;
+mod future;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
@@ -26,19 +32,8 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{BatchRunner, Module, Recurrence, RecurringHandle, SubmitError, TaskHandle, TaskManager};
 
-/// `concurrent.futures.Future.cancel`, called unbound so that our handle's
-/// own `cancel` (which asks the core) is not re-entered.
-static FUTURE_CANCEL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// `logging.getLogger("taskmanager")`.
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-fn future_cancel(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    FUTURE_CANCEL
-        .get_or_try_init(py, || {
-            Ok::<_, PyErr>(py.import("concurrent.futures")?.getattr("Future")?.getattr("cancel")?.unbind())
-        })
-        .map(|f| f.bind(py))
-}
 
 fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     LOGGER
@@ -78,29 +73,38 @@ fn log_failure(py: Python<'_>, what: &str, callable: &Bound<'_, PyAny>, err: &Py
 // ---------------------------------------------------------------------------
 // Counting outstanding work.
 
-/// How many accepted tasks have not ended yet.
+/// How many accepted tasks have not ended yet. Counting is one atomic
+/// add; the lock is taken only when the count reaches zero, to wake whoever
+/// waits for that.
 #[derive(Default)]
 struct Outstanding {
-    count: Mutex<usize>,
+    count: AtomicUsize,
+    lock: Mutex<()>,
     zero: Condvar,
 }
 
 impl Outstanding {
     fn enter(self: &Arc<Self>) -> Ticket {
-        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.count.fetch_add(1, Ordering::Relaxed);
         Ticket(Arc::clone(self))
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
     }
 
     /// Waits until no task is outstanding or `timeout` passes.
     fn wait_zero(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *count > 0 {
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // The count is read under the lock, and the last ticket takes the
+        // lock before notifying: a wake-up cannot fall between the two.
+        while self.count() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            count = self.zero.wait_timeout(count, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+            guard = self.zero.wait_timeout(guard, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
         true
     }
@@ -111,9 +115,8 @@ struct Ticket(Arc<Outstanding>);
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut count = self.0.count.lock().unwrap_or_else(PoisonError::into_inner);
-        *count -= 1;
-        if *count == 0 {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _guard = self.0.lock.lock().unwrap_or_else(PoisonError::into_inner);
             self.0.zero.notify_all();
         }
     }
@@ -167,23 +170,20 @@ impl PyTask {
         }
     }
 
-    /// A one-shot run: result or exception to the future, after releasing
+    /// A one-shot run: result or exception to the handle, after releasing
     /// everything the task held.
     fn run_once(&mut self, py: Python<'_>) {
         let Some(parts) = self.parts.take() else { return };
-        let future = parts.future.clone_ref(py);
-        let starts = future.call_method0(py, "set_running_or_notify_cancel");
-        if !starts.is_ok_and(|s| s.is_truthy(py).unwrap_or(false)) {
-            return;
+        let future = parts.future.bind(py).clone();
+        match future::set_running(&future) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => return e.write_unraisable(py, Some(&future)),
         }
-        let outcome = Self::call(py, &parts);
+        let outcome = Self::call(py, &parts).map_err(|e| exception(py, &e));
         drop(parts);
-        let settled = match outcome {
-            Ok(value) => future.call_method1(py, "set_result", (value,)),
-            Err(e) => future.call_method1(py, "set_exception", (exception(py, &e),)),
-        };
-        if let Err(e) = settled {
-            e.write_unraisable(py, Some(future.bind(py)));
+        if let Err(e) = future::settle(&future, outcome) {
+            e.write_unraisable(py, Some(&future));
         }
     }
 
@@ -206,7 +206,7 @@ impl Drop for PyTask {
             // Dropped without a (final) run: cancelled by a handle, by
             // shutdown, or a recurring task's end.
             Python::attach(|py| {
-                if let Err(e) = future_cancel(py).and_then(|cancel| cancel.call1((&parts.future,))) {
+                if let Err(e) = future::cancel(parts.future.bind(py)) {
                     e.write_unraisable(py, None);
                 }
                 drop(parts);
@@ -309,7 +309,7 @@ impl ManagerCore {
     }
 
     fn outstanding(&self) -> usize {
-        *self.outstanding.count.lock().unwrap_or_else(PoisonError::into_inner)
+        self.outstanding.count()
     }
 }
 
@@ -327,19 +327,77 @@ struct ModuleCore {
     outstanding: Arc<Outstanding>,
 }
 
+/// A submission's checked parts, before it has a handle.
+struct Call {
+    method: Py<PyAny>,
+    args: Py<PyTuple>,
+    kwargs: Option<Py<PyDict>>,
+    callbacks: Vec<Py<PyAny>>,
+}
+
+impl Call {
+    fn check(
+        method: &Bound<'_, PyAny>,
+        args: Option<&Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyAny>>,
+        callback: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Call> {
+        let py = method.py();
+        Ok(Call {
+            method: checks::method(method)?.unbind(),
+            args: checks::args(py, args)?.unbind(),
+            kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
+            callbacks: checks::callbacks(callback)?,
+        })
+    }
+}
+
 impl ModuleCore {
-    fn task(
-        &self,
-        future: Py<PyAny>,
-        method: Py<PyAny>,
-        args: Py<PyTuple>,
-        kwargs: Option<Py<PyDict>>,
-        callbacks: Vec<Py<PyAny>>,
-    ) -> PyTask {
+    /// The task for `call`, reporting to `future`, counted as outstanding.
+    fn task(&self, future: &Bound<'_, PyAny>, call: Call) -> PyTask {
+        let Call { method, args, kwargs, callbacks } = call;
         PyTask {
-            parts: Some(Parts { future, method, args, kwargs, callbacks }),
+            parts: Some(Parts { future: future.clone().unbind(), method, args, kwargs, callbacks }),
             _ticket: self.outstanding.enter(),
         }
+    }
+
+    /// Queues `call` now, or `delay` seconds from now, with a new handle.
+    fn submit_once<'py>(
+        &self,
+        py: Python<'py>,
+        call: Call,
+        delay: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = future::new_handle(py, false)?;
+        let mut task = self.task(&handle, call);
+        let run = move || Python::attach(|py| task.run_once(py));
+        let core = match delay {
+            None => self.module.add_task(run),
+            Some(delay) => self.module.schedule_task(seconds(delay)?, run),
+        }
+        .map_err(submit_error)?;
+        handle.setattr(intern!(py, "_core"), TaskCore { handle: core })?;
+        Ok(handle)
+    }
+
+    /// Runs `call` every `interval` seconds, with a new recurring handle.
+    fn submit_recurring<'py>(
+        &self,
+        py: Python<'py>,
+        call: Call,
+        interval: f64,
+        run_now: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = future::new_handle(py, true)?;
+        let task = self.task(&handle, call);
+        let state = Arc::new(RecurringState::default());
+        let shared = Arc::clone(&state);
+        let run = move || Python::attach(|py| task.run_again(py, &shared));
+        let recurrence = Recurrence::every(seconds(interval)?).run_now(run_now);
+        let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
+        handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;
+        Ok(handle)
     }
 }
 
@@ -352,47 +410,53 @@ impl ModuleCore {
         Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
     }
 
-    /// Queues `method(*args, **kwargs)`, or schedules it `delay` seconds
-    /// from now; `future` receives the outcome.
-    #[pyo3(signature = (future, method, args, kwargs, callbacks, delay=None))]
-    fn add(
+    /// `Module.add_task`: checks the arguments and queues
+    /// `method(*args, **kwargs)`; returns its `TaskHandle`.
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None))]
+    fn add_task<'py>(
         &self,
-        future: Py<PyAny>,
-        method: Py<PyAny>,
-        args: Py<PyTuple>,
-        kwargs: Option<Py<PyDict>>,
-        callbacks: Vec<Py<PyAny>>,
-        delay: Option<f64>,
-    ) -> PyResult<TaskCore> {
-        let mut task = self.task(future, method, args, kwargs, callbacks);
-        let run = move || Python::attach(|py| task.run_once(py));
-        let handle = match delay {
-            None => self.module.add_task(run),
-            Some(delay) => self.module.schedule_task(seconds(delay)?, run),
-        };
-        handle.map(|handle| TaskCore { handle }).map_err(submit_error)
+        method: &Bound<'py, PyAny>,
+        args: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyAny>>,
+        callback: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = Call::check(method, args, kwargs, callback)?;
+        self.submit_once(method.py(), call, None)
     }
 
-    /// Runs `method(*args, **kwargs)` every `interval` seconds.
-    // The arguments are the Python call's, checked by the Python half.
+    /// `Module.schedule_task`: checks the arguments and schedules
+    /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
+    /// `RecurringHandle` if it recurs.
+    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None))]
+    // The arguments are the spec's, plus the `recurring` alias.
     #[allow(clippy::too_many_arguments)]
-    fn add_recurring(
+    fn schedule_task<'py>(
         &self,
-        future: Py<PyAny>,
-        method: Py<PyAny>,
-        args: Py<PyTuple>,
-        kwargs: Option<Py<PyDict>>,
-        callbacks: Vec<Py<PyAny>>,
-        interval: f64,
-        run_now: bool,
-    ) -> PyResult<RecurringCore> {
-        let task = self.task(future, method, args, kwargs, callbacks);
-        let state = Arc::new(RecurringState::default());
-        let shared = Arc::clone(&state);
-        let run = move || Python::attach(|py| task.run_again(py, &shared));
-        let recurrence = Recurrence::every(seconds(interval)?).run_now(run_now);
-        let handle = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
-        Ok(RecurringCore { handle, state })
+        method: &Bound<'py, PyAny>,
+        delay: &Bound<'py, PyAny>,
+        args: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyAny>>,
+        callback: Option<&Bound<'py, PyAny>>,
+        reoccurring: Option<&Bound<'py, PyAny>>,
+        run_now: Option<&Bound<'py, PyAny>>,
+        recurring: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = method.py();
+        let method = checks::method(method)?;
+        let seconds = checks::delay(delay)?;
+        let call = Call::check(&method, args, kwargs, callback)?;
+        let repeat = checks::reoccurring(reoccurring, recurring)?;
+        let now = checks::flag(run_now, "run_now", false)?;
+        if !repeat {
+            // `run_now` on a one-shot task: it runs once, now.
+            return self.submit_once(py, call, if now { None } else { Some(seconds) });
+        }
+        if seconds == 0.0 {
+            return Err(PyValueError::new_err(
+                "delay must be > 0 for a reoccurring task (it is the interval between runs)",
+            ));
+        }
+        self.submit_recurring(py, call, seconds, now)
     }
 
     fn worker_count(&self) -> usize {
