@@ -6,12 +6,10 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{fence, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock};
@@ -83,6 +81,10 @@ thread_local! {
 /// State shared by a manager's handles, modules, timer entries and threads.
 pub(crate) struct Shared {
     phase: AtomicU8,
+    /// Counts wake-ups of idle modules; see `ModuleShared::announce_wake`.
+    pub(crate) wakes: AtomicU64,
+    /// The module (by address) whose wake-up was counted last.
+    pub(crate) woken_module: AtomicUsize,
     clock: Clock,
     pub(crate) keep_alive: Duration,
     timer_slack: Duration,
@@ -91,10 +93,6 @@ pub(crate) struct Shared {
     timer_wake: Condvar,
     threads: Mutex<Threads>,
     thread_exited: Condvar,
-    /// Never sent on; its sender is dropped at shutdown, which wakes every
-    /// worker waiting on it (see `ModuleShared::work`).
-    closing: Receiver<()>,
-    closing_tx: Mutex<Option<Sender<()>>>,
     /// Modules that may hold queued work. Cleared when shutdown ends, which
     /// breaks the manager <-> module reference cycle.
     modules: Mutex<Vec<Arc<ModuleShared>>>,
@@ -125,10 +123,6 @@ impl Shared {
         let mut modules = lock(&self.modules);
         modules.retain(|m| !m.is_forgotten());
         modules.push(Arc::clone(module));
-    }
-
-    pub(crate) fn closing(&self) -> &Receiver<()> {
-        &self.closing
     }
 
     fn modules(&self) -> Vec<Arc<ModuleShared>> {
@@ -289,9 +283,13 @@ impl Shared {
         let mut cancelled = 0;
         if first {
             cancelled += self.close_timer(cancel_unstarted);
-            drop(lock(&self.closing_tx).take());
         }
         let modules = self.modules();
+        if first {
+            for module in &modules {
+                module.wake_all();
+            }
+        }
         if cancel_unstarted {
             cancelled += modules.iter().map(|m| m.cancel_queued()).sum::<usize>();
         }
@@ -467,11 +465,10 @@ impl Builder {
         if self.default_max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
         }
-        let (closing_tx, closing) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
-            closing,
-            closing_tx: Mutex::new(Some(closing_tx)),
             phase: AtomicU8::new(Phase::Created as u8),
+            wakes: AtomicU64::new(0),
+            woken_module: AtomicUsize::new(0),
             clock: match &self.clock {
                 Some(manual) => Clock::Manual(manual.clone()),
                 None => Clock::Monotonic(Instant::now()),

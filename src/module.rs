@@ -6,19 +6,24 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{fence, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{Job, JobRef, OneShot, Recurring};
+use crate::job::{lock, Job, JobRef, OneShot, Recurring};
 use crate::manager::{Phase, Shared, TaskManager};
 use crate::schedule::{due_after, to_nanos, Recurrence};
 use crate::task::Task;
+
+/// How long a worker that ran out of work looks for more before it sleeps.
+/// Spinning only, never yielding (see `wait_for_work`).
+const SPIN: Duration = Duration::from_micros(SPIN_US);
+const SPIN_US: u64 = 20;
 
 /// A group of tasks that shares a cap on worker threads: the spec's
 /// `Module(task_manager=..., max_workers=...)`.
@@ -81,8 +86,11 @@ pub(crate) struct ModuleShared {
     rx: Receiver<JobRef>,
     /// Workers that exist (or are being started); never above max_workers.
     alive: AtomicUsize,
-    /// Workers blocked waiting for work.
+    /// Workers waiting for work (on `wake`, or about to).
     idle: AtomicUsize,
+    /// Idle workers sleep on `wake` under `park`; see `wait_for_work`.
+    park: Mutex<()>,
+    wake: Condvar,
 }
 
 impl Module {
@@ -106,6 +114,8 @@ impl Module {
             rx,
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
+            park: Mutex::new(()),
+            wake: Condvar::new(),
         });
         manager.register(&shared);
         Ok(Module { shared })
@@ -283,13 +293,27 @@ impl ModuleShared {
     }
 
     fn ensure_worker(self: &Arc<Self>) -> std::io::Result<()> {
-        if self.idle.load(SeqCst) > 0 || !self.reserve() {
+        if self.idle.load(SeqCst) > 0 {
+            // Taking the lock waits out a worker between its queue check
+            // and its sleep, so the notification cannot fall in between.
+            // It is released before notifying: the woken worker must not
+            // find it held (and sleep again on it) if this thread is
+            // preempted right after the wake-up.
+            drop(lock(&self.park));
+            self.wake.notify_one();
+            self.announce_wake();
+            return Ok(());
+        }
+        if !self.reserve() {
             return Ok(());
         }
         let module = Arc::clone(self);
         let spawned = self.manager.spawn_thread("taskmanager-worker", move || module.work());
-        if spawned.is_err() {
-            self.alive.fetch_sub(1, SeqCst);
+        match spawned {
+            Ok(()) => self.announce_wake(),
+            Err(_) => {
+                self.alive.fetch_sub(1, SeqCst);
+            }
         }
         spawned
     }
@@ -301,27 +325,15 @@ impl ModuleShared {
 
     /// A worker's life: run queued jobs; wait up to the keep-alive for more;
     /// retire when idle that long, or when the manager shuts down and the
-    /// queue is empty. The manager's `closing` channel disconnects at
-    /// shutdown, which wakes every waiting worker at once, for good.
+    /// queue is empty.
     fn work(self: Arc<Self>) {
-        let keep_alive = self.manager.keep_alive;
-        let closing = self.manager.closing();
+        let mut wakes_seen = self.manager.wakes.load(Relaxed);
         loop {
             while let Some(job) = self.next_soon() {
                 self.run_batch(job);
+                self.make_way(&mut wakes_seen);
             }
-            self.idle.fetch_add(1, SeqCst);
-            let job = if self.manager.phase() == Phase::Running {
-                crossbeam_channel::select! {
-                    recv(self.rx) -> job => job.ok(),
-                    recv(closing) -> _ => None,
-                    default(keep_alive) => None,
-                }
-            } else {
-                None
-            };
-            self.idle.fetch_sub(1, SeqCst);
-            match job {
+            match self.wait_for_work() {
                 Some(job) => self.run(job),
                 None if self.retire() => return,
                 None => {}
@@ -329,18 +341,92 @@ impl ModuleShared {
         }
     }
 
+    /// Sleeps until a job is queued (and returns it), the keep-alive passes
+    /// or the manager shuts down (None).
+    ///
+    /// The sleep is a plain condition-variable wait, with no spinning or
+    /// yielding first: a worker that yields while other modules' workers
+    /// keep every core busy can wait a whole scheduler slice (milliseconds)
+    /// before it runs again and falls asleep, and a job queued meanwhile
+    /// waits with it. Asleep, it is woken at once.
+    fn wait_for_work(&self) -> Option<JobRef> {
+        let deadline = Instant::now() + self.manager.keep_alive;
+        let mut parked = lock(&self.park);
+        loop {
+            if let Ok(job) = self.rx.try_recv() {
+                return Some(job);
+            }
+            let now = Instant::now();
+            if self.manager.phase() != Phase::Running || now >= deadline {
+                return None;
+            }
+            // Counted idle only while about to sleep, so that submitters
+            // take the lock and make the wake-up call only when a worker
+            // really sleeps. The fence pairs with the submitter's between
+            // its push and its read of `idle`: either it sees this worker
+            // idle (and notifies, once the lock held here is released by
+            // the wait), or the check below sees its job.
+            self.idle.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            if self.rx.is_empty() && self.manager.phase() == Phase::Running {
+                parked = self.wake.wait_timeout(parked, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            self.idle.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Tells the busy workers of other modules that this module's worker is
+    /// being woken or started (see `make_way`). The write is on the wake-up
+    /// path only, which makes a system call anyway; never per task.
+    fn announce_wake(self: &Arc<Self>) {
+        self.manager.woken_module.store(Arc::as_ptr(self) as usize, Relaxed);
+        self.manager.wakes.fetch_add(1, Relaxed);
+    }
+
+    /// Between jobs: if another module's worker was woken since this worker
+    /// last looked, yields the CPU once, so that the woken worker runs now
+    /// instead of after this worker's time slice. When every core runs busy
+    /// workers of one module, the kernel does not always let a woken thread
+    /// preempt them, and a one-microsecond job of another module could wait
+    /// milliseconds. Costs one load of a rarely written word per job.
+    fn make_way(self: &Arc<Self>, wakes_seen: &mut u64) {
+        let wakes = self.manager.wakes.load(Relaxed);
+        if wakes == *wakes_seen {
+            return;
+        }
+        *wakes_seen = wakes;
+        if self.manager.woken_module.load(Relaxed) != Arc::as_ptr(self) as usize {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Wakes every idle worker: the manager is shutting down.
+    pub(crate) fn wake_all(&self) {
+        drop(lock(&self.park));
+        self.wake.notify_all();
+    }
+
     /// The next queued job, waiting a few microseconds for one before
     /// giving up: a producer that is a little slower than its workers then
     /// rarely has to wake a parked worker with a system call.
     fn next_soon(&self) -> Option<JobRef> {
-        let backoff = crossbeam_utils::Backoff::new();
-        for _ in 0..8 {
+        if let Ok(job) = self.rx.try_recv() {
+            return Some(job);
+        }
+        let until = Instant::now() + SPIN;
+        let mut pauses = 1u32;
+        loop {
+            for _ in 0..pauses {
+                std::hint::spin_loop();
+            }
             if let Ok(job) = self.rx.try_recv() {
                 return Some(job);
             }
-            backoff.spin();
+            if Instant::now() >= until {
+                return None;
+            }
+            pauses = (pauses * 2).min(64);
         }
-        self.rx.try_recv().ok()
     }
 
     /// Runs `first` and, with a batch runner, up to a batch of the jobs
