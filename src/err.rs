@@ -14,12 +14,18 @@ use crate::handle::TaskHandle;
 pub enum ConfigError {
     /// `max_workers` was 0: a module needs at least one worker to run anything.
     ZeroMaxWorkers,
+    /// A bounded module was given a queue capacity of 0: it could never
+    /// accept a task.
+    ZeroQueueCapacity,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::ZeroMaxWorkers => f.write_str("max_workers must be at least 1, got 0"),
+            ConfigError::ZeroQueueCapacity => {
+                f.write_str("a bounded module's queue capacity must be at least 1, got 0")
+            }
         }
     }
 }
@@ -48,6 +54,13 @@ pub enum SubmitError {
     /// No worker thread could be started for the task and none was running,
     /// so it was not queued.
     Spawn(io::Error),
+    /// The module is [bounded](crate::Module::bounded) and its queue holds
+    /// `capacity` tasks already; the task was not accepted. Retry later, or
+    /// shed the work.
+    QueueFull {
+        /// The module's queue capacity.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for SubmitError {
@@ -59,6 +72,9 @@ impl fmt::Display for SubmitError {
             }
             SubmitError::ZeroInterval => f.write_str("a recurring task needs an interval greater than zero"),
             SubmitError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+            SubmitError::QueueFull { capacity } => {
+                write!(f, "the module's queue is full ({capacity} tasks waiting); task not accepted")
+            }
         }
     }
 }

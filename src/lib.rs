@@ -56,6 +56,22 @@
 //! - Recurring runs never overlap and never burst to catch up (see
 //!   [`Pacing`]); due times use the monotonic clock.
 //! - Cancelling a scheduled task frees it at once.
+//! - A [bounded](Module::bounded) module refuses submissions with
+//!   [`SubmitError::QueueFull`] once its queue is full, instead of growing
+//!   without bound; work it already accepted is never refused.
+//!
+//! # Out-of-order and racing calls
+//! Each has one defined outcome (tested in `tests/racing.rs`):
+//!
+//! | call | outcome |
+//! |------|---------|
+//! | `cancel()` after the task finished | `false`; the result stays |
+//! | `cancel()` twice | the first returns `true` if the task had not started; the second `false` |
+//! | `cancel()` racing a worker starting the task | exactly one wins: either the task runs and `cancel` returns `false`, or it never runs and its handle says cancelled |
+//! | `join`/`wait` after shutdown | returns at once with the final outcome: the value, or [`TaskError::Cancelled`] for a task shutdown cancelled |
+//! | dropping a handle before its task runs | nothing: the task still runs (a recurring one until shutdown); dropping never cancels |
+//! | submitting (from anywhere, a callback included) once shutdown began | [`SubmitError::ShutDown`]; the task is not accepted |
+//! | submitting while shutdown begins | either accepted (and then it runs, or its handle says cancelled) or refused with `ShutDown`: never accepted and lost |
 //!
 //! The concurrency protocol is written down in `src/PROTOCOL.md`.
 #![forbid(unsafe_code)]

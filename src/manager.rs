@@ -485,7 +485,7 @@ impl Builder {
         if let Some(manual) = &self.clock {
             manual.attach(&shared);
         }
-        let default_module = Module::with_shared(&shared, self.default_max_workers)?;
+        let default_module = Module::with_shared(&shared, self.default_max_workers, usize::MAX)?;
         Ok(TaskManager { inner: Arc::new(Owner { shared, default_module }) })
     }
 }

@@ -86,6 +86,12 @@ pub(crate) struct ModuleShared {
     rx: Receiver<JobRef>,
     /// Workers that exist (or are being started); never above max_workers.
     alive: AtomicUsize,
+    /// The most tasks `submit` lets wait in the queue; `usize::MAX` when
+    /// unbounded.
+    capacity: usize,
+    /// Jobs in the queue, counted only when bounded (pushes add, pops take
+    /// away), so that unbounded modules pay nothing for it.
+    queued: AtomicUsize,
     /// Workers waiting for work (on `wake`, or about to).
     idle: AtomicUsize,
     /// Idle workers sleep on `wake` under `park`; see `wait_for_work`.
@@ -99,10 +105,37 @@ impl Module {
     /// # Errors
     /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
     pub fn new(manager: &TaskManager, max_workers: usize) -> Result<Module, ConfigError> {
-        Module::with_shared(manager.shared(), max_workers)
+        Module::with_shared(manager.shared(), max_workers, usize::MAX)
     }
 
-    pub(crate) fn with_shared(manager: &Arc<Shared>, max_workers: usize) -> Result<Module, ConfigError> {
+    /// A module like [`new`](Self::new) whose queue holds at most
+    /// `capacity` waiting tasks: once it is full, [`add_task`](Self::add_task)
+    /// (and a zero-delay or `run_now` submission) returns
+    /// [`SubmitError::QueueFull`] instead of letting the queue grow without
+    /// bound. Tasks already accepted are never refused: a scheduled task
+    /// that comes due, or a recurring task's next run, joins the queue even
+    /// when it is full (they were accepted when scheduled), so the queue can
+    /// briefly hold more than `capacity`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0;
+    /// [`ConfigError::ZeroQueueCapacity`] if `capacity` is 0.
+    pub fn bounded(
+        manager: &TaskManager,
+        max_workers: usize,
+        capacity: usize,
+    ) -> Result<Module, ConfigError> {
+        if capacity == 0 {
+            return Err(ConfigError::ZeroQueueCapacity);
+        }
+        Module::with_shared(manager.shared(), max_workers, capacity)
+    }
+
+    pub(crate) fn with_shared(
+        manager: &Arc<Shared>,
+        max_workers: usize,
+        capacity: usize,
+    ) -> Result<Module, ConfigError> {
         if max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
         }
@@ -112,6 +145,8 @@ impl Module {
             max_workers,
             tx,
             rx,
+            capacity,
+            queued: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             park: Mutex::new(()),
@@ -239,7 +274,14 @@ impl ModuleShared {
         if !self.manager.phase().accepts() {
             return Err(SubmitError::ShutDown);
         }
-        self.push(JobRef::new(Arc::clone(&job)));
+        if self.is_bounded() {
+            let capacity = self.capacity;
+            self.queued
+                .fetch_update(SeqCst, SeqCst, |n| (n < capacity).then_some(n + 1))
+                .map_err(|_| SubmitError::QueueFull { capacity })?;
+        }
+        // Cannot fail: `self.rx` keeps the channel open.
+        let _ = self.tx.send(JobRef::new(Arc::clone(&job)));
         fence(SeqCst);
         match self.manager.phase() {
             Phase::Created => Ok(()),
@@ -259,14 +301,27 @@ impl ModuleShared {
     /// Queues an accepted job (from the timer, or a recurring run) and makes
     /// sure a worker will take it.
     pub(crate) fn dispatch(self: &Arc<Self>, job: JobRef) {
-        self.push(job);
+        if self.is_bounded() {
+            // Accepted when it was scheduled: never refused, even if full.
+            self.queued.fetch_add(1, SeqCst);
+        }
+        // Cannot fail: `self.rx` keeps the channel open.
+        let _ = self.tx.send(job);
         fence(SeqCst);
         self.kick();
     }
 
-    fn push(&self, job: JobRef) {
-        // Cannot fail: `self.rx` keeps the channel open.
-        let _ = self.tx.send(job);
+    fn is_bounded(&self) -> bool {
+        self.capacity != usize::MAX
+    }
+
+    /// Takes the next queued job, if any. Every job leaves the queue here.
+    fn pop(&self) -> Option<JobRef> {
+        let job = self.rx.try_recv().ok()?;
+        if self.is_bounded() {
+            self.queued.fetch_sub(1, SeqCst);
+        }
+        Some(job)
     }
 
     /// Starts a worker if there is queued work, none is idle and the cap
@@ -283,7 +338,7 @@ impl ModuleShared {
 
     /// Cancels every queued job; returns how many were cancelled.
     pub(crate) fn cancel_queued(&self) -> usize {
-        self.rx.try_iter().map(JobRef::cancel).filter(|&c| c).count()
+        std::iter::from_fn(|| self.pop()).map(JobRef::cancel).filter(|&c| c).count()
     }
 
     /// Whether nothing refers to this module but the manager's registry and
@@ -353,7 +408,7 @@ impl ModuleShared {
         let deadline = Instant::now() + self.manager.keep_alive;
         let mut parked = lock(&self.park);
         loop {
-            if let Ok(job) = self.rx.try_recv() {
+            if let Some(job) = self.pop() {
                 return Some(job);
             }
             let now = Instant::now();
@@ -410,7 +465,7 @@ impl ModuleShared {
     /// giving up: a producer that is a little slower than its workers then
     /// rarely has to wake a parked worker with a system call.
     fn next_soon(&self) -> Option<JobRef> {
-        if let Ok(job) = self.rx.try_recv() {
+        if let Some(job) = self.pop() {
             return Some(job);
         }
         let until = Instant::now() + SPIN;
@@ -419,7 +474,7 @@ impl ModuleShared {
             for _ in 0..pauses {
                 std::hint::spin_loop();
             }
-            if let Ok(job) = self.rx.try_recv() {
+            if let Some(job) = self.pop() {
                 return Some(job);
             }
             if Instant::now() >= until {
@@ -437,7 +492,7 @@ impl ModuleShared {
         };
         let mut first = Some(first);
         let mut batch = || {
-            let jobs = first.take().into_iter().chain(self.rx.try_iter()).take(BATCH);
+            let jobs = first.take().into_iter().chain(std::iter::from_fn(|| self.pop())).take(BATCH);
             for job in jobs {
                 self.run(job);
             }

@@ -24,9 +24,9 @@ import weakref
 from concurrent.futures import _base
 from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, Union
 
-from ._taskmanager import ManagerCore, ModuleCore, RecurringCore, TaskCore
+from ._taskmanager import ManagerCore, ModuleCore, QueueFull, RecurringCore, TaskCore
 
-__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle"]
+__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull"]
 
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
@@ -55,15 +55,15 @@ def _check_bool(value: object, name: str, default: Optional[bool] = None) -> boo
     return value
 
 
-def _check_max_workers(max_workers: object, default: Optional[int] = None) -> int:
+def _check_max_workers(max_workers: object, default: Optional[int] = None, name: str = "max_workers") -> int:
     if max_workers is None and default is not None:
         return default
     if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-        raise TypeError(f"max_workers must be an int >= 1, got {_type_name(max_workers)}")
+        raise TypeError(f"{name} must be an int >= 1, got {_type_name(max_workers)}")
     if max_workers < 1:
-        raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        raise ValueError(f"{name} must be >= 1, got {max_workers}")
     if max_workers > _MAX_WORKERS:
-        raise ValueError(f"max_workers must be at most {_MAX_WORKERS}, got {max_workers}")
+        raise ValueError(f"{name} must be at most {_MAX_WORKERS}, got {max_workers}")
     return max_workers
 
 
@@ -215,16 +215,28 @@ class Module:
     Subclass it as the spec does (``super().__init__(**kwargs)``) and submit
     the subclass's methods as tasks and callbacks. Each module has its own
     worker threads, so a busy module never delays another.
+
+    With ``max_queued=N`` the module's queue is bounded: once N tasks wait,
+    ``add_task`` (and a zero-delay or ``run_now`` submission) raises
+    :class:`QueueFull` instead of letting the queue grow. Scheduled tasks
+    that come due and recurring runs are never refused (they were accepted
+    when scheduled), so the queue may briefly hold more than N.
     """
 
-    def __init__(self, task_manager: Optional["TaskManager"] = None, max_workers: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        task_manager: Optional["TaskManager"] = None,
+        max_workers: Optional[int] = None,
+        max_queued: Optional[int] = None,
+    ) -> None:
         if task_manager is None:
             raise TypeError("Module() needs task_manager=, the TaskManager that runs its tasks")
         if not isinstance(task_manager, TaskManager):
             raise TypeError(f"task_manager must be a TaskManager, got {_type_name(task_manager)}")
         self.task_manager = task_manager
         self.max_workers = _check_max_workers(max_workers, default=task_manager.max_workers)
-        self._tm_core = ModuleCore(task_manager._core, self.max_workers)
+        self.max_queued = None if max_queued is None else _check_max_workers(max_queued, name="max_queued")
+        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued)
 
     def add_task(
         self,

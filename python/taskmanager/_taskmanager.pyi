@@ -2,7 +2,9 @@
 
 from typing import Any, Callable, Mapping, Optional, Sequence, Union, final
 
-__all__ = ["ManagerCore", "ModuleCore", "RecurringCore", "TaskCore"]
+__all__ = ["ManagerCore", "ModuleCore", "QueueFull", "RecurringCore", "TaskCore"]
+
+class QueueFull(RuntimeError): ...
 
 @final
 class ManagerCore:
@@ -18,7 +20,7 @@ class ManagerCore:
 
 @final
 class ModuleCore:
-    def __new__(cls, manager: ManagerCore, max_workers: int) -> ModuleCore: ...
+    def __new__(cls, manager: ManagerCore, max_workers: int, max_queued: Optional[int] = None) -> ModuleCore: ...
     def add_task(
         self,
         method: Callable[..., Any],

@@ -218,8 +218,18 @@ impl Drop for PyTask {
 // ---------------------------------------------------------------------------
 // Classes.
 
+pyo3::create_exception!(
+    _taskmanager,
+    QueueFull,
+    PyRuntimeError,
+    "A bounded module's queue is full: the task was not accepted."
+);
+
 fn submit_error(e: SubmitError) -> PyErr {
     match e {
+        SubmitError::QueueFull { capacity } => QueueFull::new_err(format!(
+            "the module's queue is full ({capacity} tasks waiting); task not accepted"
+        )),
         SubmitError::ShutDown => PyRuntimeError::new_err("cannot add a task: the task manager is shut down"),
         SubmitError::DelayTooLong { .. } => PyValueError::new_err("delay is too large"),
         SubmitError::ZeroInterval => PyValueError::new_err("delay must be > 0 for a reoccurring task"),
@@ -403,10 +413,15 @@ impl ModuleCore {
 
 #[pymethods]
 impl ModuleCore {
+    /// A module of `max_workers`; with `max_queued`, its queue is bounded.
     #[new]
-    fn new(manager: &ManagerCore, max_workers: usize) -> PyResult<Self> {
-        let module =
-            Module::new(&manager.manager, max_workers).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    #[pyo3(signature = (manager, max_workers, max_queued=None))]
+    fn new(manager: &ManagerCore, max_workers: usize, max_queued: Option<usize>) -> PyResult<Self> {
+        let module = match max_queued {
+            None => Module::new(&manager.manager, max_workers),
+            Some(capacity) => Module::bounded(&manager.manager, max_workers, capacity),
+        }
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
     }
 
@@ -542,6 +557,7 @@ impl RecurringCore {
 
 #[pymodule]
 fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("QueueFull", m.py().get_type::<QueueFull>())?;
     m.add_class::<ManagerCore>()?;
     m.add_class::<ModuleCore>()?;
     m.add_class::<TaskCore>()?;
