@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test, Rust and Python:
-#   1. the Rust crate's unit, integration, example and doc tests;
+#   1. the Rust crate's unit, integration, example and doc tests, and its
+#      loom model checks (src/loom_tests.rs);
 #   2. the Python package, built with maturin into a fresh virtual
 #      environment (`pip install .`), then its pytest suite and a check of
 #      its type stubs against the runtime (mypy.stubtest).
@@ -13,6 +14,10 @@ echo "== Rust tests"
 cargo build -p taskmanager --examples
 cargo test -p taskmanager --all-targets
 cargo test -p taskmanager --doc
+
+echo "== Rust model checks (loom): the core's hand-offs in every interleaving"
+# Its own target directory: --cfg loom rebuilds everything.
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p taskmanager --release --lib loom
 
 echo "== Python: build and install into a fresh virtual environment"
 venv="${TASKMANAGER_TEST_VENV:-target/test-venv}"

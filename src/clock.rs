@@ -2,13 +2,14 @@
 //! that tests advance by hand.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::job::lock;
 use crate::manager::Shared;
 use crate::schedule::{to_nanos, Nanos};
+use crate::sync::{AtomicU64, Mutex};
 
 /// A manager's clock.
 #[derive(Debug)]

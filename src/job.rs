@@ -5,13 +5,14 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use crate::err::TaskError;
 use crate::module::ModuleShared;
 use crate::schedule::{next_run, Nanos, Pacing};
+use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, MutexGuard};
 use crate::timer::{Slotted, NO_SLOT};
 
 /// A callback: receives the method's return value.

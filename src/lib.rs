@@ -82,9 +82,12 @@ mod clock;
 mod err;
 mod handle;
 mod job;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod manager;
 mod module;
 mod schedule;
+mod sync;
 mod task;
 mod timer;
 

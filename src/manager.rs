@@ -6,9 +6,8 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{fence, AtomicU64, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchRunner;
@@ -18,6 +17,9 @@ use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Core, Job, JobRef};
 use crate::module::{Module, ModuleShared};
 use crate::schedule::{Nanos, Recurrence};
+use crate::sync::is_finished;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::{fence, thread_local, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex};
 use crate::task::Task;
 use crate::timer::{Slotted, TimerHeap};
 
@@ -74,8 +76,10 @@ struct Threads {
 }
 
 thread_local! {
-    /// The manager (by address) whose thread this is, if any.
-    static MANAGER_THREAD: Cell<usize> = const { Cell::new(0) };
+    /// The manager (by address) whose thread this is, if any. (Not a
+    /// `const` initializer: loom's `thread_local!` does not take one.)
+    #[allow(clippy::missing_const_for_thread_local)]
+    static MANAGER_THREAD: Cell<usize> = Cell::new(0);
 }
 
 /// State shared by a manager's handles, modules, timer entries and threads.
@@ -198,7 +202,7 @@ impl Shared {
         })?;
         threads.live += 1;
         if threads.handles.len() >= 2 * threads.live + 16 {
-            threads.handles.retain(|h| !h.is_finished());
+            threads.handles.retain(|h| !is_finished(h));
         }
         threads.handles.push(handle);
         Ok(())
@@ -504,7 +508,7 @@ impl fmt::Debug for Builder {
 
 impl Default for Builder {
     fn default() -> Self {
-        let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Builder {
             batch_runner: None,
             default_max_workers: (cpus + 4).min(32),

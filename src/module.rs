@@ -6,11 +6,9 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
@@ -18,6 +16,7 @@ use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Job, JobRef, OneShot, Recurring};
 use crate::manager::{Phase, Shared, TaskManager};
 use crate::schedule::{due_after, to_nanos, Recurrence};
+use crate::sync::{fence, yield_now, AtomicUsize, Condvar, Mutex, Queue};
 use crate::task::Task;
 
 /// How long a worker that ran out of work looks for more before it sleeps.
@@ -82,8 +81,7 @@ pub struct Module {
 pub(crate) struct ModuleShared {
     pub(crate) manager: Arc<Shared>,
     max_workers: usize,
-    tx: Sender<JobRef>,
-    rx: Receiver<JobRef>,
+    queue: Queue<JobRef>,
     /// Workers that exist (or are being started); never above max_workers.
     alive: AtomicUsize,
     /// The most tasks `submit` lets wait in the queue; `usize::MAX` when
@@ -139,12 +137,10 @@ impl Module {
         if max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
         }
-        let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(ModuleShared {
             manager: Arc::clone(manager),
             max_workers,
-            tx,
-            rx,
+            queue: Queue::new(),
             capacity,
             queued: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
@@ -169,7 +165,7 @@ impl Module {
 
     /// Tasks queued in this module, waiting for a worker.
     pub fn queued(&self) -> usize {
-        self.shared.rx.len()
+        self.shared.queue.len()
     }
 
     /// Queues a task to run as soon as a worker of this module is free: the
@@ -280,15 +276,19 @@ impl ModuleShared {
                 .fetch_update(SeqCst, SeqCst, |n| (n < capacity).then_some(n + 1))
                 .map_err(|_| SubmitError::QueueFull { capacity })?;
         }
-        // Cannot fail: `self.rx` keeps the channel open.
-        let _ = self.tx.send(JobRef::new(Arc::clone(&job)));
+        self.queue.push(JobRef::new(Arc::clone(&job)));
         fence(SeqCst);
         match self.manager.phase() {
             Phase::Created => Ok(()),
             Phase::Running => match self.ensure_worker() {
                 Ok(()) => Ok(()),
                 // Nobody will run it: take it back if it is still queued.
-                Err(e) if self.alive.load(SeqCst) == 0 && job.cancel() => Err(SubmitError::Spawn(e)),
+                // A whole shutdown may have passed since the phase was read
+                // (the thread registry then refuses): say so, not "spawn".
+                Err(e) if self.alive.load(SeqCst) == 0 && job.cancel() => Err(match self.manager.phase() {
+                    Phase::Running => SubmitError::Spawn(e),
+                    _ => SubmitError::ShutDown,
+                }),
                 Err(_) => Ok(()),
             },
             // Shutdown began while we queued: shutdown may not have seen the
@@ -305,8 +305,7 @@ impl ModuleShared {
             // Accepted when it was scheduled: never refused, even if full.
             self.queued.fetch_add(1, SeqCst);
         }
-        // Cannot fail: `self.rx` keeps the channel open.
-        let _ = self.tx.send(job);
+        self.queue.push(job);
         fence(SeqCst);
         self.kick();
     }
@@ -317,7 +316,7 @@ impl ModuleShared {
 
     /// Takes the next queued job, if any. Every job leaves the queue here.
     fn pop(&self) -> Option<JobRef> {
-        let job = self.rx.try_recv().ok()?;
+        let job = self.queue.pop()?;
         if self.is_bounded() {
             self.queued.fetch_sub(1, SeqCst);
         }
@@ -328,7 +327,7 @@ impl ModuleShared {
     /// allows; logs a failure to spawn (the work stays queued for the next
     /// kick). Callers fence between their push and this.
     pub(crate) fn kick(self: &Arc<Self>) {
-        if self.manager.phase() == Phase::Created || self.rx.is_empty() {
+        if self.manager.phase() == Phase::Created || self.queue.is_empty() {
             return;
         }
         if let Err(e) = self.ensure_worker() {
@@ -344,7 +343,7 @@ impl ModuleShared {
     /// Whether nothing refers to this module but the manager's registry and
     /// it holds no work: it can be forgotten.
     pub(crate) fn is_forgotten(self: &Arc<Self>) -> bool {
-        Arc::strong_count(self) == 1 && self.rx.is_empty()
+        Arc::strong_count(self) == 1 && self.queue.is_empty()
     }
 
     fn ensure_worker(self: &Arc<Self>) -> std::io::Result<()> {
@@ -423,7 +422,7 @@ impl ModuleShared {
             // the wait), or the check below sees its job.
             self.idle.fetch_add(1, SeqCst);
             fence(SeqCst);
-            if self.rx.is_empty() && self.manager.phase() == Phase::Running {
+            if self.queue.is_empty() && self.manager.phase() == Phase::Running {
                 parked = self.wake.wait_timeout(parked, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
             }
             self.idle.fetch_sub(1, SeqCst);
@@ -451,7 +450,7 @@ impl ModuleShared {
         }
         *wakes_seen = wakes;
         if self.manager.woken_module.load(Relaxed) != Arc::as_ptr(self) as usize {
-            std::thread::yield_now();
+            yield_now();
         }
     }
 
@@ -467,6 +466,11 @@ impl ModuleShared {
     fn next_soon(&self) -> Option<JobRef> {
         if let Some(job) = self.pop() {
             return Some(job);
+        }
+        if cfg!(loom) {
+            // A spin measured in real time would make the models
+            // non-deterministic; sleeping is what they check.
+            return None;
         }
         let until = Instant::now() + SPIN;
         let mut pauses = 1u32;
@@ -519,6 +523,6 @@ impl ModuleShared {
     fn retire(&self) -> bool {
         self.alive.fetch_sub(1, SeqCst);
         fence(SeqCst);
-        self.rx.is_empty() || !self.reserve()
+        self.queue.is_empty() || !self.reserve()
     }
 }
