@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::handle::TaskHandle;
+use crate::module::RunningTask;
 
 /// A setting was out of range when building a [`TaskManager`](crate::TaskManager)
 /// or a [`Module`](crate::Module).
@@ -190,19 +191,22 @@ impl std::error::Error for StartError {
 /// them when they end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownTimedOut {
-    /// Tasks still running when the time ran out.
+    /// How many tasks were still running when the time ran out.
     pub still_running: usize,
     /// Queued tasks cancelled because the time ran out before they started.
     pub cancelled: usize,
+    /// The tasks still running, by id and name.
+    pub running: Vec<RunningTask>,
 }
 
 impl fmt::Display for ShutdownTimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "shutdown timed out with {} task(s) still running; {} queued task(s) cancelled",
-            self.still_running, self.cancelled
-        )
+        write!(f, "shutdown timed out with {} task(s) still running", self.still_running)?;
+        let names: Vec<&str> = self.running.iter().map(|t| t.name.as_str()).collect();
+        if !names.is_empty() {
+            write!(f, " ({})", names.join(", "))?;
+        }
+        write!(f, "; {} queued task(s) cancelled", self.cancelled)
     }
 }
 

@@ -31,6 +31,16 @@ impl<T> TaskHandle<T> {
         self.cell.core().is_finished()
     }
 
+    /// The task's number, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.cell.core().id()
+    }
+
+    /// The task's [name](crate::Task::name), or `task-<id>` if it has none.
+    pub fn name(&self) -> String {
+        self.cell.core().name()
+    }
+
     /// Whether the task was cancelled before it ran.
     pub fn is_cancelled(&self) -> bool {
         self.cell.core().is_cancelled()
@@ -83,7 +93,8 @@ impl<T> TaskHandle<T> {
 
 impl<T> fmt::Debug for TaskHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskHandle").field("state", &state_name(self.cell.core())).finish()
+        let core = self.cell.core();
+        f.debug_struct("TaskHandle").field("name", &core.name()).field("state", &state_name(core)).finish()
     }
 }
 
@@ -122,6 +133,16 @@ impl RecurringHandle {
         self.cell.core().is_finished()
     }
 
+    /// The task's number, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.cell.core().id()
+    }
+
+    /// The task's [name](crate::Task::name), or `task-<id>` if it has none.
+    pub fn name(&self) -> String {
+        self.cell.core().name()
+    }
+
     /// Blocks until the task is over: cancelled, with no run in progress.
     pub fn wait(&self) {
         self.cell.wait_until(None);
@@ -158,6 +179,7 @@ impl RecurringHandle {
 impl fmt::Debug for RecurringHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecurringHandle")
+            .field("name", &self.name())
             .field("state", &state_name(self.cell.core()))
             .field("runs", &self.runs())
             .field("failures", &self.failures())

@@ -55,9 +55,31 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A number for a new task, unique in the process. Each thread takes ids in
+/// blocks, so submitting needs no shared write per task.
+fn next_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    // std's, also under loom: a counter, not part of any hand-off.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    std::thread_local! {
+        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    IDS.with(|ids| {
+        let (next, end) = ids.get();
+        let id = if next < end { next } else { NEXT.fetch_add(BLOCK, Ordering::Relaxed) };
+        let end = if next < end { end } else { id + BLOCK };
+        ids.set((id + 1, end));
+        id
+    })
+}
+
 /// The part of every cell the manager looks at without knowing its types.
 #[derive(Debug)]
 pub(crate) struct Core {
+    /// Unique in the process; see [`next_id`].
+    id: u64,
+    /// The name given at submission, if any.
+    name: Option<Arc<str>>,
     state: AtomicU32,
     /// Index in the timer heap, or `NO_SLOT`. Read and written only under
     /// the manager's timer lock.
@@ -67,8 +89,26 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    fn new() -> Self {
-        Core { state: AtomicU32::new(QUEUED), slot: AtomicU32::new(NO_SLOT), finished: Condvar::new() }
+    fn new(name: Option<Arc<str>>) -> Self {
+        Core {
+            id: next_id(),
+            name,
+            state: AtomicU32::new(QUEUED),
+            slot: AtomicU32::new(NO_SLOT),
+            finished: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The task's name, or `task-<id>` if it was given none.
+    pub(crate) fn name(&self) -> String {
+        match &self.name {
+            Some(name) => name.to_string(),
+            None => format!("task-{}", self.id),
+        }
     }
 
     fn phase(&self) -> u32 {
@@ -172,6 +212,11 @@ impl JobRef {
         JobRef(Some(job))
     }
 
+    /// Another reference to the job, which does not cancel it when dropped.
+    pub(crate) fn share(&self) -> Option<Arc<dyn Job>> {
+        self.0.clone()
+    }
+
     pub(crate) fn core(&self) -> Option<&Core> {
         self.0.as_deref().map(Job::core)
     }
@@ -241,7 +286,7 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 
 /// Drops user values where their `Drop` may panic, without killing the
 /// worker.
-fn drop_quietly<V>(value: V) {
+pub(crate) fn drop_quietly<V>(value: V) {
     if catch_unwind(AssertUnwindSafe(move || drop(value))).is_err() {
         log::error!("a task's captured value panicked while being dropped");
     }
@@ -266,8 +311,11 @@ pub(crate) struct OneShot<F, T> {
 }
 
 impl<F, T> OneShot<F, T> {
-    pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>) -> Self {
-        OneShot { core: Core::new(), stage: Mutex::new(Stage::Pending(method, Callbacks::new(callbacks))) }
+    pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>, name: Option<Arc<str>>) -> Self {
+        OneShot {
+            core: Core::new(name),
+            stage: Mutex::new(Stage::Pending(method, Callbacks::new(callbacks))),
+        }
     }
 }
 
@@ -413,9 +461,10 @@ impl<F, T> Recurring<F, T> {
         interval: Nanos,
         pacing: Pacing,
         first_due: Nanos,
+        name: Option<Arc<str>>,
     ) -> Self {
         Recurring {
-            core: Core::new(),
+            core: Core::new(name),
             interval,
             pacing,
             due: AtomicU64::new(first_due),

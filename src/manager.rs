@@ -353,9 +353,10 @@ impl Shared {
         if self.await_termination(Some(deadline)) || self.on_own_thread() {
             return Ok(());
         }
-        let cancelled = self.modules().iter().map(|m| m.cancel_queued()).sum();
-        let still_running = lock(&self.threads).live;
-        Err(ShutdownTimedOut { still_running, cancelled })
+        let modules = self.modules();
+        let cancelled = modules.iter().map(|m| m.cancel_queued()).sum();
+        let running: Vec<_> = modules.iter().flat_map(|m| m.running()).collect();
+        Err(ShutdownTimedOut { still_running: running.len(), cancelled, running })
     }
 
     /// At shutdown: closes the timer, sends what is due to its module (or,

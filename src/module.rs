@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{lock, Job, JobRef, OneShot, Recurring};
+use crate::job::{drop_quietly, lock, Job, JobRef, OneShot, Recurring};
 use crate::manager::{Phase, Shared, TaskManager};
 use crate::schedule::{due_after, to_nanos, Recurrence};
 use crate::sync::{fence, yield_now, AtomicUsize, Condvar, Mutex, Queue};
@@ -95,6 +95,24 @@ pub(crate) struct ModuleShared {
     /// Idle workers sleep on `wake` under `park`; see `wait_for_work`.
     park: Mutex<()>,
     wake: Condvar,
+    /// One slot per live worker: what it is running.
+    workers: Mutex<Vec<Arc<WorkerSlot>>>,
+}
+
+/// What one worker is running, for reports (a shutdown that timed out).
+/// Written by its worker around each task; read by reporters.
+#[derive(Default)]
+struct WorkerSlot {
+    current: Mutex<Option<Arc<dyn Job>>>,
+}
+
+/// A task that was running when a report was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningTask {
+    /// The task's number, as [`TaskHandle::id`].
+    pub id: u64,
+    /// The task's name, as [`TaskHandle::name`].
+    pub name: String,
 }
 
 impl Module {
@@ -147,6 +165,7 @@ impl Module {
             idle: AtomicUsize::new(0),
             park: Mutex::new(()),
             wake: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
         });
         manager.register(&shared);
         Ok(Module { shared })
@@ -180,8 +199,8 @@ impl Module {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let Task { method, callbacks } = task.into();
-        let cell = Arc::new(OneShot::new(method, callbacks));
+        let Task { method, callbacks, name } = task.into();
+        let cell = Arc::new(OneShot::new(method, callbacks, name));
         self.shared.submit(cell.clone())?;
         Ok(TaskHandle::new(cell, None))
     }
@@ -204,8 +223,8 @@ impl Module {
     {
         let manager = &self.shared.manager;
         let due = due_after(manager.now(), delay).ok_or(SubmitError::DelayTooLong { delay })?;
-        let Task { method, callbacks } = task.into();
-        let cell = Arc::new(OneShot::new(method, callbacks));
+        let Task { method, callbacks, name } = task.into();
+        let cell = Arc::new(OneShot::new(method, callbacks, name));
         if delay.is_zero() {
             self.shared.submit(cell.clone())?;
         } else {
@@ -243,8 +262,9 @@ impl Module {
         let (Some(nanos), Some(first_due)) = (to_nanos(interval), first_due) else {
             return Err(SubmitError::DelayTooLong { delay: interval });
         };
-        let Task { method, callbacks } = task.into();
-        let cell = Arc::new(Recurring::new(method, callbacks, nanos, recurrence.pacing_policy(), first_due));
+        let Task { method, callbacks, name } = task.into();
+        let cell =
+            Arc::new(Recurring::new(method, callbacks, nanos, recurrence.pacing_policy(), first_due, name));
         if recurrence.runs_now() {
             self.shared.submit(cell.clone())?;
         } else {
@@ -381,18 +401,34 @@ impl ModuleShared {
     /// retire when idle that long, or when the manager shuts down and the
     /// queue is empty.
     fn work(self: Arc<Self>) {
+        let slot = Arc::new(WorkerSlot::default());
+        lock(&self.workers).push(Arc::clone(&slot));
         let mut wakes_seen = self.manager.wakes.load(Relaxed);
         loop {
             while let Some(job) = self.next_soon() {
-                self.run_batch(job);
+                self.run_batch(job, &slot);
                 self.make_way(&mut wakes_seen);
             }
             match self.wait_for_work() {
-                Some(job) => self.run(job),
-                None if self.retire() => return,
+                Some(job) => self.run(job, &slot),
+                None if self.retire() => break,
                 None => {}
             }
         }
+        lock(&self.workers).retain(|s| !Arc::ptr_eq(s, &slot));
+    }
+
+    /// The tasks this module's workers are running right now.
+    pub(crate) fn running(&self) -> Vec<RunningTask> {
+        let workers = lock(&self.workers).clone();
+        workers
+            .iter()
+            .filter_map(|slot| {
+                let current = lock(&slot.current);
+                let core = current.as_deref()?.core();
+                core.is_running().then(|| RunningTask { id: core.id(), name: core.name() })
+            })
+            .collect()
     }
 
     /// Sleeps until a job is queued (and returns it), the keep-alive passes
@@ -490,15 +526,15 @@ impl ModuleShared {
 
     /// Runs `first` and, with a batch runner, up to a batch of the jobs
     /// queued behind it inside one `run_batch` call.
-    fn run_batch(self: &Arc<Self>, first: JobRef) {
+    fn run_batch(self: &Arc<Self>, first: JobRef, slot: &WorkerSlot) {
         let Some(runner) = &self.manager.batch_runner else {
-            return self.run(first);
+            return self.run(first, slot);
         };
         let mut first = Some(first);
         let mut batch = || {
             let jobs = first.take().into_iter().chain(std::iter::from_fn(|| self.pop())).take(BATCH);
             for job in jobs {
-                self.run(job);
+                self.run(job, slot);
             }
         };
         if catch_unwind(AssertUnwindSafe(|| runner.run_batch(&mut batch))).is_err() {
@@ -506,16 +542,21 @@ impl ModuleShared {
         }
         // A runner that never called `batch` must not lose the job.
         if let Some(job) = first {
-            self.run(job);
+            self.run(job, slot);
         }
     }
 
-    fn run(self: &Arc<Self>, job: JobRef) {
+    fn run(self: &Arc<Self>, job: JobRef, slot: &WorkerSlot) {
+        *lock(&slot.current) = job.share();
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
         if catch_unwind(AssertUnwindSafe(|| job.run(self))).is_err() {
             log::error!("taskmanager: a task panicked outside its own guard");
         }
+        // Dropped outside the lock: the last reference drops the task's
+        // result, whose `Drop` is user code.
+        let ran = lock(&slot.current).take();
+        drop_quietly(ran);
     }
 
     /// Gives up this worker's place; returns false if work arrived while

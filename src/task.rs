@@ -2,6 +2,7 @@
 //! keys. The spec's `args` and `kwargs` are whatever the closure captures.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::job::Callback;
 
@@ -31,6 +32,7 @@ use crate::job::Callback;
 pub struct Task<F, T> {
     pub(crate) method: F,
     pub(crate) callbacks: Vec<Callback<T>>,
+    pub(crate) name: Option<Arc<str>>,
 }
 
 impl<F, T> Task<F, T> {
@@ -40,7 +42,15 @@ impl<F, T> Task<F, T> {
     /// [`schedule_recurring`](crate::Module::schedule_recurring), an
     /// `FnMut() -> T`.
     pub fn new(method: F) -> Self {
-        Task { method, callbacks: Vec::new() }
+        Task { method, callbacks: Vec::new(), name: None }
+    }
+
+    /// Names the task, for reports such as [`ShutdownTimedOut`](crate::ShutdownTimedOut)
+    /// and the handle's [`name`](crate::TaskHandle::name). Unnamed tasks are
+    /// called `task-<id>`.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// Adds a callback (the spec's `callback`; call again for the spec's list
@@ -67,6 +77,9 @@ where
 
 impl<F, T> fmt::Debug for Task<F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task").field("callbacks", &self.callbacks.len()).finish_non_exhaustive()
+        f.debug_struct("Task")
+            .field("name", &self.name)
+            .field("callbacks", &self.callbacks.len())
+            .finish_non_exhaustive()
     }
 }

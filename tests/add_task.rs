@@ -179,3 +179,24 @@ fn many_tasks_from_many_threads_all_run_once() {
     }
     assert_eq!(count.load(Ordering::SeqCst), 20_000);
 }
+
+#[test]
+fn handles_carry_a_unique_id_and_the_given_name() {
+    let manager = started();
+    let named = manager.add_task(Task::new(|| 1).name("fetch-prices")).unwrap();
+    let unnamed = manager.add_task(|| 2).unwrap();
+    assert_eq!(named.name(), "fetch-prices");
+    assert_ne!(named.id(), unnamed.id());
+    assert_eq!(unnamed.name(), format!("task-{}", unnamed.id()));
+    assert!(format!("{named:?}").contains("fetch-prices"));
+    // Ids stay unique across threads.
+    let ids: Vec<u64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..3000).map(|_| manager.add_task(|| ()).unwrap().id()).collect::<Vec<_>>()))
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let unique: std::collections::HashSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len());
+    manager.shutdown();
+}

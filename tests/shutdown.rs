@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ms, started, SOON};
-use taskmanager::{Module, Recurrence, StartError, SubmitError, Task, TaskError, TaskManager};
+use taskmanager::{Module, Recurrence, RunningTask, StartError, SubmitError, Task, TaskError, TaskManager};
 
 fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Box<dyn FnOnce() + Send>) {
     let count = Arc::new(AtomicUsize::new(0));
@@ -99,28 +99,55 @@ fn a_recurring_run_in_progress_finishes_and_is_not_rescheduled() {
 fn bounded_shutdown_returns_in_time_and_reports_what_was_left() {
     let manager = started();
     let module = Module::new(&manager, 1).unwrap();
+    let other = Module::new(&manager, 1).unwrap();
     let (release, gate) = mpsc::channel::<()>();
+    let (release_other, gate_other) = mpsc::channel::<()>();
     let (entered_tx, entered) = mpsc::channel();
+    let entered_other = entered_tx.clone();
+    // Two tasks that would block forever: one named, one not.
     let blocked = module
+        .add_task(
+            Task::new(move || {
+                entered_tx.send(()).unwrap();
+                gate.recv().unwrap();
+                "finished late"
+            })
+            .name("stuck-forever"),
+        )
+        .unwrap();
+    let unnamed = other
         .add_task(move || {
-            entered_tx.send(()).unwrap();
-            gate.recv().unwrap();
-            "finished late"
+            entered_other.send(()).unwrap();
+            gate_other.recv().unwrap();
         })
         .unwrap();
+    entered.recv_timeout(SOON).unwrap();
     entered.recv_timeout(SOON).unwrap();
     let behind: Vec<_> = (0..3).map(|_| module.add_task(|| "never").unwrap()).collect();
     let start = Instant::now();
     let report = manager.shutdown_timeout(ms(100)).unwrap_err();
     let took = start.elapsed();
     assert!(took >= ms(100) && took < Duration::from_secs(3), "took {took:?}");
-    assert_eq!(report.still_running, 1);
+    assert_eq!(report.still_running, 2);
     assert_eq!(report.cancelled, 3);
+    let mut running = report.running.clone();
+    running.sort_by_key(|t| t.id);
+    let mut expected = vec![
+        RunningTask { id: blocked.id(), name: "stuck-forever".into() },
+        RunningTask { id: unnamed.id(), name: format!("task-{}", unnamed.id()) },
+    ];
+    expected.sort_by_key(|t| t.id);
+    assert_eq!(running, expected);
+    assert_eq!(unnamed.name(), format!("task-{}", unnamed.id()));
+    let message = report.to_string();
+    assert!(message.contains("stuck-forever") && message.contains(&unnamed.name()), "{message}");
     for h in behind {
         assert_eq!(h.join(), Err(TaskError::Cancelled));
     }
     release.send(()).unwrap();
+    release_other.send(()).unwrap();
     assert_eq!(blocked.join_timeout(SOON).unwrap(), "finished late", "the running task still reports");
+    unnamed.join_timeout(SOON).unwrap();
 }
 
 #[test]
