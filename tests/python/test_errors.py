@@ -243,6 +243,20 @@ def test_conflicting_recurring_alias(ctx):
         ctx["manager"].schedule_task({"method": print, "delay": 1, "reoccurring": True, "recurring": False})
 
 
+class Unprintable:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+def test_unknown_key_that_cannot_be_printed(manager):
+    """An unknown key whose str() raises is still reported as an unknown
+    key (a ValueError naming its type), not by the key's own error."""
+    with pytest.raises(ValueError, match=r"unknown key.*unprintable Unprintable key"):
+        manager.add_task({"method": print, Unprintable(): 1})
+    with pytest.raises(ValueError, match=r"unknown key.*'extra'.*unprintable Unprintable key"):
+        manager.schedule_task({"method": print, "delay": 1, Unprintable(): 1, "extra": 2})
+
+
 @pytest.mark.parametrize("max_workers", [0, -1])
 def test_module_bad_max_workers_value(manager, max_workers):
     with pytest.raises(ValueError, match="max_workers"):
