@@ -191,6 +191,14 @@ def test_huge_int_delay(ctx, form):
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
+def test_huge_negative_int_delay(ctx, form):
+    """An int too large for a float but negative is below the lower bound,
+    and the error says so (not "at most")."""
+    with pytest.raises(ValueError, match="delay must be >= 0"):
+        form(ctx, delay=-(10**400))
+
+
+@pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("delay", ["1", None, True, False, [1], 1j])
 def test_bad_delay_type(ctx, form, delay):
     with pytest.raises(TypeError, match="delay"):
