@@ -222,6 +222,18 @@ def test_zero_delay_recurring_alias(ctx):
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
+@pytest.mark.parametrize("delay", [1e-10, 5e-324])
+def test_recurring_delay_below_clock_resolution(ctx, form, delay):
+    """A reoccurring delay only has to be > 0: one too small for the clock
+    (under half a nanosecond) runs at the shortest interval instead of
+    being refused as zero."""
+    h = form(ctx, method=lambda: None, delay=delay, reoccurring=True)
+    assert type(h).__name__ == "RecurringHandle"
+    assert wait_until(lambda: h.runs >= 2)
+    assert h.cancel() and h.cancelled()
+
+
+@pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("name", ["reoccurring", "run_now"])
 @pytest.mark.parametrize("value", [1, 0, "yes", "True", 1.0, [True]])
 def test_bad_flags(ctx, form, name, value):
