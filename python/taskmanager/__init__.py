@@ -197,12 +197,21 @@ _ADD_KEYS = frozenset({"method", "args", "kwargs", "callback"})
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
+def _key_name(key: object) -> str:
+    """An unknown key as an error names it: its str, quoted; a key that
+    cannot be printed by its type, so the error is still a ValueError."""
+    try:
+        return repr(str(key))
+    except Exception:
+        return f"<unprintable {_type_name(key)} key>"
+
+
 def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mapping[str, Any]:
     if not isinstance(task, Mapping):
         raise TypeError(f"{call}() takes a dict of the task's keys, got {_type_name(task)}")
-    unknown = sorted(str(k) for k in task if k not in allowed)
+    unknown = sorted(_key_name(k) for k in task if k not in allowed)
     if unknown:
-        raise ValueError(f"{call}() got unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(f"{call}() got unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     if "method" not in task:
         raise ValueError(f"{call}() task is missing the required key 'method'")
     return task

@@ -191,6 +191,14 @@ def test_huge_int_delay(ctx, form):
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
+def test_huge_negative_int_delay(ctx, form):
+    """An int too large for a float but negative is below the lower bound,
+    and the error says so (not "at most")."""
+    with pytest.raises(ValueError, match="delay must be >= 0"):
+        form(ctx, delay=-(10**400))
+
+
+@pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("delay", ["1", None, True, False, [1], 1j])
 def test_bad_delay_type(ctx, form, delay):
     with pytest.raises(TypeError, match="delay"):
@@ -211,6 +219,18 @@ def test_zero_delay_recurring_alias(ctx):
         ctx["module"].schedule_task(print, 0, recurring=True)
     with pytest.raises(ValueError, match="delay"):
         ctx["manager"].schedule_task({"method": print, "delay": 0, "recurring": True})
+
+
+@pytest.mark.parametrize("form", SCHED_FORMS)
+@pytest.mark.parametrize("delay", [1e-10, 5e-324])
+def test_recurring_delay_below_clock_resolution(ctx, form, delay):
+    """A reoccurring delay only has to be > 0: one too small for the clock
+    (under half a nanosecond) runs at the shortest interval instead of
+    being refused as zero."""
+    h = form(ctx, method=lambda: None, delay=delay, reoccurring=True)
+    assert type(h).__name__ == "RecurringHandle"
+    assert wait_until(lambda: h.runs >= 2)
+    assert h.cancel() and h.cancelled()
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
@@ -241,6 +261,20 @@ def test_conflicting_recurring_alias(ctx):
         ctx["module"].schedule_task(print, 1, reoccurring=True, recurring=False)
     with pytest.raises(ValueError, match="recurring"):
         ctx["manager"].schedule_task({"method": print, "delay": 1, "reoccurring": True, "recurring": False})
+
+
+class Unprintable:
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+def test_unknown_key_that_cannot_be_printed(manager):
+    """An unknown key whose str() raises is still reported as an unknown
+    key (a ValueError naming its type), not by the key's own error."""
+    with pytest.raises(ValueError, match=r"unknown key.*unprintable Unprintable key"):
+        manager.add_task({"method": print, Unprintable(): 1})
+    with pytest.raises(ValueError, match=r"unknown key.*'extra'.*unprintable Unprintable key"):
+        manager.schedule_task({"method": print, "delay": 1, Unprintable(): 1, "extra": 2})
 
 
 @pytest.mark.parametrize("max_workers", [0, -1])

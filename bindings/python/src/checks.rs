@@ -131,13 +131,16 @@ pub(crate) fn delay(delay: &Bound<'_, PyAny>) -> PyResult<f64> {
     let too_large = || {
         PyValueError::new_err(format!("delay must be at most {MAX_DELAY:.0} seconds, got {}", repr(delay)))
     };
-    // An int too large for a float raises OverflowError here.
-    let seconds: f64 = delay.extract().map_err(|_| too_large())?;
+    let negative = || PyValueError::new_err(format!("delay must be >= 0, got {}", repr(delay)));
+    // An int too large for a float raises OverflowError here; its sign
+    // says which bound it is past.
+    let seconds: f64 =
+        delay.extract().map_err(|_| if delay.lt(0).unwrap_or(false) { negative() } else { too_large() })?;
     if !seconds.is_finite() {
         return Err(PyValueError::new_err(format!("delay must be finite, got {}", repr(delay))));
     }
     if seconds < 0.0 {
-        return Err(PyValueError::new_err(format!("delay must be >= 0, got {}", repr(delay))));
+        return Err(negative());
     }
     if seconds > MAX_DELAY {
         return Err(too_large());

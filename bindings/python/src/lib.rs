@@ -404,7 +404,10 @@ impl ModuleCore {
         let state = Arc::new(RecurringState::default());
         let shared = Arc::clone(&state);
         let run = move || Python::attach(|py| task.run_again(py, &shared));
-        let recurrence = Recurrence::every(seconds(interval)?).run_now(run_now);
+        // A positive interval below the clock's resolution would round to
+        // zero and be refused as one: it is the shortest interval instead.
+        let interval = seconds(interval)?.max(Duration::from_nanos(1));
+        let recurrence = Recurrence::every(interval).run_now(run_now);
         let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
         handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;
         Ok(handle)
