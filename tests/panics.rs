@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::{eventually, started};
-use taskmanager::{Module, Task, TaskError};
+use taskmanager::{Module, Recurrence, Task, TaskError};
 
 #[test]
 fn a_panicking_task_reports_its_message_and_skips_callbacks() {
@@ -75,6 +75,33 @@ impl log::Log for Capture {
         }
     }
     fn flush(&self) {}
+}
+
+#[test]
+fn a_recurring_task_that_panics_every_run_keeps_its_schedule_and_leaks_nothing() {
+    let manager = started();
+    let held = Arc::new(());
+    let captured = held.clone();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let a = attempts.clone();
+    let handle = manager
+        .schedule_recurring(Recurrence::every(common::ms(2)), move || -> () {
+            let _keep = &captured;
+            let n = a.fetch_add(1, Ordering::SeqCst);
+            panic!("run {n} failed")
+        })
+        .unwrap();
+    assert!(eventually(|| handle.runs() >= 20), "runs: {}", handle.runs());
+    handle.cancel();
+    handle.wait();
+    // Every run failed, every failure was counted, the latest is kept.
+    assert_eq!(handle.failures(), handle.runs());
+    assert_eq!(handle.runs() as usize, attempts.load(Ordering::SeqCst));
+    let last = format!("run {} failed", handle.runs() - 1);
+    assert!(matches!(handle.last_failure(), Some(TaskError::Panicked { message }) if message == last));
+    // Cancelled: the closure, and everything it captured, is gone.
+    assert!(eventually(|| Arc::strong_count(&held) == 1));
+    manager.shutdown();
 }
 
 #[test]
