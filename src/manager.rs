@@ -15,7 +15,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Core, Job, JobRef};
-use crate::module::{Module, ModuleShared};
+use crate::module::{Module, ModuleShared, RunningTask};
 use crate::schedule::{Nanos, Recurrence};
 use crate::sync::is_finished;
 use crate::sync::thread::{self, JoinHandle};
@@ -353,10 +353,13 @@ impl Shared {
         if self.await_termination(Some(deadline)) || self.on_own_thread() {
             return Ok(());
         }
-        let modules = self.modules();
-        let cancelled = modules.iter().map(|m| m.cancel_queued()).sum();
-        let running: Vec<_> = modules.iter().flat_map(|m| m.running()).collect();
+        let cancelled = self.modules().iter().map(|m| m.cancel_queued()).sum();
+        let running = self.running_tasks();
         Err(ShutdownTimedOut { still_running: running.len(), cancelled, running })
+    }
+
+    fn running_tasks(&self) -> Vec<RunningTask> {
+        self.modules().iter().flat_map(|m| m.running()).collect()
     }
 
     /// At shutdown: closes the timer, sends what is due to its module (or,
@@ -717,6 +720,11 @@ impl TaskManager {
     /// keeps accepting new tasks. Returns how many tasks it cancelled.
     pub fn cancel_pending(&self) -> usize {
         self.inner.shared.cancel_pending()
+    }
+
+    /// The tasks running right now, in every module, by id and name.
+    pub fn running_tasks(&self) -> Vec<RunningTask> {
+        self.inner.shared.running_tasks()
     }
 
     /// Whether the calling thread is one of this manager's (a worker running

@@ -20,13 +20,14 @@ import asyncio
 import concurrent.futures
 import os
 import threading
+import time
 import weakref
 from concurrent.futures import _base
-from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._taskmanager import ManagerCore, ModuleCore, QueueFull, RecurringCore, TaskCore
 
-__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull"]
+__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut"]
 
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
@@ -143,8 +144,19 @@ class TaskHandle(concurrent.futures.Future[Any]):
     def __await__(self):  # type: ignore[no-untyped-def]
         return asyncio.wrap_future(self).__await__()
 
+    @property
+    def name(self) -> str:
+        """The task's name: the ``name=`` it was given, else its method's
+        ``__qualname__``."""
+        return self._core.name if self._core is not None else "?"
+
+    @property
+    def id(self) -> int:
+        """The task's number, unique in the process."""
+        return self._core.id if self._core is not None else 0
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._state.lower()}>"
+        return f"<{type(self).__name__} {self.name!r} {self._state.lower()}>"
 
 
 class RecurringHandle(TaskHandle):
@@ -187,13 +199,38 @@ class RecurringHandle(TaskHandle):
         return self._core.last_exception if self._core is not None else None
 
     def __repr__(self) -> str:
-        return f"<RecurringHandle {self._state.lower()} runs={self.runs} failures={self.failures}>"
+        return f"<RecurringHandle {self.name!r} {self._state.lower()} runs={self.runs} failures={self.failures}>"
 
 
 # ---------------------------------------------------------------------------
 # Manager and modules.
 
-_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback"})
+
+class ShutdownTimedOut(TimeoutError):
+    """``shutdown(timeout=...)`` ran out of time with tasks still running.
+
+    ``running`` lists them as ``(id, name)`` pairs (match ``id`` against a
+    handle's ``id``); ``cancelled`` counts the queued tasks cancelled then.
+    """
+
+    def __init__(self, running: List[Tuple[int, str]], cancelled: int) -> None:
+        names = ", ".join(name for _, name in running)
+        super().__init__(
+            f"shutdown timed out with {len(running)} task(s) still running ({names}); "
+            f"{cancelled} queued task(s) cancelled"
+        )
+        self.running = running
+        self.cancelled = cancelled
+
+
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds (or None), got {_type_name(timeout)}")
+    if not timeout >= 0 or timeout == float("inf"):
+        raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
+    return float(timeout)
+
+_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name"})
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
@@ -253,10 +290,13 @@ class Module:
         args: Optional[Sequence[Any]] = None,
         kwargs: Optional[Mapping[str, Any]] = None,
         callback: Callbacks = None,
+        *,
+        name: Optional[str] = None,
     ) -> TaskHandle:
         """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
-        callback then receives its return value."""
-        return self._tm_core.add_task(method, args, kwargs, callback)
+        callback then receives its return value. ``name`` names the task in
+        reports (default: the method's ``__qualname__``)."""
+        return self._tm_core.add_task(method, args, kwargs, callback, name)
 
     def schedule_task(
         self,
@@ -269,6 +309,7 @@ class Module:
         run_now: bool = False,
         *,
         recurring: Optional[bool] = None,
+        name: Optional[str] = None,
     ) -> TaskHandle:
         """Runs ``method`` ``delay`` seconds from now; with ``reoccurring``,
         every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
@@ -278,7 +319,7 @@ class Module:
         execute once"). Returns a :class:`RecurringHandle` for recurring
         tasks.
         """
-        return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring)
+        return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
 
     def __repr__(self) -> str:
         core = self._tm_core
@@ -323,7 +364,7 @@ class TaskManager:
         """Queues a task given as a dict with the spec's keys: ``method``
         (required), ``args``, ``kwargs``, ``callback``."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
-        return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"))
+        return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), t.get("name"))
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
         """Schedules a task given as a dict with the spec's keys: ``method``
@@ -341,9 +382,10 @@ class TaskManager:
             t.get("reoccurring", False),
             t.get("run_now", False),
             t.get("recurring"),
+            t.get("name"),
         )
 
-    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
         """Stops accepting tasks (later ones raise RuntimeError), runs every
         task already due, cancels scheduled and recurring tasks not yet due.
 
@@ -351,14 +393,25 @@ class TaskManager:
         cancelled too. With ``wait=True``, returns once every running task
         has finished (Ctrl-C interrupts the wait); inside a task it cannot
         wait for itself and returns at once.
+
+        With ``timeout`` (seconds), waits at most that long: if tasks are
+        still running then, the queued ones are cancelled and
+        :class:`ShutdownTimedOut` is raised, naming the running ones (which
+        finish in the background and report through their handles).
         """
         wait = _check_bool(wait, "wait")
         cancel_pending = _check_bool(cancel_pending, "cancel_pending")
+        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
         self._core.begin_shutdown(cancel_pending)
         if not wait or self._core.is_manager_thread():
             return
-        while not self._core.await_termination(0.1):
-            pass
+        while True:
+            step = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+            if self._core.await_termination(step):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                cancelled = self._core.cancel_pending()
+                raise ShutdownTimedOut(self._core.running_tasks(), cancelled)
 
     def __enter__(self) -> "TaskManager":
         self.start_thread()

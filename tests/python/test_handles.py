@@ -297,3 +297,24 @@ def test_waiting_again_on_finished_handles(module):
     done, not_done = concurrent.futures.wait(handles, timeout=0)
     assert len(done) == 200 and not not_done
     assert [h.result(0) for h in handles] == list(range(200))
+
+
+def test_handles_have_ids_and_names(module, manager):
+    def fetch_prices():
+        return 1
+
+    h = module.add_task(fetch_prices)
+    assert h.name == "test_handles_have_ids_and_names.<locals>.fetch_prices"
+    named = module.schedule_task(print, 30, name="nightly-report")
+    assert named.name == "nightly-report" and "nightly-report" in repr(named)
+    rec = module.schedule_task(print, 30, reoccurring=True, name="poll")
+    assert rec.name == "poll" and "poll" in repr(rec)
+    assert manager.add_task({"method": len, "args": ([],), "name": "n"}).name == "n"
+    assert module.add_task(len, args=([],)).name == "len"
+    ids = {h.id, named.id, rec.id}
+    assert len(ids) == 3 and all(isinstance(i, int) and i > 0 for i in ids)
+    with pytest.raises(TypeError, match="name"):
+        module.add_task(print, name=5)
+    h.result(SOON)
+    named.cancel()
+    rec.cancel()

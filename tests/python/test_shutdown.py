@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import taskmanager
 from taskmanager import Module, TaskManager
 
 from _util import SOON, Blocker, Recorder, wait_until
@@ -250,3 +251,42 @@ def test_context_manager_shuts_down_on_exception():
             raise KeyError("in block")
     assert h.result(0) == "x"
     assert "shut down" in repr(m)
+
+
+def test_shutdown_timeout_names_the_tasks_still_running(fresh):
+    """A task that would block forever: a bounded shutdown returns in time,
+    cancels what waited, and names what still runs."""
+    manager = fresh()
+    release = threading.Event()
+    entered = threading.Event()
+    module = Module(task_manager=manager, max_workers=1)
+
+    def stuck_forever():
+        entered.set()
+        release.wait()
+        return "finished late"
+
+    stuck = module.add_task(stuck_forever)
+    named = manager.add_task({"method": lambda: release.wait(), "name": "poller"})
+    assert entered.wait(SOON)
+    assert wait_until(lambda: named.running())
+    behind = [module.add_task(print) for _ in range(3)]
+    start = time.monotonic()
+    with pytest.raises(taskmanager.ShutdownTimedOut) as info:
+        manager.shutdown(timeout=0.2)
+    took = time.monotonic() - start
+    assert 0.2 <= took < 3, took
+    err = info.value
+    assert isinstance(err, TimeoutError)
+    stuck_name = "test_shutdown_timeout_names_the_tasks_still_running.<locals>.stuck_forever"
+    assert sorted(err.running) == sorted([(stuck.id, stuck_name), (named.id, "poller")])
+    assert err.cancelled == 3 and "poller" in str(err) and "stuck_forever" in str(err)
+    assert all(h.cancelled() for h in behind)
+    release.set()
+    assert stuck.result(SOON) == "finished late"
+
+
+@pytest.mark.parametrize("bad, exc", [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)])
+def test_shutdown_timeout_is_checked(fresh, bad, exc):
+    with pytest.raises(exc, match="timeout"):
+        fresh().shutdown(timeout=bad)

@@ -4,7 +4,10 @@
 //! They live in Rust, not in the Python half, because they run on every
 //! submission: here they cost tens of nanoseconds instead of a microsecond.
 
+use std::sync::Arc;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -170,4 +173,26 @@ pub(crate) fn reoccurring(
         return Err(PyValueError::new_err("reoccurring and recurring disagree; give only one"));
     }
     Ok(alias)
+}
+
+/// `name`: a str, or None for the method's own name (its `__qualname__`,
+/// else `__name__`, else its type's name).
+pub(crate) fn name(name: Option<&Bound<'_, PyAny>>, method: &Bound<'_, PyAny>) -> PyResult<Arc<str>> {
+    if let Some(name) = name {
+        return match name.cast::<PyString>() {
+            Ok(s) => Ok(Arc::from(s.to_cow()?.as_ref())),
+            Err(_) => {
+                Err(PyTypeError::new_err(format!("name must be a str (or None), got {}", type_name(name))))
+            }
+        };
+    }
+    let py = method.py();
+    for attribute in [intern!(py, "__qualname__"), intern!(py, "__name__")] {
+        if let Ok(Some(value)) = method.getattr_opt(attribute) {
+            if let Ok(s) = value.cast::<PyString>() {
+                return Ok(Arc::from(s.to_cow()?.as_ref()));
+            }
+        }
+    }
+    Ok(Arc::from(type_name(method)))
 }

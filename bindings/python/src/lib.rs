@@ -30,7 +30,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
-use taskmanager::{BatchRunner, Module, Recurrence, RecurringHandle, SubmitError, TaskHandle, TaskManager};
+use taskmanager::{
+    BatchRunner, Module, Recurrence, RecurringHandle, SubmitError, Task, TaskHandle, TaskManager,
+};
 
 /// `logging.getLogger("taskmanager")`.
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -314,6 +316,16 @@ impl ManagerCore {
         self.manager.is_shut_down()
     }
 
+    /// The running tasks as (id, name) pairs.
+    fn running_tasks(&self) -> Vec<(u64, String)> {
+        self.manager.running_tasks().into_iter().map(|t| (t.id, t.name)).collect()
+    }
+
+    /// Cancels every task not started; returns how many.
+    fn cancel_pending(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.manager.cancel_pending())
+    }
+
     fn is_manager_thread(&self) -> bool {
         self.manager.is_manager_thread()
     }
@@ -343,6 +355,7 @@ struct Call {
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
     callbacks: Vec<Py<PyAny>>,
+    name: Arc<str>,
 }
 
 impl Call {
@@ -351,13 +364,16 @@ impl Call {
         args: Option<&Bound<'_, PyAny>>,
         kwargs: Option<&Bound<'_, PyAny>>,
         callback: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Call> {
         let py = method.py();
+        let method = checks::method(method)?;
         Ok(Call {
-            method: checks::method(method)?.unbind(),
             args: checks::args(py, args)?.unbind(),
             kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
             callbacks: checks::callbacks(callback)?,
+            name: checks::name(name, &method)?,
+            method: method.unbind(),
         })
     }
 }
@@ -365,7 +381,7 @@ impl Call {
 impl ModuleCore {
     /// The task for `call`, reporting to `future`, counted as outstanding.
     fn task(&self, future: &Bound<'_, PyAny>, call: Call) -> PyTask {
-        let Call { method, args, kwargs, callbacks } = call;
+        let Call { method, args, kwargs, callbacks, name: _ } = call;
         PyTask {
             parts: Some(Parts { future: future.clone().unbind(), method, args, kwargs, callbacks }),
             _ticket: self.outstanding.enter(),
@@ -380,8 +396,9 @@ impl ModuleCore {
         delay: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = future::new_handle(py, false)?;
+        let name = Arc::clone(&call.name);
         let mut task = self.task(&handle, call);
-        let run = move || Python::attach(|py| task.run_once(py));
+        let run = Task::new(move || Python::attach(|py| task.run_once(py))).name(name);
         let core = match delay {
             None => self.module.add_task(run),
             Some(delay) => self.module.schedule_task(seconds(delay)?, run),
@@ -400,10 +417,11 @@ impl ModuleCore {
         run_now: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = future::new_handle(py, true)?;
+        let name = Arc::clone(&call.name);
         let task = self.task(&handle, call);
         let state = Arc::new(RecurringState::default());
         let shared = Arc::clone(&state);
-        let run = move || Python::attach(|py| task.run_again(py, &shared));
+        let run = Task::new(move || Python::attach(|py| task.run_again(py, &shared))).name(name);
         // A positive interval below the clock's resolution would round to
         // zero and be refused as one: it is the shortest interval instead.
         let interval = seconds(interval)?.max(Duration::from_nanos(1));
@@ -430,22 +448,23 @@ impl ModuleCore {
 
     /// `Module.add_task`: checks the arguments and queues
     /// `method(*args, **kwargs)`; returns its `TaskHandle`.
-    #[pyo3(signature = (method, args=None, kwargs=None, callback=None))]
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None))]
     fn add_task<'py>(
         &self,
         method: &Bound<'py, PyAny>,
         args: Option<&Bound<'py, PyAny>>,
         kwargs: Option<&Bound<'py, PyAny>>,
         callback: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let call = Call::check(method, args, kwargs, callback)?;
+        let call = Call::check(method, args, kwargs, callback, name)?;
         self.submit_once(method.py(), call, None)
     }
 
     /// `Module.schedule_task`: checks the arguments and schedules
     /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
     /// `RecurringHandle` if it recurs.
-    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None))]
+    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None))]
     // The arguments are the spec's, plus the `recurring` alias.
     #[allow(clippy::too_many_arguments)]
     fn schedule_task<'py>(
@@ -458,11 +477,12 @@ impl ModuleCore {
         reoccurring: Option<&Bound<'py, PyAny>>,
         run_now: Option<&Bound<'py, PyAny>>,
         recurring: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
         let method = checks::method(method)?;
         let seconds = checks::delay(delay)?;
-        let call = Call::check(&method, args, kwargs, callback)?;
+        let call = Call::check(&method, args, kwargs, callback, name)?;
         let repeat = checks::reoccurring(reoccurring, recurring)?;
         let now = checks::flag(run_now, "run_now", false)?;
         if !repeat {
@@ -499,6 +519,16 @@ impl TaskCore {
     fn cancel(&self) -> bool {
         self.handle.cancel()
     }
+
+    #[getter]
+    fn id(&self) -> u64 {
+        self.handle.id()
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.handle.name()
+    }
 }
 
 /// The core handle of a recurring task.
@@ -512,6 +542,16 @@ struct RecurringCore {
 impl RecurringCore {
     fn cancel(&self) -> bool {
         self.handle.cancel()
+    }
+
+    #[getter]
+    fn id(&self) -> u64 {
+        self.handle.id()
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.handle.name()
     }
 
     #[getter]
