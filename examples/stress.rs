@@ -13,7 +13,9 @@
 //! cancelled at a random moment, `run_now` tasks cancelled at once (racing
 //! their first run), tasks that panic, tasks whose callback panics, tasks
 //! that submit further tasks from inside (to any module, two levels deep), and
-//! a thread cancelling random tasks while they may be starting.
+//! a thread cancelling random tasks while they may be starting. At the end
+//! the manager shuts down, by `shutdown_timeout` or by `begin_shutdown` and
+//! `await_termination` (the seed picks), while the submitters go on.
 //!
 //! Checked; the run exits non-zero on any failure:
 //! - Every accepted one-shot task ends exactly once, through its handle, as
@@ -22,8 +24,9 @@
 //!   (cancelled). A handle that does not end within a generous bound after
 //!   shutdown, or that disagrees with its body's count, or a task whose
 //!   `cancel()` returned true but ran, counts as `lost`. So does a recurring
-//!   task whose `wait` does not return, or whose handle's `runs`/`failures`
-//!   disagree with what its body counted.
+//!   task whose `wait` does not return, whose handle's `runs`/`failures`
+//!   disagree with what its body counted, or that started a run after one of
+//!   our `cancel()` calls returned true (beyond the run then in progress).
 //! - `cap_violations`: no module ever has more than `max_workers` task bodies
 //!   running at once (an in-flight count per module).
 //! - `overlaps`: no recurring run starts while the previous run of the same
@@ -32,6 +35,8 @@
 //!   globally, match the handles that say they ran.
 //! - Submissions refused with `SubmitError::ShutDown` are not counted; any
 //!   other refusal fails the run.
+//! - A hang: a run still going `HANG_BOUND` (90 s) after its planned end is
+//!   stopped by a watchdog, which says what the main thread was waiting for.
 //! - `--soak` (default 300 s): recurring churn plus one-shot load; a memory
 //!   curve on stderr every few seconds. After the warm-up (20 % of the run, at
 //!   least 10 s) the resident set may not grow more than 10 % above the first
@@ -306,14 +311,25 @@ struct Tracked {
 }
 
 /// What a recurring task's body records.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RecProbe {
     starts: AtomicU64,
     panics: AtomicU64,
     running: AtomicBool,
+    /// `starts` when a `cancel()` of ours returned true; `u64::MAX` before.
+    starts_at_cancel: AtomicU64,
 }
 
 impl RecProbe {
+    fn new() -> RecProbe {
+        RecProbe {
+            starts: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            starts_at_cancel: AtomicU64::new(u64::MAX),
+        }
+    }
+
     /// Marks a run started, counting an overlap if the previous one has not
     /// ended; the guard marks it ended, also when it panics.
     fn begin<'a>(&'a self, tally: &Tally) -> Ended<'a> {
@@ -333,9 +349,18 @@ impl Drop for Ended<'_> {
 }
 
 /// An accepted recurring task until it is settled.
+#[derive(Clone)]
 struct Repeating {
     handle: RecurringHandle,
     probe: Arc<RecProbe>,
+}
+
+/// Cancels, noting how many runs had started if this call stopped it: at
+/// most the one in progress may still start after that.
+fn cancel_recurring(handle: &RecurringHandle, probe: &RecProbe) {
+    if handle.cancel() {
+        probe.starts_at_cancel.store(probe.starts.load(SeqCst), SeqCst);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -438,6 +463,11 @@ fn settle_recurring(repeating: Repeating, timeout: Duration, tally: &Tally) {
         let why = format!("{handle:?}: its body started {starts} runs and panicked {panics} times");
         return tally.lose(1, &why);
     }
+    let at_cancel = probe.starts_at_cancel.load(SeqCst);
+    if at_cancel != u64::MAX && starts > at_cancel + 1 {
+        let why = format!("{handle:?}: {} runs started after cancel() returned true", starts - at_cancel);
+        return tally.lose(1, &why);
+    }
     tally.recurring_runs.fetch_add(starts, SeqCst);
     tally.recurring_failures.fetch_add(panics, SeqCst);
     bump(&tally.cancelled);
@@ -522,7 +552,7 @@ struct Ctx {
     /// One-shot tasks the canceller may cancel.
     cancel_pool: Mutex<Vec<Arc<Tracked>>>,
     /// Recurring tasks the canceller cancels when their time comes.
-    cancel_at: Mutex<Vec<(Instant, RecurringHandle)>>,
+    cancel_at: Mutex<Vec<(Instant, Repeating)>>,
     mix: Mix,
 }
 
@@ -669,21 +699,22 @@ fn submit_recurring(ctx: &Arc<Ctx>, rng: &mut Rng, cancel_now: bool) -> Result<(
     let lane = rng.below(ctx.lanes.len() as u64) as usize;
     let interval = rng.micros(1_000, 20_000);
     let every = Recurrence::every(interval).run_now(cancel_now || rng.percent(30));
-    let probe = Arc::new(RecProbe::default());
+    let probe = Arc::new(RecProbe::new());
     let me = Arc::new(OnceLock::new());
     let task = recurring_task(ctx, lane, Arc::clone(&probe), Arc::clone(&me), interval, rng);
     let result = ctx.lanes[lane].module.schedule_recurring(every, task);
     let Some(handle) = admit(&ctx.tally, result)? else { return Ok(()) };
     bump(&ctx.tally.recurring);
     let _ = me.set(handle.clone());
+    let repeating = Repeating { handle, probe };
     if cancel_now {
         pause(rng.micros(0, 1_000));
-        handle.cancel();
+        cancel_recurring(&repeating.handle, &repeating.probe);
     } else {
         let life = rng.micros(0, ctx.mix.recurring_life.as_micros() as u64);
-        lock(&ctx.cancel_at).push((Instant::now() + life, handle.clone()));
+        lock(&ctx.cancel_at).push((Instant::now() + life, repeating.clone()));
     }
-    lock(&ctx.ledger.recurring).push(Repeating { handle, probe });
+    lock(&ctx.ledger.recurring).push(repeating);
     Ok(())
 }
 
@@ -709,7 +740,7 @@ fn recurring_task(
         // `>=`: the handle may not be set yet at the first runs.
         if cancel_itself_at.is_some_and(|at| run >= at) {
             if let Some(handle) = me.get() {
-                handle.cancel();
+                cancel_recurring(handle, &probe);
             }
         }
         if run % panic_every == 0 {
@@ -752,8 +783,8 @@ fn cancel_recurring_due(ctx: &Ctx) {
         *list = later;
         due
     };
-    for (_, handle) in due {
-        handle.cancel();
+    for (_, repeating) in due {
+        cancel_recurring(&repeating.handle, &repeating.probe);
     }
 }
 
@@ -1001,16 +1032,23 @@ fn queued(ctx: &Ctx) -> Vec<usize> {
     ctx.lanes.iter().map(|lane| lane.module.queued()).collect()
 }
 
-/// Shuts down while the submitters go on; returns the failures.
-fn shut_down(manager: &TaskManager, ctx: &Ctx) -> Vec<String> {
+/// Shuts down while the submitters go on, one of the two bounded ways;
+/// returns the failures.
+fn shut_down(manager: &TaskManager, ctx: &Ctx, rng: &mut Rng) -> Vec<String> {
     let queued = queued(ctx);
     let began = Instant::now();
-    let result = manager.shutdown_timeout(SHUTDOWN_BOUND);
+    let (how, result) = if rng.percent(50) {
+        ("shutdown_timeout", manager.shutdown_timeout(SHUTDOWN_BOUND).map_err(|e| e.to_string()))
+    } else {
+        manager.begin_shutdown();
+        let ended = manager.await_termination(SHUTDOWN_BOUND);
+        ("begin_shutdown + await_termination", if ended { Ok(()) } else { Err("still running".to_owned()) })
+    };
     let took = began.elapsed().as_secs_f64() * 1e3;
-    eprintln!("stress: shutdown took {took:.1} ms, with {queued:?} tasks queued in the modules");
+    eprintln!("stress: {how} took {took:.1} ms, with {queued:?} tasks queued in the modules");
     match result {
         Ok(()) => Vec::new(),
-        Err(e) => vec![format!("shutdown did not end within {SHUTDOWN_BOUND:?}: {e}")],
+        Err(e) => vec![format!("{how} did not end within {SHUTDOWN_BOUND:?}: {e}")],
     }
 }
 
@@ -1087,7 +1125,7 @@ fn run(args: &Args) -> Result<Vec<String>, Box<dyn Error>> {
     stage("running");
     crew.drive(&ctx.mix, &mut rng, until);
     stage("shutting down");
-    let mut failures = shut_down(&manager, &ctx);
+    let mut failures = shut_down(&manager, &ctx, &mut rng);
     stage("joining the submitters and helpers");
     let watch = crew.finish();
     stage("settling the handles");
