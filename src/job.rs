@@ -103,6 +103,10 @@ impl Core {
         self.id
     }
 
+    pub(crate) fn is_named(&self) -> bool {
+        self.name.is_some()
+    }
+
     /// The task's name, or `task-<id>` if it was given none.
     pub(crate) fn name(&self) -> String {
         match &self.name {
@@ -215,6 +219,11 @@ impl JobRef {
     /// Another reference to the job, which does not cancel it when dropped.
     pub(crate) fn share(&self) -> Option<Arc<dyn Job>> {
         self.0.clone()
+    }
+
+    /// The job's id, and whether it has a name of its own.
+    pub(crate) fn label(&self) -> Option<(u64, bool)> {
+        self.core().map(|core| (core.id(), core.is_named()))
     }
 
     pub(crate) fn core(&self) -> Option<&Core> {
