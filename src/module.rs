@@ -14,8 +14,8 @@ use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{drop_quietly, lock, Job, JobRef, OneShot, Recurring};
-use crate::manager::{Phase, Shared, TaskManager};
-use crate::schedule::{due_after, to_nanos, Recurrence};
+use crate::manager::{set_timer_slack, Phase, Shared, TaskManager};
+use crate::schedule::{due_after, to_nanos, Nanos, Recurrence};
 use crate::sync::{fence, yield_now, AtomicU64, AtomicUsize, Condvar, Mutex, Queue};
 use crate::task::Task;
 
@@ -85,7 +85,7 @@ pub struct Module {
 pub(crate) struct ModuleShared {
     pub(crate) manager: Arc<Shared>,
     max_workers: usize,
-    queue: Queue<JobRef>,
+    queue: Queue<Queued>,
     /// Workers that exist (or are being started); never above max_workers.
     alive: AtomicUsize,
     /// The most tasks `submit` lets wait in the queue; `usize::MAX` when
@@ -119,6 +119,13 @@ struct WorkerSlot {
     /// The running task's id; 0 between tasks.
     current: AtomicU64,
     named: Mutex<Option<Arc<dyn Job>>>,
+}
+
+/// A job in a module's queue.
+struct Queued {
+    job: JobRef,
+    /// Its due time, if the timer handed it over ahead of it (else 0).
+    not_before: Nanos,
 }
 
 /// A task that was running when a report was made.
@@ -311,7 +318,7 @@ impl ModuleShared {
                 .fetch_update(SeqCst, SeqCst, |n| (n < capacity).then_some(n + 1))
                 .map_err(|_| SubmitError::QueueFull { capacity })?;
         }
-        self.queue.push(JobRef::new(Arc::clone(&job)));
+        self.queue.push(Queued { job: JobRef::new(Arc::clone(&job)), not_before: 0 });
         fence(SeqCst);
         match self.manager.phase() {
             Phase::Created => Ok(()),
@@ -335,12 +342,14 @@ impl ModuleShared {
 
     /// Queues an accepted job (from the timer, or a recurring run) and makes
     /// sure a worker will take it.
-    pub(crate) fn dispatch(self: &Arc<Self>, job: JobRef) {
+    /// `not_before`: the job's due time if the timer handed it over early
+    /// (0 for none); the worker that takes it starts it then.
+    pub(crate) fn dispatch(self: &Arc<Self>, job: JobRef, not_before: Nanos) {
         if self.is_bounded() {
             // Accepted when it was scheduled: never refused, even if full.
             self.queued.fetch_add(1, SeqCst);
         }
-        self.queue.push(job);
+        self.queue.push(Queued { job, not_before });
         fence(SeqCst);
         self.kick();
     }
@@ -350,7 +359,7 @@ impl ModuleShared {
     }
 
     /// Takes the next queued job, if any. Every job leaves the queue here.
-    fn pop(&self) -> Option<JobRef> {
+    fn pop(&self) -> Option<Queued> {
         let job = self.queue.pop()?;
         if self.is_bounded() {
             self.queued.fetch_sub(1, SeqCst);
@@ -372,7 +381,7 @@ impl ModuleShared {
 
     /// Cancels every queued job; returns how many were cancelled.
     pub(crate) fn cancel_queued(&self) -> usize {
-        std::iter::from_fn(|| self.pop()).map(JobRef::cancel).filter(|&c| c).count()
+        std::iter::from_fn(|| self.pop()).map(|q| q.job.cancel()).filter(|&c| c).count()
     }
 
     /// Whether nothing refers to this module but the manager's registry and
@@ -416,6 +425,9 @@ impl ModuleShared {
     /// retire when idle that long, or when the manager shuts down and the
     /// queue is empty.
     fn work(self: Arc<Self>) {
+        // Its waits for an early job's due time must be as precise as the
+        // timer's own (see `Shared::handoff_lead`).
+        set_timer_slack(self.manager.timer_slack);
         let slot = Arc::new(WorkerSlot::default());
         lock(&self.workers).push(Arc::clone(&slot));
         let mut wakes_seen = self.manager.wakes.load(Relaxed);
@@ -468,7 +480,7 @@ impl ModuleShared {
     /// keep every core busy can wait a whole scheduler slice (milliseconds)
     /// before it runs again and falls asleep, and a job queued meanwhile
     /// waits with it. Asleep, it is woken at once.
-    fn wait_for_work(&self) -> Option<JobRef> {
+    fn wait_for_work(&self) -> Option<Queued> {
         let deadline = Instant::now() + self.manager.keep_alive;
         let mut parked = lock(&self.park);
         loop {
@@ -534,7 +546,7 @@ impl ModuleShared {
     /// runnable and waiting for a core, and will refill the queue. A worker
     /// that is not hot never yields (see `wait_for_work` for why that
     /// matters: a job for a worker that gave up its slice waits with it).
-    fn next_soon(&self, hot: bool) -> Option<JobRef> {
+    fn next_soon(&self, hot: bool) -> Option<Queued> {
         if let Some(job) = self.pop() {
             return Some(job);
         }
@@ -570,7 +582,7 @@ impl ModuleShared {
 
     /// Runs `first` and, with a batch runner, up to a batch of the jobs
     /// queued behind it inside one `run_batch` call.
-    fn run_batch(self: &Arc<Self>, first: JobRef, slot: &WorkerSlot) {
+    fn run_batch(self: &Arc<Self>, first: Queued, slot: &WorkerSlot) {
         let Some(runner) = &self.manager.batch_runner else {
             return self.run(first, slot);
         };
@@ -590,7 +602,16 @@ impl ModuleShared {
         }
     }
 
-    fn run(self: &Arc<Self>, job: JobRef, slot: &WorkerSlot) {
+    fn run(self: &Arc<Self>, queued: Queued, slot: &WorkerSlot) {
+        let Queued { job, not_before } = queued;
+        if not_before != 0 {
+            self.manager.wait_until(not_before);
+            if self.manager.shut_down_before(not_before) {
+                // Handed over early, and shutdown came before it was due.
+                job.cancel();
+                return;
+            }
+        }
         let (id, named) = job.label().unwrap_or((0, false));
         if named {
             *lock(&slot.named) = job.share();
