@@ -140,3 +140,27 @@ fn a_delay_beyond_the_clock_is_a_typed_error() {
     manager.add_task(move || r.fetch_add(1, Ordering::SeqCst)).unwrap().join().unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 1, "the manager works on after the refusal");
 }
+
+#[test]
+fn many_short_timers_never_start_early_even_when_handed_over_ahead() {
+    // The timer hands jobs to their module shortly before they are due;
+    // the worker must still not start them before their due time.
+    let manager = started();
+    let module = Module::new(&manager, 2).unwrap();
+    let handles: Vec<_> = (0..300u64)
+        .map(|i| {
+            let delay = Duration::from_micros(500 + (i * 7919) % 20_000);
+            let submitted = Instant::now();
+            (delay, submitted, module.schedule_task(delay, Instant::now).unwrap())
+        })
+        .collect();
+    for (delay, submitted, handle) in handles {
+        let started_at = handle.join_timeout(SOON).unwrap();
+        assert!(
+            started_at - submitted >= delay,
+            "started {:?} after submission, due after {delay:?}",
+            started_at - submitted
+        );
+    }
+    manager.shutdown();
+}
