@@ -79,10 +79,10 @@ struct Threads {
 /// 60 us here, with a tail), short enough that a worker holding an early job
 /// delays little else.
 const HANDOFF_LEAD: Nanos = 200_000;
-/// See `Shared::wait_until`. The spin is CPU spent per timer: 15 us keeps
-/// the lateness p99 under 100 us here (p50 about 18 us); 40 us brought the
-/// p50 to 0.3 us and the p99 to 58 us, at nearly three times the CPU.
-const SPIN_BEFORE_DUE: Duration = Duration::from_micros(15);
+/// See `Shared::wait_until`. The spin is CPU spent per timer, bought for
+/// precision: measured lateness p99 here was 76-111 us with 15 us of spin,
+/// 76-79 us with 30, 62-76 us with 40 (the peers: 92-107 us).
+const SPIN_BEFORE_DUE: Duration = Duration::from_micros(30);
 
 thread_local! {
     /// The manager (by address) whose thread this is, if any. (Not a
