@@ -439,7 +439,7 @@ def schedule_faults(method, delay, args, kwargs, callback, reoccurring, run_now,
     return faults, repeat
 
 
-ADD_KEYS = {"method", "args", "kwargs", "callback"}
+ADD_KEYS = {"method", "args", "kwargs", "callback", "name"}
 SCHEDULE_KEYS = ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
@@ -469,6 +469,9 @@ def task_faults(task, schedule):
     if faults:
         return faults + extra, False
     parts = (task["method"], task.get("args"), task.get("kwargs"), task.get("callback"))
+    name = task.get("name")
+    if name is not None and not isinstance(name, str):
+        extra.append(Fault("name", TypeError))
     if not schedule:
         return call_faults(*parts) + extra, False
     flags_ = (task.get("reoccurring"), task.get("run_now"), task.get("recurring"))
