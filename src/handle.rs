@@ -2,7 +2,10 @@
 //! the task.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::err::{JoinTimeoutError, TaskError};
@@ -88,6 +91,50 @@ impl<T> TaskHandle<T> {
         } else {
             Err(JoinTimeoutError::Timeout(self))
         }
+    }
+}
+
+/// Awaiting a handle gives what [`join`](TaskHandle::join) gives, without
+/// blocking a thread: any executor can drive it (the crate depends on
+/// none). The task runs on its module's workers either way; dropping the
+/// future does not cancel it.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake, Waker};
+/// use taskmanager::TaskManager;
+///
+/// // The smallest executor: park the thread until woken.
+/// struct Unpark(std::thread::Thread);
+/// impl Wake for Unpark {
+///     fn wake(self: Arc<Self>) {
+///         self.0.unpark();
+///     }
+/// }
+/// fn block_on<F: Future>(future: F) -> F::Output {
+///     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+///     let mut future = pin!(future);
+///     loop {
+///         if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+///             return out;
+///         }
+///         std::thread::park();
+///     }
+/// }
+///
+/// let manager = TaskManager::new();
+/// manager.start_thread()?;
+/// let handle = manager.add_task(|| 6 * 7)?;
+/// assert_eq!(block_on(async { handle.await })?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<T> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.cell.poll_take(cx)
     }
 }
 

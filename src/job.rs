@@ -7,6 +7,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::err::TaskError;
@@ -316,14 +317,21 @@ enum Stage<F, T> {
 /// A task that runs once: `add_task`, or `schedule_task` without recurrence.
 pub(crate) struct OneShot<F, T> {
     core: Core,
-    stage: Mutex<Stage<F, T>>,
+    stage: Mutex<Slot<F, T>>,
+}
+
+/// A one-shot task's stage, and the waker of the `Future` awaiting it, if
+/// one is: both under the stage lock, which every final move holds.
+pub(crate) struct Slot<F, T> {
+    stage: Stage<F, T>,
+    waker: Option<Waker>,
 }
 
 impl<F, T> OneShot<F, T> {
     pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>, name: Option<Arc<str>>) -> Self {
         OneShot {
             core: Core::new(name),
-            stage: Mutex::new(Stage::Pending(method, Callbacks::new(callbacks))),
+            stage: Mutex::new(Slot { stage: Stage::Pending(method, Callbacks::new(callbacks)), waker: None }),
         }
     }
 }
@@ -334,11 +342,15 @@ where
     T: Send + 'static,
 {
     fn complete(&self, result: Result<T, TaskError>) {
-        let mut stage = lock(&self.stage);
-        *stage = Stage::Done(result.map_err(Box::new));
+        let mut slot = lock(&self.stage);
+        slot.stage = Stage::Done(result.map_err(Box::new));
         let waiters = self.core.finish_locked(RUNNING, DONE).unwrap_or(false);
-        drop(stage);
+        let waker = slot.waker.take();
+        drop(slot);
         self.core.notify(waiters);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -356,7 +368,7 @@ where
             return;
         }
         let Stage::Pending(method, mut callbacks) =
-            std::mem::replace(&mut *lock(&self.stage), Stage::Running)
+            std::mem::replace(&mut lock(&self.stage).stage, Stage::Running)
         else {
             return self.complete(Err(TaskError::Cancelled));
         };
@@ -367,13 +379,17 @@ where
     }
 
     fn cancel(&self) -> bool {
-        let mut stage = lock(&self.stage);
+        let mut slot = lock(&self.stage);
         let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else {
             return false;
         };
-        let payload = std::mem::replace(&mut *stage, Stage::Cancelled);
-        drop(stage);
+        let payload = std::mem::replace(&mut slot.stage, Stage::Cancelled);
+        let waker = slot.waker.take();
+        drop(slot);
         self.core.notify(old & WAITERS != 0);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         drop_quietly(payload);
         true
     }
@@ -412,8 +428,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    type Stage = Stage<F, T>;
-    fn stage(&self) -> &Mutex<Stage<F, T>> {
+    type Stage = Slot<F, T>;
+    fn stage(&self) -> &Mutex<Slot<F, T>> {
         &self.stage
     }
 }
@@ -423,6 +439,9 @@ where
 pub(crate) trait Outcome<T>: Waitable {
     /// The result; call once, after `wait_until` returned true.
     fn take(&self) -> Result<T, TaskError>;
+    /// The result if the task has finished; otherwise keeps `cx`'s waker
+    /// to wake when it does.
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
 }
 
 impl<F, T> Outcome<T> for OneShot<F, T>
@@ -430,8 +449,23 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        let mut slot = lock(&self.stage);
+        if self.core.is_finished() {
+            drop(slot);
+            return Poll::Ready(self.take());
+        }
+        // Checked and stored under the stage lock, which the final move
+        // holds: the finisher sees this waker, or this poll saw the end.
+        match &mut slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     fn take(&self) -> Result<T, TaskError> {
-        match std::mem::replace(&mut *lock(&self.stage), Stage::Taken) {
+        match std::mem::replace(&mut lock(&self.stage).stage, Stage::Taken) {
             Stage::Done(result) => result.map_err(|e| *e),
             Stage::Cancelled => Err(TaskError::Cancelled),
             // Unreachable through the public API (join consumes the only
