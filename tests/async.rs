@@ -31,6 +31,9 @@ fn unpark_waker() -> (Arc<Unpark>, Waker) {
     (unpark.clone(), Waker::from(unpark))
 }
 
+/// A handle polled once, with the waker it was polled with.
+type Polled = (Pin<Box<TaskHandle<&'static str>>>, Arc<Unpark>, Waker);
+
 /// Drives `future` on this thread, parking between polls; fails the test
 /// instead of hanging if it is not done within `SOON`.
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -77,7 +80,7 @@ fn a_pending_await_is_woken_by_completion_cancel_and_shutdown() {
     let far = manager.schedule_task(Duration::from_secs(3600), || "far").unwrap();
 
     // Each is polled once while pending; the wake-up must come from the end.
-    let mut polled: Vec<(Pin<Box<TaskHandle<&str>>>, Arc<Unpark>, Waker)> = Vec::new();
+    let mut polled: Vec<Polled> = Vec::new();
     let (w, waker) = unpark_waker();
     let mut blocked = Box::pin(blocked);
     assert!(blocked.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
