@@ -190,6 +190,34 @@ impl RecurringHandle {
         self.cell.core().name()
     }
 
+    /// Pauses the task: its ticks keep their times but skip the method
+    /// (each counts in [`skipped_ticks`](Self::skipped_ticks)) until
+    /// [`resume`](Self::resume). A run in progress finishes. Returns false
+    /// if it was already paused or has ended.
+    pub fn pause(&self) -> bool {
+        let changed = !self.is_done() && self.cell.set_paused(true);
+        if changed {
+            log::info!("recurring task {} paused", self.name());
+        }
+        changed
+    }
+
+    /// Resumes a paused task. Its next run is at its next tick on the
+    /// original grid: no burst for the ticks it missed. Returns false if it
+    /// was not paused or has ended.
+    pub fn resume(&self) -> bool {
+        let changed = !self.is_done() && self.cell.set_paused(false);
+        if changed {
+            log::info!("recurring task {} resumed", self.name());
+        }
+        changed
+    }
+
+    /// Whether the task is paused.
+    pub fn is_paused(&self) -> bool {
+        self.cell.is_paused()
+    }
+
     /// Blocks until the task is over: cancelled, with no run in progress.
     pub fn wait(&self) {
         self.cell.wait_until(None);
@@ -211,8 +239,8 @@ impl RecurringHandle {
         self.cell.failures()
     }
 
-    /// How many ticks were skipped because a run overran them (fixed-rate
-    /// pacing only).
+    /// How many ticks were skipped: because a run overran them (fixed-rate
+    /// pacing only), or because the task was [paused](Self::pause).
     pub fn skipped_ticks(&self) -> u64 {
         self.cell.skipped()
     }
@@ -230,6 +258,7 @@ impl fmt::Debug for RecurringHandle {
             .field("state", &state_name(self.cell.core()))
             .field("runs", &self.runs())
             .field("failures", &self.failures())
+            .field("paused", &self.is_paused())
             .finish()
     }
 }

@@ -494,6 +494,8 @@ pub(crate) struct Recurring<F, T> {
     runs: AtomicU64,
     failures: AtomicU64,
     skipped: AtomicU64,
+    /// 1 while paused: its ticks come and go without running the method.
+    paused: AtomicU32,
     stage: Mutex<RecurringStage<F, T>>,
 }
 
@@ -514,6 +516,7 @@ impl<F, T> Recurring<F, T> {
             runs: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            paused: AtomicU32::new(0),
             stage: Mutex::new(RecurringStage {
                 payload: Some((method, Callbacks::new(callbacks))),
                 last_failure: None,
@@ -556,16 +559,23 @@ where
         };
         let manager = &module.manager;
         let started = manager.now();
-        let result = invoke(&mut method, callbacks.as_mut_slice());
-        self.runs.fetch_add(1, Ordering::Relaxed);
-        let failure = match result {
-            Ok(value) => {
-                drop_quietly(value);
-                None
-            }
-            Err(e) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                Some(e)
+        let failure = if self.paused.load(Ordering::Acquire) != 0 {
+            // A paused tick: skipped, and the grid goes on (no burst on
+            // resume).
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        } else {
+            let result = invoke(&mut method, callbacks.as_mut_slice());
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(value) => {
+                    drop_quietly(value);
+                    None
+                }
+                Err(e) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    Some(e)
+                }
             }
         };
         {
@@ -627,6 +637,9 @@ pub(crate) trait Control: Waitable {
     fn skipped(&self) -> u64;
     fn last_failure(&self) -> Option<TaskError>;
     fn cancel_requested(&self) -> bool;
+    /// Sets whether ticks run the method; returns whether this changed it.
+    fn set_paused(&self, paused: bool) -> bool;
+    fn is_paused(&self) -> bool;
 }
 
 impl<F, T> Staged for Recurring<F, T>
@@ -663,5 +676,13 @@ where
 
     fn cancel_requested(&self) -> bool {
         self.core.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0
+    }
+
+    fn set_paused(&self, paused: bool) -> bool {
+        self.paused.swap(u32::from(paused), Ordering::AcqRel) != u32::from(paused)
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire) != 0
     }
 }

@@ -149,3 +149,30 @@ fn shutdown_runs_what_is_due_by_the_clock_and_cancels_the_rest() {
     assert_eq!(due.join().unwrap(), "ran");
     assert!(later.is_cancelled());
 }
+
+#[test]
+fn a_paused_task_skips_its_ticks_and_resumes_on_the_grid_without_a_burst() {
+    let clock = ManualClock::new();
+    let manager = manager(&clock);
+    let handle = manager.schedule_recurring(Recurrence::every(10 * SEC), || ()).unwrap();
+    clock.advance(10 * SEC);
+    assert_runs(&handle, 1);
+    assert!(handle.pause());
+    assert!(!handle.pause(), "already paused");
+    assert!(handle.is_paused());
+    for k in 1..=3 {
+        clock.advance(10 * SEC);
+        assert!(eventually(|| handle.skipped_ticks() == k), "skipped {}", handle.skipped_ticks());
+    }
+    assert_runs(&handle, 1);
+    clock.advance(5 * SEC); // t = 45 s, between ticks
+    assert!(handle.resume());
+    assert!(!handle.resume(), "already running");
+    assert_runs(&handle, 1); // no catch-up run on resume
+    clock.advance(5 * SEC); // t = 50 s: the next grid point
+    assert_runs(&handle, 2);
+    assert_eq!(handle.skipped_ticks(), 3);
+    handle.cancel();
+    handle.wait();
+    assert!(!handle.pause() && !handle.resume(), "an ended task cannot be paused");
+}

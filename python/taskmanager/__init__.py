@@ -178,6 +178,22 @@ class RecurringHandle(TaskHandle):
             return True
         return self.cancelled()
 
+    def pause(self) -> bool:
+        """Pauses the task: its ticks keep their times but skip the method
+        (each counts in :attr:`skipped_ticks`) until :meth:`resume`. A run
+        in progress finishes. False if already paused or ended."""
+        return self._core.pause() if self._core is not None else False
+
+    def resume(self) -> bool:
+        """Resumes a paused task at its next tick on the original grid (no
+        burst for the ticks it missed). False if not paused or ended."""
+        return self._core.resume() if self._core is not None else False
+
+    @property
+    def paused(self) -> bool:
+        """Whether the task is paused."""
+        return self._core.paused if self._core is not None else False
+
     @property
     def runs(self) -> int:
         """Runs finished so far, failed ones included."""
@@ -190,7 +206,8 @@ class RecurringHandle(TaskHandle):
 
     @property
     def skipped_ticks(self) -> int:
-        """Ticks skipped because a run overran them (no catch-up burst)."""
+        """Ticks skipped because a run overran them (no catch-up burst) or
+        because the task was paused."""
         return self._core.skipped_ticks if self._core is not None else 0
 
     @property
@@ -199,7 +216,8 @@ class RecurringHandle(TaskHandle):
         return self._core.last_exception if self._core is not None else None
 
     def __repr__(self) -> str:
-        return f"<RecurringHandle {self.name!r} {self._state.lower()} runs={self.runs} failures={self.failures}>"
+        state = "paused" if self.paused and not self.done() else self._state.lower()
+        return f"<RecurringHandle {self.name!r} {state} runs={self.runs} failures={self.failures}>"
 
 
 # ---------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 import asyncio
 import concurrent.futures
 import threading
+import time
 
 import pytest
 
 from taskmanager import RecurringHandle, TaskHandle
 
-from _util import SOON, Blocker, Recorder, wait_until
+from _util import SOON, Blocker, Recorder, settle, wait_until
 
 
 class TaskError(Exception):
@@ -318,3 +319,19 @@ def test_handles_have_ids_and_names(module, manager):
     h.result(SOON)
     named.cancel()
     rec.cancel()
+
+
+def test_pause_and_resume_a_recurring_task(module):
+    h = module.schedule_task(Recorder(), 0.01, reoccurring=True, name="poll")
+    assert wait_until(lambda: h.runs >= 2)
+    assert h.pause() and not h.pause() and h.paused
+    assert "paused" in repr(h)
+    settled = settle(lambda: h.runs)  # a run in progress may finish
+    skipped = h.skipped_ticks
+    time.sleep(0.1)
+    assert h.runs == settled, "no run while paused"
+    assert h.skipped_ticks >= skipped + 3
+    assert h.resume() and not h.resume() and not h.paused
+    assert wait_until(lambda: h.runs >= settled + 2)
+    h.cancel()
+    assert not h.pause() and not h.resume()

@@ -554,6 +554,19 @@ impl RecurringCore {
         self.handle.name()
     }
 
+    fn pause(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.handle.pause())
+    }
+
+    fn resume(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.handle.resume())
+    }
+
+    #[getter]
+    fn paused(&self) -> bool {
+        self.handle.is_paused()
+    }
+
     #[getter]
     fn runs(&self) -> u64 {
         self.handle.runs()
