@@ -196,11 +196,23 @@ impl Core {
     }
 }
 
+/// What a worker's call to [`Job::run`] came to, for the module's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ran {
+    /// The method ran and returned (callbacks included).
+    pub(crate) completed: bool,
+    /// The method or a callback panicked.
+    pub(crate) failed: bool,
+    /// The task was cancelled before it ran, or (recurring) ended by a
+    /// cancel that came during this run.
+    pub(crate) cancelled: bool,
+}
+
 /// What the module queue and the timer hold: something to run.
 pub(crate) trait Job: Send + Sync + 'static {
     fn core(&self) -> &Core;
     /// Runs the task on a worker of `module`, if it was not cancelled.
-    fn run(self: Arc<Self>, module: &Arc<ModuleShared>);
+    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) -> Ran;
     /// Cancels if not started (recurring: also stops a running one from
     /// running again). Frees the method and callbacks at once. Returns
     /// whether this call cancelled it.
@@ -231,10 +243,8 @@ impl JobRef {
         self.0.as_deref().map(Job::core)
     }
 
-    pub(crate) fn run(mut self, module: &Arc<ModuleShared>) {
-        if let Some(job) = self.0.take() {
-            job.run(module);
-        }
+    pub(crate) fn run(mut self, module: &Arc<ModuleShared>) -> Ran {
+        self.0.take().map(|job| job.run(module)).unwrap_or_default()
     }
 
     /// Cancels now; returns whether it was still waiting.
@@ -363,19 +373,22 @@ where
         &self.core
     }
 
-    fn run(self: Arc<Self>, _module: &Arc<ModuleShared>) {
+    fn run(self: Arc<Self>, _module: &Arc<ModuleShared>) -> Ran {
         if !self.core.begin_run() {
-            return;
+            return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
         }
         let Stage::Pending(method, mut callbacks) =
             std::mem::replace(&mut lock(&self.stage).stage, Stage::Running)
         else {
-            return self.complete(Err(TaskError::Cancelled));
+            self.complete(Err(TaskError::Cancelled));
+            return Ran { cancelled: true, ..Ran::default() };
         };
         let result = invoke(method, callbacks.as_mut_slice());
         // Release what the callbacks hold before the handle says done.
         drop_quietly(callbacks);
+        let ran = Ran { completed: result.is_ok(), failed: result.is_err(), cancelled: false };
         self.complete(result);
+        ran
     }
 
     fn cancel(&self) -> bool {
@@ -550,16 +563,18 @@ where
         &self.core
     }
 
-    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) {
+    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) -> Ran {
         if !self.core.begin_run() {
-            return;
+            return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
         }
         let Some((mut method, mut callbacks)) = lock(&self.stage).payload.take() else {
-            return self.retire();
+            self.retire();
+            return Ran { cancelled: true, ..Ran::default() };
         };
         let manager = &module.manager;
         let started = manager.now();
-        let failure = if self.paused.load(Ordering::Acquire) != 0 {
+        let paused = self.paused.load(Ordering::Acquire) != 0;
+        let failure = if paused {
             // A paused tick: skipped, and the grid goes on (no burst on
             // resume).
             self.skipped.fetch_add(1, Ordering::Relaxed);
@@ -578,6 +593,8 @@ where
                 }
             }
         };
+        let mut ran =
+            Ran { completed: !paused && failure.is_none(), failed: failure.is_some(), cancelled: false };
         {
             let mut stage = lock(&self.stage);
             stage.payload = Some((method, callbacks));
@@ -597,7 +614,9 @@ where
         let job: Arc<dyn Job> = self.clone();
         if !manager.reschedule(module, job, next.map(|n| n.due)) {
             self.retire();
+            ran.cancelled = true;
         }
+        ran
     }
 
     fn cancel(&self) -> bool {

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Core, Job, JobRef};
-use crate::module::{Module, ModuleShared, RunningTask};
+use crate::module::{Module, ModuleShared, RunningTask, Stats};
 use crate::schedule::{Nanos, Recurrence};
 use crate::sync::is_finished;
 use crate::sync::thread::{self, JoinHandle};
@@ -61,11 +61,57 @@ impl Slotted for TimerEntry {
     }
 }
 
+impl TimerEntry {
+    /// Cancels the job, counting it on its module if this cancelled it.
+    fn cancel(self) -> bool {
+        let cancelled = self.job.cancel();
+        if cancelled {
+            self.module.count_cancelled();
+        }
+        cancelled
+    }
+}
+
 struct TimerState {
     heap: TimerHeap<TimerEntry>,
     /// Set at shutdown: the heap takes nothing more.
     closed: bool,
     thread_started: bool,
+}
+
+/// Every entry enters and leaves the heap through these, which keep each
+/// module's count of pending timers.
+impl TimerState {
+    fn push(&mut self, due: Nanos, entry: TimerEntry) -> bool {
+        entry.module.timers.fetch_add(1, Relaxed);
+        self.heap.push(due, entry)
+    }
+
+    fn left(entry: &TimerEntry) {
+        entry.module.timers.fetch_sub(1, Relaxed);
+    }
+
+    fn pop_due(&mut self, now: Nanos) -> Option<(Nanos, TimerEntry)> {
+        let popped = self.heap.pop_due(now);
+        if let Some((_, entry)) = &popped {
+            Self::left(entry);
+        }
+        popped
+    }
+
+    fn remove(&mut self, slot: u32, is_it: impl FnOnce(&TimerEntry) -> bool) -> Option<TimerEntry> {
+        let removed = self.heap.remove(slot, is_it);
+        if let Some(entry) = &removed {
+            Self::left(entry);
+        }
+        removed
+    }
+
+    fn drain(&mut self) -> Vec<TimerEntry> {
+        let entries: Vec<TimerEntry> = self.heap.drain().collect();
+        entries.iter().for_each(Self::left);
+        entries
+    }
 }
 
 struct Threads {
@@ -113,6 +159,9 @@ pub(crate) struct Shared {
     /// Modules that may hold queued work. Cleared when shutdown ends, which
     /// breaks the manager <-> module reference cycle.
     modules: Mutex<Vec<Arc<ModuleShared>>>,
+    /// The stats of modules that left the registry (dropped, or all of
+    /// them at the end of shutdown), so the manager's sum keeps them.
+    retired: Mutex<Stats>,
 }
 
 impl Shared {
@@ -173,8 +222,26 @@ impl Shared {
             return;
         }
         let mut modules = lock(&self.modules);
-        modules.retain(|m| !m.is_forgotten());
+        let (forgotten, kept): (Vec<_>, Vec<_>) = modules.drain(..).partition(|m| m.is_forgotten());
+        *modules = kept;
         modules.push(Arc::clone(module));
+        drop(modules);
+        self.retire_stats(forgotten);
+    }
+
+    /// Adds the final stats of modules leaving the registry to `retired`.
+    fn retire_stats(&self, modules: Vec<Arc<ModuleShared>>) {
+        if modules.is_empty() {
+            return;
+        }
+        let mut retired = lock(&self.retired);
+        for module in &modules {
+            *retired += module.stats();
+        }
+        drop(retired);
+        // Dropped outside the lock: the last reference to a module may
+        // drop queued jobs, which cancels them.
+        drop(modules);
     }
 
     fn modules(&self) -> Vec<Arc<ModuleShared>> {
@@ -193,7 +260,7 @@ impl Shared {
             return Err(SubmitError::ShutDown);
         }
         let entry = TimerEntry { job: JobRef::new(job), module: Arc::clone(module) };
-        if timer.heap.push(due, entry) {
+        if timer.push(due, entry) {
             self.timer_wake.notify_one();
         }
         Ok(())
@@ -214,7 +281,7 @@ impl Shared {
             return false;
         }
         let entry = TimerEntry { job: JobRef::new(job), module: Arc::clone(module) };
-        if timer.heap.push(due, entry) {
+        if timer.push(due, entry) {
             self.timer_wake.notify_one();
         }
         true
@@ -225,10 +292,14 @@ impl Shared {
         let removed = {
             let mut timer = lock(&self.timer);
             let slot = core.slot();
-            timer.heap.remove(slot, |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)))
+            timer.remove(slot, |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)))
         };
-        // Dropped outside the lock: it releases a module reference.
-        drop(removed);
+        // The job was cancelled already (by its handle); the entry is
+        // counted here, and dropped outside the lock: it releases a module
+        // reference.
+        if let Some(entry) = removed {
+            entry.module.count_cancelled();
+        }
     }
 
     /// Starts a thread counted in this manager's registry. Refused once
@@ -303,7 +374,7 @@ impl Shared {
             }
             let now = self.now();
             while due.len() < 1024 {
-                match timer.heap.pop_due(now.saturating_add(lead)) {
+                match timer.pop_due(now.saturating_add(lead)) {
                     Some((at, entry)) => due.push((at, entry)),
                     None => break,
                 }
@@ -389,13 +460,14 @@ impl Shared {
             let _ = handle.join();
         }
         self.phase.store(Phase::Terminated as u8, SeqCst);
-        lock(&self.modules).clear();
+        let modules = std::mem::take(&mut *lock(&self.modules));
+        self.retire_stats(modules);
         true
     }
 
     fn cancel_pending(&self) -> usize {
-        let entries: Vec<TimerEntry> = lock(&self.timer).heap.drain().collect();
-        let timers = entries.into_iter().map(|e| e.job.cancel()).filter(|&c| c).count();
+        let entries = lock(&self.timer).drain();
+        let timers = entries.into_iter().map(TimerEntry::cancel).filter(|&c| c).count();
         timers + self.modules().iter().map(|m| m.cancel_queued()).sum::<usize>()
     }
 
@@ -423,16 +495,17 @@ impl Shared {
             let mut timer = lock(&self.timer);
             timer.closed = true;
             let now = self.now();
-            let due: Vec<TimerEntry> =
-                std::iter::from_fn(|| timer.heap.pop_due(now).map(|(_, e)| e)).collect();
-            let not_due: Vec<TimerEntry> = timer.heap.drain().collect();
+            let due: Vec<TimerEntry> = std::iter::from_fn(|| timer.pop_due(now).map(|(_, e)| e)).collect();
+            let not_due = timer.drain();
             (due, not_due)
         };
         self.timer_wake.notify_all();
-        // Dropping entries cancels their jobs; their handles say so.
-        drop(not_due);
+        // Cancelled as not yet due; their handles say so.
+        for entry in not_due {
+            entry.cancel();
+        }
         if cancel_due {
-            return due.into_iter().map(|e| e.job.cancel()).filter(|&c| c).count();
+            return due.into_iter().map(TimerEntry::cancel).filter(|&c| c).count();
         }
         for TimerEntry { job, module } in due {
             module.dispatch(job, 0);
@@ -543,6 +616,7 @@ impl Builder {
             threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
             thread_exited: Condvar::new(),
             modules: Mutex::new(Vec::new()),
+            retired: Mutex::new(Stats::default()),
         });
         if let Some(manual) = &self.clock {
             manual.attach(&shared);
@@ -779,6 +853,20 @@ impl TaskManager {
     /// The tasks running right now, in every module, by id and name.
     pub fn running_tasks(&self) -> Vec<RunningTask> {
         self.inner.shared.running_tasks()
+    }
+
+    /// The [`Stats`] of every module of this manager (its default module
+    /// included), summed: what is queued, running and pending in the timer
+    /// now, and what has completed, failed or been cancelled so far.
+    /// Modules that were dropped, and all of them once shutdown is over,
+    /// keep counting in the sum.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let mut total = *lock(&shared.retired);
+        for module in shared.modules() {
+            total += module.stats();
+        }
+        total
     }
 
     /// Whether the calling thread is one of this manager's (a worker running

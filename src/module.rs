@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{drop_quietly, lock, Job, JobRef, OneShot, Recurring};
+use crate::job::{drop_quietly, lock, Job, JobRef, OneShot, Ran, Recurring};
 use crate::manager::{set_timer_slack, Phase, Shared, TaskManager};
 use crate::schedule::{due_after, to_nanos, Nanos, Recurrence};
 use crate::sync::{fence, yield_now, AtomicU64, AtomicUsize, Condvar, Mutex, Queue};
@@ -101,6 +101,14 @@ pub(crate) struct ModuleShared {
     wake: Condvar,
     /// One slot per live worker: what it is running.
     workers: Mutex<Vec<Arc<WorkerSlot>>>,
+    /// Counts of workers that have exited, and cancels made outside
+    /// workers (timer removals, `cancel_queued`).
+    counts: Counts,
+    /// Entries of this module in the manager's timer; changed under the
+    /// timer lock.
+    pub(crate) timers: AtomicUsize,
+    /// The most workers alive at once.
+    peak: AtomicUsize,
 }
 
 /// What one worker is running, for reports (a shutdown that timed out).
@@ -119,6 +127,74 @@ struct WorkerSlot {
     /// The running task's id; 0 between tasks.
     current: AtomicU64,
     named: Mutex<Option<Arc<dyn Job>>>,
+    /// What this worker's runs came to; on its own cache line, so counting
+    /// costs no sharing.
+    counts: Counts,
+}
+
+/// Completed, failed and cancelled counts.
+#[derive(Default)]
+struct Counts {
+    completed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, ran: Ran) {
+        for (count, yes) in
+            [(&self.completed, ran.completed), (&self.failed, ran.failed), (&self.cancelled, ran.cancelled)]
+        {
+            if yes {
+                count.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    fn add_to(&self, stats: &mut Stats) {
+        stats.completed += self.completed.load(Relaxed);
+        stats.failed += self.failed.load(Relaxed);
+        stats.cancelled += self.cancelled.load(Relaxed);
+    }
+}
+
+/// A snapshot of what a module (or, summed, a manager) holds and has done:
+/// [`Module::stats`], [`TaskManager::stats`](crate::TaskManager::stats).
+/// Cheap to take: a few atomic loads per worker, no stopping of anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tasks waiting in the queue for a worker.
+    pub queued: usize,
+    /// Tasks running now.
+    pub running: usize,
+    /// Runs that returned (each run of a recurring task counts).
+    pub completed: u64,
+    /// Runs whose method or a callback panicked.
+    pub failed: u64,
+    /// Tasks cancelled before they ran (by a handle, `cancel_pending` or
+    /// shutdown), and recurring tasks ended by a cancel.
+    pub cancelled: u64,
+    /// The most worker threads at once so far. A worker starts only for
+    /// work no running worker can take, so this is the most tasks that ran
+    /// at once; it never exceeds `max_workers`.
+    pub peak_concurrency: usize,
+    /// Worker threads alive now (running or idle).
+    pub workers: usize,
+    /// Scheduled tasks waiting in the timer (recurring ones between runs).
+    pub pending_timers: usize,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        self.queued += other.queued;
+        self.running += other.running;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+        self.peak_concurrency += other.peak_concurrency;
+        self.workers += other.workers;
+        self.pending_timers += other.pending_timers;
+    }
 }
 
 /// A job in a module's queue.
@@ -188,6 +264,9 @@ impl Module {
             park: Mutex::new(()),
             wake: Condvar::new(),
             workers: Mutex::new(Vec::new()),
+            counts: Counts::default(),
+            timers: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         });
         manager.register(&shared);
         Ok(Module { shared })
@@ -207,6 +286,13 @@ impl Module {
     /// Tasks queued in this module, waiting for a worker.
     pub fn queued(&self) -> usize {
         self.shared.queue.len()
+    }
+
+    /// A snapshot of this module's counts: queued, running, completed,
+    /// failed and cancelled tasks, peak concurrency, workers and pending
+    /// timers. Cheap enough to call every second (or every millisecond).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
     }
 
     /// Queues a task to run as soon as a worker of this module is free: the
@@ -381,7 +467,32 @@ impl ModuleShared {
 
     /// Cancels every queued job; returns how many were cancelled.
     pub(crate) fn cancel_queued(&self) -> usize {
-        std::iter::from_fn(|| self.pop()).map(|q| q.job.cancel()).filter(|&c| c).count()
+        let cancelled = std::iter::from_fn(|| self.pop()).map(|q| q.job.cancel()).filter(|&c| c).count();
+        self.counts.cancelled.fetch_add(cancelled as u64, Relaxed);
+        cancelled
+    }
+
+    /// Counts a task of this module cancelled outside its workers.
+    pub(crate) fn count_cancelled(&self) {
+        self.counts.cancelled.fetch_add(1, Relaxed);
+    }
+
+    /// See [`Module::stats`].
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            queued: self.queue.len(),
+            peak_concurrency: self.peak.load(Relaxed),
+            workers: self.alive.load(SeqCst),
+            pending_timers: self.timers.load(Relaxed),
+            ..Stats::default()
+        };
+        let workers = lock(&self.workers);
+        self.counts.add_to(&mut stats);
+        for slot in workers.iter() {
+            slot.counts.add_to(&mut stats);
+            stats.running += usize::from(slot.current.load(Relaxed) != 0);
+        }
+        stats
     }
 
     /// Whether nothing refers to this module but the manager's registry and
@@ -418,7 +529,13 @@ impl ModuleShared {
 
     /// Takes a worker place if one is free.
     fn reserve(&self) -> bool {
-        self.alive.fetch_update(SeqCst, SeqCst, |n| (n < self.max_workers).then_some(n + 1)).is_ok()
+        match self.alive.fetch_update(SeqCst, SeqCst, |n| (n < self.max_workers).then_some(n + 1)) {
+            Ok(before) => {
+                self.peak.fetch_max(before + 1, Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// A worker's life: run queued jobs; wait up to the keep-alive for more;
@@ -449,7 +566,17 @@ impl ModuleShared {
                 None => {}
             }
         }
-        lock(&self.workers).retain(|s| !Arc::ptr_eq(s, &slot));
+        let mut workers = lock(&self.workers);
+        // Its counts move to the module's under the same lock a reader
+        // takes, so a snapshot never counts them twice or not at all.
+        for (from, to) in [
+            (&slot.counts.completed, &self.counts.completed),
+            (&slot.counts.failed, &self.counts.failed),
+            (&slot.counts.cancelled, &self.counts.cancelled),
+        ] {
+            to.fetch_add(from.load(Relaxed), Relaxed);
+        }
+        workers.retain(|s| !Arc::ptr_eq(s, &slot));
     }
 
     /// The tasks this module's workers are running right now.
@@ -608,7 +735,9 @@ impl ModuleShared {
             self.manager.wait_until(not_before);
             if self.manager.shut_down_before(not_before) {
                 // Handed over early, and shutdown came before it was due.
-                job.cancel();
+                if job.cancel() {
+                    slot.counts.cancelled.fetch_add(1, Relaxed);
+                }
                 return;
             }
         }
@@ -619,8 +748,9 @@ impl ModuleShared {
         slot.current.store(id, Relaxed);
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
-        if catch_unwind(AssertUnwindSafe(|| job.run(self))).is_err() {
-            log::error!("taskmanager: a task panicked outside its own guard");
+        match catch_unwind(AssertUnwindSafe(|| job.run(self))) {
+            Ok(ran) => slot.counts.add(ran),
+            Err(_) => log::error!("taskmanager: a task panicked outside its own guard"),
         }
         slot.current.store(0, Relaxed);
         if named {

@@ -1,0 +1,122 @@
+//! `stats()`: a snapshot of what a module and a manager hold and have done.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{eventually, ms, started, SOON};
+use taskmanager::{ManualClock, Module, Recurrence, Stats, Task, TaskManager};
+
+#[test]
+fn a_new_module_has_all_zero_stats() {
+    let manager = started();
+    let module = Module::new(&manager, 3).unwrap();
+    assert_eq!(module.stats(), Stats::default());
+}
+
+#[test]
+fn counts_queued_running_completed_failed_and_cancelled() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let (release, gate) = mpsc::channel::<()>();
+    let (entered_tx, entered) = mpsc::channel();
+    let blocker = module
+        .add_task(move || {
+            entered_tx.send(()).unwrap();
+            gate.recv().unwrap();
+        })
+        .unwrap();
+    entered.recv_timeout(SOON).unwrap();
+    let ok: Vec<_> = (0..3).map(|i| module.add_task(move || i).unwrap()).collect();
+    let bad = module.add_task(|| -> () { panic!("counted") }).unwrap();
+    let cb = module.add_task(Task::new(|| 1).callback(|_: &i32| panic!("callback"))).unwrap();
+    let doomed = module.add_task(|| 9).unwrap();
+    assert!(doomed.cancel());
+    let timer = module.schedule_task(Duration::from_secs(3600), || 0).unwrap();
+
+    let s = module.stats();
+    assert_eq!((s.running, s.queued, s.workers, s.pending_timers), (1, 6, 1, 1), "{s:?}");
+    assert_eq!((s.completed, s.failed, s.cancelled), (0, 0, 0), "{s:?}");
+    assert_eq!(s.peak_concurrency, 1);
+
+    assert!(timer.cancel());
+    release.send(()).unwrap();
+    blocker.join().unwrap();
+    for h in ok {
+        h.join().unwrap();
+    }
+    let _ = bad.join();
+    let _ = cb.join();
+    // The cancelled task leaves the queue when a worker passes it.
+    assert!(eventually(|| module.stats().queued == 0));
+    let s = module.stats();
+    assert_eq!((s.running, s.pending_timers), (0, 0), "{s:?}");
+    // blocker + 3 ok; a panicking task and a panicking callback; the
+    // cancelled queued task and the cancelled timer.
+    assert_eq!((s.completed, s.failed, s.cancelled), (4, 2, 2), "{s:?}");
+    manager.shutdown();
+}
+
+#[test]
+fn counts_survive_workers_retiring() {
+    let manager = TaskManager::builder().keep_alive(ms(20)).build().unwrap();
+    manager.start_thread().unwrap();
+    let module = Module::new(&manager, 2).unwrap();
+    for _ in 0..10 {
+        module.add_task(|| ()).unwrap().join().unwrap();
+    }
+    assert!(eventually(|| module.stats().workers == 0), "workers retire");
+    let s = module.stats();
+    assert_eq!(s.completed, 10, "{s:?}");
+    assert!(s.peak_concurrency >= 1 && s.peak_concurrency <= 2);
+    manager.shutdown();
+}
+
+#[test]
+fn recurring_runs_paused_ticks_and_the_final_cancel_are_counted() {
+    let clock = ManualClock::new();
+    let manager = TaskManager::builder().clock(&clock).build().unwrap();
+    manager.start_thread().unwrap();
+    let module = Module::new(&manager, 1).unwrap();
+    let handle = module.schedule_recurring(Recurrence::every(Duration::from_secs(1)), || ()).unwrap();
+    assert_eq!(module.stats().pending_timers, 1);
+    for k in 1..=3 {
+        clock.advance(Duration::from_secs(1));
+        assert!(eventually(|| handle.runs() == k));
+    }
+    handle.pause();
+    clock.advance(Duration::from_secs(1));
+    assert!(eventually(|| handle.skipped_ticks() == 1));
+    assert!(eventually(|| module.stats().pending_timers == 1));
+    let s = module.stats();
+    assert_eq!((s.completed, s.failed, s.cancelled), (3, 0, 0), "{s:?}");
+    handle.cancel();
+    handle.wait();
+    let s = module.stats();
+    assert_eq!((s.completed, s.cancelled, s.pending_timers), (3, 1, 0), "{s:?}");
+    manager.shutdown();
+}
+
+#[test]
+fn the_manager_sums_its_modules_and_shutdown_cancels_are_counted() {
+    let manager = started();
+    let a = Module::new(&manager, 1).unwrap();
+    let b = Module::new(&manager, 2).unwrap();
+    a.add_task(|| ()).unwrap().join().unwrap();
+    b.add_task(|| ()).unwrap().join().unwrap();
+    manager.add_task(|| ()).unwrap().join().unwrap();
+    let far: Vec<_> = (0..4).map(|_| b.schedule_task(Duration::from_secs(3600), || ()).unwrap()).collect();
+    let s = manager.stats();
+    assert_eq!((s.completed, s.pending_timers), (3, 4), "{s:?}");
+    assert_eq!(s, {
+        let mut sum = a.stats();
+        sum += b.stats();
+        sum += manager.default_module().stats();
+        sum
+    });
+    manager.shutdown();
+    assert!(far.iter().all(|h| h.is_cancelled()));
+    let s = manager.stats();
+    assert_eq!((s.cancelled, s.pending_timers, s.workers), (4, 0, 0), "{s:?}");
+}
