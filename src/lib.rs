@@ -96,6 +96,6 @@ pub use clock::ManualClock;
 pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use handle::{RecurringHandle, TaskHandle};
 pub use manager::{Builder, TaskManager};
-pub use module::{Module, RunningTask, Stats};
+pub use module::{mark_failed, Module, RunningTask, Stats};
 pub use schedule::{Pacing, Recurrence};
 pub use task::Task;

@@ -132,6 +132,20 @@ struct WorkerSlot {
     counts: Counts,
 }
 
+std::thread_local! {
+    /// Set by [`mark_failed`] during a run; read and cleared by the worker.
+    static MARKED_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Counts the task running on this thread as failed in its module's
+/// [`Stats`], although it returned. For embedders whose tasks report
+/// errors as values rather than panics: the Python binding calls it when a
+/// Python task raises (the exception goes to the task's handle). Outside a
+/// task it does nothing.
+pub fn mark_failed() {
+    MARKED_FAILED.with(|failed| failed.set(true));
+}
+
 /// Completed, failed and cancelled counts.
 #[derive(Default)]
 struct Counts {
@@ -749,7 +763,13 @@ impl ModuleShared {
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
         match catch_unwind(AssertUnwindSafe(|| job.run(self))) {
-            Ok(ran) => slot.counts.add(ran),
+            Ok(mut ran) => {
+                if MARKED_FAILED.with(|failed| failed.replace(false)) && ran.completed {
+                    ran.completed = false;
+                    ran.failed = true;
+                }
+                slot.counts.add(ran);
+            }
             Err(_) => log::error!("taskmanager: a task panicked outside its own guard"),
         }
         slot.current.store(0, Relaxed);

@@ -48,13 +48,12 @@ fn counts_queued_running_completed_failed_and_cancelled() {
     }
     let _ = bad.join();
     let _ = cb.join();
-    // The cancelled task leaves the queue when a worker passes it.
-    assert!(eventually(|| module.stats().queued == 0));
-    let s = module.stats();
-    assert_eq!((s.running, s.pending_timers), (0, 0), "{s:?}");
+    // A worker counts a run just after its handle says done, and the
+    // cancelled task when it passes it in the queue: wait for the counts.
     // blocker + 3 ok; a panicking task and a panicking callback; the
     // cancelled queued task and the cancelled timer.
-    assert_eq!((s.completed, s.failed, s.cancelled), (4, 2, 2), "{s:?}");
+    let counts = |s: Stats| (s.queued, s.running, s.pending_timers, s.completed, s.failed, s.cancelled);
+    assert!(eventually(|| counts(module.stats()) == (0, 0, 0, 4, 2, 2)), "{:?}", module.stats());
     manager.shutdown();
 }
 
@@ -68,7 +67,7 @@ fn counts_survive_workers_retiring() {
     }
     assert!(eventually(|| module.stats().workers == 0), "workers retire");
     let s = module.stats();
-    assert_eq!(s.completed, 10, "{s:?}");
+    assert_eq!(s.completed, 10, "counted before the worker left: {s:?}");
     assert!(s.peak_concurrency >= 1 && s.peak_concurrency <= 2);
     manager.shutdown();
 }
@@ -93,6 +92,7 @@ fn recurring_runs_paused_ticks_and_the_final_cancel_are_counted() {
     assert_eq!((s.completed, s.failed, s.cancelled), (3, 0, 0), "{s:?}");
     handle.cancel();
     handle.wait();
+    assert!(eventually(|| module.stats().cancelled == 1), "{:?}", module.stats());
     let s = module.stats();
     assert_eq!((s.completed, s.cancelled, s.pending_timers), (3, 1, 0), "{s:?}");
     manager.shutdown();
@@ -107,6 +107,7 @@ fn the_manager_sums_its_modules_and_shutdown_cancels_are_counted() {
     b.add_task(|| ()).unwrap().join().unwrap();
     manager.add_task(|| ()).unwrap().join().unwrap();
     let far: Vec<_> = (0..4).map(|_| b.schedule_task(Duration::from_secs(3600), || ()).unwrap()).collect();
+    assert!(eventually(|| manager.stats().completed == 3));
     let s = manager.stats();
     assert_eq!((s.completed, s.pending_timers), (3, 4), "{s:?}");
     assert_eq!(s, {
@@ -119,4 +120,22 @@ fn the_manager_sums_its_modules_and_shutdown_cancels_are_counted() {
     assert!(far.iter().all(|h| h.is_cancelled()));
     let s = manager.stats();
     assert_eq!((s.cancelled, s.pending_timers, s.workers), (4, 0, 0), "{s:?}");
+}
+
+#[test]
+fn a_task_marked_failed_counts_as_failed_though_it_returned() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let h = module
+        .add_task(|| {
+            taskmanager::mark_failed();
+            "an error reported as a value"
+        })
+        .unwrap();
+    assert_eq!(h.join().unwrap(), "an error reported as a value");
+    module.add_task(|| ()).unwrap().join().unwrap();
+    assert!(eventually(|| module.stats().completed == 1));
+    let s = module.stats();
+    assert_eq!((s.completed, s.failed), (1, 1), "the mark does not leak to the next task: {s:?}");
+    manager.shutdown();
 }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, 
 
 from ._taskmanager import ManagerCore, ModuleCore, QueueFull, RecurringCore, TaskCore
 
-__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut"]
+__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats"]
 
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
@@ -224,6 +225,29 @@ class RecurringHandle(TaskHandle):
 # Manager and modules.
 
 
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """A snapshot of what a module (or, summed, a manager) holds and has
+    done: ``module.stats()``, ``manager.stats()``. Cheap to take."""
+
+    queued: int
+    """Tasks waiting in the queue for a worker."""
+    running: int
+    """Tasks running now."""
+    completed: int
+    """Runs that returned (each run of a recurring task counts)."""
+    failed: int
+    """Runs whose method or a callback raised."""
+    cancelled: int
+    """Tasks cancelled before they ran, and recurring tasks ended by a cancel."""
+    peak_concurrency: int
+    """The most workers at once so far (never above ``max_workers``)."""
+    workers: int
+    """Worker threads alive now."""
+    pending_timers: int
+    """Scheduled tasks waiting in the timer (recurring ones between runs)."""
+
+
 class ShutdownTimedOut(TimeoutError):
     """``shutdown(timeout=...)`` ran out of time with tasks still running.
 
@@ -339,6 +363,10 @@ class Module:
         """
         return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
 
+    def stats(self) -> Stats:
+        """This module's :class:`Stats`."""
+        return Stats(*self._tm_core.stats())
+
     def __repr__(self) -> str:
         core = self._tm_core
         return (
@@ -430,6 +458,11 @@ class TaskManager:
             if deadline is not None and time.monotonic() >= deadline:
                 cancelled = self._core.cancel_pending()
                 raise ShutdownTimedOut(self._core.running_tasks(), cancelled)
+
+    def stats(self) -> Stats:
+        """The :class:`Stats` of all this manager's modules, summed (its
+        default module included)."""
+        return Stats(*self._core.stats())
 
     def __enter__(self) -> "TaskManager":
         self.start_thread()

@@ -31,7 +31,7 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{
-    BatchRunner, Module, Recurrence, RecurringHandle, SubmitError, Task, TaskHandle, TaskManager,
+    BatchRunner, Module, Recurrence, RecurringHandle, Stats, SubmitError, Task, TaskHandle, TaskManager,
 };
 
 /// `logging.getLogger("taskmanager")`.
@@ -153,6 +153,11 @@ impl PyTask {
     /// Calls the method, then each callback with its value. Returns the
     /// value, or the first exception (the method's, else a callback's).
     fn call(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
+        // A raising task returns normally to the core: count it as failed.
+        Self::call_inner(py, parts).inspect_err(|_| taskmanager::mark_failed())
+    }
+
+    fn call_inner(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
         let method = parts.method.bind(py);
         let value =
             method.call(parts.args.bind(py), parts.kwargs.as_ref().map(|k| k.bind(py))).inspect_err(|e| {
@@ -257,6 +262,14 @@ impl BatchRunner for GilBatch {
     }
 }
 
+/// `Stats` for Python: queued, running, completed, failed, cancelled,
+/// peak_concurrency, workers, pending_timers.
+type StatsTuple = (usize, usize, u64, u64, u64, usize, usize, usize);
+
+fn stats_tuple(s: Stats) -> StatsTuple {
+    (s.queued, s.running, s.completed, s.failed, s.cancelled, s.peak_concurrency, s.workers, s.pending_timers)
+}
+
 /// The Rust manager behind a `taskmanager.TaskManager`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
 struct ManagerCore {
@@ -314,6 +327,11 @@ impl ManagerCore {
 
     fn is_shut_down(&self) -> bool {
         self.manager.is_shut_down()
+    }
+
+    /// The manager's stats, as the fields of `taskmanager.Stats`, in order.
+    fn stats(&self) -> StatsTuple {
+        stats_tuple(self.manager.stats())
     }
 
     /// The running tasks as (id, name) pairs.
@@ -495,6 +513,11 @@ impl ModuleCore {
             ));
         }
         self.submit_recurring(py, call, seconds, now)
+    }
+
+    /// The module's stats, as the fields of `taskmanager.Stats`, in order.
+    fn stats(&self) -> StatsTuple {
+        stats_tuple(self.module.stats())
     }
 
     fn worker_count(&self) -> usize {

@@ -1,0 +1,46 @@
+"""``stats()``: what a module and a manager hold and have done."""
+
+import threading
+
+from taskmanager import Module, Stats
+
+from _util import SOON, wait_until
+
+
+def test_module_stats_count_each_outcome(manager, gate, caplog):
+    caplog.set_level("CRITICAL", logger="taskmanager")
+    module = Module(task_manager=manager, max_workers=1)
+    assert module.stats() == Stats(0, 0, 0, 0, 0, 0, 0, 0)
+    entered = threading.Event()
+    blocker = module.add_task(lambda: (entered.set(), gate.wait()))
+    assert entered.wait(SOON)
+    ok = [module.add_task(lambda i=i: i) for i in range(3)]
+    bad = module.add_task(lambda: 1 / 0)
+    doomed = module.add_task(print)
+    assert doomed.cancel()
+    far = module.schedule_task(print, 3600)
+    s = module.stats()
+    assert (s.running, s.queued, s.workers, s.pending_timers, s.peak_concurrency) == (1, 5, 1, 1, 1), s
+    gate.set()
+    blocker.result(SOON)
+    assert [h.result(SOON) for h in ok] == [0, 1, 2]
+    assert isinstance(bad.exception(SOON), ZeroDivisionError)
+    assert far.cancel()
+    # A worker counts a run just after its handle is settled, and a
+    # cancelled task when it passes it in the queue: wait for the counts.
+    expected = (0, 4, 1, 2, 0, 0)
+    counts = lambda: (lambda s: (s.queued, s.completed, s.failed, s.cancelled, s.pending_timers, s.running))(module.stats())
+    assert wait_until(lambda: counts() == expected), module.stats()
+
+
+def test_manager_stats_sum_the_modules(manager):
+    a = Module(task_manager=manager, max_workers=2)
+    a.add_task(len, args=([],)).result(SOON)
+    manager.add_task({"method": len, "args": ([],)}).result(SOON)
+    rec = a.schedule_task(print, 3600, reoccurring=True)
+    # A run is counted just after its handle is settled.
+    assert wait_until(lambda: manager.stats().completed == 2), manager.stats()
+    assert manager.stats().pending_timers == 1
+    rec.cancel()
+    assert wait_until(lambda: manager.stats().cancelled == 1)
+    assert "completed=2" in repr(manager.stats())
