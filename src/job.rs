@@ -217,6 +217,19 @@ pub(crate) trait Job: Send + Sync + 'static {
     /// running again). Frees the method and callbacks at once. Returns
     /// whether this call cancelled it.
     fn cancel(&self) -> bool;
+    /// What a listing shows of a recurring task; None for one-shot ones.
+    fn recurring_info(&self) -> Option<RecurringInfo> {
+        None
+    }
+}
+
+/// A recurring task's schedule and counts, for listings.
+pub(crate) struct RecurringInfo {
+    pub(crate) interval: Nanos,
+    pub(crate) next_due: Nanos,
+    pub(crate) runs: u64,
+    pub(crate) failures: u64,
+    pub(crate) paused: bool,
 }
 
 /// An owned reference from a queue or the timer to a job that has yet to
@@ -227,6 +240,11 @@ pub(crate) struct JobRef(Option<Arc<dyn Job>>);
 impl JobRef {
     pub(crate) fn new(job: Arc<dyn Job>) -> Self {
         JobRef(Some(job))
+    }
+
+    /// The job, to look at.
+    pub(crate) fn job(&self) -> Option<&dyn Job> {
+        self.0.as_deref()
     }
 
     /// Another reference to the job, which does not cancel it when dropped.
@@ -617,6 +635,16 @@ where
             ran.cancelled = true;
         }
         ran
+    }
+
+    fn recurring_info(&self) -> Option<RecurringInfo> {
+        Some(RecurringInfo {
+            interval: self.interval,
+            next_due: self.due.load(Ordering::Relaxed),
+            runs: self.runs.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            paused: self.paused.load(Ordering::Relaxed) != 0,
+        })
     }
 
     fn cancel(&self) -> bool {

@@ -95,7 +95,7 @@ pub use batch::BatchRunner;
 pub use clock::ManualClock;
 pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use handle::{RecurringHandle, TaskHandle};
-pub use manager::{Builder, TaskManager};
+pub use manager::{Builder, TaskInfo, TaskManager, TaskState};
 pub use module::{mark_failed, Module, RunningTask, Stats};
 pub use schedule::{Pacing, Recurrence};
 pub use task::Task;

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchRunner;
@@ -130,6 +130,38 @@ const HANDOFF_LEAD: Nanos = 200_000;
 /// 76-79 us with 30, 62-76 us with 40 (the peers: 92-107 us).
 const SPIN_BEFORE_DUE: Duration = Duration::from_micros(30);
 
+/// A scheduled or recurring task, as [`TaskManager::tasks`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's number, as its handle's `id()`.
+    pub id: u64,
+    /// The task's name, as its handle's `name()`.
+    pub name: String,
+    /// The name of its module ([`Module::named`]).
+    pub module: String,
+    /// Scheduled, running or paused.
+    pub state: TaskState,
+    /// Time from now until its next run (zero if due now).
+    pub next_due: Option<Duration>,
+    /// A recurring task's interval; None for a one-shot task.
+    pub interval: Option<Duration>,
+    /// Runs so far (recurring tasks; failed runs included).
+    pub runs: u64,
+    /// Failed runs so far (recurring tasks).
+    pub failures: u64,
+}
+
+/// What a listed task is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// Waiting for its due time.
+    Scheduled,
+    /// A run is in progress.
+    Running,
+    /// A recurring task, paused: its ticks are skipped.
+    Paused,
+}
+
 thread_local! {
     /// The manager (by address) whose thread this is, if any. (Not a
     /// `const` initializer: loom's `thread_local!` does not take one.)
@@ -162,6 +194,11 @@ pub(crate) struct Shared {
     /// The stats of modules that left the registry (dropped, or all of
     /// them at the end of shutdown), so the manager's sum keeps them.
     retired: Mutex<Stats>,
+    /// Modules made so far, for their default names.
+    module_count: AtomicUsize,
+    /// Recurring tasks, for listings (a recurring task is in the timer, a
+    /// queue or a worker's hands in turn); pruned as they end.
+    recurring: Mutex<Vec<(Weak<dyn Job>, Arc<str>)>>,
 }
 
 impl Shared {
@@ -227,6 +264,75 @@ impl Shared {
         modules.push(Arc::clone(module));
         drop(modules);
         self.retire_stats(forgotten);
+    }
+
+    pub(crate) fn next_module_name(&self) -> Arc<str> {
+        Arc::from(format!("module-{}", self.module_count.fetch_add(1, Relaxed) + 1))
+    }
+
+    /// Remembers a recurring task for listings.
+    pub(crate) fn register_recurring(&self, job: Arc<dyn Job>, module: &Arc<str>) {
+        let mut recurring = lock(&self.recurring);
+        if recurring.len() >= 64 && recurring.len().is_power_of_two() {
+            recurring.retain(|(job, _)| job.upgrade().is_some_and(|job| !job.core().is_finished()));
+        }
+        recurring.push((Arc::downgrade(&job), Arc::clone(module)));
+    }
+
+    /// See [`TaskManager::tasks`].
+    fn tasks(&self) -> Vec<TaskInfo> {
+        let now = self.now();
+        let until = |due: Nanos| Duration::from_nanos(due.saturating_sub(now));
+        let mut tasks: Vec<TaskInfo> = {
+            let timer = lock(&self.timer);
+            timer
+                .heap
+                .iter()
+                .filter_map(|(due, entry)| {
+                    let job = entry.job.job()?;
+                    if job.recurring_info().is_some() {
+                        return None; // listed below, with its schedule
+                    }
+                    let core = job.core();
+                    Some(TaskInfo {
+                        id: core.id(),
+                        name: core.name(),
+                        module: entry.module.name.to_string(),
+                        state: TaskState::Scheduled,
+                        next_due: Some(until(due)),
+                        interval: None,
+                        runs: 0,
+                        failures: 0,
+                    })
+                })
+                .collect()
+        };
+        let mut recurring = lock(&self.recurring);
+        recurring.retain(|(job, _)| job.upgrade().is_some_and(|job| !job.core().is_finished()));
+        for (job, module) in recurring.iter() {
+            let Some(job) = job.upgrade() else { continue };
+            let (Some(info), core) = (job.recurring_info(), job.core()) else { continue };
+            let state = if core.is_running() {
+                TaskState::Running
+            } else if info.paused {
+                TaskState::Paused
+            } else {
+                TaskState::Scheduled
+            };
+            tasks.push(TaskInfo {
+                id: core.id(),
+                name: core.name(),
+                module: module.to_string(),
+                state,
+                next_due: Some(until(info.next_due)),
+                interval: Some(Duration::from_nanos(info.interval)),
+                runs: info.runs,
+                failures: info.failures,
+            });
+        }
+        drop(recurring);
+        tasks.sort_by_key(|t| (t.next_due, t.id));
+        tasks
     }
 
     /// Adds the final stats of modules leaving the registry to `retired`.
@@ -617,11 +723,14 @@ impl Builder {
             thread_exited: Condvar::new(),
             modules: Mutex::new(Vec::new()),
             retired: Mutex::new(Stats::default()),
+            module_count: AtomicUsize::new(0),
+            recurring: Mutex::new(Vec::new()),
         });
         if let Some(manual) = &self.clock {
             manual.attach(&shared);
         }
-        let default_module = Module::with_shared(&shared, self.default_max_workers, usize::MAX)?;
+        let default_module =
+            Module::with_shared(&shared, self.default_max_workers, usize::MAX, Some(Arc::from("default")))?;
         Ok(TaskManager { inner: Arc::new(Owner { shared, default_module }) })
     }
 }
@@ -853,6 +962,13 @@ impl TaskManager {
     /// The tasks running right now, in every module, by id and name.
     pub fn running_tasks(&self) -> Vec<RunningTask> {
         self.inner.shared.running_tasks()
+    }
+
+    /// The scheduled one-shot tasks not yet due and every recurring task
+    /// that has not ended, soonest first: name, module, time until the next
+    /// run, interval, runs and failures so far, and state.
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.inner.shared.tasks()
     }
 
     /// The [`Stats`] of every module of this manager (its default module

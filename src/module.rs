@@ -83,6 +83,7 @@ pub struct Module {
 
 /// A module's state, shared by its handles, its workers and timer entries.
 pub(crate) struct ModuleShared {
+    pub(crate) name: Arc<str>,
     pub(crate) manager: Arc<Shared>,
     max_workers: usize,
     queue: Queue<Queued>,
@@ -233,7 +234,7 @@ impl Module {
     /// # Errors
     /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
     pub fn new(manager: &TaskManager, max_workers: usize) -> Result<Module, ConfigError> {
-        Module::with_shared(manager.shared(), max_workers, usize::MAX)
+        Module::with_shared(manager.shared(), max_workers, usize::MAX, None)
     }
 
     /// A module like [`new`](Self::new) whose queue holds at most
@@ -256,18 +257,40 @@ impl Module {
         if capacity == 0 {
             return Err(ConfigError::ZeroQueueCapacity);
         }
-        Module::with_shared(manager.shared(), max_workers, capacity)
+        Module::with_shared(manager.shared(), max_workers, capacity, None)
+    }
+
+    /// A module like [`new`](Self::new), named `name` in listings
+    /// ([`TaskManager::tasks`](crate::TaskManager::tasks)). Unnamed modules
+    /// are called `module-<n>`; the manager's own is `default`.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
+    pub fn named(
+        manager: &TaskManager,
+        name: impl Into<Arc<str>>,
+        max_workers: usize,
+    ) -> Result<Module, ConfigError> {
+        Module::with_shared(manager.shared(), max_workers, usize::MAX, Some(name.into()))
+    }
+
+    /// This module's name (see [`named`](Self::named)).
+    pub fn name(&self) -> &str {
+        &self.shared.name
     }
 
     pub(crate) fn with_shared(
         manager: &Arc<Shared>,
         max_workers: usize,
         capacity: usize,
+        name: Option<Arc<str>>,
     ) -> Result<Module, ConfigError> {
         if max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
         }
+        let name = name.unwrap_or_else(|| manager.next_module_name());
         let shared = Arc::new(ModuleShared {
+            name,
             manager: Arc::clone(manager),
             max_workers,
             queue: Queue::new(),
@@ -392,6 +415,7 @@ impl Module {
         } else {
             manager.schedule(&self.shared, cell.clone(), first_due)?;
         }
+        manager.register_recurring(cell.clone(), &self.shared.name);
         Ok(RecurringHandle::new(cell, Arc::clone(manager)))
     }
 }
@@ -399,6 +423,7 @@ impl Module {
 impl fmt::Debug for Module {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Module")
+            .field("name", &self.shared.name)
             .field("max_workers", &self.shared.max_workers)
             .field("workers", &self.worker_count())
             .field("queued", &self.queued())

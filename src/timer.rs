@@ -52,6 +52,11 @@ impl<E: Slotted> TimerHeap<E> {
         self.nodes.len()
     }
 
+    /// Every item with its due time, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Nanos, &E)> {
+        self.nodes.iter().map(|n| (n.due, &n.item))
+    }
+
     /// Adds `item`, due at `due`. Returns true if it is now the earliest,
     /// which is when a sleeping timer thread must be woken to re-arm.
     ///
