@@ -198,8 +198,11 @@ pub(crate) struct Shared {
     module_count: AtomicUsize,
     /// Recurring tasks, for listings (a recurring task is in the timer, a
     /// queue or a worker's hands in turn); pruned as they end.
-    recurring: Mutex<Vec<(Weak<dyn Job>, Arc<str>)>>,
+    recurring: Mutex<Vec<Listed>>,
 }
+
+/// A recurring task in the listing registry, with its module's name.
+type Listed = (Weak<dyn Job>, Arc<str>);
 
 impl Shared {
     /// How long before its due time the timer hands a job to its module,
