@@ -279,6 +279,23 @@ impl Module {
         &self.shared.name
     }
 
+    /// [`bounded`](Self::bounded), and named as by [`named`](Self::named)
+    /// (None: the default name).
+    ///
+    /// # Errors
+    /// As [`bounded`](Self::bounded).
+    pub fn bounded_named(
+        manager: &TaskManager,
+        max_workers: usize,
+        capacity: usize,
+        name: Option<String>,
+    ) -> Result<Module, ConfigError> {
+        if capacity == 0 {
+            return Err(ConfigError::ZeroQueueCapacity);
+        }
+        Module::with_shared(manager.shared(), max_workers, capacity, name.map(Arc::from))
+    }
+
     pub(crate) fn with_shared(
         manager: &Arc<Shared>,
         max_workers: usize,

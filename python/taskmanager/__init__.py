@@ -28,7 +28,7 @@ from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, 
 
 from ._taskmanager import ManagerCore, ModuleCore, QueueFull, RecurringCore, TaskCore
 
-__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats"]
+__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo"]
 
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
@@ -226,6 +226,28 @@ class RecurringHandle(TaskHandle):
 
 
 @dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """A scheduled or recurring task, as ``manager.get_tasks()`` lists it."""
+
+    id: int
+    """The task's number, as its handle's ``id``."""
+    name: str
+    """The task's name, as its handle's ``name``."""
+    module: str
+    """Its module's name: the Module subclass's name, or ``default``."""
+    state: str
+    """``scheduled``, ``running`` or ``paused``."""
+    next_due: Optional[float]
+    """Seconds from now until its next run (0 if due now)."""
+    interval: Optional[float]
+    """A recurring task's interval in seconds; None for a one-shot task."""
+    runs: int
+    """Runs so far (recurring tasks; failed runs included)."""
+    failures: int
+    """Failed runs so far (recurring tasks)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Stats:
     """A snapshot of what a module (or, summed, a manager) holds and has
     done: ``module.stats()``, ``manager.stats()``. Cheap to take."""
@@ -324,7 +346,7 @@ class Module:
         self.task_manager = task_manager
         self.max_workers = _check_max_workers(max_workers, default=task_manager.max_workers)
         self.max_queued = None if max_queued is None else _check_max_workers(max_queued, name="max_queued")
-        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued)
+        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued, type(self).__name__)
 
     def add_task(
         self,
@@ -463,6 +485,11 @@ class TaskManager:
         """The :class:`Stats` of all this manager's modules, summed (its
         default module included)."""
         return Stats(*self._core.stats())
+
+    def get_tasks(self) -> List[TaskInfo]:
+        """The scheduled one-shot tasks not yet due and every recurring task
+        that has not ended, soonest first, as :class:`TaskInfo`."""
+        return [TaskInfo(*t) for t in self._core.tasks()]
 
     def __enter__(self) -> "TaskManager":
         self.start_thread()

@@ -2,7 +2,7 @@
 
 import threading
 
-from taskmanager import Module, Stats
+from taskmanager import Module, Stats, TaskInfo
 
 from _util import SOON, wait_until
 
@@ -44,3 +44,28 @@ def test_manager_stats_sum_the_modules(manager):
     rec.cancel()
     assert wait_until(lambda: manager.stats().cancelled == 1)
     assert "completed=2" in repr(manager.stats())
+
+
+class Poller(Module):
+    def poll(self):
+        return "polled"
+
+
+def test_get_tasks_lists_scheduled_and_recurring(manager):
+    poller = Poller(task_manager=manager, max_workers=1)
+    report = manager.schedule_task({"method": print, "delay": 30, "name": "nightly-report"})
+    poll = poller.schedule_task(poller.poll, 10, reoccurring=True)
+    manager.add_task({"method": len, "args": ([],)}).result(SOON)  # not listed: done
+    tasks = manager.get_tasks()
+    assert [t.name for t in tasks] == ["Poller.poll", "nightly-report"]
+    p, r = tasks
+    assert isinstance(p, TaskInfo)
+    assert (p.id, p.module, p.state, p.interval, p.runs, p.failures) == (poll.id, "Poller", "scheduled", 10.0, 0, 0)
+    assert 9.0 < p.next_due <= 10.0
+    assert (r.id, r.module, r.state, r.interval) == (report.id, "default", "scheduled", None)
+    assert 29.0 < r.next_due <= 30.0
+    poll.pause()
+    assert [t.state for t in manager.get_tasks() if t.id == poll.id] == ["paused"]
+    report.cancel()
+    poll.cancel()
+    assert wait_until(lambda: manager.get_tasks() == [])

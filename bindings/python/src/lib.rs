@@ -32,6 +32,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{
     BatchRunner, Module, Recurrence, RecurringHandle, Stats, SubmitError, Task, TaskHandle, TaskManager,
+    TaskState,
 };
 
 /// `logging.getLogger("taskmanager")`.
@@ -270,6 +271,10 @@ fn stats_tuple(s: Stats) -> StatsTuple {
     (s.queued, s.running, s.completed, s.failed, s.cancelled, s.peak_concurrency, s.workers, s.pending_timers)
 }
 
+/// `TaskInfo` for Python: id, name, module, state, next_due, interval,
+/// runs, failures.
+type TaskTuple = (u64, String, String, &'static str, Option<f64>, Option<f64>, u64, u64);
+
 /// The Rust manager behind a `taskmanager.TaskManager`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
 struct ManagerCore {
@@ -332,6 +337,24 @@ impl ManagerCore {
     /// The manager's stats, as the fields of `taskmanager.Stats`, in order.
     fn stats(&self) -> StatsTuple {
         stats_tuple(self.manager.stats())
+    }
+
+    /// The listing of `TaskManager::tasks`, as tuples of the fields of
+    /// `taskmanager.TaskInfo`, in order (durations in seconds).
+    fn tasks(&self) -> Vec<TaskTuple> {
+        self.manager
+            .tasks()
+            .into_iter()
+            .map(|t| {
+                let state = match t.state {
+                    TaskState::Scheduled => "scheduled",
+                    TaskState::Running => "running",
+                    TaskState::Paused => "paused",
+                };
+                let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+                (t.id, t.name, t.module, state, seconds(t.next_due), seconds(t.interval), t.runs, t.failures)
+            })
+            .collect()
     }
 
     /// The running tasks as (id, name) pairs.
@@ -454,11 +477,17 @@ impl ModuleCore {
 impl ModuleCore {
     /// A module of `max_workers`; with `max_queued`, its queue is bounded.
     #[new]
-    #[pyo3(signature = (manager, max_workers, max_queued=None))]
-    fn new(manager: &ManagerCore, max_workers: usize, max_queued: Option<usize>) -> PyResult<Self> {
-        let module = match max_queued {
-            None => Module::new(&manager.manager, max_workers),
-            Some(capacity) => Module::bounded(&manager.manager, max_workers, capacity),
+    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None))]
+    fn new(
+        manager: &ManagerCore,
+        max_workers: usize,
+        max_queued: Option<usize>,
+        name: Option<String>,
+    ) -> PyResult<Self> {
+        let module = match (max_queued, name) {
+            (None, None) => Module::new(&manager.manager, max_workers),
+            (None, Some(name)) => Module::named(&manager.manager, name, max_workers),
+            (Some(capacity), name) => Module::bounded_named(&manager.manager, max_workers, capacity, name),
         }
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
