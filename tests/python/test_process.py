@@ -45,6 +45,21 @@ def test_seed_example_output():
     assert "every-now" in words[:3], words
 
 
+def test_asyncio_example_awaits_handles_within_the_cap():
+    proc = subprocess.run(
+        [sys.executable, "examples/asyncio_modules.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "12 fetches in" in proc.stdout and "https://example.test/0: 200" in proc.stdout, proc.stdout
+    assert "completed=12" in proc.stdout and "peak_concurrency=4" in proc.stdout, proc.stdout
+    assert "listed: Poller.poll in Poller" in proc.stdout, proc.stdout
+
+
 def test_process_waits_for_due_one_shot_then_exits(tmp_path):
     proc, elapsed = run_script(
         tmp_path,
