@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::err::{JoinTimeoutError, TaskError};
+use crate::err::{JoinTimeoutError, SubmitError, TaskError};
 use crate::job::{Control, Core, Outcome};
 use crate::manager::Shared;
+use crate::schedule::to_nanos;
 
 /// The handle of a one-shot task ([`add_task`](crate::Module::add_task) or
 /// [`schedule_task`](crate::Module::schedule_task)).
@@ -216,6 +217,27 @@ impl RecurringHandle {
     /// Whether the task is paused.
     pub fn is_paused(&self) -> bool {
         self.cell.is_paused()
+    }
+
+    /// Changes the interval, at once: the next run moves to one new
+    /// interval after the previous tick (or to now, if that has passed),
+    /// and the grid goes on from there. A run in progress, or one already
+    /// handed to a worker, keeps its time; the new interval applies from
+    /// its end.
+    ///
+    /// # Errors
+    /// [`SubmitError::ZeroInterval`] for a zero interval;
+    /// [`SubmitError::DelayTooLong`] for one beyond the clock's range.
+    pub fn set_interval(&self, interval: Duration) -> Result<(), SubmitError> {
+        if interval.is_zero() {
+            return Err(SubmitError::ZeroInterval);
+        }
+        let nanos = to_nanos(interval).ok_or(SubmitError::DelayTooLong { delay: interval })?;
+        let old = self.cell.set_interval(nanos);
+        let now = self.timer.now();
+        self.timer.move_pending(&*self.cell, |due| due.saturating_sub(old).saturating_add(nanos).max(now));
+        log::info!("recurring task {}: interval now {interval:?}", self.name());
+        Ok(())
     }
 
     /// Blocks until the task is over: cancelled, with no run in progress.

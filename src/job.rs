@@ -517,7 +517,8 @@ struct RecurringStage<F, T> {
 /// A task that runs every `interval` until cancelled.
 pub(crate) struct Recurring<F, T> {
     core: Core,
-    interval: Nanos,
+    /// Changed by `set_interval`; read at the end of each run.
+    interval: AtomicU64,
     pacing: Pacing,
     /// Due time of the pending or running run; touched only by whoever holds
     /// the job (timer, queue or worker), one at a time.
@@ -541,7 +542,7 @@ impl<F, T> Recurring<F, T> {
     ) -> Self {
         Recurring {
             core: Core::new(name),
-            interval,
+            interval: AtomicU64::new(interval),
             pacing,
             due: AtomicU64::new(first_due),
             runs: AtomicU64::new(0),
@@ -621,7 +622,8 @@ where
             }
         }
         let due = self.due.load(Ordering::Relaxed);
-        let next = next_run(self.pacing, self.interval, due, started, manager.now());
+        let interval = self.interval.load(Ordering::Relaxed);
+        let next = next_run(self.pacing, interval, due, started, manager.now());
         if let Some(next) = next {
             self.due.store(next.due, Ordering::Relaxed);
             if next.skipped > 0 {
@@ -639,7 +641,7 @@ where
 
     fn recurring_info(&self) -> Option<RecurringInfo> {
         Some(RecurringInfo {
-            interval: self.interval,
+            interval: self.interval.load(Ordering::Relaxed),
             next_due: self.due.load(Ordering::Relaxed),
             runs: self.runs.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
@@ -686,6 +688,14 @@ pub(crate) trait Control: Waitable {
     fn cancel_requested(&self) -> bool;
     /// Sets whether ticks run the method; returns whether this changed it.
     fn set_paused(&self, paused: bool) -> bool;
+    /// Sets the interval, used from the end of the next run on; returns
+    /// the old one.
+    fn set_interval(&self, interval: Nanos) -> Nanos;
+    /// The pending (or running) run's due time.
+    fn due(&self) -> Nanos;
+    /// Sets the pending run's due time (under the timer lock, while the
+    /// task waits in the timer).
+    fn set_due(&self, due: Nanos);
     fn is_paused(&self) -> bool;
 }
 
@@ -723,6 +733,18 @@ where
 
     fn cancel_requested(&self) -> bool {
         self.core.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0
+    }
+
+    fn set_interval(&self, interval: Nanos) -> Nanos {
+        self.interval.swap(interval, Ordering::Relaxed)
+    }
+
+    fn due(&self) -> Nanos {
+        self.due.load(Ordering::Relaxed)
+    }
+
+    fn set_due(&self, due: Nanos) {
+        self.due.store(due, Ordering::Relaxed);
     }
 
     fn set_paused(&self, paused: bool) -> bool {

@@ -14,7 +14,7 @@ use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{lock, Core, Job, JobRef};
+use crate::job::{lock, Control, Core, Job, JobRef};
 use crate::module::{Module, ModuleShared, RunningTask, Stats};
 use crate::schedule::{Nanos, Recurrence};
 use crate::sync::is_finished;
@@ -394,6 +394,22 @@ impl Shared {
             self.timer_wake.notify_one();
         }
         true
+    }
+
+    /// Moves a recurring job waiting in the timer to `new_due(its due)`;
+    /// does nothing if it is not in the timer (running, or queued).
+    pub(crate) fn move_pending(&self, control: &dyn Control, new_due: impl FnOnce(Nanos) -> Nanos) {
+        let core = control.core();
+        let mut timer = lock(&self.timer);
+        let Some(entry) = timer.remove(core.slot(), |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)))
+        else {
+            return;
+        };
+        let due = new_due(control.due());
+        control.set_due(due);
+        if timer.push(due, entry) {
+            self.timer_wake.notify_one();
+        }
     }
 
     /// Takes a cancelled job out of the timer at once, if it is there.

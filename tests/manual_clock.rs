@@ -176,3 +176,30 @@ fn a_paused_task_skips_its_ticks_and_resumes_on_the_grid_without_a_burst() {
     handle.wait();
     assert!(!handle.pause() && !handle.resume(), "an ended task cannot be paused");
 }
+
+#[test]
+fn changing_the_interval_moves_the_next_run_at_once_and_keeps_a_grid() {
+    let clock = ManualClock::new();
+    let manager = manager(&clock);
+    let handle = manager.schedule_recurring(Recurrence::every(10 * SEC), || ()).unwrap();
+    clock.advance(10 * SEC); // t = 10: first run; next due at 20
+    assert_runs(&handle, 1);
+    clock.advance(2 * SEC); // t = 12
+    handle.set_interval(3 * SEC).unwrap(); // next: 10 + 3 = 13
+    clock.advance(SEC); // t = 13
+    assert_runs(&handle, 2);
+    clock.advance(3 * SEC); // t = 16
+    assert_runs(&handle, 3);
+    clock.advance(SEC); // t = 17; next due at 19
+    handle.set_interval(60 * SEC).unwrap(); // next: 16 + 60 = 76
+    clock.advance(2 * SEC); // t = 19: nothing
+    assert_runs(&handle, 3);
+    clock.advance(57 * SEC); // t = 76
+    assert_runs(&handle, 4);
+    // A shorter interval whose first tick has passed runs now, not in a burst.
+    clock.advance(SEC); // t = 77; next due at 136
+    handle.set_interval(Duration::from_millis(500)).unwrap(); // 76 + 0.5 has passed: now
+    assert_runs(&handle, 5);
+    assert!(matches!(handle.set_interval(Duration::ZERO), Err(taskmanager::SubmitError::ZeroInterval)));
+    handle.cancel();
+}

@@ -179,6 +179,13 @@ class RecurringHandle(TaskHandle):
             return True
         return self.cancelled()
 
+    def set_interval(self, seconds: float) -> None:
+        """Changes the interval at once: the next run moves to one new
+        interval after the previous tick (or to now, if that has passed),
+        and the grid goes on from there. A run in progress keeps its time."""
+        if self._core is not None:
+            self._core.set_interval(seconds)
+
     def pause(self) -> bool:
         """Pauses the task: its ticks keep their times but skip the method
         (each counts in :attr:`skipped_ticks`) until :meth:`resume`. A run

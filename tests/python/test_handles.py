@@ -335,3 +335,19 @@ def test_pause_and_resume_a_recurring_task(module):
     assert wait_until(lambda: h.runs >= settled + 2)
     h.cancel()
     assert not h.pause() and not h.resume()
+
+
+def test_set_interval_changes_a_recurring_task_at_once(module):
+    h = module.schedule_task(Recorder(), 3600, reoccurring=True)
+    time.sleep(0.01)
+    h.set_interval(0.01)  # the hour-long wait ends now
+    assert wait_until(lambda: h.runs >= 3)
+    (info,) = [t for t in module.task_manager.get_tasks() if t.id == h.id]
+    assert info.interval == 0.01
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        h.set_interval(0)
+    with pytest.raises(ValueError, match="seconds must be >= 0"):
+        h.set_interval(-1)
+    with pytest.raises(TypeError, match="seconds must be a number"):
+        h.set_interval("1")
+    h.cancel()

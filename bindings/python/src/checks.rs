@@ -122,25 +122,25 @@ pub(crate) fn callbacks(callback: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Py<
 
 /// `delay`: a finite number of seconds, int or float (not bool), from 0 to
 /// [`MAX_DELAY`].
-pub(crate) fn delay(delay: &Bound<'_, PyAny>) -> PyResult<f64> {
+pub(crate) fn delay(delay: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
     let number = !delay.is_instance_of::<PyBool>()
         && (delay.is_instance_of::<PyFloat>() || delay.is_instance_of::<PyInt>());
     if !number {
         return Err(PyTypeError::new_err(format!(
-            "delay must be a number of seconds (int or float), got {}",
+            "{name} must be a number of seconds (int or float), got {}",
             type_name(delay)
         )));
     }
     let too_large = || {
-        PyValueError::new_err(format!("delay must be at most {MAX_DELAY:.0} seconds, got {}", repr(delay)))
+        PyValueError::new_err(format!("{name} must be at most {MAX_DELAY:.0} seconds, got {}", repr(delay)))
     };
-    let negative = || PyValueError::new_err(format!("delay must be >= 0, got {}", repr(delay)));
+    let negative = || PyValueError::new_err(format!("{name} must be >= 0, got {}", repr(delay)));
     // An int too large for a float raises OverflowError here; its sign
     // says which bound it is past.
     let seconds: f64 =
         delay.extract().map_err(|_| if delay.lt(0).unwrap_or(false) { negative() } else { too_large() })?;
     if !seconds.is_finite() {
-        return Err(PyValueError::new_err(format!("delay must be finite, got {}", repr(delay))));
+        return Err(PyValueError::new_err(format!("{name} must be finite, got {}", repr(delay))));
     }
     if seconds < 0.0 {
         return Err(negative());

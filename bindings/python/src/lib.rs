@@ -528,7 +528,7 @@ impl ModuleCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
         let method = checks::method(method)?;
-        let seconds = checks::delay(delay)?;
+        let seconds = checks::delay(delay, "delay")?;
         let call = Call::check(&method, args, kwargs, callback, name)?;
         let repeat = checks::reoccurring(reoccurring, recurring)?;
         let now = checks::flag(run_now, "run_now", false)?;
@@ -604,6 +604,18 @@ impl RecurringCore {
     #[getter]
     fn name(&self) -> String {
         self.handle.name()
+    }
+
+    /// Checks `seconds` as a `delay` (it must also be > 0) and sets it.
+    fn set_interval(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let interval = checks::delay(seconds, "seconds")?;
+        if interval == 0.0 {
+            return Err(PyValueError::new_err(
+                "seconds must be > 0 (it is the interval between runs), got 0",
+            ));
+        }
+        let interval = self::seconds(interval)?.max(Duration::from_nanos(1));
+        self.handle.set_interval(interval).map_err(submit_error)
     }
 
     fn pause(&self, py: Python<'_>) -> bool {
