@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::err::{JoinTimeoutError, SubmitError, TaskError};
+use crate::event::{Event, TaskRef};
 use crate::job::{Control, Core, Outcome};
 use crate::manager::Shared;
 use crate::schedule::to_nanos;
@@ -21,7 +22,7 @@ use crate::schedule::to_nanos;
 /// with an `Arc`.
 pub struct TaskHandle<T> {
     cell: Arc<dyn Outcome<T>>,
-    /// The manager, for scheduled tasks: cancel removes them from its timer.
+    /// The manager: cancel removes the task from its timer and tells the event.
     timer: Option<Arc<Shared>>,
 }
 
@@ -198,7 +199,9 @@ impl RecurringHandle {
     pub fn pause(&self) -> bool {
         let changed = !self.is_done() && self.cell.set_paused(true);
         if changed {
-            log::info!("recurring task {} paused", self.name());
+            self.timer
+                .events
+                .emit(log::Level::Info, || Event::Paused { task: TaskRef::of(self.cell.core()) });
         }
         changed
     }
@@ -209,7 +212,9 @@ impl RecurringHandle {
     pub fn resume(&self) -> bool {
         let changed = !self.is_done() && self.cell.set_paused(false);
         if changed {
-            log::info!("recurring task {} resumed", self.name());
+            self.timer
+                .events
+                .emit(log::Level::Info, || Event::Resumed { task: TaskRef::of(self.cell.core()) });
         }
         changed
     }
@@ -285,11 +290,12 @@ impl fmt::Debug for RecurringHandle {
     }
 }
 
-fn cancel_cell(core: &Core, cancel: impl FnOnce() -> bool, timer: Option<&Shared>) -> bool {
+fn cancel_cell(core: &Core, cancel: impl FnOnce() -> bool, manager: Option<&Shared>) -> bool {
     let cancelled = cancel();
     if cancelled {
-        if let Some(timer) = timer {
-            timer.remove_from_timer(core);
+        if let Some(manager) = manager {
+            manager.remove_from_timer(core);
+            manager.events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(core) });
         }
     }
     cancelled

@@ -11,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::err::TaskError;
+use crate::event::{Event, TaskRef};
 use crate::module::ModuleShared;
 use crate::schedule::{next_run, Nanos, Pacing};
 use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, MutexGuard};
@@ -197,7 +198,7 @@ impl Core {
 }
 
 /// What a worker's call to [`Job::run`] came to, for the module's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Ran {
     /// The method ran and returned (callbacks included).
     pub(crate) completed: bool,
@@ -206,6 +207,8 @@ pub(crate) struct Ran {
     /// The task was cancelled before it ran, or (recurring) ended by a
     /// cancel that came during this run.
     pub(crate) cancelled: bool,
+    /// Why it failed.
+    pub(crate) error: Option<TaskError>,
 }
 
 /// What the module queue and the timer hold: something to run.
@@ -285,6 +288,11 @@ impl Slotted for JobRef {
             core.slot.store(slot, Ordering::Relaxed);
         }
     }
+}
+
+/// Tells the `Started` event of a run.
+fn tell_started(module: &ModuleShared, core: &Core) {
+    module.manager.events.emit(log::Level::Trace, || Event::Started { task: TaskRef::of(core) });
 }
 
 /// Runs the method, then every callback in order, each under `catch_unwind`.
@@ -391,7 +399,7 @@ where
         &self.core
     }
 
-    fn run(self: Arc<Self>, _module: &Arc<ModuleShared>) -> Ran {
+    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) -> Ran {
         if !self.core.begin_run() {
             return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
         }
@@ -401,10 +409,16 @@ where
             self.complete(Err(TaskError::Cancelled));
             return Ran { cancelled: true, ..Ran::default() };
         };
+        tell_started(module, &self.core);
         let result = invoke(method, callbacks.as_mut_slice());
         // Release what the callbacks hold before the handle says done.
         drop_quietly(callbacks);
-        let ran = Ran { completed: result.is_ok(), failed: result.is_err(), cancelled: false };
+        let ran = Ran {
+            completed: result.is_ok(),
+            failed: result.is_err(),
+            cancelled: false,
+            error: result.as_ref().err().cloned(),
+        };
         self.complete(result);
         ran
     }
@@ -599,6 +613,7 @@ where
             self.skipped.fetch_add(1, Ordering::Relaxed);
             None
         } else {
+            tell_started(module, &self.core);
             let result = invoke(&mut method, callbacks.as_mut_slice());
             self.runs.fetch_add(1, Ordering::Relaxed);
             match result {
@@ -612,8 +627,12 @@ where
                 }
             }
         };
-        let mut ran =
-            Ran { completed: !paused && failure.is_none(), failed: failure.is_some(), cancelled: false };
+        let mut ran = Ran {
+            completed: !paused && failure.is_none(),
+            failed: failure.is_some(),
+            cancelled: false,
+            error: failure.clone(),
+        };
         {
             let mut stage = lock(&self.stage);
             stage.payload = Some((method, callbacks));
@@ -628,7 +647,12 @@ where
             self.due.store(next.due, Ordering::Relaxed);
             if next.skipped > 0 {
                 self.skipped.fetch_add(next.skipped, Ordering::Relaxed);
-                log::debug!("recurring task overran: {} tick(s) skipped", next.skipped);
+            }
+            let ticks = next.skipped + u64::from(paused);
+            if ticks > 0 {
+                manager
+                    .events
+                    .emit(log::Level::Info, || Event::Skipped { task: TaskRef::of(&self.core), ticks });
             }
         }
         let job: Arc<dyn Job> = self.clone();

@@ -80,6 +80,7 @@
 mod batch;
 mod clock;
 mod err;
+mod event;
 mod handle;
 mod job;
 #[cfg(all(test, loom))]
@@ -94,6 +95,7 @@ mod timer;
 pub use batch::BatchRunner;
 pub use clock::ManualClock;
 pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
+pub use event::{Event, TaskRef};
 pub use handle::{RecurringHandle, TaskHandle};
 pub use manager::{Builder, TaskInfo, TaskManager, TaskState};
 pub use module::{mark_failed, Module, RunningTask, Stats};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
+use crate::event::{Event, Events, Listener};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Control, Core, Job, JobRef};
 use crate::module::{Module, ModuleShared, RunningTask, Stats};
@@ -62,13 +63,11 @@ impl Slotted for TimerEntry {
 }
 
 impl TimerEntry {
-    /// Cancels the job, counting it on its module if this cancelled it.
+    /// Cancels the job, counting it on its module (and telling the event)
+    /// if this cancelled it.
     fn cancel(self) -> bool {
-        let cancelled = self.job.cancel();
-        if cancelled {
-            self.module.count_cancelled();
-        }
-        cancelled
+        let TimerEntry { job, module } = self;
+        module.cancel(job)
     }
 }
 
@@ -184,6 +183,7 @@ pub(crate) struct Shared {
     pub(crate) keep_alive: Duration,
     pub(crate) timer_slack: Duration,
     pub(crate) batch_runner: Option<Arc<dyn BatchRunner>>,
+    pub(crate) events: Events,
     timer: Mutex<TimerState>,
     timer_wake: Condvar,
     threads: Mutex<Threads>,
@@ -670,6 +670,7 @@ impl Drop for ThreadExit {
 #[derive(Clone)]
 pub struct Builder {
     batch_runner: Option<Arc<dyn BatchRunner>>,
+    listener: Option<Listener>,
     default_max_workers: usize,
     keep_alive: Duration,
     timer_slack: Duration,
@@ -708,6 +709,16 @@ impl Builder {
         self
     }
 
+    /// Calls `listener` with every [`Event`] (task started, finished,
+    /// failed, ticks skipped, cancelled, paused, resumed), on the thread
+    /// where it happens: keep it quick. Events also go to the `log` crate
+    /// (target `taskmanager::events`) at their [level](Event::level),
+    /// listener or not. A panicking listener is logged and ignored.
+    pub fn listener(mut self, listener: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
     /// Reads time from `clock` instead of the monotonic clock, so tests
     /// decide when scheduled tasks fall due. See [`ManualClock`].
     pub fn clock(mut self, clock: &ManualClock) -> Self {
@@ -736,6 +747,7 @@ impl Builder {
             keep_alive: self.keep_alive,
             timer_slack: self.timer_slack,
             batch_runner: self.batch_runner.clone(),
+            events: Events::new(self.listener.clone()),
             timer: Mutex::new(TimerState { heap: TimerHeap::new(), closed: false, thread_started: false }),
             timer_wake: Condvar::new(),
             threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
@@ -761,6 +773,7 @@ impl fmt::Debug for Builder {
             .field("keep_alive", &self.keep_alive)
             .field("timer_slack", &self.timer_slack)
             .field("batch_runner", &self.batch_runner.is_some())
+            .field("listener", &self.listener.is_some())
             .field("clock", &self.clock)
             .finish()
     }
@@ -771,6 +784,7 @@ impl Default for Builder {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Builder {
             batch_runner: None,
+            listener: None,
             default_max_workers: (cpus + 4).min(32),
             keep_alive: Duration::from_secs(60),
             timer_slack: Duration::from_micros(1),

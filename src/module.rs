@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
+use crate::event::{Event, TaskRef};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{drop_quietly, lock, Job, JobRef, OneShot, Ran, Recurring};
 use crate::manager::{set_timer_slack, Phase, Shared, TaskManager};
@@ -156,7 +157,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&self, ran: Ran) {
+    fn add(&self, ran: &Ran) {
         for (count, yes) in
             [(&self.completed, ran.completed), (&self.failed, ran.failed), (&self.cancelled, ran.cancelled)]
         {
@@ -364,7 +365,7 @@ impl Module {
         let Task { method, callbacks, name } = task.into();
         let cell = Arc::new(OneShot::new(method, callbacks, name));
         self.shared.submit(cell.clone())?;
-        Ok(TaskHandle::new(cell, None))
+        Ok(TaskHandle::new(cell, Some(Arc::clone(&self.shared.manager))))
     }
 
     /// Runs a task once, `delay` from now: the spec's `schedule_task` with
@@ -523,8 +524,21 @@ impl ModuleShared {
 
     /// Cancels every queued job; returns how many were cancelled.
     pub(crate) fn cancel_queued(&self) -> usize {
-        let cancelled = std::iter::from_fn(|| self.pop()).map(|q| q.job.cancel()).filter(|&c| c).count();
-        self.counts.cancelled.fetch_add(cancelled as u64, Relaxed);
+        std::iter::from_fn(|| self.pop()).map(|q| self.cancel(q.job)).filter(|&c| c).count()
+    }
+
+    /// Cancels a job of this module taken out of its queue or the timer;
+    /// if that cancelled it, counts it and tells the event.
+    pub(crate) fn cancel(&self, job: JobRef) -> bool {
+        let events = &self.manager.events;
+        let watched = if events.wanted(log::Level::Debug) { job.share() } else { None };
+        let cancelled = job.cancel();
+        if cancelled {
+            self.count_cancelled();
+            if let Some(job) = watched {
+                events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(job.core()) });
+            }
+        }
         cancelled
     }
 
@@ -791,9 +805,7 @@ impl ModuleShared {
             self.manager.wait_until(not_before);
             if self.manager.shut_down_before(not_before) {
                 // Handed over early, and shutdown came before it was due.
-                if job.cancel() {
-                    slot.counts.cancelled.fetch_add(1, Relaxed);
-                }
+                self.cancel(job);
                 return;
             }
         }
@@ -802,19 +814,39 @@ impl ModuleShared {
             *lock(&slot.named) = job.share();
         }
         slot.current.store(id, Relaxed);
+        // Events: nothing is built unless someone listens. (The job tells
+        // `Started` itself: only it knows whether a recurring tick runs.)
+        let events = &self.manager.events;
+        let watched =
+            if events.wanted(log::Level::Warn) { job.share().map(|job| (job, Instant::now())) } else { None };
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
-        match catch_unwind(AssertUnwindSafe(|| job.run(self))) {
+        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(self))) {
             Ok(mut ran) => {
                 if MARKED_FAILED.with(|failed| failed.replace(false)) && ran.completed {
                     ran.completed = false;
                     ran.failed = true;
                 }
-                slot.counts.add(ran);
+                slot.counts.add(&ran);
+                ran
             }
-            Err(_) => log::error!("taskmanager: a task panicked outside its own guard"),
-        }
+            Err(_) => {
+                log::error!("taskmanager: a task panicked outside its own guard");
+                Ran::default()
+            }
+        };
         slot.current.store(0, Relaxed);
+        if let Some((job, started)) = watched {
+            let duration = started.elapsed();
+            if ran.failed {
+                let task = TaskRef::of(job.core());
+                events.emit(log::Level::Warn, || Event::Failed { task, error: ran.error, duration });
+            } else if ran.completed {
+                events
+                    .emit(log::Level::Debug, || Event::Finished { task: TaskRef::of(job.core()), duration });
+            }
+            drop_quietly(job);
+        }
         if named {
             // Dropped outside the lock: the last reference drops the task's
             // result, whose `Drop` is user code.

@@ -1,0 +1,171 @@
+//! [`Event`]s: what happens to tasks, told through the `log` crate (target
+//! `taskmanager::events`) and to an optional listener
+//! ([`Builder::listener`](crate::Builder::listener)).
+//!
+//! Nothing is built unless someone listens: with no listener and the log
+//! level of an event disabled, emitting it costs one check.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::err::TaskError;
+use crate::job::Core;
+
+/// The log target of events.
+pub(crate) const TARGET: &str = "taskmanager::events";
+
+/// A listener of events; see [`Builder::listener`](crate::Builder::listener).
+pub(crate) type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Which task an [`Event`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRef {
+    /// The task's number, as its handle's `id()`.
+    pub id: u64,
+    /// The task's name, as its handle's `name()`.
+    pub name: String,
+}
+
+impl TaskRef {
+    pub(crate) fn of(core: &Core) -> TaskRef {
+        TaskRef { id: core.id(), name: core.name() }
+    }
+}
+
+/// Something that happened to a task.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A run began (log level trace).
+    Started {
+        /// The task.
+        task: TaskRef,
+    },
+    /// A run returned (debug).
+    Finished {
+        /// The task.
+        task: TaskRef,
+        /// How long the run took, callbacks included.
+        duration: Duration,
+    },
+    /// A run failed: the method or a callback panicked (warn; the panic
+    /// itself is logged at error when it is caught).
+    Failed {
+        /// The task.
+        task: TaskRef,
+        /// What went wrong: the panic; None when an embedder marked the run
+        /// failed ([`mark_failed`](crate::mark_failed)), whose error is in
+        /// the task's handle.
+        error: Option<TaskError>,
+        /// How long the run took.
+        duration: Duration,
+    },
+    /// A recurring task's ticks were skipped: a run overran them, or the
+    /// task was paused (info).
+    Skipped {
+        /// The task.
+        task: TaskRef,
+        /// How many ticks.
+        ticks: u64,
+    },
+    /// A task was cancelled before it ran (or, recurring, stopped) by its
+    /// handle, `cancel_pending` or shutdown (debug).
+    Cancelled {
+        /// The task.
+        task: TaskRef,
+    },
+    /// A recurring task was paused (info).
+    Paused {
+        /// The task.
+        task: TaskRef,
+    },
+    /// A recurring task was resumed (info).
+    Resumed {
+        /// The task.
+        task: TaskRef,
+    },
+}
+
+impl Event {
+    /// The log level the event is told at.
+    pub fn level(&self) -> log::Level {
+        match self {
+            Event::Started { .. } => log::Level::Trace,
+            Event::Finished { .. } | Event::Cancelled { .. } => log::Level::Debug,
+            Event::Failed { .. } => log::Level::Warn,
+            Event::Skipped { .. } | Event::Paused { .. } | Event::Resumed { .. } => log::Level::Info,
+        }
+    }
+
+    /// The task the event is about.
+    pub fn task(&self) -> &TaskRef {
+        match self {
+            Event::Started { task }
+            | Event::Finished { task, .. }
+            | Event::Failed { task, .. }
+            | Event::Skipped { task, .. }
+            | Event::Cancelled { task }
+            | Event::Paused { task }
+            | Event::Resumed { task } => task,
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let TaskRef { id, name } = self.task();
+        write!(f, "task {name} (#{id}) ")?;
+        match self {
+            Event::Started { .. } => f.write_str("started"),
+            Event::Finished { duration, .. } => write!(f, "finished in {duration:?}"),
+            Event::Failed { error: Some(error), duration, .. } => {
+                write!(f, "failed after {duration:?}: {error}")
+            }
+            Event::Failed { error: None, duration, .. } => write!(f, "failed after {duration:?}"),
+            Event::Skipped { ticks, .. } => write!(f, "skipped {ticks} tick(s)"),
+            Event::Cancelled { .. } => f.write_str("cancelled"),
+            Event::Paused { .. } => f.write_str("paused"),
+            Event::Resumed { .. } => f.write_str("resumed"),
+        }
+    }
+}
+
+/// Where a manager's events go.
+#[derive(Default, Clone)]
+pub(crate) struct Events {
+    listener: Option<Listener>,
+}
+
+impl Events {
+    pub(crate) fn new(listener: Option<Listener>) -> Events {
+        Events { listener }
+    }
+
+    /// Whether an event at `level` would go anywhere.
+    pub(crate) fn wanted(&self, level: log::Level) -> bool {
+        self.listener.is_some() || log::log_enabled!(target: TARGET, level)
+    }
+
+    /// Tells the event made by `make`, if anyone listens at `level`. A
+    /// panicking listener is logged and otherwise ignored.
+    pub(crate) fn emit(&self, level: log::Level, make: impl FnOnce() -> Event) {
+        if !self.wanted(level) {
+            return;
+        }
+        let event = make();
+        log::log!(target: TARGET, event.level(), "{event}");
+        if let Some(listener) = &self.listener {
+            if catch_unwind(AssertUnwindSafe(|| listener(&event))).is_err() {
+                log::error!("taskmanager: the event listener panicked");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events").field("listener", &self.listener.is_some()).finish()
+    }
+}
