@@ -133,19 +133,21 @@ impl fmt::Display for Event {
 }
 
 /// Where a manager's events go.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub(crate) struct Events {
     listener: Option<Listener>,
+    /// The least severe level the listener gets.
+    listener_level: log::Level,
 }
 
 impl Events {
-    pub(crate) fn new(listener: Option<Listener>) -> Events {
-        Events { listener }
+    pub(crate) fn new(listener: Option<Listener>, listener_level: log::Level) -> Events {
+        Events { listener, listener_level }
     }
 
     /// Whether an event at `level` would go anywhere.
     pub(crate) fn wanted(&self, level: log::Level) -> bool {
-        self.listener.is_some() || log::log_enabled!(target: TARGET, level)
+        (self.listener.is_some() && level <= self.listener_level) || log::log_enabled!(target: TARGET, level)
     }
 
     /// Tells the event made by `make`, if anyone listens at `level`. A
@@ -156,7 +158,7 @@ impl Events {
         }
         let event = make();
         log::log!(target: TARGET, event.level(), "{event}");
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = self.listener.as_ref().filter(|_| level <= self.listener_level) {
             if catch_unwind(AssertUnwindSafe(|| listener(&event))).is_err() {
                 log::error!("taskmanager: the event listener panicked");
             }

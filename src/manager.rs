@@ -671,6 +671,7 @@ impl Drop for ThreadExit {
 pub struct Builder {
     batch_runner: Option<Arc<dyn BatchRunner>>,
     listener: Option<Listener>,
+    listener_level: log::Level,
     default_max_workers: usize,
     keep_alive: Duration,
     timer_slack: Duration,
@@ -719,6 +720,15 @@ impl Builder {
         self
     }
 
+    /// The least severe [level](Event::level) of events the listener gets
+    /// (default: all, `Trace`). `Level::Debug` spares it the `Started` of
+    /// every run; `Level::Info` leaves only failures, skipped ticks,
+    /// pauses and resumes.
+    pub fn listener_level(mut self, level: log::Level) -> Self {
+        self.listener_level = level;
+        self
+    }
+
     /// Reads time from `clock` instead of the monotonic clock, so tests
     /// decide when scheduled tasks fall due. See [`ManualClock`].
     pub fn clock(mut self, clock: &ManualClock) -> Self {
@@ -747,7 +757,7 @@ impl Builder {
             keep_alive: self.keep_alive,
             timer_slack: self.timer_slack,
             batch_runner: self.batch_runner.clone(),
-            events: Events::new(self.listener.clone()),
+            events: Events::new(self.listener.clone(), self.listener_level),
             timer: Mutex::new(TimerState { heap: TimerHeap::new(), closed: false, thread_started: false }),
             timer_wake: Condvar::new(),
             threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
@@ -785,6 +795,7 @@ impl Default for Builder {
         Builder {
             batch_runner: None,
             listener: None,
+            listener_level: log::Level::Trace,
             default_max_workers: (cpus + 4).min(32),
             keep_alive: Duration::from_secs(60),
             timer_slack: Duration::from_micros(1),

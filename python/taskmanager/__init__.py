@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import logging
 import os
 import threading
 import time
@@ -28,7 +29,17 @@ from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, 
 
 from ._taskmanager import ManagerCore, ModuleCore, QueueFull, RecurringCore, TaskCore
 
-__all__ = ["TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo"]
+__all__ = [
+    "TaskManager",
+    "Module",
+    "TaskHandle",
+    "RecurringHandle",
+    "QueueFull",
+    "ShutdownTimedOut",
+    "Stats",
+    "TaskInfo",
+    "Event",
+]
 
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
@@ -232,6 +243,54 @@ class RecurringHandle(TaskHandle):
 # Manager and modules.
 
 
+_EVENTS = logging.getLogger("taskmanager.events")
+_TRACE = 5  # below DEBUG: a run's start
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Something that happened to a task, as a ``TaskManager(listener=...)``
+    receives it (and the ``taskmanager.events`` logger logs it)."""
+
+    kind: str
+    """``started``, ``finished``, ``failed``, ``skipped``, ``cancelled``,
+    ``paused`` or ``resumed``."""
+    level: int
+    """Its ``logging`` level: 5 (below DEBUG) for ``started``, DEBUG for
+    ``finished`` and ``cancelled``, INFO for ``skipped``, ``paused`` and
+    ``resumed``, WARNING for ``failed``."""
+    task_id: int
+    task_name: str
+    duration: Optional[float] = None
+    """Seconds the run took (``finished``, ``failed``)."""
+    error: Optional[str] = None
+    """A Rust-side failure's description; a Python exception is on the
+    task's handle (and logged on the ``taskmanager`` logger)."""
+    ticks: Optional[int] = None
+    """How many ticks were skipped (``skipped``)."""
+
+
+def _event_forwarder(listener: Optional[Callable[[Event], Any]]) -> Callable[..., None]:
+    def forward(
+        kind: str,
+        level: int,
+        task_id: int,
+        name: str,
+        duration: Optional[float],
+        error: Optional[str],
+        ticks: Optional[int],
+    ) -> None:
+        if _EVENTS.isEnabledFor(level):
+            detail = f" in {duration:.6f} s" if duration is not None else ""
+            detail += f": {error}" if error else ""
+            detail += f" ({ticks} tick(s))" if ticks is not None else ""
+            _EVENTS.log(level, "task %s (#%d) %s%s", name, task_id, kind, detail)
+        if listener is not None:
+            listener(Event(kind, level, task_id, name, duration, error, ticks))
+
+    return forward
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskInfo:
     """A scheduled or recurring task, as ``manager.get_tasks()`` lists it."""
@@ -416,10 +475,18 @@ class TaskManager:
     ``start_thread(daemon=True)`` opts out.
     """
 
-    def __init__(self, max_workers: Optional[int] = None) -> None:
+    def __init__(self, max_workers: Optional[int] = None, listener: Optional[Callable[[Event], Any]] = None) -> None:
         default = min(32, (os.cpu_count() or 1) + 4)
         self.max_workers = _check_max_workers(max_workers, default=default)
-        self._core = ManagerCore(self.max_workers)
+        if listener is not None and not callable(listener):
+            raise TypeError(f"listener must be callable (or None), got {_type_name(listener)}")
+        # Events go to the listener, and to the taskmanager.events logger at
+        # the level it has now (read once: configure logging first). By
+        # default (WARNING) none are forwarded: failures are logged, with
+        # their traceback, on the taskmanager logger already.
+        level = _TRACE if listener is not None else _EVENTS.getEffectiveLevel()
+        forward = _event_forwarder(listener) if listener is not None or level <= logging.INFO else None
+        self._core = ManagerCore(self.max_workers, forward, level)
         self._default = self._core.default_module()
         self._started = False
         self._daemon = False

@@ -25,7 +25,8 @@ def test_spec_import_line():
 def test_all_exports_public_names():
     assert set(taskmanager.__all__) >= {"TaskManager", "Module"}
     assert set(taskmanager.__all__) == {
-        "TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo"
+        "TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo",
+        "Event",
     }
     for name in taskmanager.__all__:
         assert hasattr(taskmanager, name), name

@@ -31,8 +31,8 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{
-    BatchRunner, Module, Recurrence, RecurringHandle, Stats, SubmitError, Task, TaskHandle, TaskManager,
-    TaskState,
+    BatchRunner, Event, Module, Recurrence, RecurringHandle, Stats, SubmitError, Task, TaskHandle,
+    TaskManager, TaskState,
 };
 
 /// `logging.getLogger("taskmanager")`.
@@ -250,6 +250,36 @@ fn seconds(delay: f64) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("delay must be a finite number >= 0, got {delay}")))
 }
 
+/// Hands an event to the Python forwarder (see `ManagerCore::new`).
+fn forward_event(forward: &Py<PyAny>, event: &Event) {
+    let (kind, duration, error, ticks) = match event {
+        Event::Started { .. } => ("started", None, None, None),
+        Event::Finished { duration, .. } => ("finished", Some(duration.as_secs_f64()), None, None),
+        Event::Failed { duration, error, .. } => {
+            ("failed", Some(duration.as_secs_f64()), error.as_ref().map(ToString::to_string), None)
+        }
+        Event::Skipped { ticks, .. } => ("skipped", None, None, Some(*ticks)),
+        Event::Cancelled { .. } => ("cancelled", None, None, None),
+        Event::Paused { .. } => ("paused", None, None, None),
+        Event::Resumed { .. } => ("resumed", None, None, None),
+        _ => ("other", None, None, None),
+    };
+    let level = match event.level() {
+        log::Level::Trace => 5,
+        log::Level::Debug => 10,
+        log::Level::Info => 20,
+        log::Level::Warn => 30,
+        log::Level::Error => 40,
+    };
+    let task = event.task();
+    Python::attach(|py| {
+        let args = (kind, level, task.id, task.name.as_str(), duration, error, ticks);
+        if let Err(e) = forward.call1(py, args) {
+            e.write_unraisable(py, Some(forward.bind(py)));
+        }
+    });
+}
+
 /// Holds the GIL across a worker's batch of tasks: each task's own
 /// `Python::attach` is then a cheap re-entry instead of a hand-off of the
 /// GIL per task. Python code in a task still lets the GIL go at the
@@ -284,13 +314,25 @@ struct ManagerCore {
 
 #[pymethods]
 impl ManagerCore {
+    /// `forward(kind, level, id, name, duration, error, ticks)` receives
+    /// every event at `level` (a `logging` level) or more severe.
     #[new]
-    fn new(default_max_workers: usize) -> PyResult<Self> {
-        let manager = TaskManager::builder()
-            .batch_runner(Arc::new(GilBatch))
-            .default_max_workers(default_max_workers)
-            .build()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    #[pyo3(signature = (default_max_workers, forward=None, level=30))]
+    fn new(default_max_workers: usize, forward: Option<Py<PyAny>>, level: u32) -> PyResult<Self> {
+        let mut builder =
+            TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
+        if let Some(forward) = forward {
+            let level = match level {
+                0..=5 => log::Level::Trace,
+                6..=10 => log::Level::Debug,
+                11..=20 => log::Level::Info,
+                21..=30 => log::Level::Warn,
+                _ => log::Level::Error,
+            };
+            builder =
+                builder.listener(move |event: &Event| forward_event(&forward, event)).listener_level(level);
+        }
+        let manager = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(ManagerCore { manager, outstanding: Arc::default() })
     }
 
