@@ -456,10 +456,11 @@ class Module:
         return Stats(*self._tm_core.stats())
 
     def __repr__(self) -> str:
-        core = self._tm_core
+        s = self.stats()
         return (
-            f"<{type(self).__name__} max_workers={self.max_workers} "
-            f"workers={core.worker_count()} queued={core.queued()}>"
+            f"<{type(self).__name__} max_workers={self.max_workers} workers={s.workers} "
+            f"running={s.running} queued={s.queued} timers={s.pending_timers} "
+            f"completed={s.completed} failed={s.failed} cancelled={s.cancelled}>"
         )
 
 
@@ -574,7 +575,12 @@ class TaskManager:
 
     def __repr__(self) -> str:
         state = "shut down" if self._core.is_shut_down() else "running" if self._started else "not started"
-        return f"<TaskManager {state} max_workers={self.max_workers} outstanding={self._core.outstanding()}>"
+        s = self.stats()
+        return (
+            f"<TaskManager {state} max_workers={self.max_workers} outstanding={self._core.outstanding()} "
+            f"running={s.running} queued={s.queued} timers={s.pending_timers} completed={s.completed} "
+            f"failed={s.failed}>"
+        )
 
 
 # ---------------------------------------------------------------------------

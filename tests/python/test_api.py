@@ -364,7 +364,13 @@ def test_repr_manager_states():
 def test_repr_module(manager):
     mod = Module(task_manager=manager, max_workers=2)
     r = repr(mod)
-    assert "Module" in r and "max_workers=2" in r
+    assert "Module" in r and "max_workers=2" in r and "running=0" in r and "queued=0" in r
+    mod.add_task(len, args=([],)).result(SOON)
+    mod.schedule_task(print, 3600).cancel()
+    mod.schedule_task(print, 3600)
+    assert wait_until(lambda: "completed=1" in repr(mod)), repr(mod)
+    assert "timers=1" in repr(mod) and "cancelled=1" in repr(mod), repr(mod)
+    assert "completed=1" in repr(manager) and "timers=1" in repr(manager), repr(manager)
 
     class Sub(Module):
         pass
