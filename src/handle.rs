@@ -197,24 +197,21 @@ impl RecurringHandle {
     /// [`resume`](Self::resume). A run in progress finishes. Returns false
     /// if it was already paused or has ended.
     pub fn pause(&self) -> bool {
-        let changed = !self.is_done() && self.cell.set_paused(true);
-        if changed {
-            self.timer
-                .events
-                .emit(log::Level::Info, || Event::Paused { task: TaskRef::of(self.cell.core()) });
-        }
-        changed
+        self.set_paused(true, |task| Event::Paused { task })
     }
 
     /// Resumes a paused task. Its next run is at its next tick on the
     /// original grid: no burst for the ticks it missed. Returns false if it
     /// was not paused or has ended.
     pub fn resume(&self) -> bool {
-        let changed = !self.is_done() && self.cell.set_paused(false);
+        self.set_paused(false, |task| Event::Resumed { task })
+    }
+
+    /// Pauses or resumes; if that changed anything, tells `event`.
+    fn set_paused(&self, paused: bool, event: impl FnOnce(TaskRef) -> Event) -> bool {
+        let changed = !self.is_done() && self.cell.set_paused(paused);
         if changed {
-            self.timer
-                .events
-                .emit(log::Level::Info, || Event::Resumed { task: TaskRef::of(self.cell.core()) });
+            self.timer.events.emit(log::Level::Info, || event(TaskRef::of(self.cell.core())));
         }
         changed
     }

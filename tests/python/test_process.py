@@ -27,9 +27,10 @@ def run_script(tmp_path, source, timeout=TIMEOUT):
     return proc, time.monotonic() - t0
 
 
-def test_seed_example_output():
+def _run_example(*argv):
+    """Runs ``examples/<argv>`` and checks that it exited cleanly."""
     proc = subprocess.run(
-        [sys.executable, "examples/seed.py", "--seconds", "2.5"],
+        [sys.executable, *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -37,6 +38,11 @@ def test_seed_example_output():
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+    return proc
+
+
+def test_seed_example_output():
+    proc = _run_example("examples/seed.py", "--seconds", "2.5")
     # Lines printed at the same instant by different workers may interleave
     # (print writes the text and the newline separately), so read words.
     words = re.findall(r"every-now|every|hello|once", proc.stdout)
@@ -46,15 +52,7 @@ def test_seed_example_output():
 
 
 def test_asyncio_example_awaits_handles_within_the_cap():
-    proc = subprocess.run(
-        [sys.executable, "examples/asyncio_modules.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
+    proc = _run_example("examples/asyncio_modules.py")
     assert "12 fetches in" in proc.stdout and "https://example.test/0: 200" in proc.stdout, proc.stdout
     assert "completed=12" in proc.stdout and "peak_concurrency=4" in proc.stdout, proc.stdout
     assert "listed: Poller.poll in Poller" in proc.stdout, proc.stdout
