@@ -56,7 +56,7 @@ pub enum Event {
         /// The task.
         task: TaskRef,
         /// What went wrong: the panic; None when an embedder marked the run
-        /// failed ([`mark_failed`](crate::mark_failed)), whose error is in
+        /// failed ([`count_run`](crate::count_run)), whose error is in
         /// the task's handle.
         error: Option<TaskError>,
         /// How long the run took.

@@ -419,6 +419,8 @@ where
             cancelled: false,
             error: result.as_ref().err().cloned(),
         };
+        // Counted before the handle says done: whoever waited sees it.
+        crate::module::count_run(ran.failed);
         self.complete(result);
         ran
     }
@@ -615,6 +617,7 @@ where
         } else {
             tell_started(module, &self.core);
             let result = invoke(&mut method, callbacks.as_mut_slice());
+            crate::module::count_run(result.is_err());
             self.runs.fetch_add(1, Ordering::Relaxed);
             match result {
                 Ok(value) => {

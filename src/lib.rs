@@ -98,6 +98,6 @@ pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, Submi
 pub use event::{Event, TaskRef};
 pub use handle::{RecurringHandle, TaskHandle};
 pub use manager::{Builder, TaskInfo, TaskManager, TaskState};
-pub use module::{mark_failed, Module, RunningTask, Stats};
+pub use module::{count_run, Module, RunningTask, Stats};
 pub use schedule::{Pacing, Recurrence};
 pub use task::Task;

@@ -135,25 +135,40 @@ struct WorkerSlot {
 }
 
 std::thread_local! {
-    /// Set by [`mark_failed`] during a run; read and cleared by the worker.
-    static MARKED_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The counts of the worker running on this thread (set while it lives).
+    static WORKER_COUNTS: std::cell::RefCell<Option<Arc<WorkerSlot>>> = const { std::cell::RefCell::new(None) };
+    /// Whether the current run was counted already, and as failed or not.
+    static COUNTED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
-/// Counts the task running on this thread as failed in its module's
-/// [`Stats`], although it returned. For embedders whose tasks report
-/// errors as values rather than panics: the Python binding calls it when a
-/// Python task raises (the exception goes to the task's handle). Outside a
-/// task it does nothing.
-pub fn mark_failed() {
-    MARKED_FAILED.with(|failed| failed.set(true));
+/// Counts the run of the task on this thread as completed, or as failed,
+/// in its module's [`Stats`], now. The core calls it the moment a run's
+/// method and callbacks are over, before the handle says done, so a
+/// program that waited for a task sees it counted. Embedders whose tasks
+/// report errors as values call it too, before they hand the outcome on:
+/// the Python binding does, with `failed` when a Python task raised (the
+/// exception goes to the handle). The first call for a run counts; later
+/// ones, and calls outside a run, do nothing.
+pub fn count_run(failed: bool) {
+    if COUNTED.with(|c| c.get().is_some()) {
+        return;
+    }
+    WORKER_COUNTS.with(|slot| {
+        if let Some(slot) = slot.borrow().as_ref() {
+            let count = if failed { &slot.counts.failed } else { &slot.counts.completed };
+            count.fetch_add(1, Relaxed);
+            COUNTED.with(|c| c.set(Some(failed)));
+        }
+    });
 }
 
-/// Completed, failed and cancelled counts.
+/// Completed, failed and cancelled counts. std's atomics, also under
+/// loom: statistics, not part of any hand-off.
 #[derive(Default)]
 struct Counts {
-    completed: AtomicU64,
-    failed: AtomicU64,
-    cancelled: AtomicU64,
+    completed: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    cancelled: std::sync::atomic::AtomicU64,
 }
 
 impl Counts {
@@ -616,6 +631,7 @@ impl ModuleShared {
         // timer's own (see `Shared::handoff_lead`).
         set_timer_slack(self.manager.timer_slack);
         let slot = Arc::new(WorkerSlot::default());
+        WORKER_COUNTS.with(|s| *s.borrow_mut() = Some(Arc::clone(&slot)));
         lock(&self.workers).push(Arc::clone(&slot));
         let mut wakes_seen = self.manager.wakes.load(Relaxed);
         // Jobs run since this worker last slept.
@@ -647,6 +663,7 @@ impl ModuleShared {
             to.fetch_add(from.load(Relaxed), Relaxed);
         }
         workers.retain(|s| !Arc::ptr_eq(s, &slot));
+        WORKER_COUNTS.with(|s| s.borrow_mut().take());
     }
 
     /// The tasks this module's workers are running right now.
@@ -823,11 +840,15 @@ impl ModuleShared {
         // so that nothing ever kills a worker.
         let ran = match catch_unwind(AssertUnwindSafe(|| job.run(self))) {
             Ok(mut ran) => {
-                if MARKED_FAILED.with(|failed| failed.replace(false)) && ran.completed {
-                    ran.completed = false;
-                    ran.failed = true;
+                match COUNTED.with(|c| c.take()) {
+                    // Counted as it ended (see `count_run`), perhaps as
+                    // failed by an embedder: what is left is a cancel.
+                    Some(failed) => {
+                        (ran.completed, ran.failed) = (!failed, failed);
+                        slot.counts.add(&Ran { cancelled: ran.cancelled, ..Ran::default() });
+                    }
+                    None => slot.counts.add(&ran),
                 }
-                slot.counts.add(&ran);
                 ran
             }
             Err(_) => {

@@ -123,12 +123,12 @@ fn the_manager_sums_its_modules_and_shutdown_cancels_are_counted() {
 }
 
 #[test]
-fn a_task_marked_failed_counts_as_failed_though_it_returned() {
+fn a_run_counted_as_failed_by_its_embedder_counts_as_failed_though_it_returned() {
     let manager = started();
     let module = Module::new(&manager, 1).unwrap();
     let h = module
         .add_task(|| {
-            taskmanager::mark_failed();
+            taskmanager::count_run(true);
             "an error reported as a value"
         })
         .unwrap();
@@ -137,5 +137,23 @@ fn a_task_marked_failed_counts_as_failed_though_it_returned() {
     assert!(eventually(|| module.stats().completed == 1));
     let s = module.stats();
     assert_eq!((s.completed, s.failed), (1, 1), "the mark does not leak to the next task: {s:?}");
+    manager.shutdown();
+}
+
+#[test]
+fn a_run_is_counted_before_its_handle_says_done() {
+    // No waiting: whoever joined a task sees it in the stats at once.
+    let manager = started();
+    let module = Module::new(&manager, 2).unwrap();
+    for n in 1..=200u64 {
+        if n % 10 == 0 {
+            let _ = module.add_task(|| -> () { panic!("counted at once") }).unwrap().join();
+        } else {
+            module.add_task(|| ()).unwrap().join().unwrap();
+        }
+        let s = module.stats();
+        assert_eq!(s.completed + s.failed, n, "{s:?}");
+    }
+    assert_eq!(module.stats().failed, 20);
     manager.shutdown();
 }

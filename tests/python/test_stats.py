@@ -69,3 +69,14 @@ def test_get_tasks_lists_scheduled_and_recurring(manager):
     report.cancel()
     poll.cancel()
     assert wait_until(lambda: manager.get_tasks() == [])
+
+
+def test_a_run_is_counted_before_its_handle_is_done(manager, caplog):
+    caplog.set_level("CRITICAL", logger="taskmanager")
+    module = Module(task_manager=manager, max_workers=2)
+    for n in range(1, 101):
+        h = module.add_task((lambda: 1 / 0) if n % 10 == 0 else (lambda: None))
+        h.exception(SOON)
+        s = module.stats()
+        assert s.completed + s.failed == n, s
+    assert module.stats().failed == 10

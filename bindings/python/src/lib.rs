@@ -154,8 +154,11 @@ impl PyTask {
     /// Calls the method, then each callback with its value. Returns the
     /// value, or the first exception (the method's, else a callback's).
     fn call(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
-        // A raising task returns normally to the core: count it as failed.
-        Self::call_inner(py, parts).inspect_err(|_| taskmanager::mark_failed())
+        // Counted now, before the handle is settled (so whoever waited
+        // sees it), and as failed if it raised: to the core it returned.
+        let outcome = Self::call_inner(py, parts);
+        taskmanager::count_run(outcome.is_err());
+        outcome
     }
 
     fn call_inner(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
