@@ -60,6 +60,19 @@
 //!   [`SubmitError::QueueFull`] once its queue is full, instead of growing
 //!   without bound; work it already accepted is never refused.
 //!
+//! # Seeing what runs
+//! - [`TaskManager::tasks`] lists scheduled and recurring tasks
+//!   ([`TaskInfo`]: name, module, state, next due, interval, runs, failures).
+//! - [`Module::stats`] and [`TaskManager::stats`] give [`Stats`]: queued,
+//!   running, completed, failed, cancelled, peak concurrency, workers,
+//!   pending timers; cheap enough to call every second.
+//! - [`Event`]s (started, finished, failed, skipped, cancelled, paused,
+//!   resumed) go to the `log` crate (target `taskmanager::events`) and to
+//!   [`Builder::listener`].
+//! - [`RecurringHandle::pause`], [`resume`](RecurringHandle::resume) and
+//!   [`set_interval`](RecurringHandle::set_interval) control a recurring
+//!   task; a [`TaskHandle`] is a [`Future`](std::future::Future).
+//!
 //! # Out-of-order and racing calls
 //! Each has one defined outcome (tested in `tests/racing.rs`):
 //!
