@@ -22,7 +22,7 @@ use crate::schedule::to_nanos;
 /// with an `Arc`.
 pub struct TaskHandle<T> {
     cell: Arc<dyn Outcome<T>>,
-    /// The manager: cancel removes the task from its timer and tells the event.
+    /// The manager, for scheduled tasks: cancel removes them from its timer.
     timer: Option<Arc<Shared>>,
 }
 
@@ -291,8 +291,8 @@ fn cancel_cell(core: &Core, cancel: impl FnOnce() -> bool, manager: Option<&Shar
     let cancelled = cancel();
     if cancelled {
         if let Some(manager) = manager {
+            // Tells the event if it was there; else its worker will.
             manager.remove_from_timer(core);
-            manager.events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(core) });
         }
     }
     cancelled

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
-use crate::event::{Event, Events, Listener};
+use crate::event::{Event, Events, Listener, TaskRef};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{lock, Control, Core, Job, JobRef};
 use crate::module::{Module, ModuleShared, RunningTask, Stats};
@@ -424,6 +424,9 @@ impl Shared {
         // reference.
         if let Some(entry) = removed {
             entry.module.count_cancelled();
+            if let Some(job) = entry.job.job() {
+                self.events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(job.core()) });
+            }
         }
     }
 

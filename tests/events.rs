@@ -113,3 +113,18 @@ fn a_panicking_listener_is_contained() {
     assert_eq!(got, [0, 1, 2], "tasks still run, in order");
     manager.shutdown();
 }
+
+#[test]
+fn a_queued_task_cancelled_by_its_handle_is_told_once_its_worker_passes_it() {
+    let (manager, seen) = listening(None);
+    let module = Module::new(&manager, 1).unwrap();
+    let (release, gate) = mpsc::channel::<()>();
+    let blocker = module.add_task(move || gate.recv().unwrap()).unwrap();
+    let queued = module.add_task(|| ()).unwrap();
+    assert!(queued.cancel());
+    release.send(()).unwrap();
+    blocker.join().unwrap();
+    assert!(eventually(|| kinds(&seen, queued.id()) == ["cancelled"]), "{:?}", kinds(&seen, queued.id()));
+    manager.shutdown();
+    assert_eq!(kinds(&seen, queued.id()), ["cancelled"], "told once");
+}
