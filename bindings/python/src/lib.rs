@@ -248,6 +248,18 @@ fn submit_error(e: SubmitError) -> PyErr {
     }
 }
 
+/// A recurring task's interval from checked `seconds` (argument `name`):
+/// above 0, and at least the clock's resolution (a positive interval under
+/// 1 ns would round to zero, which the core refuses as a busy loop).
+fn interval(seconds_: f64, name: &str) -> PyResult<Duration> {
+    if seconds_ == 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be > 0 for a reoccurring task (it is the interval between runs), got 0"
+        )));
+    }
+    Ok(seconds(seconds_)?.max(Duration::from_nanos(1)))
+}
+
 fn seconds(delay: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(delay)
         .map_err(|_| PyValueError::new_err(format!("delay must be a finite number >= 0, got {delay}")))
@@ -499,7 +511,7 @@ impl ModuleCore {
         &self,
         py: Python<'py>,
         call: Call,
-        interval: f64,
+        interval: Duration,
         run_now: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = future::new_handle(py, true)?;
@@ -510,7 +522,6 @@ impl ModuleCore {
         let run = Task::new(move || Python::attach(|py| task.run_again(py, &shared))).name(name);
         // A positive interval below the clock's resolution would round to
         // zero and be refused as one: it is the shortest interval instead.
-        let interval = seconds(interval)?.max(Duration::from_nanos(1));
         let recurrence = Recurrence::every(interval).run_now(run_now);
         let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
         handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;
@@ -581,12 +592,7 @@ impl ModuleCore {
             // `run_now` on a one-shot task: it runs once, now.
             return self.submit_once(py, call, if now { None } else { Some(seconds) });
         }
-        if seconds == 0.0 {
-            return Err(PyValueError::new_err(
-                "delay must be > 0 for a reoccurring task (it is the interval between runs)",
-            ));
-        }
-        self.submit_recurring(py, call, seconds, now)
+        self.submit_recurring(py, call, interval(seconds, "delay")?, now)
     }
 
     /// The module's stats, as the fields of `taskmanager.Stats`, in order.
@@ -651,15 +657,9 @@ impl RecurringCore {
         self.handle.name()
     }
 
-    /// Checks `seconds` as a `delay` (it must also be > 0) and sets it.
+    /// Checks `seconds` as a recurring task's interval and sets it.
     fn set_interval(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-        let interval = checks::delay(seconds, "seconds")?;
-        if interval == 0.0 {
-            return Err(PyValueError::new_err(
-                "seconds must be > 0 (it is the interval between runs), got 0",
-            ));
-        }
-        let interval = self::seconds(interval)?.max(Duration::from_nanos(1));
+        let interval = interval(checks::delay(seconds, "seconds")?, "seconds")?;
         self.handle.set_interval(interval).map_err(submit_error)
     }
 
