@@ -38,6 +38,13 @@
 pub trait BatchRunner: Send + Sync + 'static {
     /// Runs `batch` (which runs the tasks), wrapped as the runtime needs.
     fn run_batch(&self, batch: &mut dyn FnMut());
+
+    /// Called on each worker thread as it exits, after its last task and
+    /// before it is counted out (so before a shutdown that waits for it can
+    /// return): the place to release what the runtime keeps per thread. The
+    /// Python binding closes the thread's asyncio event loop here. A panic
+    /// is caught and logged.
+    fn thread_exit(&self) {}
 }
 
 /// The most tasks one batch runs, so a runner's lock is let go regularly.

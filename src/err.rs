@@ -62,6 +62,11 @@ pub enum SubmitError {
         /// The module's queue capacity.
         capacity: usize,
     },
+    /// This process is a child forked from the one that started the manager
+    /// ([`after_fork_in_child`](crate::after_fork_in_child)): the manager's
+    /// threads exist only in the parent, so nothing would run the task.
+    /// Create a new manager in the child.
+    Forked,
 }
 
 impl fmt::Display for SubmitError {
@@ -76,6 +81,10 @@ impl fmt::Display for SubmitError {
             SubmitError::QueueFull { capacity } => {
                 write!(f, "the module's queue is full ({capacity} tasks waiting); task not accepted")
             }
+            SubmitError::Forked => f.write_str(
+                "this task manager was started in the parent process and its threads do not exist in this \
+                 forked child; create a new TaskManager in the child",
+            ),
         }
     }
 }

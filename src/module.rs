@@ -667,7 +667,13 @@ impl ModuleShared {
             to.fetch_add(from.load(Relaxed), Relaxed);
         }
         workers.retain(|s| !Arc::ptr_eq(s, &slot));
+        drop(workers);
         WORKER_COUNTS.with(|s| s.borrow_mut().take());
+        if let Some(runner) = &self.manager.batch_runner {
+            if catch_unwind(AssertUnwindSafe(|| runner.thread_exit())).is_err() {
+                log::error!("taskmanager: the batch runner's thread_exit panicked");
+            }
+        }
     }
 
     /// The tasks this module's workers are running right now.

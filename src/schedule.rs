@@ -57,6 +57,14 @@ pub struct Recurrence {
 }
 
 impl Recurrence {
+    /// The shortest interval a recurring task may have: 1 ms. Shorter ones
+    /// are refused ([`SubmitError::IntervalTooShort`](crate::SubmitError)),
+    /// in Rust and Python alike: below it a recurring task is a busy loop
+    /// (a 1 ns interval ran 17,000 times in 0.3 s), which is what refusing a
+    /// zero interval is meant to prevent. For work that must run more often,
+    /// loop inside one task.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
     /// Runs every `interval` (the spec's `delay`), the first time one interval
     /// from now.
     pub fn every(interval: Duration) -> Self {
