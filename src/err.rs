@@ -35,9 +35,24 @@ impl std::error::Error for ConfigError {}
 
 /// A task was not accepted by [`add_task`](crate::Module::add_task),
 /// [`schedule_task`](crate::Module::schedule_task) or
-/// [`schedule_recurring`](crate::Module::schedule_recurring).
+/// [`schedule_recurring`](crate::Module::schedule_recurring), or an interval
+/// was refused by
+/// [`RecurringHandle::set_interval`](crate::RecurringHandle::set_interval).
 ///
 /// A task that got this error will never run; nothing of it is kept.
+///
+/// Errors compare equal when they are the same variant with equal fields;
+/// two [`Spawn`](Self::Spawn) errors compare by their
+/// [`io::ErrorKind`] only (an [`io::Error`] is not comparable itself), so
+/// results can be checked with `assert_eq!`:
+///
+/// ```
+/// use taskmanager::{SubmitError, TaskManager};
+///
+/// let manager = TaskManager::new();
+/// manager.shutdown();
+/// assert_eq!(manager.add_task(|| ()).err(), Some(SubmitError::ShutDown));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SubmitError {
@@ -49,13 +64,19 @@ pub enum SubmitError {
         /// The delay that was asked for.
         delay: Duration,
     },
-    /// A recurring task was given an interval of zero, which would run it in
-    /// a busy loop. Use a positive interval.
-    ZeroInterval,
+    /// A recurring task was given an interval shorter than
+    /// [`Recurrence::MIN_INTERVAL`](crate::Recurrence::MIN_INTERVAL) (1 ms),
+    /// zero included: it would run in a busy loop. Use a longer interval, or
+    /// loop inside one task.
+    IntervalTooShort {
+        /// The interval that was asked for.
+        interval: Duration,
+    },
     /// No worker thread could be started for the task and none was running,
     /// so it was not queued.
     Spawn(io::Error),
-    /// The module is [bounded](crate::Module::bounded) and its queue holds
+    /// The module is bounded ([`max_queued`](crate::ModuleBuilder::max_queued))
+    /// and its queue holds
     /// `capacity` tasks already; the task was not accepted. Retry later, or
     /// shed the work.
     QueueFull {
@@ -76,7 +97,11 @@ impl fmt::Display for SubmitError {
             SubmitError::DelayTooLong { delay } => {
                 write!(f, "delay of {delay:?} is beyond the clock's range")
             }
-            SubmitError::ZeroInterval => f.write_str("a recurring task needs an interval greater than zero"),
+            SubmitError::IntervalTooShort { interval } => write!(
+                f,
+                "a recurring task's interval must be at least {:?}, got {interval:?}",
+                crate::Recurrence::MIN_INTERVAL
+            ),
             SubmitError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
             SubmitError::QueueFull { capacity } => {
                 write!(f, "the module's queue is full ({capacity} tasks waiting); task not accepted")
@@ -88,6 +113,29 @@ impl fmt::Display for SubmitError {
         }
     }
 }
+
+/// Same variant and equal fields; [`Spawn`](SubmitError::Spawn) errors by
+/// their [`io::ErrorKind`].
+impl PartialEq for SubmitError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SubmitError::ShutDown, SubmitError::ShutDown) | (SubmitError::Forked, SubmitError::Forked) => {
+                true
+            }
+            (SubmitError::DelayTooLong { delay: a }, SubmitError::DelayTooLong { delay: b }) => a == b,
+            (
+                SubmitError::IntervalTooShort { interval: a },
+                SubmitError::IntervalTooShort { interval: b },
+            ) => a == b,
+            (SubmitError::Spawn(a), SubmitError::Spawn(b)) => a.kind() == b.kind(),
+            (SubmitError::QueueFull { capacity: a }, SubmitError::QueueFull { capacity: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Comparing [`io::ErrorKind`]s is an equivalence, so equality is total.
+impl Eq for SubmitError {}
 
 impl std::error::Error for SubmitError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -165,6 +213,9 @@ impl<T> fmt::Display for JoinTimeoutError<T> {
 impl<T> std::error::Error for JoinTimeoutError<T> {}
 
 /// [`TaskManager::start_thread`](crate::TaskManager::start_thread) failed.
+///
+/// Compares like [`SubmitError`]: same variant, and for
+/// [`Spawn`](Self::Spawn) the same [`io::ErrorKind`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StartError {
@@ -172,6 +223,10 @@ pub enum StartError {
     ShutDown,
     /// The timer thread could not be spawned.
     Spawn(io::Error),
+    /// The manager was started in the parent of this forked process (see
+    /// [`after_fork_in_child`](crate::after_fork_in_child)); create a new
+    /// manager in the child.
+    Forked,
 }
 
 impl fmt::Display for StartError {
@@ -179,25 +234,64 @@ impl fmt::Display for StartError {
         match self {
             StartError::ShutDown => f.write_str("task manager is shut down and cannot start"),
             StartError::Spawn(e) => write!(f, "could not start the timer thread: {e}"),
+            StartError::Forked => f.write_str(
+                "this task manager was started in the parent process and cannot run in this forked child; \
+                 create a new TaskManager in the child",
+            ),
         }
     }
 }
+
+/// Same variant; [`Spawn`](StartError::Spawn) errors by their
+/// [`io::ErrorKind`].
+impl PartialEq for StartError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StartError::ShutDown, StartError::ShutDown) | (StartError::Forked, StartError::Forked) => true,
+            (StartError::Spawn(a), StartError::Spawn(b)) => a.kind() == b.kind(),
+            _ => false,
+        }
+    }
+}
+
+/// Comparing [`io::ErrorKind`]s is an equivalence, so equality is total.
+impl Eq for StartError {}
 
 impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Spawn(e) => Some(e),
-            StartError::ShutDown => None,
+            StartError::ShutDown | StartError::Forked => None,
         }
     }
 }
 
 /// [`TaskManager::shutdown_timeout`](crate::TaskManager::shutdown_timeout)
-/// ran out of time with tasks still running.
+/// ran out of time: tasks were still running, or queued tasks had not
+/// started (or both).
 ///
 /// Queued tasks that had not started were cancelled (their handles say so);
 /// the tasks still running go on in the background and their handles report
-/// them when they end.
+/// them when they end. The message says which of the two was left:
+///
+/// ```
+/// use taskmanager::{RunningTask, ShutdownTimedOut};
+///
+/// let backlog = ShutdownTimedOut { still_running: 0, cancelled: 3, running: vec![] };
+/// assert_eq!(
+///     backlog.to_string(),
+///     "shutdown timed out: 3 queued task(s) not started were cancelled; none was running"
+/// );
+/// let stuck = ShutdownTimedOut {
+///     still_running: 1,
+///     cancelled: 0,
+///     running: vec![RunningTask { id: 7, name: "poller".into() }],
+/// };
+/// assert_eq!(
+///     stuck.to_string(),
+///     "shutdown timed out: 1 task(s) still running (poller); no queued task was cancelled"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownTimedOut {
     /// How many tasks were still running when the time ran out.
@@ -210,12 +304,26 @@ pub struct ShutdownTimedOut {
 
 impl fmt::Display for ShutdownTimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shutdown timed out with {} task(s) still running", self.still_running)?;
+        f.write_str("shutdown timed out: ")?;
+        let cancelled = match self.cancelled {
+            0 => "no queued task was cancelled".to_owned(),
+            n => format!("{n} queued task(s) not started were cancelled"),
+        };
+        if self.still_running == 0 {
+            if self.cancelled == 0 {
+                // Only threads were left (a worker or the timer still
+                // ending), no task.
+                return f
+                    .write_str("no task was running or queued; the manager's threads had not all exited");
+            }
+            return write!(f, "{cancelled}; none was running");
+        }
+        write!(f, "{} task(s) still running", self.still_running)?;
         let names: Vec<&str> = self.running.iter().map(|t| t.name.as_str()).collect();
         if !names.is_empty() {
             write!(f, " ({})", names.join(", "))?;
         }
-        write!(f, "; {} queued task(s) cancelled", self.cancelled)
+        write!(f, "; {cancelled}")
     }
 }
 

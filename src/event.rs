@@ -34,7 +34,8 @@ impl TaskRef {
     }
 }
 
-/// Something that happened to a task.
+/// Something that happened to a task (or, for
+/// [`SpawnFailed`](Event::SpawnFailed), to a module).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -86,6 +87,19 @@ pub enum Event {
         /// The task.
         task: TaskRef,
     },
+    /// A worker thread could not be started for a module's queued work
+    /// (error). The work stays queued; the start is retried after
+    /// `retry_in` if no worker of the module is left to take it.
+    SpawnFailed {
+        /// The module's name.
+        module: String,
+        /// Why the thread could not be started.
+        error: String,
+        /// Failures in a row so far, this one included.
+        attempt: u32,
+        /// When the start is tried again.
+        retry_in: Duration,
+    },
 }
 
 impl Event {
@@ -96,11 +110,13 @@ impl Event {
             Event::Finished { .. } | Event::Cancelled { .. } => log::Level::Debug,
             Event::Failed { .. } => log::Level::Warn,
             Event::Skipped { .. } | Event::Paused { .. } | Event::Resumed { .. } => log::Level::Info,
+            Event::SpawnFailed { .. } => log::Level::Error,
         }
     }
 
-    /// The task the event is about.
-    pub fn task(&self) -> &TaskRef {
+    /// The task the event is about; None for a module's event
+    /// ([`SpawnFailed`](Event::SpawnFailed)).
+    pub fn task(&self) -> Option<&TaskRef> {
         match self {
             Event::Started { task }
             | Event::Finished { task, .. }
@@ -108,15 +124,23 @@ impl Event {
             | Event::Skipped { task, .. }
             | Event::Cancelled { task }
             | Event::Paused { task }
-            | Event::Resumed { task } => task,
+            | Event::Resumed { task } => Some(task),
+            Event::SpawnFailed { .. } => None,
         }
     }
 }
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let TaskRef { id, name } = self.task();
-        write!(f, "task {name} (#{id}) ")?;
+        if let Event::SpawnFailed { module, error, attempt, retry_in } = self {
+            return write!(
+                f,
+                "module {module}: could not start a worker thread (attempt {attempt}): {error}; retrying in {retry_in:?}"
+            );
+        }
+        if let Some(TaskRef { id, name }) = self.task() {
+            write!(f, "task {name} (#{id}) ")?;
+        }
         match self {
             Event::Started { .. } => f.write_str("started"),
             Event::Finished { duration, .. } => write!(f, "finished in {duration:?}"),
@@ -128,6 +152,7 @@ impl fmt::Display for Event {
             Event::Cancelled { .. } => f.write_str("cancelled"),
             Event::Paused { .. } => f.write_str("paused"),
             Event::Resumed { .. } => f.write_str("resumed"),
+            Event::SpawnFailed { .. } => Ok(()),
         }
     }
 }
@@ -159,8 +184,9 @@ impl Events {
         let event = make();
         log::log!(target: TARGET, event.level(), "{event}");
         if let Some(listener) = self.listener.as_ref().filter(|_| level <= self.listener_level) {
-            if catch_unwind(AssertUnwindSafe(|| listener(&event))).is_err() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&event))) {
                 log::error!("taskmanager: the event listener panicked");
+                crate::job::drop_payload(payload);
             }
         }
     }

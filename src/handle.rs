@@ -17,9 +17,10 @@ use crate::schedule::to_nanos;
 /// The handle of a one-shot task ([`add_task`](crate::Module::add_task) or
 /// [`schedule_task`](crate::Module::schedule_task)).
 ///
-/// `Send + Sync` and two words in size. Dropping it does not cancel the
-/// task; the task runs and its value is dropped. Share it between threads
-/// with an `Arc`.
+/// `Send + Sync` and three words in size (a pointer to the task's cell, with
+/// its vtable, and one to the manager, for scheduled tasks; a test holds
+/// this line to the truth). Dropping it does not cancel the task; the task
+/// runs and its value is dropped. Share it between threads with an `Arc`.
 pub struct TaskHandle<T> {
     cell: Arc<dyn Outcome<T>>,
     /// The manager, for scheduled tasks: cancel removes them from its timer.
@@ -228,11 +229,13 @@ impl RecurringHandle {
     /// its end.
     ///
     /// # Errors
-    /// [`SubmitError::ZeroInterval`] for a zero interval;
-    /// [`SubmitError::DelayTooLong`] for one beyond the clock's range.
+    /// [`SubmitError::IntervalTooShort`] for an interval shorter than
+    /// [`Recurrence::MIN_INTERVAL`](crate::Recurrence::MIN_INTERVAL) (1 ms),
+    /// zero included; [`SubmitError::DelayTooLong`] for one beyond the
+    /// clock's range. The interval is unchanged then.
     pub fn set_interval(&self, interval: Duration) -> Result<(), SubmitError> {
-        if interval.is_zero() {
-            return Err(SubmitError::ZeroInterval);
+        if interval < crate::Recurrence::MIN_INTERVAL {
+            return Err(SubmitError::IntervalTooShort { interval });
         }
         let nanos = to_nanos(interval).ok_or(SubmitError::DelayTooLong { delay: interval })?;
         let old = self.cell.set_interval(nanos);
@@ -312,5 +315,19 @@ fn state_name(core: &Core) -> &'static str {
         "running"
     } else {
         "pending"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// `TaskHandle`'s docs say "three words in size": keep them right.
+    #[test]
+    fn a_task_handle_is_three_words() {
+        assert_eq!(size_of::<TaskHandle<()>>(), 3 * size_of::<usize>());
+        assert_eq!(size_of::<TaskHandle<String>>(), 3 * size_of::<usize>());
+        assert_eq!(size_of::<Option<TaskHandle<()>>>(), 3 * size_of::<usize>(), "the niche is kept");
     }
 }

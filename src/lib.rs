@@ -9,12 +9,15 @@
 //! |------|------|
 //! | `TaskManager()`, `start_thread()` | [`TaskManager::new`], [`TaskManager::start_thread`] |
 //! | `Module(task_manager=, max_workers=)` | [`Module::new`]`(&manager, max_workers)` |
+//! | a named or bounded module (Python's `max_queued=`) | [`Module::builder`]`(&manager).name("poller").max_workers(5).max_queued(100).build()` |
 //! | `add_task(method, args, kwargs, callback)` | [`Module::add_task`]`(`[`Task`]`::new(closure).callback(cb))` |
 //! | `schedule_task(method, delay)` | [`Module::schedule_task`]`(delay, task)` |
 //! | `schedule_task(..., reoccurring=True, run_now=...)` | [`Module::schedule_recurring`]`(`[`Recurrence`]`::every(delay).run_now(..), task)` |
 //!
 //! `args` and `kwargs` are what the closure captures. The spec spells
-//! `reoccurring`; Rust says recurring.
+//! `reoccurring`; Rust says recurring. A recurring task's interval is at
+//! least [`Recurrence::MIN_INTERVAL`] (1 ms): shorter ones, zero included,
+//! are refused with [`SubmitError::IntervalTooShort`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -56,9 +59,9 @@
 //! - Recurring runs never overlap and never burst to catch up (see
 //!   [`Pacing`]); due times use the monotonic clock.
 //! - Cancelling a scheduled task frees it at once.
-//! - A [bounded](Module::bounded) module refuses submissions with
-//!   [`SubmitError::QueueFull`] once its queue is full, instead of growing
-//!   without bound; work it already accepted is never refused.
+//! - A bounded module ([`ModuleBuilder::max_queued`]) refuses submissions
+//!   with [`SubmitError::QueueFull`] once its queue is full, instead of
+//!   growing without bound; work it already accepted is never refused.
 //!
 //! # Seeing what runs
 //! - [`TaskManager::tasks`] lists scheduled and recurring tasks
@@ -100,6 +103,7 @@ mod job;
 mod loom_tests;
 mod manager;
 mod module;
+mod module_builder;
 mod schedule;
 mod sync;
 mod task;
@@ -110,7 +114,8 @@ pub use clock::ManualClock;
 pub use err::{ConfigError, JoinTimeoutError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use event::{Event, TaskRef};
 pub use handle::{RecurringHandle, TaskHandle};
-pub use manager::{Builder, TaskInfo, TaskManager, TaskState};
+pub use manager::{after_fork_in_child, Builder, TaskInfo, TaskManager, TaskState};
 pub use module::{count_run, Module, RunningTask, Stats};
+pub use module_builder::ModuleBuilder;
 pub use schedule::{Pacing, Recurrence};
 pub use task::Task;

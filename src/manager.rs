@@ -20,7 +20,7 @@ use crate::module::{Module, ModuleShared, RunningTask, Stats};
 use crate::schedule::{Nanos, Recurrence};
 use crate::sync::is_finished;
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{fence, thread_local, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex};
+use crate::sync::{fence, thread_local, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex, MutexGuard};
 use crate::task::Task;
 use crate::timer::{Slotted, TimerHeap};
 
@@ -76,6 +76,11 @@ struct TimerState {
     /// Set at shutdown: the heap takes nothing more.
     closed: bool,
     thread_started: bool,
+    /// Modules left with queued work and no worker because a worker thread
+    /// could not be started, and when to try again (see
+    /// `Shared::retry_spawn`).
+    /// In real time, whatever the manager's clock: threads free up in it.
+    retries: Vec<(Instant, Arc<ModuleShared>)>,
 }
 
 /// Every entry enters and leaves the heap through these, which keep each
@@ -136,7 +141,7 @@ pub struct TaskInfo {
     pub id: u64,
     /// The task's name, as its handle's `name()`.
     pub name: String,
-    /// The name of its module ([`Module::named`]).
+    /// The name of its module ([`Module::name`]).
     pub module: String,
     /// Scheduled, running or paused.
     pub state: TaskState,
@@ -199,10 +204,45 @@ pub(crate) struct Shared {
     /// Recurring tasks, for listings (a recurring task is in the timer, a
     /// queue or a worker's hands in turn); pruned as they end.
     recurring: Mutex<Vec<Listed>>,
+    /// `FORKS` and the process id when the manager started (or was built):
+    /// see [`after_fork_in_child`].
+    generation: std::sync::atomic::AtomicU32,
+    pid: std::sync::atomic::AtomicU32,
+    /// Set when a bounded shutdown gave up on tasks still running: dropping
+    /// the manager then leaves them to finish in the background.
+    gave_up: std::sync::atomic::AtomicBool,
+    spawn_handler: Option<SpawnHandler>,
 }
 
 /// A recurring task in the listing registry, with its module's name.
 type Listed = (Weak<dyn Job>, Arc<str>);
+
+/// Starts a thread: given its name and body, runs the body on a new thread
+/// (see [`Builder::spawn_handler`]).
+pub(crate) type SpawnHandler = Arc<dyn Fn(&str, Box<dyn FnOnce() + Send>) -> io::Result<()> + Send + Sync>;
+
+/// Forks noted by [`after_fork_in_child`] in this process's history: a
+/// manager started under an older count belongs to an ancestor process.
+/// std's atomic, also under loom: written only in a child right after fork.
+static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Tells the crate that this process is a child just forked from one that may
+/// have started managers. Their threads exist only in the parent, so from now
+/// on every manager started before the fork refuses submissions with
+/// [`SubmitError::Forked`] and [`StartError::Forked`], and its shutdown and
+/// drop return at once without waiting for threads that are not here (or
+/// touching locks that a parent's thread may have held at the fork). A
+/// manager that was created but never started keeps working in the child,
+/// and a new one works as usual.
+///
+/// Call it in the child right after `fork()`, before anything else touches a
+/// manager; the Python package does it through `os.register_at_fork`. Even
+/// without it, dropping an inherited manager in a child returns at once (it
+/// checks the process id), but only this call makes submissions fail
+/// instead of queuing work nothing will run.
+pub fn after_fork_in_child() {
+    FORKS.fetch_add(1, SeqCst);
+}
 
 impl Shared {
     /// How long before its due time the timer hands a job to its module,
@@ -242,6 +282,19 @@ impl Shared {
 
     pub(crate) fn phase(&self) -> Phase {
         Phase::from_u8(self.phase.load(SeqCst))
+    }
+
+    /// Whether this process is a fork of the one that started the manager,
+    /// as [`after_fork_in_child`] told: its threads are not here. Cheap
+    /// enough for every submission (two loads of words nobody writes).
+    pub(crate) fn inherited(&self) -> bool {
+        FORKS.load(Relaxed) != self.generation.load(Relaxed) && self.phase() != Phase::Created
+    }
+
+    /// [`inherited`](Self::inherited), or the process id changed since the
+    /// start (a fork nobody told of): for calls that would wait for threads.
+    fn inherited_or_forked(&self) -> bool {
+        self.inherited() || (std::process::id() != self.pid.load(Relaxed) && self.phase() != Phase::Created)
     }
 
     /// Monotonic time since this manager was created.
@@ -364,6 +417,9 @@ impl Shared {
         job: Arc<dyn Job>,
         due: Nanos,
     ) -> Result<(), SubmitError> {
+        if self.inherited() {
+            return Err(SubmitError::Forked);
+        }
         let mut timer = lock(&self.timer);
         if timer.closed || !self.phase().accepts() {
             return Err(SubmitError::ShutDown);
@@ -442,17 +498,59 @@ impl Shared {
             return Err(io::Error::other("task manager has shut down"));
         }
         let me = Arc::clone(self);
-        let handle = thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let run = move || {
             MANAGER_THREAD.with(|t| t.set(Arc::as_ptr(&me) as usize));
             let _exit = ThreadExit(me);
             body();
-        })?;
+        };
+        if let Some(handler) = &self.spawn_handler {
+            // Counted before the handler runs: the thread may end first.
+            threads.live += 1;
+            if let Err(e) = handler(name, Box::new(run)) {
+                threads.live -= 1;
+                return Err(e);
+            }
+            return Ok(());
+        }
+        let handle = thread::Builder::new().name(name.to_owned()).spawn(run)?;
         threads.live += 1;
         if threads.handles.len() >= 2 * threads.live + 16 {
             threads.handles.retain(|h| !is_finished(h));
         }
         threads.handles.push(handle);
         Ok(())
+    }
+
+    /// A worker could not be started for `module`, which has queued work and
+    /// no worker: try again at `at` (the timer thread does, or a shutdown
+    /// waiting for the end).
+    pub(crate) fn retry_spawn(&self, module: &Arc<ModuleShared>, at: Instant) {
+        let mut timer = lock(&self.timer);
+        if timer.retries.iter().any(|(_, m)| Arc::ptr_eq(m, module)) {
+            return;
+        }
+        timer.retries.push((at, Arc::clone(module)));
+        drop(timer);
+        // Rare: no need to tell whether it is the earliest.
+        self.timer_wake.notify_all();
+        drop(lock(&self.threads));
+        self.thread_exited.notify_all();
+    }
+
+    /// Takes the spawn retries that are due.
+    fn due_retries(timer: &mut TimerState) -> Vec<Arc<ModuleShared>> {
+        if timer.retries.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let (due, wait): (Vec<_>, Vec<_>) = timer.retries.drain(..).partition(|&(at, _)| at <= now);
+        timer.retries = wait;
+        due.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// How long until the next spawn retry, if one is pending.
+    fn retry_wait(timer: &TimerState) -> Option<Duration> {
+        timer.retries.iter().map(|&(at, _)| at.saturating_duration_since(Instant::now())).min()
     }
 
     fn on_own_thread(self: &Arc<Self>) -> bool {
@@ -462,6 +560,9 @@ impl Shared {
     fn start(self: &Arc<Self>) -> Result<(), StartError> {
         {
             let mut timer = lock(&self.timer);
+            if self.inherited() {
+                return Err(StartError::Forked);
+            }
             match self.phase() {
                 Phase::Running => return Ok(()),
                 Phase::ShuttingDown | Phase::Terminated => return Err(StartError::ShutDown),
@@ -472,6 +573,9 @@ impl Shared {
                 self.spawn_thread("taskmanager-timer", move || me.run_timer()).map_err(StartError::Spawn)?;
                 timer.thread_started = true;
             }
+            // Started in this process: a fork before now does not count.
+            self.generation.store(FORKS.load(SeqCst), Relaxed);
+            self.pid.store(std::process::id(), Relaxed);
             // A racing shutdown wins: then this start fails.
             if self
                 .phase
@@ -507,18 +611,26 @@ impl Shared {
                     None => break,
                 }
             }
-            if !due.is_empty() {
+            let retries = Self::due_retries(&mut timer);
+            if !due.is_empty() || !retries.is_empty() {
                 drop(timer);
                 for (at, TimerEntry { job, module }) in due.drain(..) {
                     module.dispatch(job, at);
                 }
+                for module in retries {
+                    module.kick();
+                }
                 timer = lock(&self.timer);
                 continue;
             }
-            let wait = timer
+            let due_wait = timer
                 .heap
                 .next_due()
                 .and_then(|next| self.clock.real_wait(next.saturating_sub(lead).saturating_sub(now)));
+            let wait = match (due_wait, Self::retry_wait(&timer)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             timer = match wait {
                 Some(wait) => self.timer_wake.wait_timeout(timer, wait).unwrap_or_else(|p| p.into_inner()).0,
                 None => self.timer_wake.wait(timer).unwrap_or_else(|p| p.into_inner()),
@@ -532,6 +644,11 @@ impl Shared {
     /// tasks are cancelled too. Returns how many tasks this call cancelled
     /// that way.
     fn begin_shutdown(self: &Arc<Self>, cancel_unstarted: bool) -> usize {
+        if self.inherited_or_forked() {
+            // Its threads and work belong to the parent; its locks may have
+            // been held there at the fork. Nothing here to stop.
+            return 0;
+        }
         let before = Phase::from_u8(self.phase.fetch_max(Phase::ShuttingDown as u8, SeqCst));
         fence(SeqCst);
         let first = before.accepts();
@@ -562,23 +679,14 @@ impl Shared {
     /// and returns true) or `deadline` passes (false). On one of this
     /// manager's own threads it cannot wait for itself, and returns false.
     fn await_termination(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        if self.inherited_or_forked() {
+            // None of its threads is in this process: nothing to wait for.
+            return true;
+        }
         if self.on_own_thread() {
             return false;
         }
-        let mut threads = lock(&self.threads);
-        while threads.live > 0 {
-            threads = match deadline {
-                None => self.thread_exited.wait(threads).unwrap_or_else(|p| p.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    let wait = deadline - now;
-                    self.thread_exited.wait_timeout(threads, wait).unwrap_or_else(|p| p.into_inner()).0
-                }
-            };
-        }
+        let Some(mut threads) = self.wait_threads(deadline, 0) else { return false };
         threads.closed = true;
         let handles = std::mem::take(&mut threads.handles);
         drop(threads);
@@ -599,15 +707,59 @@ impl Shared {
         timers + self.modules().iter().map(|m| m.cancel_queued()).sum::<usize>()
     }
 
+    /// Waits until at most `live` threads are left (and no worker start is
+    /// waiting to be retried) or `deadline` passes; then returns the thread
+    /// registry, locked, or None. Retries due worker starts meanwhile: the
+    /// timer thread, which does it while the manager runs, has ended.
+    fn wait_threads(&self, deadline: Option<Instant>, live: usize) -> Option<MutexGuard<'_, Threads>> {
+        loop {
+            let due = Self::due_retries(&mut lock(&self.timer));
+            for module in due {
+                module.kick(); // a failure here schedules the next retry
+            }
+            let retry_wait = Self::retry_wait(&lock(&self.timer));
+            let threads = lock(&self.threads);
+            if threads.live <= live && retry_wait.is_none() {
+                return Some(threads);
+            }
+            let until_deadline = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return None,
+                },
+                None => None,
+            };
+            let wait = match (until_deadline, retry_wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            drop(match wait {
+                None => self.thread_exited.wait(threads).unwrap_or_else(|p| p.into_inner()),
+                Some(wait) => {
+                    self.thread_exited.wait_timeout(threads, wait).unwrap_or_else(|p| p.into_inner()).0
+                }
+            });
+        }
+    }
+
     /// `shutdown_timeout`: begins, waits until `deadline`, and past it
-    /// cancels what is still queued and reports what still runs.
+    /// cancels what is still queued and reports what still runs. Inside a
+    /// task of this manager it waits for everything but that task.
     fn shutdown_until(self: &Arc<Self>, deadline: Instant) -> Result<(), ShutdownTimedOut> {
         self.begin_shutdown(false);
-        if self.await_termination(Some(deadline)) || self.on_own_thread() {
+        let ended = if self.on_own_thread() {
+            self.wait_threads(Some(deadline), 1).is_some()
+        } else {
+            self.await_termination(Some(deadline))
+        };
+        if ended {
             return Ok(());
         }
+        self.gave_up.store(true, SeqCst);
         let cancelled = self.modules().iter().map(|m| m.cancel_queued()).sum();
-        let running = self.running_tasks();
+        let me = crate::module::current_task();
+        let running: Vec<RunningTask> =
+            self.running_tasks().into_iter().filter(|t| Some(t.id) != me).collect();
         Err(ShutdownTimedOut { still_running: running.len(), cancelled, running })
     }
 
@@ -664,14 +816,23 @@ impl Drop for ThreadExit {
     fn drop(&mut self) {
         let mut threads = lock(&self.0.threads);
         threads.live -= 1;
+        let last = threads.live == 0;
         drop(threads);
         self.0.thread_exited.notify_all();
+        if last && self.0.gave_up.load(SeqCst) {
+            // Nobody may be waiting any more (the manager was dropped after
+            // giving up): break the manager <-> module cycle here, as the
+            // end of a shutdown does.
+            let modules = std::mem::take(&mut *lock(&self.0.modules));
+            self.0.retire_stats(modules);
+        }
     }
 }
 
 /// Settings for a [`TaskManager`]; from [`TaskManager::builder`].
 #[derive(Clone)]
 pub struct Builder {
+    spawn_handler: Option<SpawnHandler>,
     batch_runner: Option<Arc<dyn BatchRunner>>,
     listener: Option<Listener>,
     listener_level: log::Level,
@@ -703,6 +864,42 @@ impl Builder {
     /// precision is the point. `Duration::ZERO` keeps the system's default.
     pub fn timer_slack(mut self, slack: Duration) -> Self {
         self.timer_slack = slack;
+        self
+    }
+
+    /// Starts the manager's threads (its timer and its workers) with
+    /// `handler` instead of `std::thread::Builder::spawn`: for a stack size,
+    /// a priority or CPU affinity, a thread pool's own registration, or to
+    /// test what happens when threads cannot be had. `handler(name, body)`
+    /// must run `body` on a new thread and return `Ok`, or return the error
+    /// that kept it from starting one (then `body` must not run).
+    ///
+    /// When a worker cannot be started, the work stays queued: an
+    /// [`add_task`](Module::add_task) that finds no worker at all gets
+    /// [`SubmitError::Spawn`]; work that came due (scheduled, recurring) is
+    /// retried with backoff (10 ms, doubling to 1 s) while the manager runs
+    /// and while a shutdown waits, each failure logged at error and told as
+    /// [`Event::SpawnFailed`]. The manager counts its threads out when their
+    /// body returns; it joins only threads it started itself.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use taskmanager::TaskManager;
+    ///
+    /// let manager = TaskManager::builder()
+    ///     .spawn_handler(|name, body| {
+    ///         std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(body).map(drop)
+    ///     })
+    ///     .build()?;
+    /// manager.start_thread()?;
+    /// assert_eq!(manager.add_task(|| 7)?.join()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_handler(
+        mut self,
+        handler: impl Fn(&str, Box<dyn FnOnce() + Send>) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.spawn_handler = Some(Arc::new(handler));
         self
     }
 
@@ -761,7 +958,12 @@ impl Builder {
             timer_slack: self.timer_slack,
             batch_runner: self.batch_runner.clone(),
             events: Events::new(self.listener.clone(), self.listener_level),
-            timer: Mutex::new(TimerState { heap: TimerHeap::new(), closed: false, thread_started: false }),
+            timer: Mutex::new(TimerState {
+                heap: TimerHeap::new(),
+                closed: false,
+                thread_started: false,
+                retries: Vec::new(),
+            }),
             timer_wake: Condvar::new(),
             threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
             thread_exited: Condvar::new(),
@@ -769,6 +971,10 @@ impl Builder {
             retired: Mutex::new(Stats::default()),
             module_count: AtomicUsize::new(0),
             recurring: Mutex::new(Vec::new()),
+            generation: std::sync::atomic::AtomicU32::new(FORKS.load(SeqCst)),
+            pid: std::sync::atomic::AtomicU32::new(std::process::id()),
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+            spawn_handler: self.spawn_handler.clone(),
         });
         if let Some(manual) = &self.clock {
             manual.attach(&shared);
@@ -785,6 +991,7 @@ impl fmt::Debug for Builder {
             .field("default_max_workers", &self.default_max_workers)
             .field("keep_alive", &self.keep_alive)
             .field("timer_slack", &self.timer_slack)
+            .field("spawn_handler", &self.spawn_handler.is_some())
             .field("batch_runner", &self.batch_runner.is_some())
             .field("listener", &self.listener.is_some())
             .field("clock", &self.clock)
@@ -796,6 +1003,7 @@ impl Default for Builder {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Builder {
+            spawn_handler: None,
             batch_runner: None,
             listener: None,
             listener_level: log::Level::Trace,
@@ -843,8 +1051,27 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.shared.begin_shutdown(false);
-        self.shared.await_termination(None);
+        let shared = &self.shared;
+        if shared.inherited_or_forked() {
+            return; // see `after_fork_in_child`
+        }
+        shared.begin_shutdown(false);
+        if !shared.gave_up.load(SeqCst) {
+            shared.await_termination(None);
+            return;
+        }
+        // A bounded shutdown gave up on these already and said so: wait
+        // no more (that wait could be forever), let them finish alone.
+        if !shared.await_termination(Some(Instant::now())) {
+            let running = shared.running_tasks();
+            let names: Vec<&str> = running.iter().map(|t| t.name.as_str()).collect();
+            log::warn!(
+                "taskmanager: manager dropped after a shutdown that timed out; {} task(s) still running are \
+                 left to finish in the background ({})",
+                running.len(),
+                names.join(", ")
+            );
+        }
     }
 }
 

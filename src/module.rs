@@ -14,8 +14,9 @@ use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
 use crate::event::{Event, TaskRef};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{drop_quietly, lock, Job, JobRef, OneShot, Ran, Recurring};
+use crate::job::{drop_payload, drop_quietly, lock, Job, JobRef, OneShot, Ran, Recurring};
 use crate::manager::{set_timer_slack, Phase, Shared, TaskManager};
+use crate::module_builder::ModuleBuilder;
 use crate::schedule::{due_after, to_nanos, Nanos, Recurrence};
 use crate::sync::{fence, yield_now, AtomicU64, AtomicUsize, Condvar, Mutex, Queue};
 use crate::task::Task;
@@ -24,6 +25,10 @@ use crate::task::Task;
 /// Spinning only, never yielding (see `wait_for_work`).
 const SPIN: Duration = Duration::from_micros(SPIN_US);
 const SPIN_US: u64 = 8;
+/// The first wait before retrying a worker start that failed; it doubles
+/// with each failure in a row, up to `SPAWN_RETRY_MAX`.
+const SPAWN_RETRY_FIRST: Duration = Duration::from_millis(10);
+const SPAWN_RETRY_MAX: Duration = Duration::from_secs(1);
 /// Jobs since its last sleep that make a worker hot (see `next_soon`).
 const HOT_STREAK: usize = 64;
 /// How many times a hot worker yields before it sleeps.
@@ -111,6 +116,9 @@ pub(crate) struct ModuleShared {
     pub(crate) timers: AtomicUsize,
     /// The most workers alive at once.
     peak: AtomicUsize,
+    /// Failed worker starts in a row (for the retry backoff). std's: a
+    /// count for logs, not part of any hand-off.
+    spawn_failures: std::sync::atomic::AtomicU32,
 }
 
 /// What one worker is running, for reports (a shutdown that timed out).
@@ -157,9 +165,28 @@ pub fn count_run(failed: bool) {
         if let Some(slot) = slot.borrow().as_ref() {
             let count = if failed { &slot.counts.failed } else { &slot.counts.completed };
             count.fetch_add(1, Relaxed);
+            // No longer running, before whoever waits for it hears so.
+            slot.current.store(0, Relaxed);
             COUNTED.with(|c| c.set(Some(failed)));
         }
     });
+}
+
+/// Marks the task `id` as running on this worker (for `stats().running`
+/// and `running_tasks()`), once it has won its start; `count_run` clears it.
+pub(crate) fn mark_running(id: u64) {
+    WORKER_COUNTS.with(|slot| {
+        if let Some(slot) = slot.borrow().as_ref() {
+            slot.current.store(id, Relaxed);
+        }
+    });
+}
+
+/// The id of the task running on this thread, if it is a worker's.
+pub(crate) fn current_task() -> Option<u64> {
+    WORKER_COUNTS
+        .with(|slot| slot.borrow().as_ref().map(|slot| slot.current.load(Relaxed)))
+        .filter(|&id| id != 0)
 }
 
 /// Completed, failed and cancelled counts. std's atomics, also under
@@ -245,7 +272,9 @@ pub struct RunningTask {
 }
 
 impl Module {
-    /// A module of `manager` that runs at most `max_workers` tasks at once.
+    /// A module of `manager` that runs at most `max_workers` tasks at once:
+    /// the spec's `Module(task_manager=manager, max_workers=...)`. For a
+    /// name or a bounded queue, use [`builder`](Self::builder).
     ///
     /// # Errors
     /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
@@ -253,63 +282,28 @@ impl Module {
         Module::with_shared(manager.shared(), max_workers, usize::MAX, None)
     }
 
-    /// A module like [`new`](Self::new) whose queue holds at most
-    /// `capacity` waiting tasks: once it is full, [`add_task`](Self::add_task)
-    /// (and a zero-delay or `run_now` submission) returns
-    /// [`SubmitError::QueueFull`] instead of letting the queue grow without
-    /// bound. Tasks already accepted are never refused: a scheduled task
-    /// that comes due, or a recurring task's next run, joins the queue even
-    /// when it is full (they were accepted when scheduled), so the queue can
-    /// briefly hold more than `capacity`.
+    /// Settings for a module of `manager`, by name: its
+    /// [`name`](ModuleBuilder::name), [`max_workers`](ModuleBuilder::max_workers)
+    /// (by default the cap of the manager's
+    /// [default module](TaskManager::default_module)) and
+    /// [`max_queued`](ModuleBuilder::max_queued) (by default unbounded).
     ///
-    /// # Errors
-    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0;
-    /// [`ConfigError::ZeroQueueCapacity`] if `capacity` is 0.
-    pub fn bounded(
-        manager: &TaskManager,
-        max_workers: usize,
-        capacity: usize,
-    ) -> Result<Module, ConfigError> {
-        if capacity == 0 {
-            return Err(ConfigError::ZeroQueueCapacity);
-        }
-        Module::with_shared(manager.shared(), max_workers, capacity, None)
+    /// ```
+    /// use taskmanager::{Module, TaskManager};
+    ///
+    /// let manager = TaskManager::new();
+    /// let poller = Module::builder(&manager).name("poller").max_workers(5).max_queued(100).build()?;
+    /// assert_eq!(poller.name(), "poller");
+    /// # Ok::<(), taskmanager::ConfigError>(())
+    /// ```
+    pub fn builder(manager: &TaskManager) -> ModuleBuilder {
+        ModuleBuilder::new(manager)
     }
 
-    /// A module like [`new`](Self::new), named `name` in listings
-    /// ([`TaskManager::tasks`](crate::TaskManager::tasks)). Unnamed modules
-    /// are called `module-<n>`; the manager's own is `default`.
-    ///
-    /// # Errors
-    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
-    pub fn named(
-        manager: &TaskManager,
-        name: impl Into<Arc<str>>,
-        max_workers: usize,
-    ) -> Result<Module, ConfigError> {
-        Module::with_shared(manager.shared(), max_workers, usize::MAX, Some(name.into()))
-    }
-
-    /// This module's name (see [`named`](Self::named)).
+    /// This module's name ([`ModuleBuilder::name`]). Unnamed modules are
+    /// called `module-<n>`; the manager's own is `default`.
     pub fn name(&self) -> &str {
         &self.shared.name
-    }
-
-    /// [`bounded`](Self::bounded), and named as by [`named`](Self::named)
-    /// (None: the default name).
-    ///
-    /// # Errors
-    /// As [`bounded`](Self::bounded).
-    pub fn bounded_named(
-        manager: &TaskManager,
-        max_workers: usize,
-        capacity: usize,
-        name: Option<String>,
-    ) -> Result<Module, ConfigError> {
-        if capacity == 0 {
-            return Err(ConfigError::ZeroQueueCapacity);
-        }
-        Module::with_shared(manager.shared(), max_workers, capacity, name.map(Arc::from))
     }
 
     pub(crate) fn with_shared(
@@ -337,6 +331,7 @@ impl Module {
             counts: Counts::default(),
             timers: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            spawn_failures: std::sync::atomic::AtomicU32::new(0),
         });
         manager.register(&shared);
         Ok(Module { shared })
@@ -422,7 +417,8 @@ impl Module {
     /// placed and what happens after an overrun.
     ///
     /// # Errors
-    /// [`SubmitError::ZeroInterval`] for a zero interval;
+    /// [`SubmitError::IntervalTooShort`] for an interval shorter than
+    /// [`Recurrence::MIN_INTERVAL`] (1 ms), zero included;
     /// [`SubmitError::DelayTooLong`] for one beyond the clock's range;
     /// [`SubmitError::ShutDown`] once the manager is shutting down.
     pub fn schedule_recurring<F, T>(
@@ -436,8 +432,8 @@ impl Module {
     {
         let manager = &self.shared.manager;
         let interval = recurrence.interval();
-        if interval.is_zero() {
-            return Err(SubmitError::ZeroInterval);
+        if interval < Recurrence::MIN_INTERVAL {
+            return Err(SubmitError::IntervalTooShort { interval });
         }
         let now = manager.now();
         let first_due = if recurrence.runs_now() { Some(now) } else { due_after(now, interval) };
@@ -473,6 +469,9 @@ impl ModuleShared {
     fn submit(self: &Arc<Self>, job: Arc<dyn Job>) -> Result<(), SubmitError> {
         if !self.manager.phase().accepts() {
             return Err(SubmitError::ShutDown);
+        }
+        if self.manager.inherited() {
+            return Err(SubmitError::Forked);
         }
         if self.is_bounded() {
             let capacity = self.capacity;
@@ -537,7 +536,29 @@ impl ModuleShared {
             return;
         }
         if let Err(e) = self.ensure_worker() {
-            log::error!("taskmanager: could not start a worker thread: {e}");
+            self.spawn_failed(&e);
+        }
+    }
+
+    /// A worker could not be started for queued work: logs it, tells it as
+    /// an event, and, if no worker is left to take the work, has the
+    /// manager try again after a backoff (10 ms, doubling to 1 s).
+    fn spawn_failed(self: &Arc<Self>, error: &std::io::Error) {
+        let attempt = self.spawn_failures.fetch_add(1, Relaxed).saturating_add(1);
+        let retry_in = SPAWN_RETRY_FIRST.saturating_mul(1 << (attempt - 1).min(7)).min(SPAWN_RETRY_MAX);
+        log::error!(
+            "taskmanager: could not start a worker thread for module {} (attempt {attempt}): {error}; \
+             its queued work waits, retrying in {retry_in:?}",
+            self.name
+        );
+        self.manager.events.emit(log::Level::Error, || Event::SpawnFailed {
+            module: self.name.to_string(),
+            error: error.to_string(),
+            attempt,
+            retry_in,
+        });
+        if self.alive.load(SeqCst) == 0 {
+            self.manager.retry_spawn(self, Instant::now() + retry_in);
         }
     }
 
@@ -608,7 +629,10 @@ impl ModuleShared {
         let module = Arc::clone(self);
         let spawned = self.manager.spawn_thread("taskmanager-worker", move || module.work());
         match spawned {
-            Ok(()) => self.announce_wake(),
+            Ok(()) => {
+                self.spawn_failures.store(0, Relaxed);
+                self.announce_wake();
+            }
             Err(_) => {
                 self.alive.fetch_sub(1, SeqCst);
             }
@@ -670,8 +694,9 @@ impl ModuleShared {
         drop(workers);
         WORKER_COUNTS.with(|s| s.borrow_mut().take());
         if let Some(runner) = &self.manager.batch_runner {
-            if catch_unwind(AssertUnwindSafe(|| runner.thread_exit())).is_err() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runner.thread_exit())) {
                 log::error!("taskmanager: the batch runner's thread_exit panicked");
+                drop_payload(payload);
             }
         }
     }
@@ -817,8 +842,9 @@ impl ModuleShared {
                 self.run(job, slot);
             }
         };
-        if catch_unwind(AssertUnwindSafe(|| runner.run_batch(&mut batch))).is_err() {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runner.run_batch(&mut batch))) {
             log::error!("taskmanager: the batch runner panicked");
+            drop_payload(payload);
         }
         // A runner that never called `batch` must not lose the job.
         if let Some(job) = first {
@@ -836,11 +862,10 @@ impl ModuleShared {
                 return;
             }
         }
-        let (id, named) = job.label().unwrap_or((0, false));
+        let named = job.label().is_some_and(|(_, named)| named);
         if named {
             *lock(&slot.named) = job.share();
         }
-        slot.current.store(id, Relaxed);
         // Events: nothing is built unless someone listens. (The job tells
         // `Started` itself: only it knows whether a recurring tick runs.)
         let events = &self.manager.events;
@@ -861,8 +886,12 @@ impl ModuleShared {
                 }
                 ran
             }
-            Err(_) => {
+            Err(payload) => {
                 log::error!("taskmanager: a task panicked outside its own guard");
+                drop_payload(payload);
+                // Whatever the run counted stays counted; the next run
+                // starts afresh.
+                COUNTED.with(|c| c.take());
                 Ran::default()
             }
         };

@@ -12,12 +12,18 @@ pub(crate) type Nanos = u64;
 
 /// How a recurring task's next run is placed after a run ends.
 ///
-/// Worked example, interval 10 ms, first run due at t = 10 ms:
+/// Worked example, interval 10 ms, first run due at t = 10 ms, each run
+/// starting on time and taking what the `took` column says. The policies
+/// part after the first run, so each has its own due column:
 ///
-/// | run | due    | took  | [`FixedRate`](Pacing::FixedRate) next due | [`FixedDelay`](Pacing::FixedDelay) next due |
-/// |-----|--------|-------|----------------|-----------------|
-/// | 1   | 10 ms  | 2 ms  | 20 ms          | 22 ms           |
-/// | 2   | 20 ms  | 25 ms | 50 ms (30 and 40 skipped) | 55 ms |
+/// | run | took  | [`FixedRate`](Pacing::FixedRate) due | `FixedRate` next due      | [`FixedDelay`](Pacing::FixedDelay) due | `FixedDelay` next due |
+/// |-----|-------|-------|---------------------------|-------|-------|
+/// | 1   | 2 ms  | 10 ms | 20 ms                     | 10 ms | 22 ms |
+/// | 2   | 25 ms | 20 ms | 50 ms (30 and 40 skipped) | 22 ms | 57 ms |
+///
+/// Fixed rate keeps the 10 ms grid and skips the ticks run 2 overran;
+/// fixed delay waits 10 ms after each run's end (12 + 10, 47 + 10). A unit
+/// test reads this table and checks every cell.
 ///
 /// Neither policy ever overlaps a run with the previous run of the same task,
 /// and neither bursts to catch up after a stall.
@@ -58,7 +64,7 @@ pub struct Recurrence {
 
 impl Recurrence {
     /// The shortest interval a recurring task may have: 1 ms. Shorter ones
-    /// are refused ([`SubmitError::IntervalTooShort`](crate::SubmitError)),
+    /// are refused ([`SubmitError::IntervalTooShort`](crate::SubmitError::IntervalTooShort)),
     /// in Rust and Python alike: below it a recurring task is a busy loop
     /// (a 1 ns interval ran 17,000 times in 0.3 s), which is what refusing a
     /// zero interval is meant to prevent. For work that must run more often,
@@ -208,8 +214,51 @@ mod tests {
 
     #[test]
     fn fixed_delay_counts_from_the_end_of_the_run() {
-        let next = next_run(Pacing::FixedDelay, 10 * MS, 20 * MS, 20 * MS, 45 * MS).unwrap();
-        assert_eq!(next, NextRun { due: 55 * MS, skipped: 0 });
+        // The worked example in `Pacing`'s docs: run 2 due at 22 (12 + 10),
+        // took 25, so ended at 47.
+        let next = next_run(Pacing::FixedDelay, 10 * MS, 22 * MS, 22 * MS, 47 * MS).unwrap();
+        assert_eq!(next, NextRun { due: 57 * MS, skipped: 0 });
+    }
+
+    /// The numbers (in ms) at the start of a table cell: "50 ms (30 and 40
+    /// skipped)" gives [50, 30, 40].
+    fn numbers(cell: &str) -> Vec<u64> {
+        cell.split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+
+    /// Every cell of the worked example in `Pacing`'s docs, read from this
+    /// file's source, against `next_run` for both policies.
+    #[test]
+    fn the_pacing_docs_table_is_right() {
+        let rows: Vec<Vec<&str>> = include_str!("schedule.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("/// | "))
+            .map(|row| row.split('|').map(str::trim).collect::<Vec<_>>())
+            .filter(|cells| cells[0].parse::<u64>().is_ok())
+            .collect();
+        assert_eq!(rows.len(), 2, "the table has two runs: {rows:?}");
+        let interval = 10 * MS;
+        // (due column, next due column) per policy.
+        for (pacing, due_col, next_col) in [(Pacing::FixedRate, 2, 3), (Pacing::FixedDelay, 4, 5)] {
+            let mut due = 10 * MS;
+            for (k, cells) in rows.iter().enumerate() {
+                assert_eq!(numbers(cells[0]), [k as u64 + 1], "runs are numbered in order");
+                let took = numbers(cells[1])[0] * MS;
+                assert_eq!(numbers(cells[due_col])[0] * MS, due, "{pacing:?} run {}: due", k + 1);
+                let next = next_run(pacing, interval, due, due, due + took).unwrap();
+                let next_cell = numbers(cells[next_col]);
+                assert_eq!(next_cell[0] * MS, next.due, "{pacing:?} run {}: next due", k + 1);
+                // The ticks listed as skipped are exactly those skipped.
+                let skipped: Vec<u64> = next_cell[1..].iter().map(|t| t * MS).collect();
+                let expected: Vec<u64> =
+                    (1..=next.skipped).map(|i| next.due - (next.skipped + 1 - i) * interval).collect();
+                assert_eq!(skipped, expected, "{pacing:?} run {}: skipped ticks", k + 1);
+                due = next.due;
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn kinds(seen: &Mutex<Vec<Event>>, id: u64) -> Vec<&'static str> {
     seen.lock()
         .unwrap()
         .iter()
-        .filter(|e| e.task().id == id)
+        .filter(|e| e.task().is_some_and(|t| t.id == id))
         .map(|e| match e {
             Event::Started { .. } => "started",
             Event::Finished { .. } => "finished",
@@ -48,7 +48,7 @@ fn a_run_is_started_then_finished_with_its_duration() {
     assert!(eventually(|| kinds(&seen, id) == ["started", "finished"]), "{:?}", kinds(&seen, id));
     let events = seen.lock().unwrap();
     let finished = events.iter().find(|e| matches!(e, Event::Finished { .. })).unwrap();
-    assert_eq!(finished.task().name, "slow");
+    assert_eq!(finished.task().unwrap().name, "slow");
     assert!(matches!(finished, Event::Finished { duration, .. } if *duration >= ms(20)));
     assert_eq!(finished.level(), log::Level::Debug);
     assert!(finished.to_string().contains("task slow"), "{finished}");

@@ -16,7 +16,7 @@ fn lists_scheduled_and_recurring_tasks_soonest_first() {
     let clock = ManualClock::new();
     let manager = TaskManager::builder().clock(&clock).build().unwrap();
     manager.start_thread().unwrap();
-    let pollers = Module::named(&manager, "pollers", 2).unwrap();
+    let pollers = Module::builder(&manager).name("pollers").max_workers(2).build().unwrap();
     assert_eq!(pollers.name(), "pollers");
     let report = manager.schedule_task(30 * SEC, Task::new(|| ()).name("nightly-report")).unwrap();
     let poll =

@@ -200,6 +200,17 @@ fn changing_the_interval_moves_the_next_run_at_once_and_keeps_a_grid() {
     clock.advance(SEC); // t = 77; next due at 136
     handle.set_interval(Duration::from_millis(500)).unwrap(); // 76 + 0.5 has passed: now
     assert_runs(&handle, 5);
-    assert!(matches!(handle.set_interval(Duration::ZERO), Err(taskmanager::SubmitError::ZeroInterval)));
+    let too_short = |interval| Err(taskmanager::SubmitError::IntervalTooShort { interval });
+    assert_eq!(handle.set_interval(Duration::ZERO), too_short(Duration::ZERO));
+    assert_eq!(handle.set_interval(Duration::from_micros(999)), too_short(Duration::from_micros(999)));
+    // Refused, so the interval is unchanged: the next run is 500 ms on.
+    clock.advance(Duration::from_millis(499));
+    assert_runs(&handle, 5);
+    clock.advance(Duration::from_millis(1));
+    assert_runs(&handle, 6);
+    // The shortest interval is accepted: due 1 ms after that tick.
+    assert_eq!(handle.set_interval(taskmanager::Recurrence::MIN_INTERVAL), Ok(()));
+    clock.advance(Duration::from_millis(1));
+    assert_runs(&handle, 7);
     handle.cancel();
 }

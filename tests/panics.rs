@@ -120,3 +120,106 @@ fn panics_are_logged_through_the_log_crate() {
             && lines.iter().any(|l| l.contains("logged callback"))
     }));
 }
+
+/// A panic payload whose own `Drop` panics: dropping it carelessly lets a
+/// second panic out of the place that caught the first.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("boom");
+    }
+}
+
+/// A placeholder, since the payload is not a string.
+fn bomb_error() -> TaskError {
+    TaskError::Panicked { message: "non-string panic payload".into() }
+}
+
+#[test]
+fn a_panic_payload_whose_drop_panics_is_reported_and_the_worker_goes_on() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let handle = module.add_task(|| -> i32 { std::panic::panic_any(Bomb) }).unwrap();
+    assert!(handle.wait_timeout(common::SOON), "the handle finishes");
+    assert!(!handle.is_running());
+    assert_eq!(handle.join(), Err(bomb_error()));
+    // The same worker serves the next task.
+    assert_eq!(module.add_task(|| "next").unwrap().join(), Ok("next"));
+    assert_eq!(module.worker_count(), 1);
+    let stats = module.stats();
+    assert_eq!((stats.failed, stats.completed), (1, 1), "{stats:?}");
+}
+
+#[test]
+fn a_callback_panicking_with_such_a_payload_is_reported_and_later_callbacks_run() {
+    let manager = started();
+    let later = Arc::new(AtomicUsize::new(0));
+    let l = later.clone();
+    let handle = manager
+        .add_task(Task::new(|| 5).callback(|_: &i32| std::panic::panic_any(Bomb)).callback(move |v: &i32| {
+            l.fetch_add(*v as usize, Ordering::SeqCst);
+        }))
+        .unwrap();
+    assert!(handle.wait_timeout(common::SOON), "the handle finishes");
+    assert_eq!(
+        handle.join(),
+        Err(TaskError::CallbackPanicked { index: 0, message: "non-string panic payload".into() })
+    );
+    assert_eq!(later.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn a_recurring_task_panicking_with_such_a_payload_keeps_firing() {
+    let manager = started();
+    let handle = manager
+        .schedule_recurring(Recurrence::every(common::ms(2)), || -> () { std::panic::panic_any(Bomb) })
+        .unwrap();
+    assert!(eventually(|| handle.failures() >= 5), "runs: {}", handle.runs());
+    assert_eq!(handle.last_failure(), Some(bomb_error()));
+    handle.cancel();
+    assert!(handle.wait_timeout(common::SOON));
+    assert_eq!(handle.runs(), handle.failures());
+}
+
+/// A task's value whose `Drop` panics (with a string, or with a `Bomb`).
+struct PanicsOnDrop(bool);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if self.0 {
+            std::panic::panic_any(Bomb);
+        }
+        panic!("value dropped");
+    }
+}
+
+#[test]
+fn a_return_value_whose_drop_panics_does_not_harm_the_worker() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    for bomb in [false, true] {
+        // Its handle dropped first, so the worker drops the value.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let handle = module
+            .add_task(move || {
+                let _ = rx.recv();
+                PanicsOnDrop(bomb)
+            })
+            .unwrap();
+        drop(handle);
+        tx.send(()).unwrap();
+        assert_eq!(module.add_task(|| "next").unwrap().join(), Ok("next"));
+        // Recurring: each run's value is dropped by the worker.
+        let recurring =
+            module.schedule_recurring(Recurrence::every(common::ms(2)), move || PanicsOnDrop(bomb)).unwrap();
+        assert!(eventually(|| recurring.runs() >= 5), "runs: {}", recurring.runs());
+        assert_eq!(recurring.failures(), 0, "the method returned; only its value's drop panicked");
+        recurring.cancel();
+        assert!(recurring.wait_timeout(common::SOON));
+    }
+    assert_eq!(module.add_task(|| "alive").unwrap().join(), Ok("alive"));
+    assert_eq!(module.worker_count(), 1);
+    let stats = module.stats();
+    assert_eq!(stats.failed, 0, "{stats:?}");
+}

@@ -207,10 +207,50 @@ fn a_panicking_recurring_task_keeps_its_schedule() {
 }
 
 #[test]
-fn a_zero_interval_is_a_typed_error() {
+fn intervals_below_one_millisecond_are_typed_errors() {
     let manager = started();
-    let result = manager.schedule_recurring(Recurrence::every(Duration::ZERO), || ());
-    assert!(matches!(result, Err(SubmitError::ZeroInterval)), "{result:?}");
+    let module = Module::new(&manager, 1).unwrap();
+    for interval in [Duration::ZERO, Duration::from_nanos(1), Duration::from_micros(999)] {
+        for run_now in [false, true] {
+            let result = module.schedule_recurring(Recurrence::every(interval).run_now(run_now), || ());
+            assert_eq!(result.err(), Some(SubmitError::IntervalTooShort { interval }));
+        }
+    }
+    assert_eq!(module.stats().pending_timers + module.stats().queued, 0, "nothing of them is kept");
     let result = manager.schedule_recurring(Recurrence::every(Duration::MAX), || ());
-    assert!(matches!(result, Err(SubmitError::DelayTooLong { .. })), "{result:?}");
+    assert_eq!(result.err(), Some(SubmitError::DelayTooLong { delay: Duration::MAX }));
+}
+
+#[test]
+fn one_millisecond_is_the_shortest_interval_and_runs() {
+    assert_eq!(Recurrence::MIN_INTERVAL, ms(1));
+    let manager = started();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let handle = manager
+        .schedule_recurring(Recurrence::every(Recurrence::MIN_INTERVAL), move || {
+            r.fetch_add(1, Ordering::SeqCst)
+        })
+        .unwrap();
+    assert!(eventually(|| handle.runs() >= 3), "runs: {}", handle.runs());
+    handle.cancel();
+    assert!(handle.wait_timeout(SOON));
+    assert_eq!(runs.load(Ordering::SeqCst) as u64, handle.runs());
+}
+
+#[test]
+fn set_interval_refuses_below_one_millisecond_and_keeps_the_old_interval() {
+    let manager = started();
+    let handle = manager.schedule_recurring(Recurrence::every(Duration::from_secs(60)), || ()).unwrap();
+    for interval in [Duration::ZERO, Duration::from_nanos(1), Duration::from_micros(999)] {
+        assert_eq!(handle.set_interval(interval), Err(SubmitError::IntervalTooShort { interval }));
+    }
+    let listed =
+        |m: &taskmanager::TaskManager| m.tasks().iter().find(|t| t.id == handle.id()).unwrap().interval;
+    assert_eq!(listed(&manager), Some(Duration::from_secs(60)), "refused: unchanged");
+    assert_eq!(handle.set_interval(Recurrence::MIN_INTERVAL), Ok(()));
+    assert_eq!(listed(&manager), Some(Recurrence::MIN_INTERVAL));
+    assert!(eventually(|| handle.runs() >= 3), "runs at the new interval: {}", handle.runs());
+    handle.cancel();
+    assert!(handle.wait_timeout(SOON));
 }

@@ -8,7 +8,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ms, started, SOON};
-use taskmanager::{Module, Recurrence, RunningTask, StartError, SubmitError, Task, TaskError, TaskManager};
+use taskmanager::{
+    BatchRunner, Module, Recurrence, RunningTask, ShutdownTimedOut, StartError, SubmitError, Task, TaskError,
+    TaskManager,
+};
 
 fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Box<dyn FnOnce() + Send>) {
     let count = Arc::new(AtomicUsize::new(0));
@@ -28,15 +31,16 @@ fn submissions_after_shutdown_get_a_typed_error() {
     let module = Module::new(&manager, 2).unwrap();
     manager.shutdown();
     assert!(manager.is_shut_down());
-    assert!(matches!(module.add_task(|| ()), Err(SubmitError::ShutDown)));
-    assert!(matches!(manager.add_task(|| ()), Err(SubmitError::ShutDown)));
-    assert!(matches!(module.schedule_task(ms(5), || ()), Err(SubmitError::ShutDown)));
-    assert!(matches!(module.schedule_task(Duration::ZERO, || ()), Err(SubmitError::ShutDown)));
+    let shut = Some(SubmitError::ShutDown);
+    assert_eq!(module.add_task(|| ()).err(), shut);
+    assert_eq!(manager.add_task(|| ()).err(), shut);
+    assert_eq!(module.schedule_task(ms(5), || ()).err(), shut);
+    assert_eq!(module.schedule_task(Duration::ZERO, || ()).err(), shut);
     let recurring = module.schedule_recurring(Recurrence::every(ms(5)).run_now(true), || ());
-    assert!(matches!(recurring, Err(SubmitError::ShutDown)));
-    assert!(matches!(manager.start_thread(), Err(StartError::ShutDown)));
+    assert_eq!(recurring.err(), shut);
+    assert_eq!(manager.start_thread(), Err(StartError::ShutDown));
     let late = Module::new(&manager, 1).unwrap();
-    assert!(matches!(late.add_task(|| ()), Err(SubmitError::ShutDown)));
+    assert_eq!(late.add_task(|| ()).err(), shut);
 }
 
 #[test]
@@ -141,6 +145,13 @@ fn bounded_shutdown_returns_in_time_and_reports_what_was_left() {
     assert_eq!(unnamed.name(), format!("task-{}", unnamed.id()));
     let message = report.to_string();
     assert!(message.contains("stuck-forever") && message.contains(&unnamed.name()), "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "shutdown timed out: 2 task(s) still running ({}); 3 queued task(s) not started were cancelled",
+            report.running.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    );
     for h in behind {
         assert_eq!(h.join(), Err(TaskError::Cancelled));
     }
@@ -148,6 +159,61 @@ fn bounded_shutdown_returns_in_time_and_reports_what_was_left() {
     release_other.send(()).unwrap();
     assert_eq!(blocked.join_timeout(SOON).unwrap(), "finished late", "the running task still reports");
     unnamed.join_timeout(SOON).unwrap();
+}
+
+/// Holds every batch until released: its worker has taken a job but runs
+/// none yet, so nothing counts as running while jobs wait behind it.
+struct Held(Mutex<mpsc::Receiver<()>>, mpsc::Sender<()>);
+
+impl BatchRunner for Held {
+    fn run_batch(&self, batch: &mut dyn FnMut()) {
+        let _ = self.1.send(());
+        let _ = self.0.lock().unwrap().recv_timeout(SOON);
+        batch();
+    }
+}
+
+#[test]
+fn bounded_shutdown_timed_out_by_a_backlog_says_none_was_running() {
+    let (release, gate) = mpsc::channel();
+    let (held_tx, held) = mpsc::channel();
+    let manager =
+        TaskManager::builder().batch_runner(Arc::new(Held(Mutex::new(gate), held_tx))).build().unwrap();
+    manager.start_thread().unwrap();
+    let module = Module::new(&manager, 1).unwrap();
+    let first = module.add_task(|| "first").unwrap();
+    held.recv_timeout(SOON).expect("the worker holds its first job");
+    let behind: Vec<_> = (0..3).map(|_| module.add_task(|| "never").unwrap()).collect();
+    let report = manager.shutdown_timeout(ms(50)).unwrap_err();
+    assert_eq!(report, ShutdownTimedOut { still_running: 0, cancelled: 3, running: vec![] });
+    let message = report.to_string();
+    assert_eq!(message, "shutdown timed out: 3 queued task(s) not started were cancelled; none was running");
+    assert!(!message.contains("still running"), "{message}");
+    for h in behind {
+        assert_eq!(h.join(), Err(TaskError::Cancelled));
+    }
+    release.send(()).unwrap();
+    assert_eq!(first.join_timeout(SOON).unwrap(), "first", "the held job still runs");
+}
+
+#[test]
+fn shutdown_timed_out_messages_say_what_was_left() {
+    let task = |id, name: &str| RunningTask { id, name: name.into() };
+    let report = |still_running, cancelled, running| ShutdownTimedOut { still_running, cancelled, running };
+    assert_eq!(
+        report(2, 0, vec![task(1, "a"), task(2, "b")]).to_string(),
+        "shutdown timed out: 2 task(s) still running (a, b); no queued task was cancelled"
+    );
+    assert_eq!(
+        report(1, 4, vec![task(1, "a")]).to_string(),
+        "shutdown timed out: 1 task(s) still running (a); 4 queued task(s) not started were cancelled"
+    );
+    assert_eq!(
+        report(0, 1, vec![]).to_string(),
+        "shutdown timed out: 1 queued task(s) not started were cancelled; none was running"
+    );
+    let nothing = report(0, 0, vec![]).to_string();
+    assert!(!nothing.contains("0 task(s)") && nothing.contains("threads"), "{nothing}");
 }
 
 #[test]

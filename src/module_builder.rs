@@ -1,0 +1,114 @@
+//! [`ModuleBuilder`]: a [`Module`] with a name, a worker cap and a bounded
+//! queue, set by name rather than by position.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::err::ConfigError;
+use crate::manager::{Shared, TaskManager};
+use crate::module::Module;
+
+/// Settings for a [`Module`]; from [`Module::builder`].
+///
+/// Every setting is optional:
+///
+/// | setting | default |
+/// |---------|---------|
+/// | [`name`](Self::name) | `module-<n>`, numbered per manager (the manager's own module is `default`) |
+/// | [`max_workers`](Self::max_workers) | the cap of the manager's [default module](TaskManager::default_module), [`Builder::default_max_workers`](crate::Builder::default_max_workers): CPUs + 4, at most 32, unless set |
+/// | [`max_queued`](Self::max_queued) | unbounded |
+///
+/// ```
+/// use taskmanager::{ConfigError, Module, SubmitError, TaskManager};
+///
+/// let manager = TaskManager::new();
+/// let poller = Module::builder(&manager).name("poller").max_workers(5).max_queued(100).build()?;
+/// assert_eq!((poller.name(), poller.max_workers()), ("poller", 5));
+///
+/// // Unset, the cap is the manager's default module's.
+/// let plain = Module::builder(&manager).build()?;
+/// assert_eq!(plain.max_workers(), manager.default_module().max_workers());
+///
+/// // Out-of-range settings are refused when building.
+/// assert_eq!(Module::builder(&manager).max_workers(0).build().err(), Some(ConfigError::ZeroMaxWorkers));
+/// assert_eq!(Module::builder(&manager).max_queued(0).build().err(), Some(ConfigError::ZeroQueueCapacity));
+///
+/// // Not started: tasks wait in the queue, and the 101st is refused.
+/// for _ in 0..100 {
+///     poller.add_task(|| ())?;
+/// }
+/// assert_eq!(poller.add_task(|| ()).err(), Some(SubmitError::QueueFull { capacity: 100 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ModuleBuilder {
+    manager: Arc<Shared>,
+    name: Option<Arc<str>>,
+    max_workers: usize,
+    /// `usize::MAX`: unbounded.
+    max_queued: usize,
+}
+
+impl ModuleBuilder {
+    pub(crate) fn new(manager: &TaskManager) -> Self {
+        ModuleBuilder {
+            manager: Arc::clone(manager.shared()),
+            name: None,
+            max_workers: manager.default_module().max_workers(),
+            max_queued: usize::MAX,
+        }
+    }
+
+    /// The module's name in listings ([`TaskManager::tasks`],
+    /// [`Module::name`], events). Names need not be unique.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The most tasks the module runs at once, each on a thread of its own
+    /// (the spec's `max_workers`). Must be at least 1.
+    pub fn max_workers(mut self, max_workers: usize) -> Self {
+        self.max_workers = max_workers;
+        self
+    }
+
+    /// Bounds the module's queue, as Python's `max_queued=`: once
+    /// `max_queued` tasks wait in it, [`add_task`](Module::add_task) (and a
+    /// zero-delay or `run_now` submission) returns
+    /// [`SubmitError::QueueFull`](crate::SubmitError::QueueFull) instead of
+    /// letting the queue grow without bound. Must be at least 1.
+    ///
+    /// Tasks already accepted are never refused: a scheduled task that
+    /// comes due, or a recurring task's next run, joins the queue even when
+    /// it is full (they were accepted when scheduled), so the queue can
+    /// briefly hold more than `max_queued`.
+    pub fn max_queued(mut self, max_queued: usize) -> Self {
+        self.max_queued = max_queued;
+        self
+    }
+
+    /// Makes the module.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0;
+    /// [`ConfigError::ZeroQueueCapacity`] if `max_queued` is 0.
+    pub fn build(self) -> Result<Module, ConfigError> {
+        if self.max_queued == 0 {
+            return Err(ConfigError::ZeroQueueCapacity);
+        }
+        Module::with_shared(&self.manager, self.max_workers, self.max_queued, self.name)
+    }
+}
+
+impl fmt::Debug for ModuleBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max_queued = (self.max_queued != usize::MAX).then_some(self.max_queued);
+        f.debug_struct("ModuleBuilder")
+            .field("name", &self.name)
+            .field("max_workers", &self.max_workers)
+            .field("max_queued", &max_queued)
+            .finish()
+    }
+}
