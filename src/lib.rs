@@ -88,6 +88,10 @@
 //! | dropping a handle before its task runs | nothing: the task still runs (a recurring one until shutdown); dropping never cancels |
 //! | submitting (from anywhere, a callback included) once shutdown began | [`SubmitError::ShutDown`]; the task is not accepted |
 //! | submitting while shutdown begins | either accepted (and then it runs, or its handle says cancelled) or refused with `ShutDown`: never accepted and lost |
+//! | dropping the manager after [`shutdown_timeout`](TaskManager::shutdown_timeout) returned `Err` | returns at once: the tasks it reported still running are logged and left to finish in the background (their handles report them); the drop never waits for them |
+//! | `shutdown_timeout` inside a task | waits for every other task and thread; `Err` if any still runs at the deadline (the caller is not listed); `Ok` once only the caller is left |
+//! | a worker thread cannot be started | an immediate task with no worker at all: [`SubmitError::Spawn`]; accepted work waits queued and the start is retried with backoff (see [`Builder::spawn_handler`]) |
+//! | anything on a manager started before `fork()`, in the child | after [`after_fork_in_child`]: submissions fail with [`SubmitError::Forked`], shutdown and drop return at once |
 //!
 //! The concurrency protocol is written down in `src/PROTOCOL.md`.
 #![forbid(unsafe_code)]
