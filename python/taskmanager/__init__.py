@@ -25,8 +25,21 @@ import threading
 import time
 import weakref
 from concurrent.futures import _base
-from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    FrozenSet,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    SupportsFloat,
+    SupportsIndex,
+    Tuple,
+    Union,
+)
 
+from . import _lifetime
 from ._taskmanager import ManagerCore, ModuleCore, QueueFull, RecurringCore, TaskCore
 
 __all__ = [
@@ -149,7 +162,9 @@ class TaskHandle(concurrent.futures.Future[Any]):
 
     def cancel(self) -> bool:
         core = self._core
-        if core is not None and core.cancel():
+        # The core marks the handle cancelled (state CANCELLED_AND_NOTIFIED,
+        # waiters woken, done-callbacks run), as for every cancellation.
+        if core is not None and core.cancel(self):
             return True
         return self.cancelled()
 
@@ -184,16 +199,19 @@ class RecurringHandle(TaskHandle):
 
     def cancel(self) -> bool:
         core = self._core
-        if core is not None and core.cancel():
-            # A run may still be finishing; no new one starts.
-            concurrent.futures.Future.cancel(self)
+        # The handle is cancelled at once (waiters woken, done-callbacks
+        # run), though a run may still be finishing; no new one starts.
+        if core is not None and core.cancel(self):
             return True
         return self.cancelled()
 
-    def set_interval(self, seconds: float) -> None:
+    def set_interval(self, seconds: Union[SupportsFloat, SupportsIndex]) -> None:
         """Changes the interval at once: the next run moves to one new
         interval after the previous tick (or to now, if that has passed),
-        and the grid goes on from there. A run in progress keeps its time."""
+        and the grid goes on from there. A run in progress keeps its time.
+
+        ``seconds`` is a real number, at least 0.001 (1 ms, the shortest
+        interval a recurring task may have)."""
         if self._core is not None:
             self._core.set_interval(seconds)
 
@@ -337,18 +355,30 @@ class Stats:
 
 
 class ShutdownTimedOut(TimeoutError):
-    """``shutdown(timeout=...)`` ran out of time with tasks still running.
+    """``shutdown(timeout=...)`` ran out of time: tasks were still running,
+    or queued tasks had not started (or both).
 
-    ``running`` lists them as ``(id, name)`` pairs (match ``id`` against a
-    handle's ``id``); ``cancelled`` counts the queued tasks cancelled then.
+    ``running`` lists the running ones as ``(id, name)`` pairs (match ``id``
+    against a handle's ``id``); ``cancelled`` counts the queued tasks
+    cancelled then. The message says which was left, e.g.
+    ``shutdown timed out: 2 task(s) still running (a, b); no queued task was
+    cancelled`` or ``shutdown timed out: 3 queued task(s) not started were
+    cancelled; none was running``.
     """
 
     def __init__(self, running: List[Tuple[int, str]], cancelled: int) -> None:
-        names = ", ".join(name for _, name in running)
-        super().__init__(
-            f"shutdown timed out with {len(running)} task(s) still running ({names}); "
-            f"{cancelled} queued task(s) cancelled"
-        )
+        if cancelled:
+            left_queued = f"{cancelled} queued task(s) not started were cancelled"
+        else:
+            left_queued = "no queued task was cancelled"
+        if running:
+            names = ", ".join(name for _, name in running)
+            message = f"{len(running)} task(s) still running ({names}); {left_queued}"
+        elif cancelled:
+            message = f"{left_queued}; none was running"
+        else:
+            message = "no task was running or queued; the manager's threads had not all exited"
+        super().__init__(f"shutdown timed out: {message}")
         self.running = running
         self.cancelled = cancelled
 
@@ -425,18 +455,25 @@ class Module:
     ) -> TaskHandle:
         """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
         callback then receives its return value. ``name`` names the task in
-        reports (default: the method's ``__qualname__``)."""
+        reports (default: the method's ``__qualname__``).
+
+        ``method`` (and each callback) may be an ``async def`` function: the
+        coroutine it returns is run to completion on the worker, on an
+        asyncio event loop the worker thread keeps for its tasks, and its
+        value is the task's result. Pass the function, not a coroutine
+        object (``add_task(f)``, not ``add_task(f())``): that is a
+        TypeError."""
         return self._tm_core.add_task(method, args, kwargs, callback, name)
 
     def schedule_task(
         self,
         method: Callable[..., Any],
-        delay: float,
+        delay: Union[SupportsFloat, SupportsIndex],
         args: Optional[Sequence[Any]] = None,
         kwargs: Optional[Mapping[str, Any]] = None,
         callback: Callbacks = None,
-        reoccurring: bool = False,
-        run_now: bool = False,
+        reoccurring: Optional[bool] = None,
+        run_now: Optional[bool] = None,
         *,
         recurring: Optional[bool] = None,
         name: Optional[str] = None,
@@ -445,9 +482,16 @@ class Module:
         every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
         are skipped, never bursted); with ``run_now``, also at once.
 
-        A one-shot task with ``run_now=True`` runs once, now (the spec's "only
-        execute once"). Returns a :class:`RecurringHandle` for recurring
-        tasks.
+        ``delay`` is a real number of seconds (int, float, ``Decimal``,
+        ``Fraction``, numpy scalars; not bool): from 0 for a one-shot task,
+        at least 0.001 (1 ms) for a reoccurring one. ``recurring`` is an
+        alias of ``reoccurring``; given both, they must agree (None, the
+        default, means not given). A one-shot task with ``run_now=True``
+        runs once, now (the spec's "only execute once"). Returns a
+        :class:`RecurringHandle` for recurring tasks.
+
+        ``method`` and callbacks may be ``async def`` functions, as in
+        :meth:`add_task`; each run of a recurring one runs its coroutine.
         """
         return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
 
@@ -472,8 +516,12 @@ class TaskManager:
     default ``min(32, os.cpu_count() + 4)``, as ThreadPoolExecutor).
 
     A started manager keeps the interpreter alive while it has work (like a
-    non-daemon thread) until :meth:`shutdown`; Ctrl-C then stops it.
-    ``start_thread(daemon=True)`` opts out.
+    non-daemon thread) until :meth:`shutdown`; Ctrl-C then stops it, and the
+    process ends with SIGINT's status. ``start_thread(daemon=True)`` opts
+    out: at exit, its queued tasks are cancelled and its running ones get
+    ``taskmanager._lifetime.EXIT_TIMEOUT`` (1 s) before they are abandoned.
+    After ``os.fork()``, a manager started in the parent refuses work in the
+    child (``RuntimeError``); create one in the child.
     """
 
     def __init__(self, max_workers: Optional[int] = None, listener: Optional[Callable[[Event], Any]] = None) -> None:
@@ -491,28 +539,36 @@ class TaskManager:
         self._default = self._core.default_module()
         self._started = False
         self._daemon = False
-        _managers.add(self)
+        self._pid: Optional[int] = None  # the process that started it
+        _lifetime.register(self)
 
     def start_thread(self, daemon: bool = False) -> None:
         """Starts running tasks in the background. Tasks added before wait
         until now. Calling it again is harmless."""
         daemon = _check_bool(daemon, "daemon")
         if self._started:
+            if _lifetime.inherited(self):
+                raise RuntimeError(
+                    f"this TaskManager was started in process {self._pid}, the parent of this forked "
+                    "process, and its threads do not exist here; create a new TaskManager in the child"
+                )
             return
         self._core.start()
         self._daemon = daemon
         self._started = True
+        self._pid = os.getpid()
 
     def add_task(self, task: Mapping[str, Any]) -> TaskHandle:
         """Queues a task given as a dict with the spec's keys: ``method``
-        (required), ``args``, ``kwargs``, ``callback``."""
+        (required), ``args``, ``kwargs``, ``callback``; as
+        :meth:`Module.add_task` (``async def`` methods included)."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
         return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), t.get("name"))
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
         """Schedules a task given as a dict with the spec's keys: ``method``
         and ``delay`` (required), ``args``, ``kwargs``, ``callback``,
-        ``reoccurring``, ``run_now``."""
+        ``reoccurring``, ``run_now``; as :meth:`Module.schedule_task`."""
         t = _check_task_dict(task, _SCHEDULE_KEYS, "schedule_task")
         if "delay" not in t:
             raise ValueError("schedule_task() task is missing the required key 'delay'")
@@ -522,8 +578,8 @@ class TaskManager:
             t.get("args"),
             t.get("kwargs"),
             t.get("callback"),
-            t.get("reoccurring", False),
-            t.get("run_now", False),
+            t.get("reoccurring"),
+            t.get("run_now"),
             t.get("recurring"),
             t.get("name"),
         )
@@ -581,35 +637,3 @@ class TaskManager:
             f"running={s.running} queued={s.queued} timers={s.pending_timers} completed={s.completed} "
             f"failed={s.failed}>"
         )
-
-
-# ---------------------------------------------------------------------------
-# Process lifetime.
-
-_managers: "weakref.WeakSet[TaskManager]" = weakref.WeakSet()
-
-
-def _at_exit() -> None:
-    """Runs as the interpreter begins to exit, before it joins non-daemon
-    threads: waits while non-daemon managers have work, then shuts every
-    manager down, so no worker runs Python code after finalization begins.
-    Ctrl-C ends the wait quietly and cancels what has not started."""
-    managers = list(_managers)
-    interrupted = False
-    try:
-        for manager in managers:
-            if manager._started and not manager._daemon:
-                while not manager._core.wait_idle(0.1):
-                    pass
-    except KeyboardInterrupt:
-        interrupted = True
-    for manager in managers:
-        cancel = interrupted or manager._daemon or not manager._started
-        try:
-            manager._core.begin_shutdown(cancel)
-            manager._core.await_termination(1.0 if cancel else 30.0)
-        except KeyboardInterrupt:
-            pass
-
-
-threading._register_atexit(_at_exit)  # type: ignore[attr-defined]

@@ -1,10 +1,24 @@
 """Type stubs for the native half of the package (checked by mypy.stubtest)."""
 
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple, Union, final
+from typing import Any, Callable, List, Mapping, Optional, Sequence, SupportsFloat, SupportsIndex, Tuple, Union, final
 
-__all__ = ["ManagerCore", "ModuleCore", "QueueFull", "RecurringCore", "TaskCore"]
+__all__ = [
+    "ManagerCore",
+    "ModuleCore",
+    "QueueFull",
+    "RecurringCore",
+    "TaskCore",
+    "_after_fork_in_child",
+    "_exit_with_sigint_at_end",
+    "_finalizing",
+]
 
 class QueueFull(RuntimeError): ...
+
+# Process lifetime (lifetime.rs, used by _lifetime.py).
+def _finalizing() -> None: ...
+def _after_fork_in_child() -> None: ...
+def _exit_with_sigint_at_end() -> None: ...
 
 @final
 class ManagerCore:
@@ -40,7 +54,7 @@ class ModuleCore:
     def schedule_task(
         self,
         method: Callable[..., Any],
-        delay: float,
+        delay: Union[SupportsFloat, SupportsIndex],
         args: Optional[Sequence[Any]] = None,
         kwargs: Optional[Mapping[str, Any]] = None,
         callback: Union[None, Callable[[Any], Any], Sequence[Callable[[Any], Any]]] = None,
@@ -55,7 +69,7 @@ class ModuleCore:
 
 @final
 class TaskCore:
-    def cancel(self) -> bool: ...
+    def cancel(self, handle: Any) -> bool: ...
     @property
     def id(self) -> int: ...
     @property
@@ -63,12 +77,12 @@ class TaskCore:
 
 @final
 class RecurringCore:
-    def cancel(self) -> bool: ...
+    def cancel(self, handle: Any) -> bool: ...
     @property
     def id(self) -> int: ...
     @property
     def name(self) -> str: ...
-    def set_interval(self, seconds: float) -> None: ...
+    def set_interval(self, seconds: Union[SupportsFloat, SupportsIndex]) -> None: ...
     def pause(self) -> bool: ...
     def resume(self) -> bool: ...
     @property

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import re
 import traceback
 
 import pytest
@@ -221,13 +222,25 @@ def test_zero_delay_recurring_alias(ctx):
         ctx["manager"].schedule_task({"method": print, "delay": 0, "recurring": True})
 
 
+MIN_INTERVAL_RULE = r"delay must be at least 0\.001 seconds for a reoccurring task \(it is the interval between runs\)"
+
+
 @pytest.mark.parametrize("form", SCHED_FORMS)
-@pytest.mark.parametrize("delay", [1e-10, 5e-324])
-def test_recurring_delay_below_clock_resolution(ctx, form, delay):
-    """A reoccurring delay only has to be > 0: one too small for the clock
-    (under half a nanosecond) runs at the shortest interval instead of
-    being refused as zero."""
-    h = form(ctx, method=lambda: None, delay=delay, reoccurring=True)
+@pytest.mark.parametrize("delay", [1e-12, 1e-10, 5e-324, 0.0009999, -1, -(10**400)], ids=lambda d: repr(d)[:12])
+def test_recurring_delay_below_min_interval(ctx, form, delay):
+    """A reoccurring delay is the interval between runs: below 1 ms (the
+    core's Recurrence::MIN_INTERVAL) it is refused with that rule, negative
+    ones included, and a one-shot delay of 0 stays fine."""
+    with pytest.raises(ValueError, match=MIN_INTERVAL_RULE + rf", got {re.escape(repr(delay))}$"):
+        form(ctx, method=lambda: None, delay=delay, reoccurring=True)
+    with pytest.raises(ValueError, match=MIN_INTERVAL_RULE):
+        form(ctx, method=lambda: None, delay=delay, recurring=True, run_now=True)
+    assert form(ctx, method=lambda: "once", delay=0).result(SOON) == "once"
+
+
+@pytest.mark.parametrize("form", SCHED_FORMS)
+def test_recurring_delay_at_min_interval(ctx, form):
+    h = form(ctx, method=lambda: None, delay=0.001, reoccurring=True)
     assert type(h).__name__ == "RecurringHandle"
     assert wait_until(lambda: h.runs >= 2)
     assert h.cancel() and h.cancelled()
@@ -256,11 +269,34 @@ def test_none_flags_mean_the_default_in_the_keyword_form_too(ctx):
     assert handle.result(timeout=5) == "once"
 
 
-def test_conflicting_recurring_alias(ctx):
-    with pytest.raises(ValueError, match="recurring"):
-        ctx["module"].schedule_task(print, 1, reoccurring=True, recurring=False)
-    with pytest.raises(ValueError, match="recurring"):
-        ctx["manager"].schedule_task({"method": print, "delay": 1, "reoccurring": True, "recurring": False})
+@pytest.mark.parametrize("spec, alias", [(True, False), (False, True)])
+def test_conflicting_recurring_alias(ctx, spec, alias):
+    """An explicit reoccurring=False and recurring=True disagree as much as
+    the reverse: either way a ValueError, nothing scheduled."""
+    message = rf"reoccurring={spec} and recurring={alias} disagree"
+    with pytest.raises(ValueError, match=message):
+        ctx["module"].schedule_task(print, 1, reoccurring=spec, recurring=alias)
+    with pytest.raises(ValueError, match=message):
+        ctx["manager"].schedule_task({"method": print, "delay": 1, "reoccurring": spec, "recurring": alias})
+    assert "outstanding=0" in repr(ctx["manager"])
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_agreeing_or_single_recurring_flags(ctx, flag):
+    """Given once, or twice alike, the flag decides; None is not given."""
+    kinds = {True: "RecurringHandle", False: "TaskHandle"}
+    calls = [
+        lambda: ctx["module"].schedule_task(print, 30, reoccurring=flag, recurring=flag),
+        lambda: ctx["module"].schedule_task(print, 30, recurring=flag),
+        lambda: ctx["module"].schedule_task(print, 30, reoccurring=flag, recurring=None),
+        lambda: ctx["module"].schedule_task(print, 30, reoccurring=None, recurring=flag),
+        lambda: ctx["manager"].schedule_task({"method": print, "delay": 30, "recurring": flag}),
+        lambda: ctx["manager"].schedule_task({"method": print, "delay": 30, "reoccurring": flag, "recurring": flag}),
+    ]
+    for call in calls:
+        h = call()
+        assert type(h).__name__ == kinds[flag]
+        assert h.cancel()
 
 
 class Unprintable:

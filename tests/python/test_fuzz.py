@@ -26,6 +26,8 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -36,6 +38,7 @@ from taskmanager import Module, RecurringHandle, TaskHandle, TaskManager
 from _util import SOON, wait_until
 
 MAX_DELAY = 500 * 365 * 24 * 3600  # checks.rs: MAX_DELAY
+MIN_INTERVAL = 0.001  # schedule.rs: Recurrence::MIN_INTERVAL, a reoccurring delay's least
 MAX_WORKERS = 2**31 - 1  # __init__.py: _MAX_WORKERS
 SHORT = 0.05  # a one-shot task due this soon is waited for
 LONG = 5.0  # a one-shot task due this late must still be cancellable
@@ -237,6 +240,8 @@ atoms = st.one_of(
     st.floats(),
     st.sampled_from(EDGE_FLOATS),
     st.floats(allow_nan=False).map(Seconds),
+    st.decimals(),
+    st.fractions(),
     st.text(max_size=8),
     st.binary(max_size=8),
     st.complex_numbers(max_magnitude=10),
@@ -306,8 +311,24 @@ ARGUMENTS = {
             st.floats(0, SHORT).map(Seconds),
             st.integers(0, 0).map(Count),
             st.sampled_from([-0.0, 5e-324, 1e-10, 1e-9, float(MAX_DELAY), int(MAX_DELAY)]),
+            # Around the least interval of a reoccurring task.
+            st.sampled_from([MIN_INTERVAL, math.nextafter(MIN_INTERVAL, 0), Decimal("0.001"), Fraction(1, 1000)]),
+            # Other real numbers.
+            st.decimals(0, Decimal(str(SHORT)), places=4),
+            st.fractions(0, SHORT),
+            st.integers(int(LONG), int(MAX_DELAY)).map(Decimal),
         ),
-        st.one_of(st.sampled_from(EDGE_FLOATS + EDGE_INTS), st.floats(), st.integers(), values, st.just(MISSING)),
+        st.one_of(
+            st.sampled_from(EDGE_FLOATS + EDGE_INTS),
+            st.floats(),
+            st.integers(),
+            st.decimals(),
+            st.fractions(),
+            st.integers().map(Decimal),
+            st.sampled_from([Decimal("-1e-400"), Decimal("1e400"), Fraction(-1, 10**400), Fraction(10**400)]),
+            values,
+            st.just(MISSING),
+        ),
     ),
     "reoccurring": (maybe(st.one_of(st.none(), st.booleans())), values),
     "run_now": (maybe(st.one_of(st.none(), st.booleans())), values),
@@ -397,20 +418,32 @@ def call_faults(method, args, kwargs, callback):
     return faults
 
 
-def delay_faults(delay):
-    """A number of seconds, int or float but not bool, finite, from 0 to
-    about 500 years. A bad value's error says which rule it broke."""
-    if delay is MISSING or isinstance(delay, bool) or not isinstance(delay, (int, float)):
-        return [Fault("delay", TypeError)]
+def _as_float(delay):
+    """A real number's float, as the binding reads it: an int, Decimal or
+    Fraction beyond any bound is an infinity of its sign."""
+    beyond = math.inf if delay > 0 else -math.inf
     if isinstance(delay, int):
-        seconds = math.inf if delay > 0 else -math.inf  # beyond any bound unless it fits
-        if abs(delay) <= 2 * MAX_DELAY:
-            seconds = float(delay)
-    else:
-        seconds = float(delay)
-        if not math.isfinite(seconds):
-            return [Fault("delay", ValueError, r"\bdelay\b.*\bfinite\b")]
-    if seconds < 0:
+        return float(delay) if abs(delay) <= 2 * MAX_DELAY else beyond
+    try:
+        return float(delay)
+    except OverflowError:  # a huge Fraction
+        return beyond
+
+
+def delay_faults(delay, repeat=False):
+    """A real number of seconds (int, float, Decimal or Fraction, but not
+    bool), finite, at most about 500 years, and from 0 for a one-shot task
+    or from MIN_INTERVAL for a reoccurring one (the interval between runs).
+    A bad value's error says which rule it broke."""
+    if delay is MISSING or isinstance(delay, bool) or not isinstance(delay, (int, float, Decimal, Fraction)):
+        return [Fault("delay", TypeError)]
+    if isinstance(delay, float) and not math.isfinite(delay) or isinstance(delay, Decimal) and not delay.is_finite():
+        return [Fault("delay", ValueError, r"\bdelay\b.*\bfinite\b")]
+    seconds = _as_float(delay)
+    negative = seconds < 0 or delay < 0  # -0.0 is 0; Fraction(-1, 10**400) is not
+    if repeat and (negative or seconds < MIN_INTERVAL):
+        return [Fault("delay", ValueError, r"\bdelay\b.*at least 0\.001 seconds for a reoccurring task")]
+    if negative:
         return [Fault("delay", ValueError, r"\bdelay\b.*>= 0")]
     if seconds > MAX_DELAY:
         return [Fault("delay", ValueError, r"\bdelay\b.*at most")]
@@ -424,19 +457,16 @@ def flag_faults(value, name):
 
 def schedule_faults(method, delay, args, kwargs, callback, reoccurring, run_now, recurring):
     """The faults of a schedule_task call, and whether it recurs."""
-    faults = call_faults(method, args, kwargs, callback) + delay_faults(delay) + flag_faults(run_now, "run_now")
+    faults = call_faults(method, args, kwargs, callback) + flag_faults(run_now, "run_now")
     recurs = flag_faults(reoccurring, "reoccurring") + flag_faults(recurring, "recurring")
-    faults += recurs
-    if recurs:  # whether it recurs is unknown
-        return faults, False
-    repeat = reoccurring is True
-    if isinstance(recurring, bool):  # the alias, where given, decides
-        if repeat and not recurring:
-            faults.append(Fault("recurring", ValueError))
-        repeat = recurring
-    if repeat and not delay_faults(delay) and float(delay) == 0:
-        faults.append(Fault("delay", ValueError, r"\bdelay\b.*> 0"))  # the interval between runs
-    return faults, repeat
+    spec = reoccurring if isinstance(reoccurring, bool) else None
+    alias = recurring if isinstance(recurring, bool) else None  # None or left out: not given
+    if spec is not None and alias is not None and spec != alias:
+        recurs.append(Fault("recurring", ValueError, rf"\breoccurring={spec} and recurring={alias} disagree"))
+    if recurs:  # whether it recurs is unknown: the delay may break either rule
+        return faults + recurs + delay_faults(delay, False) + delay_faults(delay, True), False
+    repeat = spec if spec is not None else alias is True
+    return faults + delay_faults(delay, repeat), repeat
 
 
 ADD_KEYS = {"method", "args", "kwargs", "callback", "name"}

@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import re
 import threading
 import time
 
@@ -344,10 +345,13 @@ def test_set_interval_changes_a_recurring_task_at_once(module):
     assert wait_until(lambda: h.runs >= 3)
     (info,) = [t for t in module.task_manager.get_tasks() if t.id == h.id]
     assert info.interval == 0.01
-    with pytest.raises(ValueError, match="seconds must be > 0"):
-        h.set_interval(0)
-    with pytest.raises(ValueError, match="seconds must be >= 0"):
-        h.set_interval(-1)
+    # One rule, stated whatever the value broke it with: at least 1 ms.
+    for short in (0, -1, 0.0009, 1e-12, -(10**400)):
+        rule = rf"seconds must be at least 0\.001 seconds .*, got {re.escape(repr(short))}$"
+        with pytest.raises(ValueError, match=rule):
+            h.set_interval(short)
+    h.set_interval(0.001)
+    h.set_interval(0.01)
     with pytest.raises(TypeError, match="seconds must be a number"):
         h.set_interval("1")
     h.cancel()

@@ -281,9 +281,33 @@ def test_shutdown_timeout_names_the_tasks_still_running(fresh):
     stuck_name = "test_shutdown_timeout_names_the_tasks_still_running.<locals>.stuck_forever"
     assert sorted(err.running) == sorted([(stuck.id, stuck_name), (named.id, "poller")])
     assert err.cancelled == 3 and "poller" in str(err) and "stuck_forever" in str(err)
+    assert str(err).startswith("shutdown timed out: 2 task(s) still running ("), str(err)
+    assert str(err).endswith("); 3 queued task(s) not started were cancelled"), str(err)
     assert all(h.cancelled() for h in behind)
     release.set()
     assert stuck.result(SOON) == "finished late"
+
+
+@pytest.mark.parametrize(
+    "running, cancelled, message",
+    [
+        (
+            [(1, "a"), (2, "b")],
+            0,
+            "shutdown timed out: 2 task(s) still running (a, b); no queued task was cancelled",
+        ),
+        ([(1, "a")], 4, "shutdown timed out: 1 task(s) still running (a); 4 queued task(s) not started were cancelled"),
+        # A queued backlog alone: no misleading "0 task(s) still running".
+        ([], 3, "shutdown timed out: 3 queued task(s) not started were cancelled; none was running"),
+        ([], 0, "shutdown timed out: no task was running or queued; the manager's threads had not all exited"),
+    ],
+)
+def test_shutdown_timed_out_says_what_was_left(running, cancelled, message):
+    err = taskmanager.ShutdownTimedOut(running, cancelled)
+    assert str(err) == message
+    assert "0 task(s)" not in str(err)
+    assert (err.running, err.cancelled) == (running, cancelled)
+    assert isinstance(err, TimeoutError)
 
 
 @pytest.mark.parametrize("bad, exc", [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)])

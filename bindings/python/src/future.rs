@@ -13,14 +13,19 @@
 //! condition does not exist yet, in which case nobody waits or has a
 //! callback, the state is set directly, and whoever comes later makes the
 //! condition and then sees the new state; or it exists, in which case the
-//! state changes through Future's own methods, under the condition, with
+//! state changes under the condition, through Future's own methods (a
+//! cancellation through [`cancel`], which does what they would), with
 //! waiters woken and callbacks run as usual. (This relies on the GIL: a
 //! free-threaded build would need the condition always.)
+//!
+//! A cancelled handle ends `CANCELLED_AND_NOTIFIED`, never plain
+//! `CANCELLED`: `concurrent.futures.wait` and `as_completed` count only the
+//! former as done.
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
+use pyo3::types::{PyTuple, PyType};
 
 /// What this module needs from Python, looked up once.
 struct Api {
@@ -28,11 +33,13 @@ struct Api {
     recurring_handle: Py<PyType>,
     pending: Py<PyAny>,
     running: Py<PyAny>,
+    cancelled: Py<PyAny>,
+    cancelled_and_notified: Py<PyAny>,
     finished: Py<PyAny>,
     set_running_or_notify_cancel: Py<PyAny>,
     set_result: Py<PyAny>,
     set_exception: Py<PyAny>,
-    cancel: Py<PyAny>,
+    invoke_callbacks: Py<PyAny>,
 }
 
 static API: PyOnceLock<Api> = PyOnceLock::new();
@@ -47,13 +54,15 @@ fn api(py: Python<'_>) -> PyResult<&Api> {
             recurring_handle: package.getattr("RecurringHandle")?.cast_into::<PyType>()?.unbind(),
             pending: base.getattr("PENDING")?.unbind(),
             running: base.getattr("RUNNING")?.unbind(),
+            cancelled: base.getattr("CANCELLED")?.unbind(),
+            cancelled_and_notified: base.getattr("CANCELLED_AND_NOTIFIED")?.unbind(),
             finished: base.getattr("FINISHED")?.unbind(),
             // Called unbound: `TaskHandle.cancel` asks the core, and must
             // not be re-entered from the core's own cancellation.
             set_running_or_notify_cancel: future.getattr("set_running_or_notify_cancel")?.unbind(),
             set_result: future.getattr("set_result")?.unbind(),
             set_exception: future.getattr("set_exception")?.unbind(),
-            cancel: future.getattr("cancel")?.unbind(),
+            invoke_callbacks: future.getattr("_invoke_callbacks")?.unbind(),
         })
     })
 }
@@ -70,16 +79,21 @@ fn watched(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(!future.getattr(intern!(future.py(), "_cond"))?.is_none())
 }
 
-/// Marks the handle running; false if it was cancelled instead.
+/// Marks the handle running; false if it was cancelled instead (and then
+/// makes sure the cancellation was reported).
 pub(crate) fn set_running(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = future.py();
     let api = api(py)?;
-    if watched(future)? {
-        return api.set_running_or_notify_cancel.bind(py).call1((future,))?.is_truthy();
-    }
     let state = intern!(py, "_state");
     if !future.getattr(state)?.eq(api.pending.bind(py))? {
+        // Only a cancellation leaves a handle whose task starts: report it
+        // if nobody has (a no-op if it is reported already).
+        cancel(future)?;
         return Ok(false);
+    }
+    if watched(future)? {
+        let args = PyTuple::new(py, [future])?;
+        return crate::lifetime::call(api.set_running_or_notify_cancel.bind(py), &args, None)?.is_truthy();
     }
     future.setattr(state, api.running.bind(py))?;
     Ok(true)
@@ -93,10 +107,13 @@ pub(crate) fn settle(
     let py = future.py();
     let api = api(py)?;
     if watched(future)? {
-        match outcome {
-            Ok(value) => api.set_result.bind(py).call1((future, value))?,
-            Err(exception) => api.set_exception.bind(py).call1((future, exception))?,
+        // These run the handle's done-callbacks: user code.
+        let (set, outcome) = match outcome {
+            Ok(value) => (api.set_result.bind(py), value.into_bound(py)),
+            Err(exception) => (api.set_exception.bind(py), exception),
         };
+        let args = PyTuple::new(py, [future.clone(), outcome])?;
+        crate::lifetime::call(set, &args, None)?;
         return Ok(());
     }
     match outcome {
@@ -106,8 +123,62 @@ pub(crate) fn settle(
     future.setattr(intern!(py, "_state"), api.finished.bind(py))
 }
 
-/// Marks a handle cancelled, waking waiters and running its callbacks.
+/// Marks a handle cancelled, as `Future.cancel()` followed by
+/// `set_running_or_notify_cancel()` would, in one step: the state becomes
+/// `CANCELLED_AND_NOTIFIED` (what `concurrent.futures.wait` and
+/// `as_completed` count as done), waiters are told and woken, then the
+/// done-callbacks run. Every cancellation goes through here: a user's
+/// cancel, shutdown's, `cancel_pending`, and the core's when it drops a task
+/// unrun.
+///
+/// Idempotent: a recurring handle is cancelled by `RecurringHandle.cancel`
+/// at once and again by the core when a run in progress ends. A handle
+/// already notified or finished is left alone; one left `CANCELLED` by a
+/// plain `Future.cancel` call is notified, its callbacks having run then.
 pub(crate) fn cancel(future: &Bound<'_, PyAny>) -> PyResult<()> {
-    api(future.py())?.cancel.bind(future.py()).call1((future,))?;
+    let py = future.py();
+    let api = api(py)?;
+    let state = intern!(py, "_state");
+    if !watched(future)? {
+        // Nobody waits and there are no callbacks (see the module docs):
+        // no Python code runs between reading the state and setting it.
+        let now = future.getattr(state)?;
+        if now.eq(api.pending.bind(py))? || now.eq(api.cancelled.bind(py))? {
+            future.setattr(state, api.cancelled_and_notified.bind(py))?;
+        }
+        return Ok(());
+    }
+    let condition = future.getattr(intern!(py, "_condition"))?;
+    let acquire = condition.getattr(intern!(py, "acquire"))?;
+    crate::lifetime::call(&acquire, &PyTuple::empty(py), None)?;
+    let notified = notify_cancelled(future, &condition, api);
+    let released = condition.call_method0(intern!(py, "release"));
+    let run_callbacks = notified?;
+    released?;
+    if run_callbacks {
+        // After the lock is let go, as `Future` does: each callback's
+        // exception is logged by `concurrent.futures`, not raised.
+        crate::lifetime::call(api.invoke_callbacks.bind(py), &PyTuple::new(py, [future])?, None)?;
+    }
     Ok(())
+}
+
+/// `cancel`'s part under the handle's condition: true if the callbacks are
+/// still to run.
+fn notify_cancelled(future: &Bound<'_, PyAny>, condition: &Bound<'_, PyAny>, api: &Api) -> PyResult<bool> {
+    let py = future.py();
+    let now = future.getattr(intern!(py, "_state"))?;
+    let run_callbacks = if now.eq(api.pending.bind(py))? {
+        true
+    } else if now.eq(api.cancelled.bind(py))? {
+        false
+    } else {
+        return Ok(false);
+    };
+    future.setattr(intern!(py, "_state"), api.cancelled_and_notified.bind(py))?;
+    for waiter in future.getattr(intern!(py, "_waiters"))?.try_iter()? {
+        waiter?.call_method1(intern!(py, "add_cancelled"), (future,))?;
+    }
+    condition.call_method0(intern!(py, "notify_all"))?;
+    Ok(run_callbacks)
 }

@@ -16,8 +16,10 @@
 //! - A `Ticket` counts every accepted task until it ends, so the package
 //!   can keep the interpreter alive while work remains.
 
+mod aio;
 mod checks;
 mod future;
+mod lifetime;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -66,7 +68,8 @@ fn log_failure(py: Python<'_>, what: &str, callable: &Bound<'_, PyAny>, err: &Py
     let logged = logger(py).and_then(|log| {
         let kwargs = PyDict::new(py);
         kwargs.set_item("exc_info", exception(py, err))?;
-        log.call_method("error", (format!("{what} %r raised an exception"), callable), Some(&kwargs))
+        let args = (format!("{what} %r raised an exception"), callable).into_pyobject(py)?;
+        lifetime::call(&log.getattr(intern!(py, "error"))?, &args, Some(&kwargs))
     });
     if let Err(e) = logged {
         e.write_unraisable(py, Some(callable));
@@ -161,16 +164,18 @@ impl PyTask {
         outcome
     }
 
+    /// A coroutine returned (by an `async def` method or callback) is run to
+    /// completion here first: its value is the value (see `aio`).
     fn call_inner(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
         let method = parts.method.bind(py);
-        let value =
-            method.call(parts.args.bind(py), parts.kwargs.as_ref().map(|k| k.bind(py))).inspect_err(|e| {
-                log_failure(py, "task", method, e);
-            })?;
+        let value = lifetime::call(method, parts.args.bind(py), parts.kwargs.as_ref().map(|k| k.bind(py)))
+            .and_then(aio::awaited)
+            .inspect_err(|e| log_failure(py, "task", method, e))?;
         let mut failure = None;
         for callback in &parts.callbacks {
             let callback = callback.bind(py);
-            if let Err(e) = callback.call1((&value,)) {
+            let args = PyTuple::new(py, [&value])?;
+            if let Err(e) = lifetime::call(callback, &args, None).and_then(aio::awaited) {
                 log_failure(py, "callback", callback, &e);
                 failure.get_or_insert(e);
             }
@@ -215,13 +220,19 @@ impl Drop for PyTask {
     fn drop(&mut self) {
         if let Some(parts) = self.parts.take() {
             // Dropped without a (final) run: cancelled by a handle, by
-            // shutdown, or a recurring task's end.
-            Python::attach(|py| {
+            // shutdown, or a recurring task's end. Past the exit hooks
+            // nobody can be told, and releasing needs the interpreter:
+            // leak instead (see `lifetime`).
+            let mut parts = Some(parts);
+            lifetime::attach(|py| {
+                let parts = parts.take()?;
                 if let Err(e) = future::cancel(parts.future.bind(py)) {
                     e.write_unraisable(py, None);
                 }
                 drop(parts);
+                Some(())
             });
+            std::mem::forget(parts);
         }
     }
 }
@@ -243,21 +254,15 @@ fn submit_error(e: SubmitError) -> PyErr {
         )),
         SubmitError::ShutDown => PyRuntimeError::new_err("cannot add a task: the task manager is shut down"),
         SubmitError::DelayTooLong { .. } => PyValueError::new_err("delay is too large"),
-        SubmitError::ZeroInterval => PyValueError::new_err("delay must be > 0 for a reoccurring task"),
+        // The binding checks intervals first (`checks::interval`): this is
+        // the core's same rule, should one get through.
+        SubmitError::IntervalTooShort { interval } => checks::interval_too_short(
+            "delay",
+            &interval.as_secs_f64().to_string(),
+            checks::REOCCURRING_DELAY,
+        ),
         other => PyRuntimeError::new_err(other.to_string()),
     }
-}
-
-/// A recurring task's interval from checked `seconds` (argument `name`):
-/// above 0, and at least the clock's resolution (a positive interval under
-/// 1 ns would round to zero, which the core refuses as a busy loop).
-fn interval(seconds_: f64, name: &str) -> PyResult<Duration> {
-    if seconds_ == 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{name} must be > 0 for a reoccurring task (it is the interval between runs), got 0"
-        )));
-    }
-    Ok(seconds(seconds_)?.max(Duration::from_nanos(1)))
 }
 
 fn seconds(delay: f64) -> PyResult<Duration> {
@@ -277,6 +282,7 @@ fn forward_event(forward: &Py<PyAny>, event: &Event) {
         Event::Cancelled { .. } => ("cancelled", None, None, None),
         Event::Paused { .. } => ("paused", None, None, None),
         Event::Resumed { .. } => ("resumed", None, None, None),
+        Event::SpawnFailed { .. } => ("spawn_failed", None, Some(event.to_string()), None),
         _ => ("other", None, None, None),
     };
     let level = match event.level() {
@@ -286,10 +292,16 @@ fn forward_event(forward: &Py<PyAny>, event: &Event) {
         log::Level::Warn => 30,
         log::Level::Error => 40,
     };
-    let task = event.task();
-    Python::attach(|py| {
-        let args = (kind, level, task.id, task.name.as_str(), duration, error, ticks);
-        if let Err(e) = forward.call1(py, args) {
+    // A module's event (a worker that could not start) names the module.
+    let (id, name) = match (event.task(), event) {
+        (Some(task), _) => (task.id, task.name.as_str()),
+        (None, Event::SpawnFailed { module, .. }) => (0, module.as_str()),
+        (None, _) => (0, ""),
+    };
+    lifetime::attach(|py| {
+        let args = (kind, level, id, name, duration, error, ticks);
+        let called = args.into_pyobject(py).and_then(|args| lifetime::call(forward.bind(py), &args, None));
+        if let Err(e) = called {
             e.write_unraisable(py, Some(forward.bind(py)));
         }
     });
@@ -304,7 +316,16 @@ struct GilBatch;
 
 impl BatchRunner for GilBatch {
     fn run_batch(&self, batch: &mut dyn FnMut()) {
-        Python::attach(|_| batch());
+        if lifetime::attach(|_| batch()).is_none() {
+            // The interpreter is gone: the tasks find it so themselves.
+            batch();
+        }
+    }
+
+    /// Closes the worker's asyncio event loop, if an `async def` task made
+    /// one (see `aio`).
+    fn thread_exit(&self) {
+        aio::close_thread_loop();
     }
 }
 
@@ -365,7 +386,7 @@ impl ManagerCore {
     /// Stops accepting; with `cancel_pending`, cancels every task not
     /// started. Does not wait.
     fn begin_shutdown(&self, py: Python<'_>, cancel_pending: bool) -> usize {
-        py.detach(|| {
+        lifetime::detach(py, || {
             if cancel_pending {
                 self.manager.begin_shutdown_now()
             } else {
@@ -378,13 +399,13 @@ impl ManagerCore {
     /// Waits up to `timeout` seconds for the end; true if it ended.
     fn await_termination(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(timeout)?;
-        Ok(py.detach(|| self.manager.await_termination(timeout)))
+        Ok(lifetime::detach(py, || self.manager.await_termination(timeout)))
     }
 
     /// Waits up to `timeout` seconds until no accepted task is outstanding.
     fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(timeout)?;
-        Ok(py.detach(|| self.outstanding.wait_zero(timeout)))
+        Ok(lifetime::detach(py, || self.outstanding.wait_zero(timeout)))
     }
 
     fn is_shut_down(&self) -> bool {
@@ -421,7 +442,7 @@ impl ManagerCore {
 
     /// Cancels every task not started; returns how many.
     fn cancel_pending(&self, py: Python<'_>) -> usize {
-        py.detach(|| self.manager.cancel_pending())
+        lifetime::detach(py, || self.manager.cancel_pending())
     }
 
     fn is_manager_thread(&self) -> bool {
@@ -435,8 +456,16 @@ impl ManagerCore {
 
 impl Drop for ManagerCore {
     fn drop(&mut self) {
+        if lifetime::finalizing() {
+            // Past the exit hooks: what was queued is cancelled, and tasks
+            // still running are not waited for (they may never return, and
+            // letting go of the GIL now could let a worker crash the
+            // exit): the manager is left to them.
+            let _ = self.manager.shutdown_timeout(Duration::ZERO);
+            return;
+        }
         // Workers may need the GIL to finish: wait for them detached.
-        Python::attach(|py| py.detach(|| self.manager.shutdown()));
+        Python::attach(|py| lifetime::detach(py, || self.manager.shutdown()));
     }
 }
 
@@ -496,7 +525,10 @@ impl ModuleCore {
         let handle = future::new_handle(py, false)?;
         let name = Arc::clone(&call.name);
         let mut task = self.task(&handle, call);
-        let run = Task::new(move || Python::attach(|py| task.run_once(py))).name(name);
+        let run = Task::new(move || {
+            lifetime::attach(|py| task.run_once(py));
+        })
+        .name(name);
         let core = match delay {
             None => self.module.add_task(run),
             Some(delay) => self.module.schedule_task(seconds(delay)?, run),
@@ -519,9 +551,10 @@ impl ModuleCore {
         let task = self.task(&handle, call);
         let state = Arc::new(RecurringState::default());
         let shared = Arc::clone(&state);
-        let run = Task::new(move || Python::attach(|py| task.run_again(py, &shared))).name(name);
-        // A positive interval below the clock's resolution would round to
-        // zero and be refused as one: it is the shortest interval instead.
+        let run = Task::new(move || {
+            lifetime::attach(|py| task.run_again(py, &shared));
+        })
+        .name(name);
         let recurrence = Recurrence::every(interval).run_now(run_now);
         let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
         handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;
@@ -540,12 +573,14 @@ impl ModuleCore {
         max_queued: Option<usize>,
         name: Option<String>,
     ) -> PyResult<Self> {
-        let module = match (max_queued, name) {
-            (None, None) => Module::new(&manager.manager, max_workers),
-            (None, Some(name)) => Module::named(&manager.manager, name, max_workers),
-            (Some(capacity), name) => Module::bounded_named(&manager.manager, max_workers, capacity, name),
+        let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
+        if let Some(name) = name {
+            builder = builder.name(name);
         }
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if let Some(max_queued) = max_queued {
+            builder = builder.max_queued(max_queued);
+        }
+        let module = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
     }
 
@@ -584,15 +619,20 @@ impl ModuleCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
         let method = checks::method(method)?;
-        let seconds = checks::delay(delay, "delay")?;
-        let call = Call::check(&method, args, kwargs, callback, name)?;
+        // Whether it recurs decides the delay's rule: a one-shot delay may
+        // be 0; a reoccurring one is the interval between runs.
         let repeat = checks::reoccurring(reoccurring, recurring)?;
-        let now = checks::flag(run_now, "run_now", false)?;
         if !repeat {
+            let seconds = checks::delay(delay, "delay")?;
+            let call = Call::check(&method, args, kwargs, callback, name)?;
             // `run_now` on a one-shot task: it runs once, now.
+            let now = checks::flag(run_now, "run_now", false)?;
             return self.submit_once(py, call, if now { None } else { Some(seconds) });
         }
-        self.submit_recurring(py, call, interval(seconds, "delay")?, now)
+        let interval = checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?;
+        let call = Call::check(&method, args, kwargs, callback, name)?;
+        let now = checks::flag(run_now, "run_now", false)?;
+        self.submit_recurring(py, call, interval, now)
     }
 
     /// The module's stats, as the fields of `taskmanager.Stats`, in order.
@@ -617,10 +657,15 @@ struct TaskCore {
 
 #[pymethods]
 impl TaskCore {
-    /// Cancels if not started; true if this call cancelled it (the future
-    /// has then been marked cancelled).
-    fn cancel(&self) -> bool {
-        self.handle.cancel()
+    /// Cancels if not started; true if this call cancelled it. `handle`
+    /// (this task's `TaskHandle`) is then cancelled: by the core dropping
+    /// the task, already, and here again for certain (a no-op).
+    fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !self.handle.cancel() {
+            return Ok(false);
+        }
+        future::cancel(handle)?;
+        Ok(true)
     }
 
     #[getter]
@@ -643,8 +688,16 @@ struct RecurringCore {
 
 #[pymethods]
 impl RecurringCore {
-    fn cancel(&self) -> bool {
-        self.handle.cancel()
+    /// Stops all future runs; true if this call did. `handle` (this task's
+    /// `RecurringHandle`) is then cancelled at once, even while a run in
+    /// progress finishes: the core's own cancellation when that run ends
+    /// finds it done.
+    fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !self.handle.cancel() {
+            return Ok(false);
+        }
+        future::cancel(handle)?;
+        Ok(true)
     }
 
     #[getter]
@@ -659,16 +712,23 @@ impl RecurringCore {
 
     /// Checks `seconds` as a recurring task's interval and sets it.
     fn set_interval(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
-        let interval = interval(checks::delay(seconds, "seconds")?, "seconds")?;
-        self.handle.set_interval(interval).map_err(submit_error)
+        let interval = checks::interval(seconds, "seconds", checks::NEW_INTERVAL)?;
+        self.handle.set_interval(interval).map_err(|e| match e {
+            SubmitError::IntervalTooShort { interval } => checks::interval_too_short(
+                "seconds",
+                &interval.as_secs_f64().to_string(),
+                checks::NEW_INTERVAL,
+            ),
+            other => submit_error(other),
+        })
     }
 
     fn pause(&self, py: Python<'_>) -> bool {
-        py.detach(|| self.handle.pause())
+        lifetime::detach(py, || self.handle.pause())
     }
 
     fn resume(&self, py: Python<'_>) -> bool {
-        py.detach(|| self.handle.resume())
+        lifetime::detach(py, || self.handle.resume())
     }
 
     #[getter]
@@ -724,6 +784,9 @@ impl RecurringCore {
 fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("QueueFull", m.py().get_type::<QueueFull>())?;
     m.add_class::<ManagerCore>()?;
+    m.add_function(wrap_pyfunction!(lifetime::_finalizing, m)?)?;
+    m.add_function(wrap_pyfunction!(lifetime::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(lifetime::_exit_with_sigint_at_end, m)?)?;
     m.add_class::<ModuleCore>()?;
     m.add_class::<TaskCore>()?;
     m.add_class::<RecurringCore>()?;

@@ -1,0 +1,190 @@
+"""The edges of the process's life: interpreter exit, Ctrl-C and fork.
+
+At exit, in order:
+
+1. ``threading``'s exit hook (before non-daemon threads are joined): a
+   started non-daemon manager keeps the interpreter alive while it has
+   work, like a non-daemon thread. Then every manager shuts down: a
+   non-daemon one runs what is queued; a daemon one, or any manager after
+   Ctrl-C, cancels what has not started and gives its running tasks at most
+   ``EXIT_TIMEOUT`` seconds.
+2. ``atexit`` (registered at import, so after handlers registered later):
+   managers made since step 1 are stopped the same way; then worker threads
+   are barred from the interpreter for good (see
+   ``bindings/python/src/lifetime.rs``). A task still running then is
+   abandoned: if it is inside Python it stops for good the next time it
+   needs the interpreter, as CPython stops daemon threads, and the process
+   exits around it.
+3. If Ctrl-C interrupted step 1, the process ends with SIGINT's status
+   (130 in a shell) once the interpreter has finished exiting, as it would
+   for a KeyboardInterrupt in the main thread. One Ctrl-C is enough; a
+   second one during the bounded wait ends that wait at once.
+
+After ``os.fork()``, a manager started in the parent has no threads in the
+child: the child refuses its submissions (RuntimeError) and its exit never
+waits for it. A manager created but never started before the fork works in
+the child (the pre-fork server pattern: create at import, start in each
+worker).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Callable, List, Optional
+
+from ._taskmanager import _after_fork_in_child, _exit_with_sigint_at_end, _finalizing
+
+if TYPE_CHECKING:
+    from . import TaskManager
+
+EXIT_TIMEOUT = 1.0
+"""Seconds a daemon manager's running tasks (or any manager's, after Ctrl-C)
+get to finish at interpreter exit before they are abandoned."""
+
+_managers: "weakref.WeakSet[TaskManager]" = weakref.WeakSet()
+_interrupted = False
+
+
+def register(manager: "TaskManager") -> None:
+    _managers.add(manager)
+
+
+def inherited(manager: "TaskManager") -> bool:
+    """Whether ``manager`` was started by another process (this is a fork)."""
+    return manager._pid is not None and manager._pid != os.getpid()
+
+
+_stopped: "weakref.WeakSet[TaskManager]" = weakref.WeakSet()
+
+
+def _ours() -> List["TaskManager"]:
+    """The managers of this process not stopped by an exit hook yet."""
+    return [m for m in list(_managers) if not inherited(m) and m not in _stopped]
+
+
+def _main_interrupted() -> bool:
+    """Whether the main thread ended with an uncaught KeyboardInterrupt: one
+    Ctrl-C, which must not then wait for a non-daemon manager's work."""
+    if hasattr(sys, "ps1"):  # interactive: last_value is any earlier error
+        return False
+    return isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+
+
+def _every() -> List["TaskManager"]:
+    """Every manager of this process, stopped already or not."""
+    return [m for m in list(_managers) if not inherited(m)]
+
+
+# Ctrl-C during the exit hooks. Once they begin, SIGINT only records that it
+# came, except while a hook waits, where it also ends the wait: a
+# KeyboardInterrupt landing anywhere else (between two calls, in a loop
+# over the managers) would escape the hook half done.
+_waiting = False
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    if _waiting:
+        raise KeyboardInterrupt
+
+
+def _take_sigint() -> None:
+    try:
+        signal.signal(signal.SIGINT, _on_sigint)
+    except (ValueError, OSError):  # not the main thread: nothing to take
+        pass
+
+
+def _wait(step: Callable[[], bool], deadline: Optional[float]) -> bool:
+    """Calls ``step`` until it returns True, ``deadline`` passes (False) or
+    Ctrl-C comes (False)."""
+    global _waiting
+    _waiting = True
+    try:
+        while not step():
+            if _interrupted or (deadline is not None and time.monotonic() >= deadline):
+                return False
+        return True
+    except KeyboardInterrupt:
+        return False
+    finally:
+        _waiting = False
+
+
+def _stop(managers: List["TaskManager"]) -> None:
+    """Shuts ``managers`` down: a daemon or never-started manager, or any
+    after Ctrl-C, cancels what has not started and gets ``EXIT_TIMEOUT`` for
+    its running tasks; a non-daemon one runs what is queued and is waited
+    for until it ends (or Ctrl-C)."""
+    for manager in managers:
+        _stopped.add(manager)
+        manager._core.begin_shutdown(_interrupted or manager._daemon or not manager._started)
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for manager in managers:
+        bounded = _interrupted or manager._daemon or not manager._started
+        if not _wait(lambda: manager._core.await_termination(0.05), deadline if bounded else None):
+            if _interrupted and not bounded:
+                # Ctrl-C while waiting for a non-daemon manager: cancel
+                # everything not started, then give the rest the bound.
+                return _stop_interrupted()
+            # Else abandoned: see step 2 in the module docs.
+
+
+def _stop_interrupted() -> None:
+    for manager in _every():
+        manager._core.begin_shutdown(True)
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for manager in _every():
+        if not _wait(lambda: manager._core.await_termination(0.05), deadline):
+            break  # a second Ctrl-C, or the bound: abandon the rest
+
+
+def _at_threading_exit() -> None:
+    global _interrupted
+    _take_sigint()
+    if _main_interrupted():
+        _interrupted = True
+    managers = _ours()
+    for manager in managers:
+        if manager._started and not manager._daemon and not _interrupted:
+            _wait(lambda: manager._core.wait_idle(0.1), None)
+    if _interrupted:
+        _stop_interrupted()
+    else:
+        _stop(managers)
+
+
+def _at_exit() -> None:
+    _take_sigint()
+    try:
+        late = _ours()  # made since the threading hook
+        if _interrupted:
+            _stop_interrupted()
+        elif late:
+            for manager in late:
+                _stopped.add(manager)
+                manager._core.begin_shutdown(True)
+            deadline = time.monotonic() + EXIT_TIMEOUT
+            for manager in late:
+                _wait(lambda: manager._core.await_termination(0.05), deadline)
+    finally:
+        _finalizing()
+        if _interrupted:
+            _exit_with_sigint_at_end()
+
+
+def _after_fork() -> None:
+    _after_fork_in_child()
+
+
+threading._register_atexit(_at_threading_exit)  # type: ignore[attr-defined]
+atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
