@@ -9,27 +9,31 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::{ms, started, SOON};
-use taskmanager::Module;
+use taskmanager::{Module, TaskHandle};
 
-/// A task that blocks until `release` is set (or 30 s, so a failing test
-/// still ends), after telling `started`.
-fn blocker(started: mpsc::Sender<()>, release: Arc<AtomicBool>) -> impl FnOnce() + Send + 'static {
-    move || {
-        started.send(()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !release.load(Ordering::SeqCst) && Instant::now() < deadline {
-            std::thread::sleep(ms(2));
-        }
-    }
+/// Starts, on `module`, a task that blocks until the returned flag is set
+/// (or 30 s pass, so a failing test still ends); returns once it runs.
+fn blocked(module: &Module) -> (TaskHandle<()>, Arc<AtomicBool>) {
+    let (started, running) = mpsc::channel();
+    let release = Arc::new(AtomicBool::new(false));
+    let flag = release.clone();
+    let handle = module
+        .add_task(move || {
+            started.send(()).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(ms(2));
+            }
+        })
+        .unwrap();
+    running.recv_timeout(SOON).unwrap();
+    (handle, release)
 }
 
 #[test]
 fn drop_after_a_timed_out_shutdown_does_not_wait_for_the_stragglers() {
     let manager = started();
-    let (tx, rx) = mpsc::channel();
-    let release = Arc::new(AtomicBool::new(false));
-    let stuck = manager.add_task(blocker(tx, release.clone())).unwrap();
-    rx.recv_timeout(SOON).unwrap();
+    let (stuck, release) = blocked(manager.default_module());
 
     let t = Instant::now();
     let err = manager.shutdown_timeout(ms(100)).unwrap_err();
@@ -51,10 +55,7 @@ fn drop_after_a_timed_out_shutdown_does_not_wait_for_the_stragglers() {
 fn shutdown_timeout_inside_a_task_waits_for_other_modules_work() {
     let manager = started();
     let slow = Module::new(&manager, 1).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let release = Arc::new(AtomicBool::new(false));
-    let slow_task = slow.add_task(blocker(tx, release.clone())).unwrap();
-    rx.recv_timeout(SOON).unwrap();
+    let (slow_task, release) = blocked(&slow);
 
     let inner = manager.clone();
     let caller = manager
@@ -104,10 +105,7 @@ fn after_join_a_task_is_not_running_anywhere_the_api_can_see() {
 fn a_cancelled_task_is_never_counted_running() {
     let manager = started();
     let module = Module::new(&manager, 1).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let release = Arc::new(AtomicBool::new(false));
-    let first = module.add_task(blocker(tx, release.clone())).unwrap();
-    rx.recv_timeout(SOON).unwrap();
+    let (first, release) = blocked(&module);
     let queued: Vec<_> = (0..50).map(|_| module.add_task(|| ()).unwrap()).collect();
     for handle in &queued {
         assert!(handle.cancel());

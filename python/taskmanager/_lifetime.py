@@ -96,8 +96,12 @@ def _on_sigint(signum: int, frame: object) -> None:
 
 
 def _take_sigint() -> None:
+    """Takes SIGINT over for the exit hooks, if it has Python's default
+    handler (a program that ignores Ctrl-C, or handles it itself, keeps
+    its way)."""
     try:
-        signal.signal(signal.SIGINT, _on_sigint)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _on_sigint)
     except (ValueError, OSError):  # not the main thread: nothing to take
         pass
 
@@ -109,7 +113,7 @@ def _wait(step: Callable[[], bool], deadline: Optional[float]) -> bool:
     _waiting = True
     try:
         while not step():
-            if _interrupted or (deadline is not None and time.monotonic() >= deadline):
+            if deadline is not None and time.monotonic() >= deadline:
                 return False
         return True
     except KeyboardInterrupt:
@@ -133,17 +137,20 @@ def _stop(managers: List["TaskManager"]) -> None:
             if _interrupted and not bounded:
                 # Ctrl-C while waiting for a non-daemon manager: cancel
                 # everything not started, then give the rest the bound.
-                return _stop_interrupted()
+                return _stop_interrupted(_every())
             # Else abandoned: see step 2 in the module docs.
 
 
-def _stop_interrupted() -> None:
-    for manager in _every():
+def _stop_interrupted(managers: List["TaskManager"]) -> None:
+    """Cancels what has not started in ``managers`` and gives their running
+    tasks ``EXIT_TIMEOUT`` (a Ctrl-C ends that wait at once)."""
+    for manager in managers:
+        _stopped.add(manager)
         manager._core.begin_shutdown(True)
     deadline = time.monotonic() + EXIT_TIMEOUT
-    for manager in _every():
+    for manager in managers:
         if not _wait(lambda: manager._core.await_termination(0.05), deadline):
-            break  # a second Ctrl-C, or the bound: abandon the rest
+            break  # the bound, or Ctrl-C: abandon the rest
 
 
 def _at_threading_exit() -> None:
@@ -156,7 +163,7 @@ def _at_threading_exit() -> None:
         if manager._started and not manager._daemon and not _interrupted:
             _wait(lambda: manager._core.wait_idle(0.1), None)
     if _interrupted:
-        _stop_interrupted()
+        _stop_interrupted(_every())
     else:
         _stop(managers)
 
@@ -164,16 +171,7 @@ def _at_threading_exit() -> None:
 def _at_exit() -> None:
     _take_sigint()
     try:
-        late = _ours()  # made since the threading hook
-        if _interrupted:
-            _stop_interrupted()
-        elif late:
-            for manager in late:
-                _stopped.add(manager)
-                manager._core.begin_shutdown(True)
-            deadline = time.monotonic() + EXIT_TIMEOUT
-            for manager in late:
-                _wait(lambda: manager._core.await_termination(0.05), deadline)
+        _stop_interrupted(_ours())  # those made since the threading hook
     finally:
         _finalizing()
         if _interrupted:

@@ -130,6 +130,8 @@ def test_sigint_stops_recurring_process_quietly(tmp_path):
             proc.communicate()
     assert waited < 1.0
     assert "Traceback" not in err, err
+    # Ended by the one Ctrl-C, and says so, as an uncaught KeyboardInterrupt would.
+    assert proc.returncode == -signal.SIGINT, proc.returncode
     assert out.count("tick") >= 2  # it was alive and ticking for that second
 
 
