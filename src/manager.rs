@@ -236,7 +236,10 @@ static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0
 /// and a new one works as usual.
 ///
 /// Call it in the child right after `fork()`, before anything else touches a
-/// manager; the Python package does it through `os.register_at_fork`. Even
+/// manager; the Python package does it through `os.register_at_fork`. In
+/// the child, leave inherited managers alone but for dropping them: their
+/// listings and stats take locks a parent's thread may have held at the
+/// fork. Even
 /// without it, dropping an inherited manager in a child returns at once (it
 /// checks the process id), but only this call makes submissions fail
 /// instead of queuing work nothing will run.
