@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::job::lock;
 use crate::manager::Shared;
 use crate::schedule::{to_nanos, Nanos};
+use crate::sync::lock;
 use crate::sync::{AtomicU64, Mutex};
 
 /// A manager's clock.

@@ -5,8 +5,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::handle::TaskHandle;
-use crate::module::RunningTask;
+use crate::report::RunningTask;
 
 /// A setting was out of range when building a [`TaskManager`](crate::TaskManager)
 /// or a [`Module`](crate::Module).
@@ -182,35 +181,6 @@ impl fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
-
-/// [`TaskHandle::join_timeout`] did not get a value.
-pub enum JoinTimeoutError<T> {
-    /// The task did not finish in time; here is its handle back to wait again
-    /// or to cancel.
-    Timeout(TaskHandle<T>),
-    /// The task finished without a value.
-    Failed(TaskError),
-}
-
-impl<T> fmt::Debug for JoinTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
-            JoinTimeoutError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
-        }
-    }
-}
-
-impl<T> fmt::Display for JoinTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinTimeoutError::Timeout(_) => f.write_str("timed out waiting for the task"),
-            JoinTimeoutError::Failed(e) => e.fmt(f),
-        }
-    }
-}
-
-impl<T> std::error::Error for JoinTimeoutError<T> {}
 
 /// [`TaskManager::start_thread`](crate::TaskManager::start_thread) failed.
 ///

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::err::TaskError;
-use crate::job::Core;
 
 /// The log target of events.
 pub(crate) const TARGET: &str = "taskmanager::events";
@@ -26,12 +25,6 @@ pub struct TaskRef {
     pub id: u64,
     /// The task's name, as its handle's `name()`.
     pub name: String,
-}
-
-impl TaskRef {
-    pub(crate) fn of(core: &Core) -> TaskRef {
-        TaskRef { id: core.id(), name: core.name() }
-    }
 }
 
 /// Something that happened to a task (or, for
@@ -186,7 +179,7 @@ impl Events {
         if let Some(listener) = self.listener.as_ref().filter(|_| level <= self.listener_level) {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| listener(&event))) {
                 log::error!("taskmanager: the event listener panicked");
-                crate::job::drop_payload(payload);
+                crate::unwind::drop_payload(payload);
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::err::{JoinTimeoutError, SubmitError, TaskError};
+use crate::err::{SubmitError, TaskError};
 use crate::event::{Event, TaskRef};
 use crate::job::{Control, Core, Outcome};
 use crate::manager::Shared;
@@ -212,7 +212,7 @@ impl RecurringHandle {
     fn set_paused(&self, paused: bool, event: impl FnOnce(TaskRef) -> Event) -> bool {
         let changed = !self.is_done() && self.cell.set_paused(paused);
         if changed {
-            self.timer.events.emit(log::Level::Info, || event(TaskRef::of(self.cell.core())));
+            self.timer.events.emit(log::Level::Info, || event(self.cell.core().task_ref()));
         }
         changed
     }
@@ -317,6 +317,35 @@ fn state_name(core: &Core) -> &'static str {
         "pending"
     }
 }
+
+/// [`TaskHandle::join_timeout`] did not get a value.
+pub enum JoinTimeoutError<T> {
+    /// The task did not finish in time; here is its handle back to wait again
+    /// or to cancel.
+    Timeout(TaskHandle<T>),
+    /// The task finished without a value.
+    Failed(TaskError),
+}
+
+impl<T> fmt::Debug for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            JoinTimeoutError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<T> fmt::Display for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Timeout(_) => f.write_str("timed out waiting for the task"),
+            JoinTimeoutError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<T> std::error::Error for JoinTimeoutError<T> {}
 
 #[cfg(test)]
 mod tests {

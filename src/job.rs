@@ -3,7 +3,6 @@
 //!
 //! See `PROTOCOL.md` for the state machine and who may move it.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -11,14 +10,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::err::TaskError;
-use crate::event::{Event, TaskRef};
-use crate::module::ModuleShared;
+use crate::event::{Event, Events, TaskRef};
 use crate::schedule::{next_run, Nanos, Pacing};
-use crate::sync::{AtomicU32, AtomicU64, Condvar, Mutex, MutexGuard};
+use crate::sync::{lock, AtomicU32, AtomicU64, Condvar, Mutex, MutexGuard};
+use crate::task::Callback;
 use crate::timer::{Slotted, NO_SLOT};
-
-/// A callback: receives the method's return value.
-pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
+use crate::unwind::{drop_quietly, panic_message};
 
 /// A task's callbacks, one word wide: most tasks have none, and every word
 /// of a cell counts a million times over in the timer.
@@ -50,12 +47,6 @@ const PHASE: u32 = 0b11;
 const CANCEL_REQUESTED: u32 = 0b100;
 /// Someone sleeps on `Core::finished`; the finisher must notify.
 const WAITERS: u32 = 0b1000;
-
-/// Locks, ignoring poison: no code of ours panics while holding these locks
-/// (user code always runs outside them), so the data is never half-written.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A number for a new task, unique in the process. Each thread takes ids in
 /// blocks, so submitting needs no shared write per task.
@@ -103,6 +94,11 @@ impl Core {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Which task this is, for an [`Event`].
+    pub(crate) fn task_ref(&self) -> TaskRef {
+        TaskRef { id: self.id, name: self.name() }
     }
 
     pub(crate) fn is_named(&self) -> bool {
@@ -211,11 +207,31 @@ pub(crate) struct Ran {
     pub(crate) error: Option<TaskError>,
 }
 
+/// What a job needs from the place that runs it (a module's worker), so
+/// that cells depend on no module: the inversion tokio's `Schedule` trait
+/// makes between a task and its scheduler.
+pub(crate) trait RunContext {
+    /// Where the run's events go.
+    fn events(&self) -> &Events;
+    /// The manager's clock.
+    fn now(&self) -> Nanos;
+    /// The task `id` has won its start (see `module::mark_running`).
+    fn mark_running(&self, id: u64);
+    /// The run's method and callbacks are over (see `module::count_run`),
+    /// before its handle says so.
+    fn count_run(&self, failed: bool);
+    /// Puts a recurring job back in the timer at `due`; false (the job then
+    /// retires) if it was cancelled meanwhile, has no next due time, or the
+    /// manager is shutting down.
+    fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool;
+}
+
 /// What the module queue and the timer hold: something to run.
 pub(crate) trait Job: Send + Sync + 'static {
     fn core(&self) -> &Core;
-    /// Runs the task on a worker of `module`, if it was not cancelled.
-    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) -> Ran;
+    /// Runs the task on a worker (its context `cx`), if it was not
+    /// cancelled.
+    fn run(self: Arc<Self>, cx: &dyn RunContext) -> Ran;
     /// Cancels if not started (recurring: also stops a running one from
     /// running again). Frees the method and callbacks at once. Returns
     /// whether this call cancelled it.
@@ -264,8 +280,8 @@ impl JobRef {
         self.0.as_deref().map(Job::core)
     }
 
-    pub(crate) fn run(mut self, module: &Arc<ModuleShared>) -> Ran {
-        self.0.take().map(|job| job.run(module)).unwrap_or_default()
+    pub(crate) fn run(mut self, cx: &dyn RunContext) -> Ran {
+        self.0.take().map(|job| job.run(cx)).unwrap_or_default()
     }
 
     /// Cancels now; returns whether it was still waiting.
@@ -291,8 +307,8 @@ impl Slotted for JobRef {
 }
 
 /// Tells the `Started` event of a run.
-fn tell_started(module: &ModuleShared, core: &Core) {
-    module.manager.events.emit(log::Level::Trace, || Event::Started { task: TaskRef::of(core) });
+fn tell_started(cx: &dyn RunContext, core: &Core) {
+    cx.events().emit(log::Level::Trace, || Event::Started { task: core.task_ref() });
 }
 
 /// Runs the method, then every callback in order, each under `catch_unwind`.
@@ -315,48 +331,6 @@ fn invoke<T>(method: impl FnOnce() -> T, callbacks: &mut [Callback<T>]) -> Resul
     match first_failure {
         None => Ok(value),
         Some(e) => Err(e),
-    }
-}
-
-/// The text of a panic, for `&str` and `String` payloads (what `panic!`
-/// makes); other payloads get a placeholder. Drops the payload through
-/// [`drop_payload`]: its `Drop` is user code.
-pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => {
-            let message = payload.downcast_ref::<&'static str>().map_or("non-string panic payload", |s| *s);
-            let message = message.to_owned();
-            drop_payload(payload);
-            message
-        }
-    }
-}
-
-/// Drops a panic payload without letting a panic out: a payload is any
-/// value given to `panic_any`, and its `Drop` may panic too. That second
-/// panic is caught; its own payload is dropped if it is a string (whose
-/// drop cannot panic) and otherwise leaked with `mem::forget`, since
-/// dropping it could panic again, without end. Every payload the crate
-/// catches is dropped here.
-pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        log::error!("taskmanager: a panic payload panicked while being dropped");
-        if second.is::<String>() || second.is::<&'static str>() {
-            drop(second);
-        } else {
-            log::error!("taskmanager: leaking the payload of that second panic, which is not a string");
-            std::mem::forget(second);
-        }
-    }
-}
-
-/// Drops user values where their `Drop` may panic, without killing the
-/// worker.
-pub(crate) fn drop_quietly<V>(value: V) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-        log::error!("a task's captured value panicked while being dropped");
-        drop_payload(payload);
     }
 }
 
@@ -421,7 +395,7 @@ where
         &self.core
     }
 
-    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) -> Ran {
+    fn run(self: Arc<Self>, cx: &dyn RunContext) -> Ran {
         if !self.core.begin_run() {
             return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
         }
@@ -431,8 +405,8 @@ where
             self.complete(Err(TaskError::Cancelled));
             return Ran { cancelled: true, ..Ran::default() };
         };
-        crate::module::mark_running(self.core.id);
-        tell_started(module, &self.core);
+        cx.mark_running(self.core.id);
+        tell_started(cx, &self.core);
         let result = invoke(method, callbacks.as_mut_slice());
         // Release what the callbacks hold before the handle says done.
         drop_quietly(callbacks);
@@ -443,7 +417,7 @@ where
             error: result.as_ref().err().cloned(),
         };
         // Counted before the handle says done: whoever waited sees it.
-        crate::module::count_run(ran.failed);
+        cx.count_run(ran.failed);
         self.complete(result);
         // If the handle is gone this drops the value, whose `Drop` is user
         // code.
@@ -624,7 +598,7 @@ where
         &self.core
     }
 
-    fn run(self: Arc<Self>, module: &Arc<ModuleShared>) -> Ran {
+    fn run(self: Arc<Self>, cx: &dyn RunContext) -> Ran {
         if !self.core.begin_run() {
             return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
         }
@@ -632,8 +606,7 @@ where
             self.retire();
             return Ran { cancelled: true, ..Ran::default() };
         };
-        let manager = &module.manager;
-        let started = manager.now();
+        let started = cx.now();
         let paused = self.paused.load(Ordering::Acquire) != 0;
         let failure = if paused {
             // A paused tick: skipped, and the grid goes on (no burst on
@@ -641,10 +614,10 @@ where
             self.skipped.fetch_add(1, Ordering::Relaxed);
             None
         } else {
-            crate::module::mark_running(self.core.id);
-            tell_started(module, &self.core);
+            cx.mark_running(self.core.id);
+            tell_started(cx, &self.core);
             let result = invoke(&mut method, callbacks.as_mut_slice());
-            crate::module::count_run(result.is_err());
+            cx.count_run(result.is_err());
             self.runs.fetch_add(1, Ordering::Relaxed);
             match result {
                 Ok(value) => {
@@ -672,7 +645,7 @@ where
         }
         let due = self.due.load(Ordering::Relaxed);
         let interval = self.interval.load(Ordering::Relaxed);
-        let next = next_run(self.pacing, interval, due, started, manager.now());
+        let next = next_run(self.pacing, interval, due, started, cx.now());
         if let Some(next) = next {
             self.due.store(next.due, Ordering::Relaxed);
             if next.skipped > 0 {
@@ -680,13 +653,11 @@ where
             }
             let ticks = next.skipped + u64::from(paused);
             if ticks > 0 {
-                manager
-                    .events
-                    .emit(log::Level::Info, || Event::Skipped { task: TaskRef::of(&self.core), ticks });
+                cx.events().emit(log::Level::Info, || Event::Skipped { task: self.core.task_ref(), ticks });
             }
         }
         let job: Arc<dyn Job> = self.clone();
-        if !manager.reschedule(module, job, next.map(|n| n.due)) {
+        if !cx.reschedule(job, next.map(|n| n.due)) {
             self.retire();
             ran.cancelled = true;
         }

@@ -13,42 +13,19 @@ use std::time::{Duration, Instant};
 use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
-use crate::event::{Event, Events, Listener, TaskRef};
+use crate::event::{Event, Events, Listener};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{lock, Control, Core, Job, JobRef};
-use crate::module::{Module, ModuleShared, RunningTask, Stats};
+use crate::job::{Control, Core, Job, JobRef};
+use crate::lifecycle::Phase;
+use crate::module::{Module, ModuleShared};
+use crate::report::{RunningTask, Stats, TaskInfo, TaskState};
 use crate::schedule::{Nanos, Recurrence};
 use crate::sync::is_finished;
 use crate::sync::thread::{self, JoinHandle};
-use crate::sync::{fence, thread_local, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex, MutexGuard};
+use crate::sync::{fence, lock, thread_local, AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex, MutexGuard};
 use crate::task::Task;
+use crate::threads::{block_process_signals, set_timer_slack};
 use crate::timer::{Slotted, TimerHeap};
-
-/// The manager's life, in order; it only moves forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Phase {
-    /// Accepting tasks, not running them until `start_thread`.
-    Created = 0,
-    Running = 1,
-    /// No longer accepting; running what was due, then stopping.
-    ShuttingDown = 2,
-    Terminated = 3,
-}
-
-impl Phase {
-    fn from_u8(v: u8) -> Phase {
-        match v {
-            0 => Phase::Created,
-            1 => Phase::Running,
-            2 => Phase::ShuttingDown,
-            _ => Phase::Terminated,
-        }
-    }
-
-    pub(crate) fn accepts(self) -> bool {
-        self <= Phase::Running
-    }
-}
 
 /// A pending scheduled task in the timer heap.
 struct TimerEntry {
@@ -133,38 +110,6 @@ const HANDOFF_LEAD: Nanos = 200_000;
 /// precision: measured lateness p99 here was 76-111 us with 15 us of spin,
 /// 76-79 us with 30, 62-76 us with 40 (the peers: 92-107 us).
 const SPIN_BEFORE_DUE: Duration = Duration::from_micros(30);
-
-/// A scheduled or recurring task, as [`TaskManager::tasks`] lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskInfo {
-    /// The task's number, as its handle's `id()`.
-    pub id: u64,
-    /// The task's name, as its handle's `name()`.
-    pub name: String,
-    /// The name of its module ([`Module::name`]).
-    pub module: String,
-    /// Scheduled, running or paused.
-    pub state: TaskState,
-    /// Time from now until its next run (zero if due now).
-    pub next_due: Option<Duration>,
-    /// A recurring task's interval; None for a one-shot task.
-    pub interval: Option<Duration>,
-    /// Runs so far (recurring tasks; failed runs included).
-    pub runs: u64,
-    /// Failed runs so far (recurring tasks).
-    pub failures: u64,
-}
-
-/// What a listed task is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskState {
-    /// Waiting for its due time.
-    Scheduled,
-    /// A run is in progress.
-    Running,
-    /// A recurring task, paused: its ticks are skipped.
-    Paused,
-}
 
 thread_local! {
     /// The manager (by address) whose thread this is, if any. (Not a
@@ -484,7 +429,7 @@ impl Shared {
         if let Some(entry) = removed {
             entry.module.count_cancelled();
             if let Some(job) = entry.job.job() {
-                self.events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(job.core()) });
+                self.events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
             }
         }
     }
@@ -797,54 +742,6 @@ impl Shared {
         0
     }
 }
-
-/// Sets the calling thread's timer slack; a failure only costs precision.
-#[cfg(target_os = "linux")]
-pub(crate) fn set_timer_slack(slack: Duration) {
-    if slack.is_zero() {
-        return;
-    }
-    let nanos = u64::try_from(slack.as_nanos()).unwrap_or(u64::MAX);
-    if let Err(e) = nix::sys::prctl::set_timerslack(nanos) {
-        log::debug!("taskmanager: could not set a thread's timer slack: {e}");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn set_timer_slack(_slack: Duration) {}
-
-/// Blocks the signals a process is sent as a whole (Ctrl-C's SIGINT,
-/// SIGTERM, SIGHUP, ...) on the calling thread, one of the manager's: the
-/// kernel then delivers them to a thread of the application. A manager
-/// thread that took one would leave the application's handler unrun, or,
-/// in Python, its main thread asleep: CPython runs signal handlers on the
-/// main thread, and only a signal delivered there interrupts its
-/// `time.sleep` (seen: one Ctrl-C in 100 ignored for the whole sleep).
-/// Signals a thread causes itself (SIGSEGV, SIGPIPE, ...) are not blocked.
-#[cfg(all(unix, not(loom)))]
-fn block_process_signals() {
-    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-    let mut set = SigSet::empty();
-    for signal in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGALRM,
-        Signal::SIGCHLD,
-        Signal::SIGWINCH,
-    ] {
-        set.add(signal);
-    }
-    if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
-        log::debug!("taskmanager: could not block process signals on a manager thread: {e}");
-    }
-}
-
-#[cfg(not(all(unix, not(loom))))]
-fn block_process_signals() {}
 
 /// Counts a manager thread out when it ends, however it ends.
 struct ThreadExit(Arc<Shared>);

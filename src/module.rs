@@ -12,14 +12,18 @@ use std::time::{Duration, Instant};
 
 use crate::batch::BATCH;
 use crate::err::{ConfigError, SubmitError};
-use crate::event::{Event, TaskRef};
+use crate::event::Event;
+use crate::event::Events;
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{drop_payload, drop_quietly, lock, Job, JobRef, OneShot, Ran, Recurring};
-use crate::manager::{set_timer_slack, Phase, Shared, TaskManager};
-use crate::module_builder::ModuleBuilder;
+use crate::job::{Job, JobRef, OneShot, Ran, Recurring, RunContext};
+use crate::lifecycle::Phase;
+use crate::manager::{Shared, TaskManager};
+use crate::report::{RunningTask, Stats};
 use crate::schedule::{due_after, to_nanos, Nanos, Recurrence};
-use crate::sync::{fence, yield_now, AtomicU64, AtomicUsize, Condvar, Mutex, Queue};
+use crate::sync::{fence, lock, yield_now, AtomicU64, AtomicUsize, Condvar, Mutex, Queue};
 use crate::task::Task;
+use crate::threads::set_timer_slack;
+use crate::unwind::{drop_payload, drop_quietly};
 
 /// How long a worker that ran out of work looks for more before it sleeps.
 /// Spinning only, never yielding (see `wait_for_work`).
@@ -216,59 +220,11 @@ impl Counts {
     }
 }
 
-/// A snapshot of what a module (or, summed, a manager) holds and has done:
-/// [`Module::stats`], [`TaskManager::stats`](crate::TaskManager::stats).
-/// Cheap to take: a few atomic loads per worker, no stopping of anything.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Tasks waiting in the queue for a worker.
-    pub queued: usize,
-    /// Tasks running now.
-    pub running: usize,
-    /// Runs that returned (each run of a recurring task counts).
-    pub completed: u64,
-    /// Runs whose method or a callback panicked.
-    pub failed: u64,
-    /// Tasks cancelled before they ran (by a handle, `cancel_pending` or
-    /// shutdown), and recurring tasks ended by a cancel.
-    pub cancelled: u64,
-    /// The most worker threads at once so far. A worker starts only for
-    /// work no running worker can take, so this is the most tasks that ran
-    /// at once; it never exceeds `max_workers`.
-    pub peak_concurrency: usize,
-    /// Worker threads alive now (running or idle).
-    pub workers: usize,
-    /// Scheduled tasks waiting in the timer (recurring ones between runs).
-    pub pending_timers: usize,
-}
-
-impl std::ops::AddAssign for Stats {
-    fn add_assign(&mut self, other: Stats) {
-        self.queued += other.queued;
-        self.running += other.running;
-        self.completed += other.completed;
-        self.failed += other.failed;
-        self.cancelled += other.cancelled;
-        self.peak_concurrency += other.peak_concurrency;
-        self.workers += other.workers;
-        self.pending_timers += other.pending_timers;
-    }
-}
-
 /// A job in a module's queue.
 struct Queued {
     job: JobRef,
     /// Its due time, if the timer handed it over ahead of it (else 0).
     not_before: Nanos,
-}
-
-/// A task that was running when a report was made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunningTask {
-    /// The task's number, as [`TaskHandle::id`].
-    pub id: u64,
-    /// The task's name, as [`TaskHandle::name`].
-    pub name: String,
 }
 
 impl Module {
@@ -282,25 +238,7 @@ impl Module {
         Module::with_shared(manager.shared(), max_workers, usize::MAX, None)
     }
 
-    /// Settings for a module of `manager`, by name: its
-    /// [`name`](ModuleBuilder::name), [`max_workers`](ModuleBuilder::max_workers)
-    /// (by default the cap of the manager's
-    /// [default module](TaskManager::default_module)) and
-    /// [`max_queued`](ModuleBuilder::max_queued) (by default unbounded).
-    ///
-    /// ```
-    /// use taskmanager::{Module, TaskManager};
-    ///
-    /// let manager = TaskManager::new();
-    /// let poller = Module::builder(&manager).name("poller").max_workers(5).max_queued(100).build()?;
-    /// assert_eq!(poller.name(), "poller");
-    /// # Ok::<(), taskmanager::ConfigError>(())
-    /// ```
-    pub fn builder(manager: &TaskManager) -> ModuleBuilder {
-        ModuleBuilder::new(manager)
-    }
-
-    /// This module's name ([`ModuleBuilder::name`]). Unnamed modules are
+    /// This module's name ([`ModuleBuilder::name`](crate::ModuleBuilder::name)). Unnamed modules are
     /// called `module-<n>`; the manager's own is `default`.
     pub fn name(&self) -> &str {
         &self.shared.name
@@ -453,6 +391,31 @@ impl Module {
     }
 }
 
+/// A worker's side of running a job: see [`RunContext`].
+struct Context<'a>(&'a Arc<ModuleShared>);
+
+impl RunContext for Context<'_> {
+    fn events(&self) -> &Events {
+        &self.0.manager.events
+    }
+
+    fn now(&self) -> Nanos {
+        self.0.manager.now()
+    }
+
+    fn mark_running(&self, id: u64) {
+        mark_running(id);
+    }
+
+    fn count_run(&self, failed: bool) {
+        count_run(failed);
+    }
+
+    fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
+        self.0.manager.reschedule(self.0, job, due)
+    }
+}
+
 impl fmt::Debug for Module {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Module")
@@ -576,7 +539,7 @@ impl ModuleShared {
         if cancelled {
             self.count_cancelled();
             if let Some(job) = watched {
-                events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(job.core()) });
+                events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
             }
         }
         cancelled
@@ -873,7 +836,7 @@ impl ModuleShared {
             if events.wanted(log::Level::Warn) { job.share().map(|job| (job, Instant::now())) } else { None };
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
-        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(self))) {
+        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context(self)))) {
             Ok(mut ran) => {
                 match COUNTED.with(|c| c.take()) {
                     // Counted as it ended (see `count_run`), perhaps as
@@ -899,16 +862,15 @@ impl ModuleShared {
         if let Some((job, started)) = watched {
             let duration = started.elapsed();
             if ran.failed {
-                let task = TaskRef::of(job.core());
+                let task = job.core().task_ref();
                 events.emit(log::Level::Warn, || Event::Failed { task, error: ran.error, duration });
             } else if ran.completed {
-                events
-                    .emit(log::Level::Debug, || Event::Finished { task: TaskRef::of(job.core()), duration });
+                events.emit(log::Level::Debug, || Event::Finished { task: job.core().task_ref(), duration });
             }
             if ran.cancelled {
                 // Cancelled while queued (or, recurring, during this run):
                 // the timer and shutdown did not see it go.
-                events.emit(log::Level::Debug, || Event::Cancelled { task: TaskRef::of(job.core()) });
+                events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
             }
             drop_quietly(job);
         }

@@ -8,6 +8,27 @@ use crate::err::ConfigError;
 use crate::manager::{Shared, TaskManager};
 use crate::module::Module;
 
+/// Made here, not in `module.rs`: a module knows nothing of its builder.
+impl Module {
+    /// Settings for a module of `manager`, by name: its
+    /// [`name`](ModuleBuilder::name), [`max_workers`](ModuleBuilder::max_workers)
+    /// (by default the cap of the manager's
+    /// [default module](TaskManager::default_module)) and
+    /// [`max_queued`](ModuleBuilder::max_queued) (by default unbounded).
+    ///
+    /// ```
+    /// use taskmanager::{Module, TaskManager};
+    ///
+    /// let manager = TaskManager::new();
+    /// let poller = Module::builder(&manager).name("poller").max_workers(5).max_queued(100).build()?;
+    /// assert_eq!(poller.name(), "poller");
+    /// # Ok::<(), taskmanager::ConfigError>(())
+    /// ```
+    pub fn builder(manager: &TaskManager) -> ModuleBuilder {
+        ModuleBuilder::new(manager)
+    }
+}
+
 /// Settings for a [`Module`]; from [`Module::builder`].
 ///
 /// Every setting is optional:

@@ -8,6 +8,8 @@
 //! ours. The module queue stays a crossbeam channel: loom sees its
 //! operations as atomic steps, which is what they are to our protocol.
 
+use std::sync::PoisonError;
+
 #[cfg(loom)]
 pub(crate) use loom::{
     sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, AtomicUsize},
@@ -21,6 +23,12 @@ pub(crate) use std::{
     sync::{Condvar, Mutex, MutexGuard},
     thread, thread_local,
 };
+
+/// Locks, ignoring poison: no code of ours panics while holding these locks
+/// (user code always runs outside them), so the data is never half-written.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Yields the CPU: a real yield normally; under loom, a scheduling point.
 pub(crate) fn yield_now() {

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::job::Callback;
+/// A callback: receives the method's return value.
+pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
 
 /// A method to run and the callbacks that receive its return value.
 ///
