@@ -38,7 +38,6 @@ SKIP = {"loom_tests"}  # a test module: uses the public face
 
 # (from, to): why it is still there. Remove an entry when its edge is gone.
 KNOWN = {
-    ("clock", "manager"): "ManualClock wakes the manager's timer (Shared::time_moved): a weak time listener",
     ("handle", "manager"): "handles hold Arc<Shared> to remove cancelled timers: a small timer context",
     ("module", "manager"): "ModuleShared holds Arc<Shared> (phase, timer, threads): split Shared into services",
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::manager::Shared;
 use crate::schedule::{to_nanos, Nanos};
 use crate::sync::lock;
 use crate::sync::{AtomicU64, Mutex};
@@ -61,11 +60,17 @@ pub struct ManualClock {
     inner: Arc<ManualInner>,
 }
 
+/// Told when a manual clock moves: a manager's timer, which then re-reads
+/// the clock. (A trait, so that the clock knows no manager.)
+pub(crate) trait TimeListener: Send + Sync {
+    fn time_moved(&self);
+}
+
 #[derive(Default)]
 struct ManualInner {
     now: AtomicU64,
     /// Managers to wake when time moves.
-    managers: Mutex<Vec<Weak<Shared>>>,
+    listeners: Mutex<Vec<Weak<dyn TimeListener>>>,
 }
 
 impl ManualClock {
@@ -82,13 +87,13 @@ impl ManualClock {
         let by = to_nanos(by).unwrap_or(u64::MAX);
         let _ =
             self.inner.now.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(by)));
-        let managers: Vec<Arc<Shared>> = {
-            let mut list = lock(&self.inner.managers);
+        let listeners: Vec<Arc<dyn TimeListener>> = {
+            let mut list = lock(&self.inner.listeners);
             list.retain(|m| m.strong_count() > 0);
             list.iter().filter_map(Weak::upgrade).collect()
         };
-        for manager in managers {
-            manager.time_moved();
+        for listener in listeners {
+            listener.time_moved();
         }
     }
 
@@ -97,8 +102,8 @@ impl ManualClock {
         Duration::from_nanos(self.inner.now.load(Ordering::SeqCst))
     }
 
-    pub(crate) fn attach(&self, manager: &Arc<Shared>) {
-        lock(&self.inner.managers).push(Arc::downgrade(manager));
+    pub(crate) fn attach(&self, listener: Weak<dyn TimeListener>) {
+        lock(&self.inner.listeners).push(listener);
     }
 }
 

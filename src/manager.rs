@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchRunner;
-use crate::clock::{Clock, ManualClock};
+use crate::clock::{Clock, ManualClock, TimeListener};
 use crate::err::{ConfigError, ShutdownTimedOut, StartError, SubmitError};
 use crate::event::{Event, Events, Listener};
 use crate::handle::{RecurringHandle, TaskHandle};
@@ -248,14 +248,6 @@ impl Shared {
     /// Monotonic time since this manager was created.
     pub(crate) fn now(&self) -> Nanos {
         self.clock.now()
-    }
-
-    /// A manual clock moved: the timer re-reads it. Taking the timer lock
-    /// first means the timer is either before its clock read or already
-    /// waiting, so the wake-up cannot fall between the two.
-    pub(crate) fn time_moved(&self) {
-        drop(lock(&self.timer));
-        self.timer_wake.notify_all();
     }
 
     pub(crate) fn register(&self, module: &Arc<ModuleShared>) {
@@ -743,6 +735,16 @@ impl Shared {
     }
 }
 
+impl TimeListener for Shared {
+    /// A manual clock moved: the timer re-reads it. Taking the timer lock
+    /// first means the timer is either before its clock read or already
+    /// waiting, so the wake-up cannot fall between the two.
+    fn time_moved(&self) {
+        drop(lock(&self.timer));
+        self.timer_wake.notify_all();
+    }
+}
+
 /// Counts a manager thread out when it ends, however it ends.
 struct ThreadExit(Arc<Shared>);
 
@@ -911,7 +913,8 @@ impl Builder {
             spawn_handler: self.spawn_handler.clone(),
         });
         if let Some(manual) = &self.clock {
-            manual.attach(&shared);
+            let listener: Arc<dyn TimeListener> = shared.clone();
+            manual.attach(Arc::downgrade(&listener));
         }
         let default_module =
             Module::with_shared(&shared, self.default_max_workers, usize::MAX, Some(Arc::from("default")))?;
