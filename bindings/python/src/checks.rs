@@ -331,3 +331,8 @@ pub(crate) fn name(name: Option<&Bound<'_, PyAny>>, method: &Bound<'_, PyAny>) -
     }
     Ok(Arc::from(type_name(method)))
 }
+
+pub(crate) fn seconds(delay: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(delay)
+        .map_err(|_| PyValueError::new_err(format!("delay must be a finite number >= 0, got {delay}")))
+}

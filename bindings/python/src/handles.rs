@@ -1,0 +1,144 @@
+//! The core handles behind `taskmanager.TaskHandle` and `RecurringHandle`.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+
+use taskmanager::{RecurringHandle, SubmitError, TaskHandle};
+
+use crate::errors::submit_error;
+use crate::task::RecurringState;
+use crate::{checks, future, lifetime};
+
+/// The core handle of a one-shot task.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+pub(crate) struct TaskCore {
+    pub(crate) handle: TaskHandle<()>,
+}
+
+#[pymethods]
+impl TaskCore {
+    /// Cancels if not started; true if this call cancelled it. `handle`
+    /// (this task's `TaskHandle`) is then cancelled: by the core dropping
+    /// the task, already, and here again for certain (a no-op).
+    fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !self.handle.cancel() {
+            return Ok(false);
+        }
+        future::cancel(handle)?;
+        Ok(true)
+    }
+
+    #[getter]
+    fn id(&self) -> u64 {
+        self.handle.id()
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.handle.name()
+    }
+}
+
+/// The core handle of a recurring task.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+pub(crate) struct RecurringCore {
+    pub(crate) handle: RecurringHandle,
+    pub(crate) state: Arc<RecurringState>,
+}
+
+#[pymethods]
+impl RecurringCore {
+    /// Stops all future runs; true if this call did. `handle` (this task's
+    /// `RecurringHandle`) is then cancelled at once, even while a run in
+    /// progress finishes: the core's own cancellation when that run ends
+    /// finds it done.
+    fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !self.handle.cancel() {
+            return Ok(false);
+        }
+        future::cancel(handle)?;
+        Ok(true)
+    }
+
+    #[getter]
+    fn id(&self) -> u64 {
+        self.handle.id()
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.handle.name()
+    }
+
+    /// Checks `seconds` as a recurring task's interval and sets it.
+    fn set_interval(&self, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let interval = checks::interval(seconds, "seconds", checks::NEW_INTERVAL)?;
+        self.handle.set_interval(interval).map_err(|e| match e {
+            SubmitError::IntervalTooShort { interval } => checks::interval_too_short(
+                "seconds",
+                &interval.as_secs_f64().to_string(),
+                checks::NEW_INTERVAL,
+            ),
+            other => submit_error(other),
+        })
+    }
+
+    fn pause(&self, py: Python<'_>) -> bool {
+        lifetime::detach(py, || self.handle.pause())
+    }
+
+    fn resume(&self, py: Python<'_>) -> bool {
+        lifetime::detach(py, || self.handle.resume())
+    }
+
+    #[getter]
+    fn paused(&self) -> bool {
+        self.handle.is_paused()
+    }
+
+    #[getter]
+    fn runs(&self) -> u64 {
+        self.handle.runs()
+    }
+
+    #[getter]
+    fn failures(&self) -> u64 {
+        self.state.failures.load(Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn skipped_ticks(&self) -> u64 {
+        self.handle.skipped_ticks()
+    }
+
+    #[getter]
+    fn last_exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let last = self.state.last_exception.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref().map(|e| e.clone_ref(py))
+    }
+
+    #[getter]
+    fn done(&self) -> bool {
+        self.handle.is_done()
+    }
+
+    // The last exception's traceback can reach frames that hold this
+    // handle: let the garbage collector see that reference. A lock held
+    // elsewhere right now is skipped, which only keeps objects alive longer.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(last) = self.state.last_exception.try_lock() {
+            if let Some(exception) = last.as_ref() {
+                visit.call(exception)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let last = self.state.last_exception.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(last);
+    }
+}

@@ -1,0 +1,213 @@
+//! `ManagerCore`: the Rust manager behind `taskmanager.TaskManager`, its
+//! GIL batches and its events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use taskmanager::{BatchRunner, Event, Stats, TaskManager, TaskState};
+
+use crate::module::ModuleCore;
+use crate::outstanding::Outstanding;
+use crate::{aio, checks, lifetime};
+
+/// Hands an event to the Python forwarder (see `ManagerCore::new`).
+pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
+    let (kind, duration, error, ticks) = match event {
+        Event::Started { .. } => ("started", None, None, None),
+        Event::Finished { duration, .. } => ("finished", Some(duration.as_secs_f64()), None, None),
+        Event::Failed { duration, error, .. } => {
+            ("failed", Some(duration.as_secs_f64()), error.as_ref().map(ToString::to_string), None)
+        }
+        Event::Skipped { ticks, .. } => ("skipped", None, None, Some(*ticks)),
+        Event::Cancelled { .. } => ("cancelled", None, None, None),
+        Event::Paused { .. } => ("paused", None, None, None),
+        Event::Resumed { .. } => ("resumed", None, None, None),
+        Event::SpawnFailed { .. } => ("spawn_failed", None, Some(event.to_string()), None),
+        _ => ("other", None, None, None),
+    };
+    let level = match event.level() {
+        log::Level::Trace => 5,
+        log::Level::Debug => 10,
+        log::Level::Info => 20,
+        log::Level::Warn => 30,
+        log::Level::Error => 40,
+    };
+    // A module's event (a worker that could not start) names the module.
+    let (id, name) = match (event.task(), event) {
+        (Some(task), _) => (task.id, task.name.as_str()),
+        (None, Event::SpawnFailed { module, .. }) => (0, module.as_str()),
+        (None, _) => (0, ""),
+    };
+    lifetime::attach(|py| {
+        let args = (kind, level, id, name, duration, error, ticks);
+        let called = args.into_pyobject(py).and_then(|args| lifetime::call(forward.bind(py), &args, None));
+        if let Err(e) = called {
+            e.write_unraisable(py, Some(forward.bind(py)));
+        }
+    });
+}
+
+/// Holds the GIL across a worker's batch of tasks: each task's own
+/// `Python::attach` is then a cheap re-entry instead of a hand-off of the
+/// GIL per task. Python code in a task still lets the GIL go at the
+/// interpreter's switch interval, and a batch is bounded, so other threads
+/// are not starved.
+pub(crate) struct GilBatch;
+
+impl BatchRunner for GilBatch {
+    fn run_batch(&self, batch: &mut dyn FnMut()) {
+        if lifetime::attach(|_| batch()).is_none() {
+            // The interpreter is gone: the tasks find it so themselves.
+            batch();
+        }
+    }
+
+    /// Closes the worker's asyncio event loop, if an `async def` task made
+    /// one (see `aio`).
+    fn thread_exit(&self) {
+        aio::close_thread_loop();
+    }
+}
+
+/// `Stats` for Python: queued, running, completed, failed, cancelled,
+/// peak_concurrency, workers, pending_timers.
+pub(crate) type StatsTuple = (usize, usize, u64, u64, u64, usize, usize, usize);
+
+pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
+    (s.queued, s.running, s.completed, s.failed, s.cancelled, s.peak_concurrency, s.workers, s.pending_timers)
+}
+
+/// `TaskInfo` for Python: id, name, module, state, next_due, interval,
+/// runs, failures.
+pub(crate) type TaskTuple = (u64, String, String, &'static str, Option<f64>, Option<f64>, u64, u64);
+
+/// The Rust manager behind a `taskmanager.TaskManager`.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+pub(crate) struct ManagerCore {
+    pub(crate) manager: TaskManager,
+    pub(crate) outstanding: Arc<Outstanding>,
+}
+
+#[pymethods]
+impl ManagerCore {
+    /// `forward(kind, level, id, name, duration, error, ticks)` receives
+    /// every event at `level` (a `logging` level) or more severe.
+    #[new]
+    #[pyo3(signature = (default_max_workers, forward=None, level=30))]
+    fn new(default_max_workers: usize, forward: Option<Py<PyAny>>, level: u32) -> PyResult<Self> {
+        let mut builder =
+            TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
+        if let Some(forward) = forward {
+            let level = match level {
+                0..=5 => log::Level::Trace,
+                6..=10 => log::Level::Debug,
+                11..=20 => log::Level::Info,
+                21..=30 => log::Level::Warn,
+                _ => log::Level::Error,
+            };
+            builder =
+                builder.listener(move |event: &Event| forward_event(&forward, event)).listener_level(level);
+        }
+        let manager = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(ManagerCore { manager, outstanding: Arc::default() })
+    }
+
+    fn start(&self) -> PyResult<()> {
+        self.manager.start_thread().map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+
+    fn default_module(&self) -> ModuleCore {
+        ModuleCore {
+            module: self.manager.default_module().clone(),
+            outstanding: Arc::clone(&self.outstanding),
+        }
+    }
+
+    /// Stops accepting; with `cancel_pending`, cancels every task not
+    /// started. Does not wait.
+    fn begin_shutdown(&self, py: Python<'_>, cancel_pending: bool) -> usize {
+        lifetime::detach(py, || {
+            if cancel_pending {
+                self.manager.begin_shutdown_now()
+            } else {
+                self.manager.begin_shutdown();
+                0
+            }
+        })
+    }
+
+    /// Waits up to `timeout` seconds for the end; true if it ended.
+    fn await_termination(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = checks::seconds(timeout)?;
+        Ok(lifetime::detach(py, || self.manager.await_termination(timeout)))
+    }
+
+    /// Waits up to `timeout` seconds until no accepted task is outstanding.
+    fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = checks::seconds(timeout)?;
+        Ok(lifetime::detach(py, || self.outstanding.wait_zero(timeout)))
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.manager.is_shut_down()
+    }
+
+    /// The manager's stats, as the fields of `taskmanager.Stats`, in order.
+    fn stats(&self) -> StatsTuple {
+        stats_tuple(self.manager.stats())
+    }
+
+    /// The listing of `TaskManager::tasks`, as tuples of the fields of
+    /// `taskmanager.TaskInfo`, in order (durations in seconds).
+    fn tasks(&self) -> Vec<TaskTuple> {
+        self.manager
+            .tasks()
+            .into_iter()
+            .map(|t| {
+                let state = match t.state {
+                    TaskState::Scheduled => "scheduled",
+                    TaskState::Running => "running",
+                    TaskState::Paused => "paused",
+                };
+                let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+                (t.id, t.name, t.module, state, seconds(t.next_due), seconds(t.interval), t.runs, t.failures)
+            })
+            .collect()
+    }
+
+    /// The running tasks as (id, name) pairs.
+    fn running_tasks(&self) -> Vec<(u64, String)> {
+        self.manager.running_tasks().into_iter().map(|t| (t.id, t.name)).collect()
+    }
+
+    /// Cancels every task not started; returns how many.
+    fn cancel_pending(&self, py: Python<'_>) -> usize {
+        lifetime::detach(py, || self.manager.cancel_pending())
+    }
+
+    fn is_manager_thread(&self) -> bool {
+        self.manager.is_manager_thread()
+    }
+
+    fn outstanding(&self) -> usize {
+        self.outstanding.count()
+    }
+}
+
+impl Drop for ManagerCore {
+    fn drop(&mut self) {
+        if lifetime::finalizing() {
+            // Past the exit hooks: what was queued is cancelled, and tasks
+            // still running are not waited for (they may never return, and
+            // letting go of the GIL now could let a worker crash the
+            // exit): the manager is left to them.
+            let _ = self.manager.shutdown_timeout(Duration::ZERO);
+            return;
+        }
+        // Workers may need the GIL to finish: wait for them detached.
+        Python::attach(|py| lifetime::detach(py, || self.manager.shutdown()));
+    }
+}

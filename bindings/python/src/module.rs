@@ -1,0 +1,199 @@
+//! `ModuleCore`: the Rust module behind `taskmanager.Module`, and how a
+//! submission's checked arguments become a task and its handle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use taskmanager::{Module, Recurrence, Task};
+
+use crate::errors::submit_error;
+use crate::handles::{RecurringCore, TaskCore};
+use crate::manager::{stats_tuple, ManagerCore, StatsTuple};
+use crate::outstanding::Outstanding;
+use crate::task::{Parts, PyTask, RecurringState};
+use crate::{checks, future, lifetime};
+
+/// The Rust module behind a `taskmanager.Module`.
+#[pyclass(frozen, module = "taskmanager._taskmanager")]
+pub(crate) struct ModuleCore {
+    pub(crate) module: Module,
+    pub(crate) outstanding: Arc<Outstanding>,
+}
+
+/// A submission's checked parts, before it has a handle.
+pub(crate) struct Call {
+    pub(crate) method: Py<PyAny>,
+    pub(crate) args: Py<PyTuple>,
+    pub(crate) kwargs: Option<Py<PyDict>>,
+    pub(crate) callbacks: Vec<Py<PyAny>>,
+    pub(crate) name: Arc<str>,
+}
+
+impl Call {
+    fn check(
+        method: &Bound<'_, PyAny>,
+        args: Option<&Bound<'_, PyAny>>,
+        kwargs: Option<&Bound<'_, PyAny>>,
+        callback: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Call> {
+        let py = method.py();
+        let method = checks::method(method)?;
+        Ok(Call {
+            args: checks::args(py, args)?.unbind(),
+            kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
+            callbacks: checks::callbacks(callback)?,
+            name: checks::name(name, &method)?,
+            method: method.unbind(),
+        })
+    }
+}
+
+impl ModuleCore {
+    /// The task for `call`, reporting to `future`, counted as outstanding.
+    fn task(&self, future: &Bound<'_, PyAny>, call: Call) -> PyTask {
+        let Call { method, args, kwargs, callbacks, name: _ } = call;
+        PyTask {
+            parts: Some(Parts { future: future.clone().unbind(), method, args, kwargs, callbacks }),
+            _ticket: self.outstanding.enter(),
+        }
+    }
+
+    /// Queues `call` now, or `delay` seconds from now, with a new handle.
+    fn submit_once<'py>(
+        &self,
+        py: Python<'py>,
+        call: Call,
+        delay: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = future::new_handle(py, false)?;
+        let name = Arc::clone(&call.name);
+        let mut task = self.task(&handle, call);
+        let run = Task::new(move || {
+            lifetime::attach(|py| task.run_once(py));
+        })
+        .name(name);
+        let core = match delay {
+            None => self.module.add_task(run),
+            Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
+        }
+        .map_err(submit_error)?;
+        handle.setattr(intern!(py, "_core"), TaskCore { handle: core })?;
+        Ok(handle)
+    }
+
+    /// Runs `call` every `interval` seconds, with a new recurring handle.
+    fn submit_recurring<'py>(
+        &self,
+        py: Python<'py>,
+        call: Call,
+        interval: Duration,
+        run_now: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let handle = future::new_handle(py, true)?;
+        let name = Arc::clone(&call.name);
+        let task = self.task(&handle, call);
+        let state = Arc::new(RecurringState::default());
+        let shared = Arc::clone(&state);
+        let run = Task::new(move || {
+            lifetime::attach(|py| task.run_again(py, &shared));
+        })
+        .name(name);
+        let recurrence = Recurrence::every(interval).run_now(run_now);
+        let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
+        handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;
+        Ok(handle)
+    }
+}
+
+#[pymethods]
+impl ModuleCore {
+    /// A module of `max_workers`; with `max_queued`, its queue is bounded.
+    #[new]
+    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None))]
+    fn new(
+        manager: &ManagerCore,
+        max_workers: usize,
+        max_queued: Option<usize>,
+        name: Option<String>,
+    ) -> PyResult<Self> {
+        let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        if let Some(max_queued) = max_queued {
+            builder = builder.max_queued(max_queued);
+        }
+        let module = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
+    }
+
+    /// `Module.add_task`: checks the arguments and queues
+    /// `method(*args, **kwargs)`; returns its `TaskHandle`.
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None))]
+    fn add_task<'py>(
+        &self,
+        method: &Bound<'py, PyAny>,
+        args: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyAny>>,
+        callback: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = Call::check(method, args, kwargs, callback, name)?;
+        self.submit_once(method.py(), call, None)
+    }
+
+    /// `Module.schedule_task`: checks the arguments and schedules
+    /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
+    /// `RecurringHandle` if it recurs.
+    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None))]
+    // The arguments are the spec's, plus the `recurring` alias.
+    #[allow(clippy::too_many_arguments)]
+    fn schedule_task<'py>(
+        &self,
+        method: &Bound<'py, PyAny>,
+        delay: &Bound<'py, PyAny>,
+        args: Option<&Bound<'py, PyAny>>,
+        kwargs: Option<&Bound<'py, PyAny>>,
+        callback: Option<&Bound<'py, PyAny>>,
+        reoccurring: Option<&Bound<'py, PyAny>>,
+        run_now: Option<&Bound<'py, PyAny>>,
+        recurring: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = method.py();
+        let method = checks::method(method)?;
+        // Whether it recurs decides the delay's rule: a one-shot delay may
+        // be 0; a reoccurring one is the interval between runs.
+        let repeat = checks::reoccurring(reoccurring, recurring)?;
+        if !repeat {
+            let seconds = checks::delay(delay, "delay")?;
+            let call = Call::check(&method, args, kwargs, callback, name)?;
+            // `run_now` on a one-shot task: it runs once, now.
+            let now = checks::flag(run_now, "run_now", false)?;
+            return self.submit_once(py, call, if now { None } else { Some(seconds) });
+        }
+        let interval = checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?;
+        let call = Call::check(&method, args, kwargs, callback, name)?;
+        let now = checks::flag(run_now, "run_now", false)?;
+        self.submit_recurring(py, call, interval, now)
+    }
+
+    /// The module's stats, as the fields of `taskmanager.Stats`, in order.
+    fn stats(&self) -> StatsTuple {
+        stats_tuple(self.module.stats())
+    }
+
+    fn worker_count(&self) -> usize {
+        self.module.worker_count()
+    }
+
+    fn queued(&self) -> usize {
+        self.module.queued()
+    }
+}
