@@ -1,0 +1,308 @@
+"""The spec's API: ``TaskManager`` and ``Module``, with the argument checks
+that stay in Python (constructors, flags, the dict form)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, SupportsFloat, SupportsIndex, Union
+
+from . import _lifetime
+from ._handle import TaskHandle
+from ._taskmanager import ManagerCore, ModuleCore
+from ._types import _EVENTS, _TRACE, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
+
+Callback = Callable[[Any], Any]
+Callbacks = Union[None, Callback, Sequence[Callback]]
+
+# Worker threads start on demand, so a large cap costs nothing; this bound
+# only keeps the number within what the core's counters hold.
+_MAX_WORKERS = 2**31 - 1
+
+
+# ---------------------------------------------------------------------------
+# Argument checks: each error names the argument and what was expected. The
+# checks of each submission's arguments run in the native half, where they
+# are cheap; these are for constructors and flags.
+
+
+def _type_name(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _check_bool(value: object, name: str, default: Optional[bool] = None) -> bool:
+    """A bool; None means ``default`` where there is one."""
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {_type_name(value)}")
+    return value
+
+
+def _check_max_workers(max_workers: object, default: Optional[int] = None, name: str = "max_workers") -> int:
+    if max_workers is None and default is not None:
+        return default
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+        raise TypeError(f"{name} must be an int >= 1, got {_type_name(max_workers)}")
+    if max_workers < 1:
+        raise ValueError(f"{name} must be >= 1, got {max_workers}")
+    if max_workers > _MAX_WORKERS:
+        raise ValueError(f"{name} must be at most {_MAX_WORKERS}, got {max_workers}")
+    return max_workers
+
+
+def _check_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds (or None), got {_type_name(timeout)}")
+    if not timeout >= 0 or timeout == float("inf"):
+        raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
+    return float(timeout)
+
+_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name"})
+_SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
+
+
+def _key_name(key: object) -> str:
+    """An unknown key as an error names it: its str, quoted; a key that
+    cannot be printed by its type, so the error is still a ValueError."""
+    try:
+        return repr(str(key))
+    except Exception:
+        return f"<unprintable {_type_name(key)} key>"
+
+
+def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mapping[str, Any]:
+    if not isinstance(task, Mapping):
+        raise TypeError(f"{call}() takes a dict of the task's keys, got {_type_name(task)}")
+    unknown = sorted(_key_name(k) for k in task if k not in allowed)
+    if unknown:
+        raise ValueError(f"{call}() got unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    if "method" not in task:
+        raise ValueError(f"{call}() task is missing the required key 'method'")
+    return task
+
+
+class Module:
+    """A group of tasks that never runs more than ``max_workers`` of them at
+    once: the spec's ``Module(task_manager=..., max_workers=...)``.
+
+    Subclass it as the spec does (``super().__init__(**kwargs)``) and submit
+    the subclass's methods as tasks and callbacks. Each module has its own
+    worker threads, so a busy module never delays another.
+
+    With ``max_queued=N`` the module's queue is bounded: once N tasks wait,
+    ``add_task`` (and a zero-delay or ``run_now`` submission) raises
+    :class:`QueueFull` instead of letting the queue grow. Scheduled tasks
+    that come due and recurring runs are never refused (they were accepted
+    when scheduled), so the queue may briefly hold more than N.
+    """
+
+    def __init__(
+        self,
+        task_manager: Optional["TaskManager"] = None,
+        max_workers: Optional[int] = None,
+        max_queued: Optional[int] = None,
+    ) -> None:
+        if task_manager is None:
+            raise TypeError("Module() needs task_manager=, the TaskManager that runs its tasks")
+        if not isinstance(task_manager, TaskManager):
+            raise TypeError(f"task_manager must be a TaskManager, got {_type_name(task_manager)}")
+        self.task_manager = task_manager
+        self.max_workers = _check_max_workers(max_workers, default=task_manager.max_workers)
+        self.max_queued = None if max_queued is None else _check_max_workers(max_queued, name="max_queued")
+        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued, type(self).__name__)
+
+    def add_task(
+        self,
+        method: Callable[..., Any],
+        args: Optional[Sequence[Any]] = None,
+        kwargs: Optional[Mapping[str, Any]] = None,
+        callback: Callbacks = None,
+        *,
+        name: Optional[str] = None,
+    ) -> TaskHandle:
+        """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
+        callback then receives its return value. ``name`` names the task in
+        reports (default: the method's ``__qualname__``).
+
+        ``method`` (and each callback) may be an ``async def`` function: the
+        coroutine it returns is run to completion on the worker, on an
+        asyncio event loop the worker thread keeps for its tasks, and its
+        value is the task's result. Pass the function, not a coroutine
+        object (``add_task(f)``, not ``add_task(f())``): that is a
+        TypeError."""
+        return self._tm_core.add_task(method, args, kwargs, callback, name)
+
+    def schedule_task(
+        self,
+        method: Callable[..., Any],
+        delay: Union[SupportsFloat, SupportsIndex],
+        args: Optional[Sequence[Any]] = None,
+        kwargs: Optional[Mapping[str, Any]] = None,
+        callback: Callbacks = None,
+        reoccurring: Optional[bool] = None,
+        run_now: Optional[bool] = None,
+        *,
+        recurring: Optional[bool] = None,
+        name: Optional[str] = None,
+    ) -> TaskHandle:
+        """Runs ``method`` ``delay`` seconds from now; with ``reoccurring``,
+        every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
+        are skipped, never bursted); with ``run_now``, also at once.
+
+        ``delay`` is a real number of seconds (int, float, ``Decimal``,
+        ``Fraction``, numpy scalars; not bool): from 0 for a one-shot task,
+        at least 0.001 (1 ms) for a reoccurring one. ``recurring`` is an
+        alias of ``reoccurring``; given both, they must agree (None, the
+        default, means not given). A one-shot task with ``run_now=True``
+        runs once, now (the spec's "only execute once"). Returns a
+        :class:`RecurringHandle` for recurring tasks.
+
+        ``method`` and callbacks may be ``async def`` functions, as in
+        :meth:`add_task`; each run of a recurring one runs its coroutine.
+        """
+        return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
+
+    def stats(self) -> Stats:
+        """This module's :class:`Stats`."""
+        return Stats(*self._tm_core.stats())
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"<{type(self).__name__} max_workers={self.max_workers} workers={s.workers} "
+            f"running={s.running} queued={s.queued} timers={s.pending_timers} "
+            f"completed={s.completed} failed={s.failed} cancelled={s.cancelled}>"
+        )
+
+
+class TaskManager:
+    """Queues tasks and runs them when due: the spec's ``TaskManager``.
+
+    ``start_thread()`` starts running in the background. Tasks given to the
+    manager itself run on its default module (``max_workers`` wide; by
+    default ``min(32, os.cpu_count() + 4)``, as ThreadPoolExecutor).
+
+    A started manager keeps the interpreter alive while it has work (like a
+    non-daemon thread) until :meth:`shutdown`; Ctrl-C then stops it, and the
+    process ends with SIGINT's status. ``start_thread(daemon=True)`` opts
+    out: at exit, its queued tasks are cancelled and its running ones get
+    ``taskmanager._lifetime.EXIT_TIMEOUT`` (1 s) before they are abandoned.
+    After ``os.fork()``, a manager started in the parent refuses work in the
+    child (``RuntimeError``); create one in the child.
+    """
+
+    def __init__(self, max_workers: Optional[int] = None, listener: Optional[Callable[[Event], Any]] = None) -> None:
+        default = min(32, (os.cpu_count() or 1) + 4)
+        self.max_workers = _check_max_workers(max_workers, default=default)
+        if listener is not None and not callable(listener):
+            raise TypeError(f"listener must be callable (or None), got {_type_name(listener)}")
+        # Events go to the listener, and to the taskmanager.events logger at
+        # the level it has now (read once: configure logging first). By
+        # default (WARNING) none are forwarded: failures are logged, with
+        # their traceback, on the taskmanager logger already.
+        level = _TRACE if listener is not None else _EVENTS.getEffectiveLevel()
+        forward = _event_forwarder(listener) if listener is not None or level <= logging.INFO else None
+        self._core = ManagerCore(self.max_workers, forward, level)
+        self._default = self._core.default_module()
+        self._started = False
+        self._daemon = False
+        self._pid: Optional[int] = None  # the process that started it
+        _lifetime.register(self)
+
+    def start_thread(self, daemon: bool = False) -> None:
+        """Starts running tasks in the background. Tasks added before wait
+        until now. Calling it again is harmless."""
+        daemon = _check_bool(daemon, "daemon")
+        if self._started:
+            if _lifetime.inherited(self):
+                raise RuntimeError(
+                    f"this TaskManager was started in process {self._pid}, the parent of this forked "
+                    "process, and its threads do not exist here; create a new TaskManager in the child"
+                )
+            return
+        self._core.start()
+        self._daemon = daemon
+        self._started = True
+        self._pid = os.getpid()
+
+    def add_task(self, task: Mapping[str, Any]) -> TaskHandle:
+        """Queues a task given as a dict with the spec's keys: ``method``
+        (required), ``args``, ``kwargs``, ``callback``; as
+        :meth:`Module.add_task` (``async def`` methods included)."""
+        t = _check_task_dict(task, _ADD_KEYS, "add_task")
+        return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), t.get("name"))
+
+    def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
+        """Schedules a task given as a dict with the spec's keys: ``method``
+        and ``delay`` (required), ``args``, ``kwargs``, ``callback``,
+        ``reoccurring``, ``run_now``; as :meth:`Module.schedule_task`."""
+        t = _check_task_dict(task, _SCHEDULE_KEYS, "schedule_task")
+        if "delay" not in t:
+            raise ValueError("schedule_task() task is missing the required key 'delay'")
+        return self._default.schedule_task(
+            t["method"],
+            t["delay"],
+            t.get("args"),
+            t.get("kwargs"),
+            t.get("callback"),
+            t.get("reoccurring"),
+            t.get("run_now"),
+            t.get("recurring"),
+            t.get("name"),
+        )
+
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
+        """Stops accepting tasks (later ones raise RuntimeError), runs every
+        task already due, cancels scheduled and recurring tasks not yet due.
+
+        With ``cancel_pending=True``, tasks queued but not started are
+        cancelled too. With ``wait=True``, returns once every running task
+        has finished (Ctrl-C interrupts the wait); inside a task it cannot
+        wait for itself and returns at once.
+
+        With ``timeout`` (seconds), waits at most that long: if tasks are
+        still running then, the queued ones are cancelled and
+        :class:`ShutdownTimedOut` is raised, naming the running ones (which
+        finish in the background and report through their handles).
+        """
+        wait = _check_bool(wait, "wait")
+        cancel_pending = _check_bool(cancel_pending, "cancel_pending")
+        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+        self._core.begin_shutdown(cancel_pending)
+        if not wait or self._core.is_manager_thread():
+            return
+        while True:
+            step = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
+            if self._core.await_termination(step):
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                cancelled = self._core.cancel_pending()
+                raise ShutdownTimedOut(self._core.running_tasks(), cancelled)
+
+    def stats(self) -> Stats:
+        """The :class:`Stats` of all this manager's modules, summed (its
+        default module included)."""
+        return Stats(*self._core.stats())
+
+    def get_tasks(self) -> List[TaskInfo]:
+        """The scheduled one-shot tasks not yet due and every recurring task
+        that has not ended, soonest first, as :class:`TaskInfo`."""
+        return [TaskInfo(*t) for t in self._core.tasks()]
+
+    def __enter__(self) -> "TaskManager":
+        self.start_thread()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._core.is_shut_down() else "running" if self._started else "not started"
+        s = self.stats()
+        return (
+            f"<TaskManager {state} max_workers={self.max_workers} outstanding={self._core.outstanding()} "
+            f"running={s.running} queued={s.queued} timers={s.pending_timers} completed={s.completed} "
+            f"failed={s.failed}>"
+        )

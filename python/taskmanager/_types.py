@@ -1,0 +1,129 @@
+"""The values the API reports: events, listed tasks, stats, and the
+exception of a shutdown that ran out of time."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, List, Optional, Tuple
+
+_EVENTS = logging.getLogger("taskmanager.events")
+_TRACE = 5  # below DEBUG: a run's start
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Something that happened to a task, as a ``TaskManager(listener=...)``
+    receives it (and the ``taskmanager.events`` logger logs it)."""
+
+    kind: str
+    """``started``, ``finished``, ``failed``, ``skipped``, ``cancelled``,
+    ``paused`` or ``resumed``."""
+    level: int
+    """Its ``logging`` level: 5 (below DEBUG) for ``started``, DEBUG for
+    ``finished`` and ``cancelled``, INFO for ``skipped``, ``paused`` and
+    ``resumed``, WARNING for ``failed``."""
+    task_id: int
+    task_name: str
+    duration: Optional[float] = None
+    """Seconds the run took (``finished``, ``failed``)."""
+    error: Optional[str] = None
+    """A Rust-side failure's description; a Python exception is on the
+    task's handle (and logged on the ``taskmanager`` logger)."""
+    ticks: Optional[int] = None
+    """How many ticks were skipped (``skipped``)."""
+
+
+def _event_forwarder(listener: Optional[Callable[[Event], Any]]) -> Callable[..., None]:
+    def forward(
+        kind: str,
+        level: int,
+        task_id: int,
+        name: str,
+        duration: Optional[float],
+        error: Optional[str],
+        ticks: Optional[int],
+    ) -> None:
+        if _EVENTS.isEnabledFor(level):
+            detail = f" in {duration:.6f} s" if duration is not None else ""
+            detail += f": {error}" if error else ""
+            detail += f" ({ticks} tick(s))" if ticks is not None else ""
+            _EVENTS.log(level, "task %s (#%d) %s%s", name, task_id, kind, detail)
+        if listener is not None:
+            listener(Event(kind, level, task_id, name, duration, error, ticks))
+
+    return forward
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """A scheduled or recurring task, as ``manager.get_tasks()`` lists it."""
+
+    id: int
+    """The task's number, as its handle's ``id``."""
+    name: str
+    """The task's name, as its handle's ``name``."""
+    module: str
+    """Its module's name: the Module subclass's name, or ``default``."""
+    state: str
+    """``scheduled``, ``running`` or ``paused``."""
+    next_due: Optional[float]
+    """Seconds from now until its next run (0 if due now)."""
+    interval: Optional[float]
+    """A recurring task's interval in seconds; None for a one-shot task."""
+    runs: int
+    """Runs so far (recurring tasks; failed runs included)."""
+    failures: int
+    """Failed runs so far (recurring tasks)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """A snapshot of what a module (or, summed, a manager) holds and has
+    done: ``module.stats()``, ``manager.stats()``. Cheap to take."""
+
+    queued: int
+    """Tasks waiting in the queue for a worker."""
+    running: int
+    """Tasks running now."""
+    completed: int
+    """Runs that returned (each run of a recurring task counts)."""
+    failed: int
+    """Runs whose method or a callback raised."""
+    cancelled: int
+    """Tasks cancelled before they ran, and recurring tasks ended by a cancel."""
+    peak_concurrency: int
+    """The most workers at once so far (never above ``max_workers``)."""
+    workers: int
+    """Worker threads alive now."""
+    pending_timers: int
+    """Scheduled tasks waiting in the timer (recurring ones between runs)."""
+
+
+class ShutdownTimedOut(TimeoutError):
+    """``shutdown(timeout=...)`` ran out of time: tasks were still running,
+    or queued tasks had not started (or both).
+
+    ``running`` lists the running ones as ``(id, name)`` pairs (match ``id``
+    against a handle's ``id``); ``cancelled`` counts the queued tasks
+    cancelled then. The message says which was left, e.g.
+    ``shutdown timed out: 2 task(s) still running (a, b); no queued task was
+    cancelled`` or ``shutdown timed out: 3 queued task(s) not started were
+    cancelled; none was running``.
+    """
+
+    def __init__(self, running: List[Tuple[int, str]], cancelled: int) -> None:
+        if cancelled:
+            left_queued = f"{cancelled} queued task(s) not started were cancelled"
+        else:
+            left_queued = "no queued task was cancelled"
+        if running:
+            names = ", ".join(name for _, name in running)
+            message = f"{len(running)} task(s) still running ({names}); {left_queued}"
+        elif cancelled:
+            message = f"{left_queued}; none was running"
+        else:
+            message = "no task was running or queued; the manager's threads had not all exited"
+        super().__init__(f"shutdown timed out: {message}")
+        self.running = running
+        self.cancelled = cancelled
