@@ -1,0 +1,294 @@
+//! [`TaskManager`]: the public face of a manager, and its drop.
+
+use std::fmt;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Builder, Shared};
+use crate::err::{ShutdownTimedOut, StartError, SubmitError};
+use crate::handle::{RecurringHandle, TaskHandle};
+use crate::module::Module;
+use crate::report::{RunningTask, Stats, TaskInfo};
+use crate::schedule::Recurrence;
+use crate::sync::lock;
+use crate::task::Task;
+
+/// Queues tasks and runs them when due: the spec's `TaskManager`.
+///
+/// Cheap to clone; all clones are the same manager. When the last clone is
+/// dropped the manager shuts down as [`shutdown`](Self::shutdown) does.
+/// [`Module`]s do not count: they do not keep a manager running. A task
+/// that holds a clone of its own manager keeps it from shutting down on
+/// drop; give tasks a `Module` instead.
+///
+/// ```
+/// use std::time::Duration;
+/// use taskmanager::{Recurrence, TaskManager};
+///
+/// let manager = TaskManager::new();
+/// manager.start_thread()?;
+/// let sum = manager.add_task(|| (1..=10).sum::<u32>())?;
+/// let later = manager.schedule_task(Duration::from_millis(20), || "later")?;
+/// let ticks = manager.schedule_recurring(Recurrence::every(Duration::from_millis(5)), || ())?;
+/// assert_eq!(sum.join()?, 55);
+/// assert_eq!(later.join()?, "later");
+/// manager.shutdown(); // the recurring task is cancelled
+/// assert!(ticks.is_done());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TaskManager {
+    inner: Arc<Owner>,
+}
+
+/// What the user's clones share; dropping it shuts the manager down.
+struct Owner {
+    shared: Arc<Shared>,
+    default_module: Module,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        if shared.inherited_or_forked() {
+            return; // see `after_fork_in_child`
+        }
+        shared.begin_shutdown(false);
+        if !shared.gave_up.load(SeqCst) {
+            shared.await_termination(None);
+            return;
+        }
+        // A bounded shutdown gave up on these already and said so: wait
+        // no more (that wait could be forever), let them finish alone.
+        if !shared.await_termination(Some(Instant::now())) {
+            let running = shared.running_tasks();
+            let names: Vec<&str> = running.iter().map(|t| t.name.as_str()).collect();
+            log::warn!(
+                "taskmanager: manager dropped after a shutdown that timed out; {} task(s) still running are \
+                 left to finish in the background ({})",
+                running.len(),
+                names.join(", ")
+            );
+        }
+    }
+}
+
+impl TaskManager {
+    /// The manager [`Builder::build`] made: its state and default module.
+    pub(super) fn from_parts(shared: Arc<Shared>, default_module: Module) -> TaskManager {
+        TaskManager { inner: Arc::new(Owner { shared, default_module }) }
+    }
+
+    /// A manager with default settings (see [`Builder`]).
+    pub fn new() -> TaskManager {
+        Builder::default().build().unwrap_or_else(|_| unreachable!("default settings are valid"))
+    }
+
+    /// Settings for a new manager.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Starts running tasks in the background: the spec's `start_thread`.
+    /// Tasks submitted before it wait until now. Calling it again is
+    /// harmless.
+    ///
+    /// # Errors
+    /// [`StartError::ShutDown`] after shutdown; [`StartError::Spawn`] if the
+    /// timer thread could not be started.
+    pub fn start_thread(&self) -> Result<(), StartError> {
+        self.inner.shared.start()
+    }
+
+    /// The module that runs tasks given to the manager itself.
+    pub fn default_module(&self) -> &Module {
+        &self.inner.default_module
+    }
+
+    /// [`Module::add_task`] on the [default module](Self::default_module):
+    /// the spec's `TaskManager.add_task`.
+    ///
+    /// # Errors
+    /// As [`Module::add_task`].
+    pub fn add_task<F, T>(&self, task: impl Into<Task<F, T>>) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.default_module().add_task(task)
+    }
+
+    /// [`Module::schedule_task`] on the [default module](Self::default_module):
+    /// the spec's `TaskManager.schedule_task` without `reoccurring`.
+    ///
+    /// # Errors
+    /// As [`Module::schedule_task`].
+    pub fn schedule_task<F, T>(
+        &self,
+        delay: Duration,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.default_module().schedule_task(delay, task)
+    }
+
+    /// [`Module::schedule_recurring`] on the [default module](Self::default_module):
+    /// the spec's `TaskManager.schedule_task` with `reoccurring`.
+    ///
+    /// # Errors
+    /// As [`Module::schedule_recurring`].
+    pub fn schedule_recurring<F, T>(
+        &self,
+        recurrence: Recurrence,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<RecurringHandle, SubmitError>
+    where
+        F: FnMut() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.default_module().schedule_recurring(recurrence, task)
+    }
+
+    /// Shuts down and waits:
+    ///
+    /// 1. stops accepting (later submissions get [`SubmitError::ShutDown`]);
+    /// 2. runs every task already due: queued ones, and scheduled ones whose
+    ///    time has come (a recurring task runs its due run, then stops);
+    /// 3. cancels scheduled and recurring tasks not yet due (their handles
+    ///    say cancelled);
+    /// 4. waits for the running tasks and joins every thread.
+    ///
+    /// A task that never returns makes this wait forever; see
+    /// [`shutdown_timeout`](Self::shutdown_timeout). Called from inside a
+    /// task, it does steps 1 to 3 and returns without waiting, since the task
+    /// cannot wait for itself. Calling it again waits for the same end.
+    pub fn shutdown(&self) {
+        let shared = &self.inner.shared;
+        shared.begin_shutdown(false);
+        shared.await_termination(None);
+    }
+
+    /// [`shutdown`](Self::shutdown), waiting at most `timeout` for running
+    /// and queued tasks.
+    ///
+    /// # Errors
+    /// [`ShutdownTimedOut`] if tasks were still running at the deadline; then
+    /// queued tasks that had not started are cancelled, and the running ones
+    /// finish in the background.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.inner.shared.shutdown_until(deadline),
+            None => {
+                self.shutdown();
+                Ok(())
+            }
+        }
+    }
+
+    /// Shuts down without starting anything more: stops accepting, cancels
+    /// every task that has not started (queued, due or not yet due), then
+    /// waits for the running ones and joins every thread. Returns how many
+    /// queued or due tasks it cancelled (scheduled tasks not yet due are
+    /// cancelled as by every shutdown, and not counted).
+    pub fn shutdown_now(&self) -> usize {
+        let cancelled = self.begin_shutdown_now();
+        self.inner.shared.await_termination(None);
+        cancelled
+    }
+
+    /// [`shutdown_now`](Self::shutdown_now) without the wait: cancels every
+    /// task that has not started, before any worker could start it, and
+    /// returns at once with the count. Follow with
+    /// [`await_termination`](Self::await_termination) to wait for the
+    /// running ones.
+    pub fn begin_shutdown_now(&self) -> usize {
+        self.inner.shared.begin_shutdown(true)
+    }
+
+    /// Begins [`shutdown`](Self::shutdown) (steps 1 to 3) and returns at
+    /// once; queued and due tasks go on running in the background. Follow
+    /// with [`await_termination`](Self::await_termination) to wait for the
+    /// end.
+    pub fn begin_shutdown(&self) {
+        self.inner.shared.begin_shutdown(false);
+    }
+
+    /// After a shutdown has begun, waits until every task has ended and every
+    /// thread is joined, or `timeout` passes; returns whether it ended.
+    /// Cancels nothing. Returns false at once when called inside a task of
+    /// this manager, which cannot wait for itself.
+    pub fn await_termination(&self, timeout: Duration) -> bool {
+        self.inner.shared.await_termination(Instant::now().checked_add(timeout))
+    }
+
+    /// Cancels every task waiting to start: queued in any module, or
+    /// scheduled (recurring ones included), due or not. Running tasks go on;
+    /// a recurring task that is running now keeps its schedule. The manager
+    /// keeps accepting new tasks. Returns how many tasks it cancelled.
+    pub fn cancel_pending(&self) -> usize {
+        self.inner.shared.cancel_pending()
+    }
+
+    /// The tasks running right now, in every module, by id and name.
+    pub fn running_tasks(&self) -> Vec<RunningTask> {
+        self.inner.shared.running_tasks()
+    }
+
+    /// The scheduled one-shot tasks not yet due and every recurring task
+    /// that has not ended, soonest first: name, module, time until the next
+    /// run, interval, runs and failures so far, and state.
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.inner.shared.tasks()
+    }
+
+    /// The [`Stats`] of every module of this manager (its default module
+    /// included), summed: what is queued, running and pending in the timer
+    /// now, and what has completed, failed or been cancelled so far.
+    /// Modules that were dropped, and all of them once shutdown is over,
+    /// keep counting in the sum.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let mut total = *lock(&shared.retired);
+        for module in shared.modules() {
+            total += module.stats();
+        }
+        total
+    }
+
+    /// Whether the calling thread is one of this manager's (a worker running
+    /// a task or callback, or the timer). Blocking waits for the manager's
+    /// own end cannot work there.
+    pub fn is_manager_thread(&self) -> bool {
+        self.inner.shared.on_own_thread()
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shut_down(&self) -> bool {
+        !self.inner.shared.phase().accepts()
+    }
+}
+
+impl Default for TaskManager {
+    fn default() -> Self {
+        TaskManager::new()
+    }
+}
+
+impl fmt::Debug for TaskManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = &self.inner.shared;
+        f.debug_struct("TaskManager")
+            .field("phase", &shared.phase())
+            .field("scheduled", &lock(&shared.timer).heap.len())
+            .field("threads", &lock(&shared.threads).live)
+            .finish()
+    }
+}

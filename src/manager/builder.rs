@@ -1,0 +1,207 @@
+//! [`Builder`]: a manager's settings.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Shared, SpawnHandler, Threads, TimerState, FORKS};
+use crate::batch::BatchRunner;
+use crate::clock::{Clock, ManualClock, TimeListener};
+use crate::err::ConfigError;
+use crate::event::{Event, Events, Listener};
+use crate::lifecycle::Phase;
+use crate::manager::TaskManager;
+use crate::module::Module;
+use crate::report::Stats;
+use crate::schedule::Nanos;
+use crate::sync::{AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex};
+use crate::timer::TimerHeap;
+
+/// Settings for a [`TaskManager`]; from [`TaskManager::builder`].
+#[derive(Clone)]
+pub struct Builder {
+    spawn_handler: Option<SpawnHandler>,
+    batch_runner: Option<Arc<dyn BatchRunner>>,
+    listener: Option<Listener>,
+    listener_level: log::Level,
+    default_max_workers: usize,
+    keep_alive: Duration,
+    timer_slack: Duration,
+    clock: Option<ManualClock>,
+}
+
+impl Builder {
+    /// `max_workers` of the manager's default module, which runs the tasks
+    /// given to the manager itself. Default: the number of CPUs plus 4, at
+    /// most 32 (Python's `ThreadPoolExecutor` default).
+    pub fn default_max_workers(mut self, max_workers: usize) -> Self {
+        self.default_max_workers = max_workers;
+        self
+    }
+
+    /// How long an idle worker thread waits for work before it exits.
+    /// Default: 60 seconds.
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// How late the operating system may wake the timer thread, to batch
+    /// wake-ups and save power (Linux's "timer slack"; elsewhere ignored).
+    /// Default: 1 microsecond, instead of Linux's 50, since a scheduler's
+    /// precision is the point. `Duration::ZERO` keeps the system's default.
+    pub fn timer_slack(mut self, slack: Duration) -> Self {
+        self.timer_slack = slack;
+        self
+    }
+
+    /// Starts the manager's threads (its timer and its workers) with
+    /// `handler` instead of `std::thread::Builder::spawn`: for a stack size,
+    /// a priority or CPU affinity, a thread pool's own registration, or to
+    /// test what happens when threads cannot be had. `handler(name, body)`
+    /// must run `body` on a new thread and return `Ok`, or return the error
+    /// that kept it from starting one (then `body` must not run).
+    ///
+    /// When a worker cannot be started, the work stays queued: an
+    /// [`add_task`](Module::add_task) that finds no worker at all gets
+    /// [`SubmitError::Spawn`](crate::SubmitError::Spawn); work that came due (scheduled, recurring) is
+    /// retried with backoff (10 ms, doubling to 1 s) while the manager runs
+    /// and while a shutdown waits, each failure logged at error and told as
+    /// [`Event::SpawnFailed`]. The manager counts its threads out when their
+    /// body returns; it joins only threads it started itself.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use taskmanager::TaskManager;
+    ///
+    /// let manager = TaskManager::builder()
+    ///     .spawn_handler(|name, body| {
+    ///         std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(body).map(drop)
+    ///     })
+    ///     .build()?;
+    /// manager.start_thread()?;
+    /// assert_eq!(manager.add_task(|| 7)?.join()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_handler(
+        mut self,
+        handler: impl Fn(&str, Box<dyn FnOnce() + Send>) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.spawn_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Wraps every batch of tasks a worker runs back to back; see
+    /// [`BatchRunner`]. For runtimes that embed the manager.
+    pub fn batch_runner(mut self, runner: Arc<dyn BatchRunner>) -> Self {
+        self.batch_runner = Some(runner);
+        self
+    }
+
+    /// Calls `listener` with every [`Event`] (task started, finished,
+    /// failed, ticks skipped, cancelled, paused, resumed), on the thread
+    /// where it happens: keep it quick. Events also go to the `log` crate
+    /// (target `taskmanager::events`) at their [level](Event::level),
+    /// listener or not. A panicking listener is logged and ignored.
+    pub fn listener(mut self, listener: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// The least severe [level](Event::level) of events the listener gets
+    /// (default: all, `Trace`). `Level::Debug` spares it the `Started` of
+    /// every run; `Level::Info` leaves only failures, skipped ticks,
+    /// pauses and resumes.
+    pub fn listener_level(mut self, level: log::Level) -> Self {
+        self.listener_level = level;
+        self
+    }
+
+    /// Reads time from `clock` instead of the monotonic clock, so tests
+    /// decide when scheduled tasks fall due. See [`ManualClock`].
+    pub fn clock(mut self, clock: &ManualClock) -> Self {
+        self.clock = Some(clock.clone());
+        self
+    }
+
+    /// Builds the manager. It queues tasks at once and runs them from
+    /// [`start_thread`](TaskManager::start_thread) on.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] if `default_max_workers` is 0.
+    pub fn build(self) -> Result<TaskManager, ConfigError> {
+        if self.default_max_workers == 0 {
+            return Err(ConfigError::ZeroMaxWorkers);
+        }
+        let shared = Arc::new(Shared {
+            phase: AtomicU8::new(Phase::Created as u8),
+            shutdown_at: AtomicU64::new(Nanos::MAX),
+            wakes: AtomicU64::new(0),
+            woken_module: AtomicUsize::new(0),
+            clock: match &self.clock {
+                Some(manual) => Clock::Manual(manual.clone()),
+                None => Clock::Monotonic(Instant::now()),
+            },
+            keep_alive: self.keep_alive,
+            timer_slack: self.timer_slack,
+            batch_runner: self.batch_runner.clone(),
+            events: Events::new(self.listener.clone(), self.listener_level),
+            timer: Mutex::new(TimerState {
+                heap: TimerHeap::new(),
+                closed: false,
+                thread_started: false,
+                retries: Vec::new(),
+            }),
+            timer_wake: Condvar::new(),
+            threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
+            thread_exited: Condvar::new(),
+            modules: Mutex::new(Vec::new()),
+            retired: Mutex::new(Stats::default()),
+            module_count: AtomicUsize::new(0),
+            recurring: Mutex::new(Vec::new()),
+            generation: std::sync::atomic::AtomicU32::new(FORKS.load(SeqCst)),
+            pid: std::sync::atomic::AtomicU32::new(std::process::id()),
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+            spawn_handler: self.spawn_handler.clone(),
+        });
+        if let Some(manual) = &self.clock {
+            let listener: Arc<dyn TimeListener> = shared.clone();
+            manual.attach(Arc::downgrade(&listener));
+        }
+        let default_module =
+            Module::with_shared(&shared, self.default_max_workers, usize::MAX, Some(Arc::from("default")))?;
+        Ok(TaskManager::from_parts(shared, default_module))
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("default_max_workers", &self.default_max_workers)
+            .field("keep_alive", &self.keep_alive)
+            .field("timer_slack", &self.timer_slack)
+            .field("spawn_handler", &self.spawn_handler.is_some())
+            .field("batch_runner", &self.batch_runner.is_some())
+            .field("listener", &self.listener.is_some())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Builder {
+            spawn_handler: None,
+            batch_runner: None,
+            listener: None,
+            listener_level: log::Level::Trace,
+            default_max_workers: (cpus + 4).min(32),
+            keep_alive: Duration::from_secs(60),
+            timer_slack: Duration::from_micros(1),
+            clock: None,
+        }
+    }
+}
