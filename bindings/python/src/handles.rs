@@ -12,6 +12,15 @@ use crate::errors::submit_error;
 use crate::task::RecurringState;
 use crate::{checks, future, lifetime};
 
+/// A core cancel's answer; when it won, the Python `handle` is marked
+/// cancelled too (see `future::cancel`).
+fn settle_cancel(won: bool, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if won {
+        future::cancel(handle)?;
+    }
+    Ok(won)
+}
+
 /// The core handle of a one-shot task.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
 pub(crate) struct TaskCore {
@@ -24,11 +33,7 @@ impl TaskCore {
     /// (this task's `TaskHandle`) is then cancelled: by the core dropping
     /// the task, already, and here again for certain (a no-op).
     fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
-        if !self.handle.cancel() {
-            return Ok(false);
-        }
-        future::cancel(handle)?;
-        Ok(true)
+        settle_cancel(self.handle.cancel(), handle)
     }
 
     #[getter]
@@ -56,11 +61,7 @@ impl RecurringCore {
     /// progress finishes: the core's own cancellation when that run ends
     /// finds it done.
     fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
-        if !self.handle.cancel() {
-            return Ok(false);
-        }
-        future::cancel(handle)?;
-        Ok(true)
+        settle_cancel(self.handle.cancel(), handle)
     }
 
     #[getter]
