@@ -176,16 +176,6 @@ pub fn count_run(failed: bool) {
     });
 }
 
-/// Marks the task `id` as running on this worker (for `stats().running`
-/// and `running_tasks()`), once it has won its start; `count_run` clears it.
-pub(crate) fn mark_running(id: u64) {
-    WORKER_COUNTS.with(|slot| {
-        if let Some(slot) = slot.borrow().as_ref() {
-            slot.current.store(id, Relaxed);
-        }
-    });
-}
-
 /// The id of the task running on this thread, if it is a worker's.
 pub(crate) fn current_task() -> Option<u64> {
     WORKER_COUNTS
@@ -392,19 +382,23 @@ impl Module {
 }
 
 /// A worker's side of running a job: see [`RunContext`].
-struct Context<'a>(&'a Arc<ModuleShared>);
+struct Context<'a> {
+    module: &'a Arc<ModuleShared>,
+    slot: &'a WorkerSlot,
+}
 
 impl RunContext for Context<'_> {
     fn events(&self) -> &Events {
-        &self.0.manager.events
+        &self.module.manager.events
     }
 
     fn now(&self) -> Nanos {
-        self.0.manager.now()
+        self.module.manager.now()
     }
 
+    /// For `stats().running` and `running_tasks()`; `count_run` clears it.
     fn mark_running(&self, id: u64) {
-        mark_running(id);
+        self.slot.current.store(id, Relaxed);
     }
 
     fn count_run(&self, failed: bool) {
@@ -412,7 +406,7 @@ impl RunContext for Context<'_> {
     }
 
     fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
-        self.0.manager.reschedule(self.0, job, due)
+        self.module.manager.reschedule(self.module, job, due)
     }
 }
 
@@ -836,7 +830,7 @@ impl ModuleShared {
             if events.wanted(log::Level::Warn) { job.share().map(|job| (job, Instant::now())) } else { None };
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
-        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context(self)))) {
+        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context { module: self, slot }))) {
             Ok(mut ran) => {
                 match COUNTED.with(|c| c.take()) {
                     // Counted as it ended (see `count_run`), perhaps as
