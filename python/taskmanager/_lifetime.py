@@ -122,35 +122,25 @@ def _wait(step: Callable[[], bool], deadline: Optional[float]) -> bool:
         _waiting = False
 
 
-def _stop(managers: List["TaskManager"]) -> None:
-    """Shuts ``managers`` down: a daemon or never-started manager, or any
-    after Ctrl-C, cancels what has not started and gets ``EXIT_TIMEOUT`` for
-    its running tasks; a non-daemon one runs what is queued and is waited
-    for until it ends (or Ctrl-C)."""
+def _stop(managers: List["TaskManager"], cancel_all: bool = False) -> None:
+    """Shuts ``managers`` down. A daemon or never-started manager (every
+    one, with ``cancel_all`` or after Ctrl-C) cancels what has not started
+    and gives its running tasks ``EXIT_TIMEOUT``; a non-daemon one runs what
+    is queued and is waited for until it ends, or until Ctrl-C, which then
+    cancels everything not started and bounds the rest."""
+
+    def bounded(manager: "TaskManager") -> bool:
+        return cancel_all or _interrupted or manager._daemon or not manager._started
+
     for manager in managers:
         _stopped.add(manager)
-        manager._core.begin_shutdown(_interrupted or manager._daemon or not manager._started)
+        manager._core.begin_shutdown(bounded(manager))
     deadline = time.monotonic() + EXIT_TIMEOUT
     for manager in managers:
-        bounded = _interrupted or manager._daemon or not manager._started
-        if not _wait(lambda: manager._core.await_termination(0.05), deadline if bounded else None):
-            if _interrupted and not bounded:
-                # Ctrl-C while waiting for a non-daemon manager: cancel
-                # everything not started, then give the rest the bound.
-                return _stop_interrupted(_every())
-            # Else abandoned: see step 2 in the module docs.
-
-
-def _stop_interrupted(managers: List["TaskManager"]) -> None:
-    """Cancels what has not started in ``managers`` and gives their running
-    tasks ``EXIT_TIMEOUT`` (a Ctrl-C ends that wait at once)."""
-    for manager in managers:
-        _stopped.add(manager)
-        manager._core.begin_shutdown(True)
-    deadline = time.monotonic() + EXIT_TIMEOUT
-    for manager in managers:
-        if not _wait(lambda: manager._core.await_termination(0.05), deadline):
-            break  # the bound, or Ctrl-C: abandon the rest
+        limit = deadline if bounded(manager) else None
+        if not _wait(lambda: manager._core.await_termination(0.05), limit) and limit is None and _interrupted:
+            return _stop(_every(), cancel_all=True)
+        # A bounded wait that ran out abandons the rest: see step 2 above.
 
 
 def _at_threading_exit() -> None:
@@ -162,16 +152,13 @@ def _at_threading_exit() -> None:
     for manager in managers:
         if manager._started and not manager._daemon and not _interrupted:
             _wait(lambda: manager._core.wait_idle(0.1), None)
-    if _interrupted:
-        _stop_interrupted(_every())
-    else:
-        _stop(managers)
+    _stop(_every() if _interrupted else managers)
 
 
 def _at_exit() -> None:
     _take_sigint()
     try:
-        _stop_interrupted(_ours())  # those made since the threading hook
+        _stop(_ours(), cancel_all=True)  # those made since the threading hook
     finally:
         _finalizing()
         if _interrupted:
