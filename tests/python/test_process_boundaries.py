@@ -95,6 +95,10 @@ def run_many(tmp_path, source, runs=RUNS, sigint_when_ready=False):
     return results
 
 
+# Exit is bounded by 1 s of grace plus the interpreter's own exit, about
+# 1.5 s here on a quiet machine; the bounds below are generous because five
+# children with busy workers share two loaded cores (seen: 14 s), and a hang
+# is what they catch.
 def assert_clean(runs, returncode, max_seconds):
     for run in runs:
         assert run.returncode == returncode, run
@@ -110,7 +114,7 @@ BUSY = "lambda: [sum(range(100)) for _ in iter(int, 1)]"
 # Interpreter exit with a daemon manager.
 
 
-@pytest.mark.parametrize("method", [BUSY, "lambda: time.sleep(3)"], ids=["running-python", "blocked"])
+@pytest.mark.parametrize("method", [BUSY, "lambda: time.sleep(60)"], ids=["running-python", "blocked"])
 def test_daemon_exit_with_a_task_still_running(tmp_path, method):
     runs = run_many(
         tmp_path,
@@ -123,10 +127,9 @@ def test_daemon_exit_with_a_task_still_running(tmp_path, method):
     )
     # Before: SIGSEGV or SIGABRT every time with a task running Python code.
     # Now bounded: 1 s for the running task, then it is abandoned (the
-    # blocked one is not waited for to its end).
-    assert_clean(runs, 0, max_seconds=8)
+    # blocked one is not waited for to its 60 s end).
+    assert_clean(runs, 0, max_seconds=20)
     assert all(run.err == "" for run in runs), runs
-    assert min(run.elapsed for run in runs) < 2.9, runs
 
 
 def test_daemon_exit_while_stdout_flushes_and_tasks_sleep_in_a_loop(tmp_path):
@@ -145,7 +148,7 @@ def test_daemon_exit_while_stdout_flushes_and_tasks_sleep_in_a_loop(tmp_path):
         sys.stdout.write("x" * 100000)
         """,
     )
-    assert_clean(runs, 0, max_seconds=8)
+    assert_clean(runs, 0, max_seconds=20)
     assert all(len(run.out) == 100000 for run in runs), "buffered output was lost"
 
 
@@ -163,7 +166,7 @@ def test_daemon_exit_keeps_the_exit_status_of_the_main_thread(tmp_path, ending, 
         {ending}
         """,
     )
-    assert_clean(runs, status, max_seconds=8)
+    assert_clean(runs, status, max_seconds=20)
     if status == 1:
         assert all("ValueError: main failed" in run.err for run in runs)
 
@@ -200,7 +203,7 @@ def test_daemon_exit_with_busy_callbacks_coroutines_and_listeners(tmp_path):
         time.sleep(0.3)
         """,
     )
-    assert_clean(runs, 0, max_seconds=8)
+    assert_clean(runs, 0, max_seconds=20)
 
 
 def test_exit_with_tasks_dropped_in_finalization(tmp_path):
@@ -222,7 +225,7 @@ def test_exit_with_tasks_dropped_in_finalization(tmp_path):
         time.sleep(0.1)
         """,
     )
-    assert_clean(runs, 0, max_seconds=8)
+    assert_clean(runs, 0, max_seconds=20)
 
 
 # ---------------------------------------------------------------------------
@@ -244,8 +247,8 @@ def test_sigint_at_exit_ends_once_with_sigint_status(tmp_path, method):
     )
     # Before: a crash with a task running Python code; with a blocked task,
     # a hang until a second Ctrl-C.
-    assert_clean(runs, -signal.SIGINT, max_seconds=10)
-    assert all(run.after_signal < 5 for run in runs), runs
+    assert_clean(runs, -signal.SIGINT, max_seconds=20)
+    assert all(run.after_signal < 15 for run in runs), runs
 
 
 def test_sigint_in_main_with_a_recurring_task_ends_at_once(tmp_path):
@@ -268,7 +271,7 @@ def test_sigint_in_main_with_a_recurring_task_ends_at_once(tmp_path):
         assert run.returncode == -signal.SIGINT, run
         assert "KeyboardInterrupt" in run.err, run  # the main thread's own traceback
         assert not any(mark in run.err for mark in FATAL_MARKS), run
-        assert run.after_signal < 5, run
+        assert run.after_signal < 15, run
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +336,7 @@ sys.exit(code)
 def test_fork_child_refuses_inherited_manager_and_exits_promptly(tmp_path):
     runs = run_many(tmp_path, FORK_SCRIPT)
     # Before: the child hung 30 s in the exit hook, then forever.
-    assert_clean(runs, 0, max_seconds=10)
+    assert_clean(runs, 0, max_seconds=20)
     assert all("child problems: []" in run.out for run in runs), runs
 
 
@@ -366,4 +369,4 @@ def test_multiprocessing_fork_pool_with_a_recurring_task_in_the_parent(tmp_path)
     )
     # Before: each child hung forever (the parent's recurring task kept the
     # inherited manager "busy" in the child's exit hook).
-    assert_clean(runs, 0, max_seconds=15)
+    assert_clean(runs, 0, max_seconds=20)
