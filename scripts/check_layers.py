@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Checks that the core's files import only downward (issue 11).
 
-Each file of src/ sits in a layer (LAYERS below). A file may use items of
-files in lower layers; using a file in a higher layer, or any import cycle,
-is a violation. Imports are read from code (comments and doc links are
-skipped): every `crate::<file>` path. Violations not yet removed are listed
-in KNOWN, each with what it is waiting for; the check fails on any new one,
-and also on a KNOWN entry that is gone (so the list can only shrink).
+Each file of src/ sits in a layer (LAYERS below), named by its path without
+`.rs` (`timer/heap`; a folder's `mod.rs` is the folder's name, `timer`). A
+file may use items of files in its own or lower layers, and no import may
+close a cycle; any other use is a violation, and so is a file longer than
+MAX_LINES (one concept per file).
+
+Imports are read from code, comments skipped: every `crate::a::b::...` and
+`super::...` path. A path resolves to the deepest file it names; a path that
+stops at a folder resolves through that folder's `pub use` re-exports, so
+`crate::job::Core` counts as a use of `job/core` when `job/mod.rs` says
+`pub(crate) use core::Core`.
 
     python3 scripts/check_layers.py
 """
@@ -16,71 +21,130 @@ import re
 import sys
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
+MAX_LINES = 400
 
 # Lowest first. A file not listed here is an error: place it.
 LAYERS = [
-    # L0, pure: time arithmetic, the heap, errors, event values, reports,
-    # primitives and per-thread OS settings. Import nothing above.
-    {"sync", "unwind", "schedule", "timer", "err", "event", "task", "batch", "report", "threads", "lifecycle"},
-    # L1, task cells.
-    {"job"},
-    # L2, services over cells: the manual clock, handles.
-    {"clock", "handle"},
-    # L3, execution: module queues and workers.
-    {"module"},
-    # L4, the manager's lifecycle, timer thread and Builder; the module
-    # builder, which needs a manager.
-    {"manager", "module_builder"},
-    # L5, the public face.
+    # L0, pure: time arithmetic, the timer heap, errors, event values,
+    # reports, primitives, a manager's phase, per-thread OS settings.
+    {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
+     "lifecycle", "threads"},
+    # L1, task cells and their state machine.
+    {"job", "job/core", "job/oneshot", "job/recurring"},
+    # L2, services: the runtime (life, clock, settings, events, threads),
+    # the timer, and the store seam (ready queue + timer).
+    {"runtime", "timer/driver", "store", "store/ready"},
+    # L3, execution: a module's pool, its workers and counts.
+    {"pool", "pool/counts", "pool/worker"},
+    # L4, the manager: module registry, start, shutdown, listings.
+    {"manager", "manager/listing"},
+    # L5, the public face: handles and Module (which know no manager).
+    {"handle", "module"},
+    # L6, TaskManager, and its Builder (which makes one).
+    {"manager/api"},
+    {"manager/builder"},
+    # L7, ways to make a Module from a TaskManager.
+    {"module_builder"},
+    # L8, the crate root: docs and re-exports.
     {"lib"},
 ]
 SKIP = {"loom_tests"}  # a test module: uses the public face
 
-# (from, to): why it is still there. Remove an entry when its edge is gone.
-KNOWN = {
-    ("handle", "manager"): "handles hold Arc<Shared> to remove cancelled timers: a small timer context",
-    ("module", "manager"): "ModuleShared holds Arc<Shared> (phase, timer, threads): split Shared into services",
-}
-
-CRATE_PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+PATH = re.compile(r"\b(crate|super)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
+GROUP = re.compile(r"\b(crate|super)::((?:[a-z_][a-z0-9_]*::)*)\{([^}]*)\}")
+REEXPORT = re.compile(r"pub(?:\([a-z]+\))?\s+use\s+(?:self::)?([a-z_][a-z0-9_]*)::(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
 
 
 def code_lines(text):
     for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("//"):
+        if line.strip().startswith("//"):
             continue
         yield line.split("//", 1)[0] if "//" in line and '"' not in line else line
 
 
-def module_of(path):
-    rel = path.relative_to(SRC).with_suffix("")
-    parts = list(rel.parts)
+def unit_of(path):
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
     if parts[-1] == "mod":
         parts.pop()
-    return parts[0]
+    return "/".join(parts)
+
+
+def file_of(unit):
+    for candidate in (SRC / f"{unit}.rs", SRC / unit / "mod.rs"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def reexports(unit):
+    """Item name -> child unit, from a folder's `pub use child::Item` lines."""
+    path = SRC / unit / "mod.rs"
+    found = {}
+    if path.exists():
+        for line in code_lines(path.read_text()):
+            for child, items in REEXPORT.findall(line):
+                for item in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", items):
+                    found[item] = f"{unit}/{child}"
+    return found
+
+
+def resolve(segments):
+    """The unit a path of segments (after `crate`) names, or None."""
+    unit = None
+    for i, seg in enumerate(segments):
+        deeper = f"{unit}/{seg}" if unit else seg
+        if file_of(deeper):
+            unit = deeper
+            continue
+        if unit and (SRC / unit / "mod.rs").exists():
+            return reexports(unit).get(seg, unit)
+        return unit
+    return unit
+
+
+def super_base(unit):
+    """The segments `super::` stands for in `unit`'s file."""
+    parts = unit.split("/")
+    is_folder = (SRC / unit / "mod.rs").exists()
+    return parts if not is_folder else parts[:-1]
 
 
 def main():
     layer_of = {name: i for i, layer in enumerate(LAYERS) for name in layer}
-    modules = {}
+    modules, errors = {}, []
     for path in sorted(SRC.rglob("*.rs")):
-        name = module_of(path)
-        if name in SKIP:
+        unit = unit_of(path)
+        if unit in SKIP:
             continue
-        modules.setdefault(name, set())
-        for line in code_lines(path.read_text()):
-            for target in CRATE_PATH.findall(line):
-                is_file = (SRC / f"{target}.rs").exists() or (SRC / target / "mod.rs").exists()
-                if target != name and is_file:
-                    modules[name].add(target)
-    errors = []
-    for name in modules:
-        if name not in layer_of:
-            errors.append(f"{name}.rs is in no layer: add it to LAYERS in {__file__}")
-    edges = {(a, b) for a, targets in modules.items() for b in targets}
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > MAX_LINES:
+            errors.append(f"{unit}: {lines} lines, over {MAX_LINES}: split it by concept")
+        targets = set()
+        for line in code_lines(text):
+            for root, prefix, items in GROUP.findall(line):
+                head = prefix.rstrip(":").split("::") if prefix else []
+                for item in re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*", items):
+                    targets.add((root, tuple(head + item.split("::"))))
+            for root, rest in PATH.findall(line):
+                targets.add((root, tuple(rest.strip(":").split("::"))))
+        resolved = set()
+        for root, segments in targets:
+            segments = list(segments)
+            if root == "super":
+                base = super_base(unit)
+                if not base:
+                    continue
+                segments = base[:-1] + segments
+            target = resolve(segments)
+            if target and target != unit and target in {unit_of(p) for p in SRC.rglob("*.rs")}:
+                resolved.add(target)
+        modules[unit] = resolved
+        if unit not in layer_of:
+            errors.append(f"{unit} is in no layer: add it to LAYERS in {__file__}")
+    edges = {(a, b) for a, targets in modules.items() for b in targets if b not in SKIP}
     upward = {(a, b) for a, b in edges if a in layer_of and b in layer_of and layer_of[b] > layer_of[a]}
-    # Cycles: any edge whose target reaches back to its source.
+
     def reaches(start, goal):
         seen, todo = set(), [start]
         while todo:
@@ -93,21 +157,12 @@ def main():
         return False
 
     cyclic = {(a, b) for a, b in edges if reaches(b, a)}
-    # An edge on a cycle is a violation only if it is the upward one, or the
-    # cycle stays within one layer.
-    same_layer = {(a, b) for a, b in cyclic if layer_of.get(a) == layer_of.get(b)}
-    violations = upward | same_layer
-    for a, b in sorted(violations - KNOWN.keys()):
-        errors.append(f"{a}.rs uses crate::{b} (layer {layer_of.get(b)} > {layer_of.get(a)} or a cycle): not allowed")
-    for a, b in sorted(KNOWN.keys() - violations):
-        errors.append(f"{a}.rs no longer uses crate::{b}: remove it from KNOWN")
-    remaining_cycles = cyclic - violations
-    if remaining_cycles and not (cyclic & KNOWN.keys()):
-        errors.append(f"import cycle through {sorted(remaining_cycles)}")
-    print(f"layers: {len(modules)} files, {len(edges)} imports, {len(violations & KNOWN.keys())} known upward imports left:")
-    for (a, b), why in sorted(KNOWN.items()):
-        if (a, b) in violations:
-            print(f"  {a} -> {b}: {why}")
+    for a, b in sorted(upward):
+        errors.append(f"{a} uses {b}, a higher layer ({layer_of[b]} > {layer_of[a]})")
+    for a, b in sorted(cyclic - upward):
+        errors.append(f"{a} uses {b}, closing an import cycle")
+    print(f"layers: {len(modules)} files in {len(LAYERS)} layers, {len(edges)} imports, "
+          f"{len(upward)} upward, {len(cyclic)} on cycles")
     if errors:
         print("\n".join(errors), file=sys.stderr)
         return 1

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use crate::err::{SubmitError, TaskError};
 use crate::event::{Event, TaskRef};
 use crate::job::{Control, Core, Outcome};
-use crate::manager::Shared;
+use crate::pool::Pool;
 use crate::schedule::to_nanos;
+use crate::timer::driver::Timer;
 
 /// The handle of a one-shot task ([`add_task`](crate::Module::add_task) or
 /// [`schedule_task`](crate::Module::schedule_task)).
@@ -24,11 +25,11 @@ use crate::schedule::to_nanos;
 pub struct TaskHandle<T> {
     cell: Arc<dyn Outcome<T>>,
     /// The manager, for scheduled tasks: cancel removes them from its timer.
-    timer: Option<Arc<Shared>>,
+    timer: Option<Arc<Timer<Pool>>>,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(cell: Arc<dyn Outcome<T>>, timer: Option<Arc<Shared>>) -> Self {
+    pub(crate) fn new(cell: Arc<dyn Outcome<T>>, timer: Option<Arc<Timer<Pool>>>) -> Self {
         TaskHandle { cell, timer }
     }
 
@@ -156,11 +157,11 @@ impl<T> fmt::Debug for TaskHandle<T> {
 #[derive(Clone)]
 pub struct RecurringHandle {
     cell: Arc<dyn Control>,
-    timer: Arc<Shared>,
+    timer: Arc<Timer<Pool>>,
 }
 
 impl RecurringHandle {
-    pub(crate) fn new(cell: Arc<dyn Control>, timer: Arc<Shared>) -> Self {
+    pub(crate) fn new(cell: Arc<dyn Control>, timer: Arc<Timer<Pool>>) -> Self {
         RecurringHandle { cell, timer }
     }
 
@@ -212,7 +213,7 @@ impl RecurringHandle {
     fn set_paused(&self, paused: bool, event: impl FnOnce(TaskRef) -> Event) -> bool {
         let changed = !self.is_done() && self.cell.set_paused(paused);
         if changed {
-            self.timer.events.emit(log::Level::Info, || event(self.cell.core().task_ref()));
+            self.timer.runtime().events.emit(log::Level::Info, || event(self.cell.core().task_ref()));
         }
         changed
     }
@@ -239,7 +240,7 @@ impl RecurringHandle {
         }
         let nanos = to_nanos(interval).ok_or(SubmitError::DelayTooLong { delay: interval })?;
         let old = self.cell.set_interval(nanos);
-        let now = self.timer.now();
+        let now = self.timer.runtime().now();
         self.timer.move_pending(&*self.cell, |due| due.saturating_sub(old).saturating_add(nanos).max(now));
         log::info!("recurring task {}: interval now {interval:?}", self.name());
         Ok(())
@@ -290,12 +291,12 @@ impl fmt::Debug for RecurringHandle {
     }
 }
 
-fn cancel_cell(core: &Core, cancel: impl FnOnce() -> bool, manager: Option<&Shared>) -> bool {
+fn cancel_cell(core: &Core, cancel: impl FnOnce() -> bool, timer: Option<&Timer<Pool>>) -> bool {
     let cancelled = cancel();
     if cancelled {
-        if let Some(manager) = manager {
+        if let Some(timer) = timer {
             // Tells the event if it was there; else its worker will.
-            manager.remove_from_timer(core);
+            timer.remove(core);
         }
     }
     cancelled

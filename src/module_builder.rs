@@ -5,11 +5,21 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::err::ConfigError;
-use crate::manager::{Shared, TaskManager};
+use crate::manager::{Manager, TaskManager};
 use crate::module::Module;
 
 /// Made here, not in `module.rs`: a module knows nothing of its builder.
 impl Module {
+    /// A module of `manager` that runs at most `max_workers` tasks at once:
+    /// the spec's `Module(task_manager=manager, max_workers=...)`. For a
+    /// name or a bounded queue, use [`builder`](Self::builder).
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
+    pub fn new(manager: &TaskManager, max_workers: usize) -> Result<Module, ConfigError> {
+        Ok(Module::from_pool(manager.shared().add_pool(max_workers, usize::MAX, None)?))
+    }
+
     /// Settings for a module of `manager`, by name: its
     /// [`name`](ModuleBuilder::name), [`max_workers`](ModuleBuilder::max_workers)
     /// (by default the cap of the manager's
@@ -64,7 +74,7 @@ impl Module {
 #[derive(Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ModuleBuilder {
-    manager: Arc<Shared>,
+    manager: Arc<Manager>,
     name: Option<Arc<str>>,
     max_workers: usize,
     /// `usize::MAX`: unbounded.
@@ -119,7 +129,7 @@ impl ModuleBuilder {
         if self.max_queued == 0 {
             return Err(ConfigError::ZeroQueueCapacity);
         }
-        Module::with_shared(&self.manager, self.max_workers, self.max_queued, self.name)
+        Ok(Module::from_pool(self.manager.add_pool(self.max_workers, self.max_queued, self.name)?))
     }
 }
 

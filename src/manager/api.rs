@@ -1,17 +1,15 @@
 //! [`TaskManager`]: the public face of a manager, and its drop.
 
 use std::fmt;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Builder, Shared};
+use super::Manager;
 use crate::err::{ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::module::Module;
 use crate::report::{RunningTask, Stats, TaskInfo};
 use crate::schedule::Recurrence;
-use crate::sync::lock;
 use crate::task::Task;
 
 /// Queues tasks and runs them when due: the spec's `TaskManager`.
@@ -44,18 +42,18 @@ pub struct TaskManager {
 
 /// What the user's clones share; dropping it shuts the manager down.
 struct Owner {
-    shared: Arc<Shared>,
+    shared: Arc<Manager>,
     default_module: Module,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         let shared = &self.shared;
-        if shared.inherited_or_forked() {
+        if shared.runtime().life.inherited_or_forked() {
             return; // see `after_fork_in_child`
         }
         shared.begin_shutdown(false);
-        if !shared.gave_up.load(SeqCst) {
+        if !shared.runtime().life.gave_up() {
             shared.await_termination(None);
             return;
         }
@@ -75,22 +73,12 @@ impl Drop for Owner {
 }
 
 impl TaskManager {
-    /// The manager [`Builder::build`] made: its state and default module.
-    pub(super) fn from_parts(shared: Arc<Shared>, default_module: Module) -> TaskManager {
+    /// The manager [`Builder::build`](crate::Builder::build) made: its state and default module.
+    pub(super) fn from_parts(shared: Arc<Manager>, default_module: Module) -> TaskManager {
         TaskManager { inner: Arc::new(Owner { shared, default_module }) }
     }
 
-    /// A manager with default settings (see [`Builder`]).
-    pub fn new() -> TaskManager {
-        Builder::default().build().unwrap_or_else(|_| unreachable!("default settings are valid"))
-    }
-
-    /// Settings for a new manager.
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
+    pub(crate) fn shared(&self) -> &Arc<Manager> {
         &self.inner.shared
     }
 
@@ -255,12 +243,7 @@ impl TaskManager {
     /// Modules that were dropped, and all of them once shutdown is over,
     /// keep counting in the sum.
     pub fn stats(&self) -> Stats {
-        let shared = &self.inner.shared;
-        let mut total = *lock(&shared.retired);
-        for module in shared.modules() {
-            total += module.stats();
-        }
-        total
+        self.inner.shared.stats()
     }
 
     /// Whether the calling thread is one of this manager's (a worker running
@@ -272,13 +255,7 @@ impl TaskManager {
 
     /// Whether [`shutdown`](Self::shutdown) has begun.
     pub fn is_shut_down(&self) -> bool {
-        !self.inner.shared.phase().accepts()
-    }
-}
-
-impl Default for TaskManager {
-    fn default() -> Self {
-        TaskManager::new()
+        !self.inner.shared.runtime().life.phase().accepts()
     }
 }
 
@@ -286,9 +263,9 @@ impl fmt::Debug for TaskManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = &self.inner.shared;
         f.debug_struct("TaskManager")
-            .field("phase", &shared.phase())
-            .field("scheduled", &lock(&shared.timer).heap.len())
-            .field("threads", &lock(&shared.threads).live)
+            .field("phase", &shared.runtime().life.phase())
+            .field("scheduled", &shared.timer().len())
+            .field("threads", &shared.runtime().threads.lock().live)
             .finish()
     }
 }

@@ -2,22 +2,18 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Shared, SpawnHandler, Threads, TimerState, FORKS};
+use super::Manager;
 use crate::batch::BatchRunner;
 use crate::clock::{Clock, ManualClock, TimeListener};
 use crate::err::ConfigError;
 use crate::event::{Event, Events, Listener};
-use crate::lifecycle::Phase;
 use crate::manager::TaskManager;
 use crate::module::Module;
-use crate::report::Stats;
-use crate::schedule::Nanos;
-use crate::sync::{AtomicU64, AtomicU8, AtomicUsize, Condvar, Mutex};
-use crate::timer::TimerHeap;
+use crate::runtime::{Runtime, Settings};
+use crate::threads::{SpawnHandler, ThreadRegistry};
 
 /// Settings for a [`TaskManager`]; from [`TaskManager::builder`].
 #[derive(Clone)]
@@ -135,11 +131,7 @@ impl Builder {
         if self.default_max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
         }
-        let shared = Arc::new(Shared {
-            phase: AtomicU8::new(Phase::Created as u8),
-            shutdown_at: AtomicU64::new(Nanos::MAX),
-            wakes: AtomicU64::new(0),
-            woken_module: AtomicUsize::new(0),
+        let rt = Runtime::new(Settings {
             clock: match &self.clock {
                 Some(manual) => Clock::Manual(manual.clone()),
                 None => Clock::Monotonic(Instant::now()),
@@ -148,30 +140,15 @@ impl Builder {
             timer_slack: self.timer_slack,
             batch_runner: self.batch_runner.clone(),
             events: Events::new(self.listener.clone(), self.listener_level),
-            timer: Mutex::new(TimerState {
-                heap: TimerHeap::new(),
-                closed: false,
-                thread_started: false,
-                retries: Vec::new(),
-            }),
-            timer_wake: Condvar::new(),
-            threads: Mutex::new(Threads { live: 0, handles: Vec::new(), closed: false }),
-            thread_exited: Condvar::new(),
-            modules: Mutex::new(Vec::new()),
-            retired: Mutex::new(Stats::default()),
-            module_count: AtomicUsize::new(0),
-            recurring: Mutex::new(Vec::new()),
-            generation: std::sync::atomic::AtomicU32::new(FORKS.load(SeqCst)),
-            pid: std::sync::atomic::AtomicU32::new(std::process::id()),
-            gave_up: std::sync::atomic::AtomicBool::new(false),
-            spawn_handler: self.spawn_handler.clone(),
+            threads: ThreadRegistry::new(self.spawn_handler.clone()),
         });
+        let shared = Arc::new(Manager::new(rt));
         if let Some(manual) = &self.clock {
-            let listener: Arc<dyn TimeListener> = shared.clone();
+            let listener: Arc<dyn TimeListener> = shared.timer().clone();
             manual.attach(Arc::downgrade(&listener));
         }
-        let default_module =
-            Module::with_shared(&shared, self.default_max_workers, usize::MAX, Some(Arc::from("default")))?;
+        let pool = shared.add_pool(self.default_max_workers, usize::MAX, Some(Arc::from("default")))?;
+        let default_module = Module::from_pool(pool);
         Ok(TaskManager::from_parts(shared, default_module))
     }
 }
@@ -203,5 +180,25 @@ impl Default for Builder {
             timer_slack: Duration::from_micros(1),
             clock: None,
         }
+    }
+}
+
+/// How a [`TaskManager`] is made: these live beside [`Builder`], which
+/// makes every one.
+impl TaskManager {
+    /// A manager with default settings (see [`Builder`]).
+    pub fn new() -> TaskManager {
+        Builder::default().build().unwrap_or_else(|_| unreachable!("default settings are valid"))
+    }
+
+    /// Settings for a new manager.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl Default for TaskManager {
+    fn default() -> Self {
+        TaskManager::new()
     }
 }

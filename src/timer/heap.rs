@@ -6,7 +6,7 @@
 //! its memory freed, instead of lingering until its due time. Equal due times
 //! pop in the order they were pushed.
 //!
-//! This file holds no locks and reads no clock: the manager owns one heap
+//! This file holds no locks and reads no clock: the timer driver owns one heap
 //! under its timer mutex and passes `now` in.
 
 use crate::schedule::Nanos;

@@ -1,0 +1,160 @@
+//! One-shot tasks: [`OneShot`], a cell that runs once (`add_task`, or
+//! `schedule_task` without recurrence), and the [`Outcome`] its
+//! [`TaskHandle`](crate::TaskHandle) takes the result through.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use super::core::{Core, CANCELLED, DONE, QUEUED, RUNNING, WAITERS};
+use super::{invoke, tell_started, Callbacks, Job, Outcome, Ran, RunContext, Staged};
+use crate::err::TaskError;
+use crate::sync::{lock, Mutex};
+use crate::task::Callback;
+use crate::unwind::drop_quietly;
+
+enum Stage<F, T> {
+    Pending(F, Callbacks<T>),
+    Running,
+    // The error is boxed: it is rare, and inline it would widen every cell.
+    Done(Result<T, Box<TaskError>>),
+    Cancelled,
+    Taken,
+}
+
+/// A task that runs once: `add_task`, or `schedule_task` without recurrence.
+pub(crate) struct OneShot<F, T> {
+    core: Core,
+    stage: Mutex<Slot<F, T>>,
+}
+
+/// A one-shot task's stage, and the waker of the `Future` awaiting it, if
+/// one is: both under the stage lock, which every final move holds.
+pub(crate) struct Slot<F, T> {
+    stage: Stage<F, T>,
+    waker: Option<Waker>,
+}
+
+impl<F, T> OneShot<F, T> {
+    pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>, name: Option<Arc<str>>) -> Self {
+        OneShot {
+            core: Core::new(name),
+            stage: Mutex::new(Slot { stage: Stage::Pending(method, Callbacks::new(callbacks)), waker: None }),
+        }
+    }
+}
+
+impl<F, T> OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn complete(&self, result: Result<T, TaskError>) {
+        let mut slot = lock(&self.stage);
+        slot.stage = Stage::Done(result.map_err(Box::new));
+        let waiters = self.core.finish_locked(RUNNING, DONE).unwrap_or(false);
+        let waker = slot.waker.take();
+        drop(slot);
+        self.core.notify(waiters);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<F, T> Job for OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn run(self: Arc<Self>, cx: &dyn RunContext) -> Ran {
+        if !self.core.begin_run() {
+            return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
+        }
+        let Stage::Pending(method, mut callbacks) =
+            std::mem::replace(&mut lock(&self.stage).stage, Stage::Running)
+        else {
+            self.complete(Err(TaskError::Cancelled));
+            return Ran { cancelled: true, ..Ran::default() };
+        };
+        cx.mark_running(self.core.id);
+        tell_started(cx, &self.core);
+        let result = invoke(method, callbacks.as_mut_slice());
+        // Release what the callbacks hold before the handle says done.
+        drop_quietly(callbacks);
+        let ran = Ran {
+            completed: result.is_ok(),
+            failed: result.is_err(),
+            cancelled: false,
+            error: result.as_ref().err().cloned(),
+        };
+        // Counted before the handle says done: whoever waited sees it.
+        cx.count_run(ran.failed);
+        self.complete(result);
+        // If the handle is gone this drops the value, whose `Drop` is user
+        // code.
+        drop_quietly(self);
+        ran
+    }
+
+    fn cancel(&self) -> bool {
+        let mut slot = lock(&self.stage);
+        let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else {
+            return false;
+        };
+        let payload = std::mem::replace(&mut slot.stage, Stage::Cancelled);
+        let waker = slot.waker.take();
+        drop(slot);
+        self.core.notify(old & WAITERS != 0);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        drop_quietly(payload);
+        true
+    }
+}
+
+impl<F, T> Staged for OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Stage = Slot<F, T>;
+    fn stage(&self) -> &Mutex<Slot<F, T>> {
+        &self.stage
+    }
+}
+
+impl<F, T> Outcome<T> for OneShot<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        let mut slot = lock(&self.stage);
+        if self.core.is_finished() {
+            drop(slot);
+            return Poll::Ready(self.take());
+        }
+        // Checked and stored under the stage lock, which the final move
+        // holds: the finisher sees this waker, or this poll saw the end.
+        match &mut slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn take(&self) -> Result<T, TaskError> {
+        match std::mem::replace(&mut lock(&self.stage).stage, Stage::Taken) {
+            Stage::Done(result) => result.map_err(|e| *e),
+            Stage::Cancelled => Err(TaskError::Cancelled),
+            // Unreachable through the public API (join consumes the only
+            // handle after waiting); answer without panicking all the same.
+            Stage::Pending(..) | Stage::Running | Stage::Taken => Err(TaskError::Cancelled),
+        }
+    }
+}

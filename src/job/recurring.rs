@@ -1,0 +1,252 @@
+//! Recurring tasks: [`Recurring`], a cell that runs every `interval` until
+//! cancelled, and the [`Control`] its
+//! [`RecurringHandle`](crate::RecurringHandle) steers it through.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::core::{Core, CANCELLED, CANCEL_REQUESTED, PHASE, QUEUED, RUNNING, WAITERS};
+use super::{invoke, tell_started, Callbacks, Control, Job, Ran, RecurringInfo, RunContext, Staged};
+use crate::err::TaskError;
+use crate::event::Event;
+use crate::schedule::{next_run, Nanos, Pacing};
+use crate::sync::{lock, AtomicU32, AtomicU64, Mutex};
+use crate::task::Callback;
+use crate::unwind::drop_quietly;
+
+/// A recurring task's method and callbacks (out while a run has them, gone
+/// once it is cancelled), and its last failure: under the stage lock.
+pub(super) struct RecurringStage<F, T> {
+    payload: Option<(F, Callbacks<T>)>,
+    last_failure: Option<TaskError>,
+}
+
+/// A task that runs every `interval` until cancelled.
+pub(crate) struct Recurring<F, T> {
+    core: Core,
+    /// Changed by `set_interval`; read at the end of each run.
+    interval: AtomicU64,
+    pacing: Pacing,
+    /// Due time of the pending or running run; touched only by whoever holds
+    /// the job (timer, queue or worker), one at a time.
+    due: AtomicU64,
+    runs: AtomicU64,
+    failures: AtomicU64,
+    skipped: AtomicU64,
+    /// 1 while paused: its ticks come and go without running the method.
+    paused: AtomicU32,
+    stage: Mutex<RecurringStage<F, T>>,
+}
+
+impl<F, T> Recurring<F, T> {
+    pub(crate) fn new(
+        method: F,
+        callbacks: Vec<Callback<T>>,
+        interval: Nanos,
+        pacing: Pacing,
+        first_due: Nanos,
+        name: Option<Arc<str>>,
+    ) -> Self {
+        Recurring {
+            core: Core::new(name),
+            interval: AtomicU64::new(interval),
+            pacing,
+            due: AtomicU64::new(first_due),
+            runs: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            paused: AtomicU32::new(0),
+            stage: Mutex::new(RecurringStage {
+                payload: Some((method, Callbacks::new(callbacks))),
+                last_failure: None,
+            }),
+        }
+    }
+}
+
+impl<F, T> Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// RUNNING -> CANCELLED after a run when it may not go on.
+    fn retire(&self) {
+        let mut stage = lock(&self.stage);
+        let payload = stage.payload.take();
+        let waiters = self.core.finish_locked(RUNNING, CANCELLED).unwrap_or(false);
+        drop(stage);
+        self.core.notify(waiters);
+        drop_quietly(payload);
+    }
+}
+
+impl<F, T> Job for Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn run(self: Arc<Self>, cx: &dyn RunContext) -> Ran {
+        if !self.core.begin_run() {
+            return Ran { cancelled: self.core.is_cancelled(), ..Ran::default() };
+        }
+        let Some((mut method, mut callbacks)) = lock(&self.stage).payload.take() else {
+            self.retire();
+            return Ran { cancelled: true, ..Ran::default() };
+        };
+        let started = cx.now();
+        let paused = self.paused.load(Ordering::Acquire) != 0;
+        let failure = if paused {
+            // A paused tick: skipped, and the grid goes on (no burst on
+            // resume).
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        } else {
+            cx.mark_running(self.core.id);
+            tell_started(cx, &self.core);
+            let result = invoke(&mut method, callbacks.as_mut_slice());
+            cx.count_run(result.is_err());
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            match result {
+                Ok(value) => {
+                    drop_quietly(value);
+                    None
+                }
+                Err(e) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    Some(e)
+                }
+            }
+        };
+        let mut ran = Ran {
+            completed: !paused && failure.is_none(),
+            failed: failure.is_some(),
+            cancelled: false,
+            error: failure.clone(),
+        };
+        {
+            let mut stage = lock(&self.stage);
+            stage.payload = Some((method, callbacks));
+            if failure.is_some() {
+                stage.last_failure = failure;
+            }
+        }
+        let due = self.due.load(Ordering::Relaxed);
+        let interval = self.interval.load(Ordering::Relaxed);
+        let next = next_run(self.pacing, interval, due, started, cx.now());
+        if let Some(next) = next {
+            self.due.store(next.due, Ordering::Relaxed);
+            if next.skipped > 0 {
+                self.skipped.fetch_add(next.skipped, Ordering::Relaxed);
+            }
+            let ticks = next.skipped + u64::from(paused);
+            if ticks > 0 {
+                cx.events().emit(log::Level::Info, || Event::Skipped { task: self.core.task_ref(), ticks });
+            }
+        }
+        let job: Arc<dyn Job> = self.clone();
+        if !cx.reschedule(job, next.map(|n| n.due)) {
+            self.retire();
+            ran.cancelled = true;
+        }
+        ran
+    }
+
+    fn recurring_info(&self) -> Option<RecurringInfo> {
+        Some(RecurringInfo {
+            interval: self.interval.load(Ordering::Relaxed),
+            next_due: self.due.load(Ordering::Relaxed),
+            runs: self.runs.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            paused: self.paused.load(Ordering::Relaxed) != 0,
+        })
+    }
+
+    fn cancel(&self) -> bool {
+        loop {
+            let s = self.core.state.load(Ordering::Acquire);
+            match s & PHASE {
+                QUEUED => {
+                    let mut stage = lock(&self.stage);
+                    let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else { continue };
+                    let payload = stage.payload.take();
+                    drop(stage);
+                    self.core.notify(old & WAITERS != 0);
+                    drop_quietly(payload);
+                    return true;
+                }
+                RUNNING if s & CANCEL_REQUESTED == 0 => {
+                    if self
+                        .core
+                        .state
+                        .compare_exchange(s, s | CANCEL_REQUESTED, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return true;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl<F, T> Staged for Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Stage = RecurringStage<F, T>;
+    fn stage(&self) -> &Mutex<RecurringStage<F, T>> {
+        &self.stage
+    }
+}
+
+impl<F, T> Control for Recurring<F, T>
+where
+    F: FnMut() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    fn last_failure(&self) -> Option<TaskError> {
+        lock(&self.stage).last_failure.clone()
+    }
+
+    fn cancel_requested(&self) -> bool {
+        self.core.state.load(Ordering::Acquire) & CANCEL_REQUESTED != 0
+    }
+
+    fn set_interval(&self, interval: Nanos) -> Nanos {
+        self.interval.swap(interval, Ordering::Relaxed)
+    }
+
+    fn due(&self) -> Nanos {
+        self.due.load(Ordering::Relaxed)
+    }
+
+    fn set_due(&self, due: Nanos) {
+        self.due.store(due, Ordering::Relaxed);
+    }
+
+    fn set_paused(&self, paused: bool) -> bool {
+        self.paused.swap(u32::from(paused), Ordering::AcqRel) != u32::from(paused)
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire) != 0
+    }
+}

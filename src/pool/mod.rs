@@ -1,0 +1,322 @@
+//! [`Pool`]: a module's execution, its queue and its own worker threads,
+//! never more than `max_workers` of them, started on demand and retired when
+//! idle. Each module has its own threads, so a busy module never delays
+//! another one. The workers' loop is in `worker.rs`, their counts in
+//! `counts.rs`; the public [`Module`](crate::Module) is a handle to a pool.
+//!
+//! See `PROTOCOL.md` for the spawn/retire hand-off.
+
+mod counts;
+mod worker;
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::err::SubmitError;
+use crate::event::Event;
+use crate::job::{Job, JobRef};
+use crate::lifecycle::Phase;
+use crate::report::{RunningTask, Stats};
+use crate::runtime::Runtime;
+use crate::schedule::Nanos;
+use crate::store::{Queued, ReadyQueue, Store};
+use crate::sync::{fence, lock, AtomicUsize, Condvar, Mutex};
+use crate::timer::driver::{Target, Timer};
+
+pub use counts::count_run;
+pub(crate) use counts::current_task;
+use counts::{Counts, WorkerSlot};
+
+/// The first wait before retrying a worker start that failed; it doubles
+/// with each failure in a row, up to `SPAWN_RETRY_MAX`.
+const SPAWN_RETRY_FIRST: Duration = Duration::from_millis(10);
+const SPAWN_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// A module's state, shared by its handles, its workers and timer entries.
+pub(crate) struct Pool {
+    pub(crate) name: Arc<str>,
+    pub(crate) rt: Arc<Runtime>,
+    store: Store<Pool>,
+    max_workers: usize,
+    /// Workers that exist (or are being started); never above max_workers.
+    alive: AtomicUsize,
+    /// Workers waiting for work (on `wake`, or about to).
+    idle: AtomicUsize,
+    /// Idle workers sleep on `wake` under `park`; see `wait_for_work`.
+    park: Mutex<()>,
+    wake: Condvar,
+    /// One slot per live worker: what it is running.
+    workers: Mutex<Vec<Arc<WorkerSlot>>>,
+    /// Counts of workers that have exited, and cancels made outside
+    /// workers (timer removals, `cancel_queued`).
+    counts: Counts,
+    /// Entries of this module in the manager's timer; changed under the
+    /// timer lock.
+    timers: AtomicUsize,
+    /// The most workers alive at once.
+    peak: AtomicUsize,
+    /// Failed worker starts in a row (for the retry backoff). std's: a
+    /// count for logs, not part of any hand-off.
+    spawn_failures: std::sync::atomic::AtomicU32,
+}
+
+impl Pool {
+    /// A pool named `name` whose scheduled work waits in `timer`. The caller
+    /// checks `max_workers` (at least 1) and `capacity` (at least 1;
+    /// `usize::MAX` for unbounded).
+    pub(crate) fn new(timer: &Arc<Timer<Pool>>, name: Arc<str>, max_workers: usize, capacity: usize) -> Self {
+        Pool {
+            name,
+            rt: Arc::clone(timer.runtime()),
+            store: Store { ready: ReadyQueue::new(capacity), schedule: Arc::clone(timer) },
+            max_workers,
+            alive: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            park: Mutex::new(()),
+            wake: Condvar::new(),
+            workers: Mutex::new(Vec::new()),
+            counts: Counts::default(),
+            timers: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            spawn_failures: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    pub(crate) fn max_workers(&self) -> usize {
+        self.max_workers
+    }
+
+    /// Worker threads right now (running or idle).
+    pub(crate) fn worker_count(&self) -> usize {
+        self.alive.load(SeqCst)
+    }
+
+    /// Tasks queued, waiting for a worker.
+    pub(crate) fn queued(&self) -> usize {
+        self.store.ready.len()
+    }
+
+    /// The timer this pool's scheduled work waits in.
+    pub(crate) fn timer(&self) -> &Arc<Timer<Pool>> {
+        &self.store.schedule
+    }
+
+    /// Queues a job from a user's submission. See `PROTOCOL.md`, "Submit".
+    pub(crate) fn submit(self: &Arc<Self>, job: Arc<dyn Job>) -> Result<(), SubmitError> {
+        let life = &self.rt.life;
+        if !life.phase().accepts() {
+            return Err(SubmitError::ShutDown);
+        }
+        if life.inherited() {
+            return Err(SubmitError::Forked);
+        }
+        let queued = Queued { job: JobRef::new(Arc::clone(&job)), not_before: 0 };
+        self.store.ready.try_push(queued).map_err(|capacity| SubmitError::QueueFull { capacity })?;
+        fence(SeqCst);
+        match life.phase() {
+            Phase::Created => Ok(()),
+            Phase::Running => match self.ensure_worker() {
+                Ok(()) => Ok(()),
+                // Nobody will run it: take it back if it is still queued.
+                // A whole shutdown may have passed since the phase was read
+                // (the thread registry then refuses): say so, not "spawn".
+                Err(e) if self.alive.load(SeqCst) == 0 && job.cancel() => Err(match life.phase() {
+                    Phase::Running => SubmitError::Spawn(e),
+                    _ => SubmitError::ShutDown,
+                }),
+                Err(_) => Ok(()),
+            },
+            // Shutdown began while we queued: shutdown may not have seen the
+            // job, so take it back; if a worker already took it, it runs.
+            Phase::ShuttingDown | Phase::Terminated if job.cancel() => Err(SubmitError::ShutDown),
+            Phase::ShuttingDown | Phase::Terminated => Ok(()),
+        }
+    }
+
+    /// Puts a new job in the timer, due at `due`.
+    pub(crate) fn schedule(self: &Arc<Self>, job: Arc<dyn Job>, due: Nanos) -> Result<(), SubmitError> {
+        self.store.schedule.schedule(self, job, due)
+    }
+
+    /// Puts a recurring job back in the timer after a run (see
+    /// [`Timer::reschedule`]).
+    pub(crate) fn reschedule(self: &Arc<Self>, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
+        self.store.schedule.reschedule(self, job, due)
+    }
+
+    /// Takes the next queued job, if any.
+    fn pop(&self) -> Option<Queued> {
+        self.store.ready.pop()
+    }
+
+    /// A worker could not be started for queued work: logs it, tells it as
+    /// an event, and, if no worker is left to take the work, has the
+    /// timer try again after a backoff (10 ms, doubling to 1 s).
+    fn spawn_failed(self: &Arc<Self>, error: &std::io::Error) {
+        let attempt = self.spawn_failures.fetch_add(1, Relaxed).saturating_add(1);
+        let retry_in = SPAWN_RETRY_FIRST.saturating_mul(1 << (attempt - 1).min(7)).min(SPAWN_RETRY_MAX);
+        log::error!(
+            "taskmanager: could not start a worker thread for module {} (attempt {attempt}): {error}; \
+             its queued work waits, retrying in {retry_in:?}",
+            self.name
+        );
+        self.rt.events.emit(log::Level::Error, || Event::SpawnFailed {
+            module: self.name.to_string(),
+            error: error.to_string(),
+            attempt,
+            retry_in,
+        });
+        if self.alive.load(SeqCst) == 0 {
+            self.store.schedule.retry_spawn(self, Instant::now() + retry_in);
+        }
+    }
+
+    /// Cancels every queued job; returns how many were cancelled.
+    pub(crate) fn cancel_queued(&self) -> usize {
+        std::iter::from_fn(|| self.pop()).map(|q| self.cancel(q.job)).filter(|&c| c).count()
+    }
+
+    /// See [`Module::stats`](crate::Module::stats).
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            queued: self.store.ready.len(),
+            peak_concurrency: self.peak.load(Relaxed),
+            workers: self.alive.load(SeqCst),
+            pending_timers: self.timers.load(Relaxed),
+            ..Stats::default()
+        };
+        let workers = lock(&self.workers);
+        self.counts.add_to(&mut stats);
+        for slot in workers.iter() {
+            slot.counts.add_to(&mut stats);
+            stats.running += usize::from(slot.current.load(Relaxed) != 0);
+        }
+        stats
+    }
+
+    /// The tasks this module's workers are running right now.
+    pub(crate) fn running(&self) -> Vec<RunningTask> {
+        let workers = lock(&self.workers).clone();
+        workers
+            .iter()
+            .filter_map(|slot| {
+                let id = slot.current.load(SeqCst);
+                if id == 0 {
+                    return None;
+                }
+                let named = lock(&slot.named);
+                let name = match named.as_deref().map(Job::core) {
+                    Some(core) if core.id() == id => core.name(),
+                    _ => format!("task-{id}"),
+                };
+                Some(RunningTask { id, name })
+            })
+            .collect()
+    }
+
+    /// Whether nothing refers to this module but the manager's registry and
+    /// it holds no work: it can be forgotten.
+    pub(crate) fn is_forgotten(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) == 1 && self.store.ready.is_empty()
+    }
+
+    /// Wakes every idle worker: the manager is shutting down.
+    pub(crate) fn wake_all(&self) {
+        drop(lock(&self.park));
+        self.wake.notify_all();
+    }
+
+    fn ensure_worker(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.idle.load(SeqCst) > 0 {
+            // Taking the lock waits out a worker between its queue check
+            // and its sleep, so the notification cannot fall in between.
+            // It is released before notifying: the woken worker must not
+            // find it held (and sleep again on it) if this thread is
+            // preempted right after the wake-up.
+            drop(lock(&self.park));
+            self.wake.notify_one();
+            self.announce_wake();
+            return Ok(());
+        }
+        if !self.reserve() {
+            return Ok(());
+        }
+        let pool = Arc::clone(self);
+        let spawned = self.rt.threads.spawn("taskmanager-worker", move || pool.work());
+        match spawned {
+            Ok(()) => {
+                self.spawn_failures.store(0, Relaxed);
+                self.announce_wake();
+            }
+            Err(_) => {
+                self.alive.fetch_sub(1, SeqCst);
+            }
+        }
+        spawned
+    }
+
+    /// Takes a worker place if one is free.
+    fn reserve(&self) -> bool {
+        match self.alive.fetch_update(SeqCst, SeqCst, |n| (n < self.max_workers).then_some(n + 1)) {
+            Ok(before) => {
+                self.peak.fetch_max(before + 1, Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Tells the busy workers of other modules that this module's worker is
+    /// being woken or started (see `make_way`). The write is on the wake-up
+    /// path only, which makes a system call anyway; never per task.
+    fn announce_wake(self: &Arc<Self>) {
+        self.rt.woken_module.store(Arc::as_ptr(self) as usize, Relaxed);
+        self.rt.wakes.fetch_add(1, Relaxed);
+    }
+}
+
+impl Target for Pool {
+    /// Queues an accepted job (from the timer, or a recurring run) and makes
+    /// sure a worker will take it.
+    fn dispatch(self: &Arc<Self>, job: JobRef, not_before: Nanos) {
+        self.store.ready.push(Queued { job, not_before });
+        fence(SeqCst);
+        self.kick();
+    }
+
+    /// Cancels a job of this module taken out of its queue or the timer;
+    /// if that cancelled it, counts it and tells the event.
+    fn cancel(&self, job: JobRef) -> bool {
+        let events = &self.rt.events;
+        let watched = if events.wanted(log::Level::Debug) { job.share() } else { None };
+        let cancelled = job.cancel();
+        if cancelled {
+            self.count_cancelled();
+            if let Some(job) = watched {
+                events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
+            }
+        }
+        cancelled
+    }
+
+    fn count_cancelled(&self) {
+        self.counts.count_cancelled();
+    }
+
+    /// Starts a worker if there is queued work, none is idle and the cap
+    /// allows; logs a failure to spawn (the work stays queued for the next
+    /// kick). Callers fence between their push and this.
+    fn kick(self: &Arc<Self>) {
+        if self.rt.life.phase() == Phase::Created || self.store.ready.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ensure_worker() {
+            self.spawn_failed(&e);
+        }
+    }
+
+    fn timers(&self) -> &AtomicUsize {
+        &self.timers
+    }
+}

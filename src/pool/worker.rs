@@ -1,0 +1,296 @@
+//! A worker's life: take queued jobs, run them (each inside its own panic
+//! guard), wait a little for more, then sleep until the keep-alive ends.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::counts::{count_run, set_worker_slot, take_counted, WorkerSlot};
+use super::Pool;
+use crate::batch::BATCH;
+use crate::event::{Event, Events};
+use crate::job::{Job, Ran, RunContext};
+use crate::lifecycle::Phase;
+use crate::schedule::Nanos;
+use crate::store::Queued;
+use crate::sync::{fence, lock, yield_now};
+use crate::threads::set_timer_slack;
+use crate::timer::driver::Target;
+use crate::unwind::{drop_payload, drop_quietly};
+
+/// How long a worker that ran out of work looks for more before it sleeps.
+/// Spinning only, never yielding (see `wait_for_work`).
+const SPIN: Duration = Duration::from_micros(SPIN_US);
+const SPIN_US: u64 = 8;
+/// Jobs since its last sleep that make a worker hot (see `next_soon`).
+const HOT_STREAK: usize = 64;
+/// How many times a hot worker yields before it sleeps.
+const HOT_YIELDS: usize = 8;
+
+impl Pool {
+    /// A worker's life: run queued jobs; wait up to the keep-alive for more;
+    /// retire when idle that long, or when the manager shuts down and the
+    /// queue is empty.
+    pub(super) fn work(self: Arc<Self>) {
+        // Its waits for an early job's due time must be as precise as the
+        // timer's own (see `Shared::handoff_lead`).
+        set_timer_slack(self.rt.timer_slack);
+        let slot = Arc::new(WorkerSlot::default());
+        set_worker_slot(Some(Arc::clone(&slot)));
+        lock(&self.workers).push(Arc::clone(&slot));
+        let mut wakes_seen = self.rt.wakes.load(Relaxed);
+        // Jobs run since this worker last slept.
+        let mut streak = 0usize;
+        loop {
+            while let Some(job) = self.next_soon(streak >= HOT_STREAK) {
+                self.run_batch(job, &slot);
+                self.make_way(&mut wakes_seen);
+                streak += 1;
+            }
+            streak = 0;
+            match self.wait_for_work() {
+                Some(job) => {
+                    self.run(job, &slot);
+                    streak = 1;
+                }
+                None if self.retire() => break,
+                None => {}
+            }
+        }
+        let mut workers = lock(&self.workers);
+        // Its counts move to the module's under the same lock a reader
+        // takes, so a snapshot never counts them twice or not at all.
+        self.counts.absorb(&slot.counts);
+        workers.retain(|s| !Arc::ptr_eq(s, &slot));
+        drop(workers);
+        set_worker_slot(None);
+        if let Some(runner) = &self.rt.batch_runner {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runner.thread_exit())) {
+                log::error!("taskmanager: the batch runner's thread_exit panicked");
+                drop_payload(payload);
+            }
+        }
+    }
+
+    /// Sleeps until a job is queued (and returns it), the keep-alive passes
+    /// or the manager shuts down (None).
+    ///
+    /// The sleep is a plain condition-variable wait, with no spinning or
+    /// yielding first: a worker that yields while other modules' workers
+    /// keep every core busy can wait a whole scheduler slice (milliseconds)
+    /// before it runs again and falls asleep, and a job queued meanwhile
+    /// waits with it. Asleep, it is woken at once.
+    fn wait_for_work(&self) -> Option<Queued> {
+        let deadline = Instant::now() + self.rt.keep_alive;
+        let mut parked = lock(&self.park);
+        loop {
+            if let Some(job) = self.pop() {
+                return Some(job);
+            }
+            let now = Instant::now();
+            if self.rt.life.phase() != Phase::Running || now >= deadline {
+                return None;
+            }
+            // Counted idle only while about to sleep, so that submitters
+            // take the lock and make the wake-up call only when a worker
+            // really sleeps. The fence pairs with the submitter's between
+            // its push and its read of `idle`: either it sees this worker
+            // idle (and notifies, once the lock held here is released by
+            // the wait), or the check below sees its job.
+            self.idle.fetch_add(1, SeqCst);
+            fence(SeqCst);
+            if self.store.ready.is_empty() && self.rt.life.phase() == Phase::Running {
+                parked = self.wake.wait_timeout(parked, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            self.idle.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Between jobs: if another module's worker was woken since this worker
+    /// last looked, yields the CPU once, so that the woken worker runs now
+    /// instead of after this worker's time slice. When every core runs busy
+    /// workers of one module, the kernel does not always let a woken thread
+    /// preempt them, and a one-microsecond job of another module could wait
+    /// milliseconds. Costs one load of a rarely written word per job.
+    fn make_way(self: &Arc<Self>, wakes_seen: &mut u64) {
+        let wakes = self.rt.wakes.load(Relaxed);
+        if wakes == *wakes_seen {
+            return;
+        }
+        *wakes_seen = wakes;
+        if self.rt.woken_module.load(Relaxed) != Arc::as_ptr(self) as usize {
+            yield_now();
+        }
+    }
+
+    /// The next queued job, waiting a few microseconds for one before
+    /// giving up: a producer that is a little slower than its workers then
+    /// rarely has to wake a parked worker with a system call.
+    ///
+    /// A `hot` worker (one that has run many jobs since it last slept) also
+    /// yields the CPU a few times before giving up: its producer is likely
+    /// runnable and waiting for a core, and will refill the queue. A worker
+    /// that is not hot never yields (see `wait_for_work` for why that
+    /// matters: a job for a worker that gave up its slice waits with it).
+    fn next_soon(&self, hot: bool) -> Option<Queued> {
+        if let Some(job) = self.pop() {
+            return Some(job);
+        }
+        if cfg!(loom) {
+            // A spin measured in real time would make the models
+            // non-deterministic; sleeping is what they check.
+            return None;
+        }
+        let until = Instant::now() + SPIN;
+        let mut pauses = 1u32;
+        loop {
+            for _ in 0..pauses {
+                std::hint::spin_loop();
+            }
+            if let Some(job) = self.pop() {
+                return Some(job);
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            pauses = (pauses * 2).min(64);
+        }
+        if hot {
+            for _ in 0..HOT_YIELDS {
+                yield_now();
+                if let Some(job) = self.pop() {
+                    return Some(job);
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs `first` and, with a batch runner, up to a batch of the jobs
+    /// queued behind it inside one `run_batch` call.
+    fn run_batch(self: &Arc<Self>, first: Queued, slot: &WorkerSlot) {
+        let Some(runner) = &self.rt.batch_runner else {
+            return self.run(first, slot);
+        };
+        let mut first = Some(first);
+        let mut batch = || {
+            let jobs = first.take().into_iter().chain(std::iter::from_fn(|| self.pop())).take(BATCH);
+            for job in jobs {
+                self.run(job, slot);
+            }
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runner.run_batch(&mut batch))) {
+            log::error!("taskmanager: the batch runner panicked");
+            drop_payload(payload);
+        }
+        // A runner that never called `batch` must not lose the job.
+        if let Some(job) = first {
+            self.run(job, slot);
+        }
+    }
+
+    fn run(self: &Arc<Self>, queued: Queued, slot: &WorkerSlot) {
+        let Queued { job, not_before } = queued;
+        if not_before != 0 {
+            self.rt.wait_until(not_before);
+            if self.rt.life.shut_down_before(not_before) {
+                // Handed over early, and shutdown came before it was due.
+                self.cancel(job);
+                return;
+            }
+        }
+        let named = job.label().is_some_and(|(_, named)| named);
+        if named {
+            *lock(&slot.named) = job.share();
+        }
+        // Events: nothing is built unless someone listens. (The job tells
+        // `Started` itself: only it knows whether a recurring tick runs.)
+        let events = &self.rt.events;
+        let watched =
+            if events.wanted(log::Level::Warn) { job.share().map(|job| (job, Instant::now())) } else { None };
+        // Jobs catch their users' panics; this is the last line of defence
+        // so that nothing ever kills a worker.
+        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context { module: self, slot }))) {
+            Ok(mut ran) => {
+                match take_counted() {
+                    // Counted as it ended (see `count_run`), perhaps as
+                    // failed by an embedder: what is left is a cancel.
+                    Some(failed) => {
+                        (ran.completed, ran.failed) = (!failed, failed);
+                        slot.counts.add(&Ran { cancelled: ran.cancelled, ..Ran::default() });
+                    }
+                    None => slot.counts.add(&ran),
+                }
+                ran
+            }
+            Err(payload) => {
+                log::error!("taskmanager: a task panicked outside its own guard");
+                drop_payload(payload);
+                // Whatever the run counted stays counted; the next run
+                // starts afresh.
+                take_counted();
+                Ran::default()
+            }
+        };
+        slot.current.store(0, Relaxed);
+        if let Some((job, started)) = watched {
+            let duration = started.elapsed();
+            if ran.failed {
+                let task = job.core().task_ref();
+                events.emit(log::Level::Warn, || Event::Failed { task, error: ran.error, duration });
+            } else if ran.completed {
+                events.emit(log::Level::Debug, || Event::Finished { task: job.core().task_ref(), duration });
+            }
+            if ran.cancelled {
+                // Cancelled while queued (or, recurring, during this run):
+                // the timer and shutdown did not see it go.
+                events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
+            }
+            drop_quietly(job);
+        }
+        if named {
+            // Dropped outside the lock: the last reference drops the task's
+            // result, whose `Drop` is user code.
+            let ran = lock(&slot.named).take();
+            drop_quietly(ran);
+        }
+    }
+
+    /// Gives up this worker's place; returns false if work arrived while
+    /// leaving and the place could be taken back, so the worker stays.
+    fn retire(&self) -> bool {
+        self.alive.fetch_sub(1, SeqCst);
+        fence(SeqCst);
+        self.store.ready.is_empty() || !self.reserve()
+    }
+}
+
+/// A worker's side of running a job: see [`RunContext`].
+struct Context<'a> {
+    module: &'a Arc<Pool>,
+    slot: &'a WorkerSlot,
+}
+
+impl RunContext for Context<'_> {
+    fn events(&self) -> &Events {
+        &self.module.rt.events
+    }
+
+    fn now(&self) -> Nanos {
+        self.module.rt.now()
+    }
+
+    /// For `stats().running` and `running_tasks()`; `count_run` clears it.
+    fn mark_running(&self, id: u64) {
+        self.slot.current.store(id, Relaxed);
+    }
+
+    fn count_run(&self, failed: bool) {
+        count_run(failed);
+    }
+
+    fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
+        self.module.reschedule(job, due)
+    }
+}
