@@ -36,10 +36,14 @@ LAYERS = [
     {"runtime", "timer/driver", "store", "store/ready"},
     # L3, execution: a module's pool, its workers and counts.
     {"pool", "pool/counts", "pool/worker"},
+    # L3b, the Redis store (feature `redis`): claims into pools, results.
+    {"broker", "broker/claimer", "broker/listener", "broker/schedule", "broker/scripts"},
     # L4, the manager: module registry, start, shutdown, listings.
     {"manager", "manager/listing"},
     # L5, the public face: handles and Module (which know no manager).
     {"handle", "module"},
+    # L5b, named tasks (feature `redis`): Module calls through the broker.
+    {"named"},
     # L6, TaskManager, and its Builder (which makes one).
     {"manager/api"},
     {"manager/builder"},

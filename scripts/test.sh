@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 
 echo "== Rust tests"
 # tests/examples.rs runs the example programs themselves: build them first.
-cargo build -p taskmanager --examples
-cargo test -p taskmanager --all-targets
-cargo test -p taskmanager --doc
+# The `redis` feature is on: tests/redis_broker.rs runs the Redis mode
+# against a real redis-server (the harness starts one; without it they fail).
+cargo build -p taskmanager --examples --features redis
+cargo test -p taskmanager --all-targets --features redis
+cargo test -p taskmanager --doc --features redis
 
 echo "== Rust model checks (loom): the core's hand-offs in every interleaving"
 # Its own target directory: --cfg loom rebuilds everything.

@@ -17,6 +17,9 @@ pub enum ConfigError {
     /// A bounded module was given a queue capacity of 0: it could never
     /// accept a task.
     ZeroQueueCapacity,
+    /// The broker URL ([`Builder::broker`](crate::Builder::broker)) could
+    /// not be used: what is wrong with it.
+    Broker(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -26,6 +29,7 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroQueueCapacity => {
                 f.write_str("a bounded module's queue capacity must be at least 1, got 0")
             }
+            ConfigError::Broker(why) => write!(f, "broker URL not usable: {why}"),
         }
     }
 }
@@ -87,6 +91,10 @@ pub enum SubmitError {
     /// threads exist only in the parent, so nothing would run the task.
     /// Create a new manager in the child.
     Forked,
+    /// The broker (Redis) did not take the task within the manager's
+    /// broker timeout: it is unreachable, or refused it. The task was not
+    /// accepted; nothing of it is kept.
+    Broker(String),
 }
 
 impl fmt::Display for SubmitError {
@@ -109,6 +117,7 @@ impl fmt::Display for SubmitError {
                 "this task manager was started in the parent process and its threads do not exist in this \
                  forked child; create a new TaskManager in the child",
             ),
+            SubmitError::Broker(why) => write!(f, "the broker did not take the task: {why}"),
         }
     }
 }
@@ -128,6 +137,7 @@ impl PartialEq for SubmitError {
             ) => a == b,
             (SubmitError::Spawn(a), SubmitError::Spawn(b)) => a.kind() == b.kind(),
             (SubmitError::QueueFull { capacity: a }, SubmitError::QueueFull { capacity: b }) => a == b,
+            (SubmitError::Broker(a), SubmitError::Broker(b)) => a == b,
             _ => false,
         }
     }
@@ -166,7 +176,43 @@ pub enum TaskError {
         /// The panic's message.
         message: String,
     },
+    /// The task ran in another process (through a broker) and failed there.
+    Remote(RemoteError),
+    /// The task went to a broker, but its result cannot reach this handle:
+    /// the manager shut down first, or the result expired. The task itself
+    /// is not affected (it runs, or ran, elsewhere).
+    ResultLost {
+        /// Why.
+        reason: String,
+    },
 }
+
+/// How a task that ran in another process failed: the error's type name,
+/// its message and, when the worker had one, its traceback text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    /// The error's type (`ValueError`, or a Rust handler's choice).
+    pub kind: String,
+    /// Its message.
+    pub message: String,
+    /// A traceback, or empty.
+    pub traceback: String,
+}
+
+impl RemoteError {
+    /// An error of `kind` saying `message`, with no traceback.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        RemoteError { kind: kind.into(), message: message.into(), traceback: String::new() }
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for RemoteError {}
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -176,6 +222,8 @@ impl fmt::Display for TaskError {
             TaskError::CallbackPanicked { index, message } => {
                 write!(f, "callback {index} panicked: {message}")
             }
+            TaskError::Remote(e) => write!(f, "task failed in a worker process: {e}"),
+            TaskError::ResultLost { reason } => write!(f, "the task's result cannot arrive: {reason}"),
         }
     }
 }

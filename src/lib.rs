@@ -98,6 +98,8 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod batch;
+#[cfg(feature = "redis")]
+mod broker;
 mod clock;
 mod err;
 mod event;
@@ -109,6 +111,8 @@ mod loom_tests;
 mod manager;
 mod module;
 mod module_builder;
+#[cfg(feature = "redis")]
+mod named;
 mod pool;
 mod report;
 mod runtime;
@@ -122,13 +126,15 @@ mod unwind;
 
 pub use batch::BatchRunner;
 pub use clock::ManualClock;
-pub use err::{ConfigError, ShutdownTimedOut, StartError, SubmitError, TaskError};
+pub use err::{ConfigError, RemoteError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use event::{Event, TaskRef};
 pub use handle::{JoinTimeoutError, RecurringHandle, TaskHandle};
 pub use lifecycle::after_fork_in_child;
 pub use manager::{Builder, TaskManager};
 pub use module::Module;
 pub use module_builder::ModuleBuilder;
+#[cfg(feature = "redis")]
+pub use named::SharedSchedule;
 pub use pool::count_run;
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use schedule::{Pacing, Recurrence};

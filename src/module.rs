@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::err::SubmitError;
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{OneShot, Recurring};
+use crate::manager::Manager;
 use crate::pool::Pool;
 use crate::report::Stats;
 use crate::schedule::{due_after, to_nanos, Recurrence};
@@ -63,7 +64,10 @@ use crate::task::Task;
 /// ```
 #[derive(Clone)]
 pub struct Module {
-    pool: Arc<Pool>,
+    pub(crate) pool: Arc<Pool>,
+    /// The manager's Redis store, if it has one (for named tasks).
+    #[cfg(feature = "redis")]
+    pub(crate) broker: Option<Arc<crate::broker::Broker>>,
 }
 
 impl Module {
@@ -73,8 +77,15 @@ impl Module {
         &self.pool.name
     }
 
-    pub(crate) fn from_pool(pool: Arc<Pool>) -> Module {
-        Module { pool }
+    /// The handle to `pool`, a module of `manager`.
+    pub(crate) fn from_pool(pool: Arc<Pool>, manager: &Manager) -> Module {
+        #[cfg(not(feature = "redis"))]
+        let _ = manager;
+        Module {
+            pool,
+            #[cfg(feature = "redis")]
+            broker: manager.broker().cloned(),
+        }
     }
 
     /// The most tasks this module runs at once.

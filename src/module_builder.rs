@@ -17,7 +17,7 @@ impl Module {
     /// # Errors
     /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0.
     pub fn new(manager: &TaskManager, max_workers: usize) -> Result<Module, ConfigError> {
-        Ok(Module::from_pool(manager.shared().add_pool(max_workers, usize::MAX, None)?))
+        Ok(Module::from_pool(manager.shared().add_pool(max_workers, usize::MAX, None)?, manager.shared()))
     }
 
     /// Settings for a module of `manager`, by name: its
@@ -79,6 +79,8 @@ pub struct ModuleBuilder {
     max_workers: usize,
     /// `usize::MAX`: unbounded.
     max_queued: usize,
+    #[cfg(feature = "redis")]
+    global_max_workers: Option<usize>,
 }
 
 impl ModuleBuilder {
@@ -88,6 +90,8 @@ impl ModuleBuilder {
             name: None,
             max_workers: manager.default_module().max_workers(),
             max_queued: usize::MAX,
+            #[cfg(feature = "redis")]
+            global_max_workers: None,
         }
     }
 
@@ -120,16 +124,44 @@ impl ModuleBuilder {
         self
     }
 
+    /// Caps how many of the module's named tasks run at once across every
+    /// process sharing the manager's broker, whatever each process's
+    /// `max_workers` (which still caps its own threads). Places are leased:
+    /// a process that dies frees its places after the broker lease. Every
+    /// process should give the same cap. Needs a broker
+    /// ([`Builder::broker`](crate::Builder::broker)).
+    #[cfg(feature = "redis")]
+    pub fn global_max_workers(mut self, max_workers: usize) -> Self {
+        self.global_max_workers = Some(max_workers);
+        self
+    }
+
     /// Makes the module.
     ///
     /// # Errors
-    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` is 0;
-    /// [`ConfigError::ZeroQueueCapacity`] if `max_queued` is 0.
+    /// [`ConfigError::ZeroMaxWorkers`] if `max_workers` (or
+    /// `global_max_workers`) is 0; [`ConfigError::ZeroQueueCapacity`] if
+    /// `max_queued` is 0; [`ConfigError::Broker`] for a `global_max_workers`
+    /// without a broker.
     pub fn build(self) -> Result<Module, ConfigError> {
         if self.max_queued == 0 {
             return Err(ConfigError::ZeroQueueCapacity);
         }
-        Ok(Module::from_pool(self.manager.add_pool(self.max_workers, self.max_queued, self.name)?))
+        #[cfg(feature = "redis")]
+        let global = match (self.global_max_workers, self.manager.broker()) {
+            (Some(0), _) => return Err(ConfigError::ZeroMaxWorkers),
+            (Some(_), None) => {
+                return Err(ConfigError::Broker("global_max_workers needs a broker (Builder::broker)".into()))
+            }
+            (Some(cap), Some(broker)) => Some((cap, std::sync::Arc::clone(broker))),
+            (None, _) => None,
+        };
+        let pool = self.manager.add_pool(self.max_workers, self.max_queued, self.name)?;
+        #[cfg(feature = "redis")]
+        if let Some((cap, broker)) = global {
+            broker.set_global_cap(&pool.name, cap);
+        }
+        Ok(Module::from_pool(pool, &self.manager))
     }
 }
 

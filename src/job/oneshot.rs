@@ -48,6 +48,21 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    /// Ends a cell whose method runs elsewhere (another process, for a task
+    /// sent through a broker) with that run's result; its own method and
+    /// callbacks are dropped unrun. Returns false if the cell had ended
+    /// already (cancelled, or settled before).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn settle(&self, result: Result<T, TaskError>) -> bool {
+        if !self.core.begin_run() {
+            return false;
+        }
+        let pending = std::mem::replace(&mut lock(&self.stage).stage, Stage::Running);
+        drop_quietly(pending);
+        self.complete(result);
+        true
+    }
+
     fn complete(&self, result: Result<T, TaskError>) {
         let mut slot = lock(&self.stage);
         slot.stage = Stage::Done(result.map_err(Box::new));

@@ -26,6 +26,8 @@ pub struct Builder {
     keep_alive: Duration,
     timer_slack: Duration,
     clock: Option<ManualClock>,
+    #[cfg(feature = "redis")]
+    broker: Option<crate::broker::BrokerConfig>,
 }
 
 impl Builder {
@@ -122,11 +124,55 @@ impl Builder {
         self
     }
 
+    /// Sends named tasks ([`Module::add_named_task`]) through the Redis at
+    /// `url` (`redis://[user:password@]host:port/db`), so that every process
+    /// built with the same URL shares them; see `PROTOCOL.md`, "Redis".
+    /// Checked by [`build`](Self::build); Redis is first reached at
+    /// [`start_thread`](TaskManager::start_thread) or the first submission.
+    #[cfg(feature = "redis")]
+    pub fn broker(mut self, url: &str) -> Self {
+        self.broker = Some(crate::broker::BrokerConfig::new(url));
+        self
+    }
+
+    /// Prepended to every Redis key and channel (default `taskmanager`), so
+    /// that several applications can share one Redis.
+    #[cfg(feature = "redis")]
+    pub fn broker_prefix(mut self, prefix: &str) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.prefix = prefix.to_owned();
+        }
+        self
+    }
+
+    /// How long a claimed task may go without its worker's heartbeat (sent
+    /// every third of it) before another process takes it over (default
+    /// 30 s). A live worker's long task is never taken over.
+    #[cfg(feature = "redis")]
+    pub fn broker_lease(mut self, lease: Duration) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.lease = lease;
+        }
+        self
+    }
+
+    /// The most a call to Redis may take, connecting or waiting for a reply
+    /// (default 5 s): past it, a submission fails with
+    /// [`SubmitError::Broker`](crate::SubmitError::Broker).
+    #[cfg(feature = "redis")]
+    pub fn broker_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.timeout = timeout;
+        }
+        self
+    }
+
     /// Builds the manager. It queues tasks at once and runs them from
     /// [`start_thread`](TaskManager::start_thread) on.
     ///
     /// # Errors
-    /// [`ConfigError::ZeroMaxWorkers`] if `default_max_workers` is 0.
+    /// [`ConfigError::ZeroMaxWorkers`] if `default_max_workers` is 0;
+    /// [`ConfigError::Broker`] if the broker URL is not a Redis URL.
     pub fn build(self) -> Result<TaskManager, ConfigError> {
         if self.default_max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);
@@ -142,13 +188,17 @@ impl Builder {
             events: Events::new(self.listener.clone(), self.listener_level),
             threads: ThreadRegistry::new(self.spawn_handler.clone()),
         });
-        let shared = Arc::new(Manager::new(rt));
+        let shared = Arc::new(Manager::new(
+            rt,
+            #[cfg(feature = "redis")]
+            self.broker.clone(),
+        )?);
         if let Some(manual) = &self.clock {
             let listener: Arc<dyn TimeListener> = shared.timer().clone();
             manual.attach(Arc::downgrade(&listener));
         }
         let pool = shared.add_pool(self.default_max_workers, usize::MAX, Some(Arc::from("default")))?;
-        let default_module = Module::from_pool(pool);
+        let default_module = Module::from_pool(pool, &shared);
         Ok(TaskManager::from_parts(shared, default_module))
     }
 }
@@ -179,6 +229,8 @@ impl Default for Builder {
             keep_alive: Duration::from_secs(60),
             timer_slack: Duration::from_micros(1),
             clock: None,
+            #[cfg(feature = "redis")]
+            broker: None,
         }
     }
 }

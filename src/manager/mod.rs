@@ -36,18 +36,36 @@ pub(crate) struct Manager {
     retired: Mutex<Stats>,
     /// Modules made so far, for their default names.
     module_count: AtomicUsize,
+    /// The Redis store, if the manager was built with a broker.
+    #[cfg(feature = "redis")]
+    broker: Option<Arc<crate::broker::Broker>>,
 }
 
 impl Manager {
-    pub(crate) fn new(rt: Runtime) -> Manager {
+    /// A manager over `rt`; with a broker configuration, one whose named
+    /// tasks go through Redis.
+    pub(crate) fn new(
+        rt: Runtime,
+        #[cfg(feature = "redis")] broker: Option<crate::broker::BrokerConfig>,
+    ) -> Result<Manager, ConfigError> {
         let rt = Arc::new(rt);
-        Manager {
+        Ok(Manager {
             timer: Arc::new(Timer::new(Arc::clone(&rt))),
+            #[cfg(feature = "redis")]
+            broker: match broker {
+                Some(config) => Some(Arc::new(crate::broker::Broker::new(Arc::clone(&rt), config)?)),
+                None => None,
+            },
             rt,
             modules: Mutex::new(Vec::new()),
             retired: Mutex::new(Stats::default()),
             module_count: AtomicUsize::new(0),
-        }
+        })
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn broker(&self) -> Option<&Arc<crate::broker::Broker>> {
+        self.broker.as_ref()
     }
 
     pub(crate) fn runtime(&self) -> &Arc<Runtime> {
@@ -125,6 +143,10 @@ impl Manager {
         // Work queued before the start gets its workers now.
         for module in self.modules() {
             module.kick();
+        }
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &self.broker {
+            broker.start();
         }
         Ok(())
     }

@@ -1,0 +1,105 @@
+//! A worker process for the Redis mode: registers the `jobs` module's named
+//! tasks and runs what any process sends them, until its standard input
+//! closes. Run two terminals:
+//!
+//! ```text
+//! cargo run --features redis --example redis_worker -- redis://127.0.0.1:6379/0
+//! cargo run --features redis --example redis_worker -- redis://127.0.0.1:6379/0 --submit 10
+//! ```
+//!
+//! The second submits ten `echo` tasks and prints which process ran each.
+//! Options: `--prefix P` (key prefix), `--lease-ms N`, `--log FILE` (each
+//! `slow` task appends `<pid> start <arg>` and `<pid> end <arg>` lines, each
+//! `tick` a `<pid> tick` line; each line ends with ` @<unix micros>`),
+//! `--recur MS` (registers the recurring task `jobs.tick` every MS ms: once
+//! cluster-wide, however many workers do), `--global-cap N` (the `jobs`
+//! module's `global_max_workers`).
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use taskmanager::{Module, Recurrence, RemoteError, TaskManager};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let url =
+        args.next().expect("usage: redis_worker URL [--prefix P] [--lease-ms N] [--log FILE] [--submit N]");
+    let (mut prefix, mut lease, mut log, mut submit, mut recur) =
+        ("taskmanager".to_owned(), 30_000, None, None, None);
+    let mut global_cap = None;
+    while let Some(flag) = args.next() {
+        let value = args.next().expect("each option takes a value");
+        match flag.as_str() {
+            "--prefix" => prefix = value,
+            "--lease-ms" => lease = value.parse().expect("--lease-ms N"),
+            "--log" => log = Some(value),
+            "--submit" => submit = Some(value.parse::<usize>().expect("--submit N")),
+            "--recur" => recur = Some(value.parse::<u64>().expect("--recur MS")),
+            "--global-cap" => global_cap = Some(value.parse::<usize>().expect("--global-cap N")),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    let manager = TaskManager::builder()
+        .broker(&url)
+        .broker_prefix(&prefix)
+        .broker_lease(Duration::from_millis(lease))
+        .build()
+        .expect("a redis:// URL");
+    let mut jobs = Module::builder(&manager).name("jobs").max_workers(4);
+    if let Some(cap) = global_cap {
+        jobs = jobs.global_max_workers(cap);
+    }
+    let jobs = jobs.build().expect("4 workers");
+    if let Some(n) = submit {
+        manager.start_thread().expect("start");
+        let handles: Vec<_> =
+            (0..n).map(|i| jobs.add_named_task("echo", json!([i])).expect("Redis takes the task")).collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            println!("{i}: {}", handle.join().expect("a result"));
+        }
+        return;
+    }
+    let pid = std::process::id();
+    let append = {
+        let log = log.clone();
+        move |line: String| {
+            if let Some(path) = &log {
+                let mut file =
+                    std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
+                let micros = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                // One write per line: lines of concurrent runs never interleave.
+                file.write_all(format!("{pid} {line} @{micros}\n").as_bytes()).expect("log line");
+            }
+        }
+    };
+    let tick_log = append.clone();
+    jobs.register("tick", move |_| {
+        tick_log("tick".to_owned());
+        Ok(Value::Null)
+    })
+    .expect("a broker");
+    jobs.register("echo", move |args: Value| Ok(json!({ "pid": pid, "args": args }))).expect("a broker");
+    jobs.register("fail", |_| Err(RemoteError::new("ValueError", "asked to fail"))).expect("a broker");
+    jobs.register("slow", move |args: Value| {
+        let note = |what: &str| append(format!("{what} {args}"));
+        note("start");
+        let ms = args.get(0).and_then(Value::as_u64).unwrap_or(1000);
+        std::thread::sleep(Duration::from_millis(ms));
+        note("end");
+        Ok(json!(pid))
+    })
+    .expect("a broker");
+    if let Some(ms) = recur {
+        jobs.schedule_named_recurring(Recurrence::every(Duration::from_millis(ms)), "tick", Value::Null)
+            .expect("Redis takes the schedule");
+    }
+    manager.start_thread().expect("start");
+    println!("ready {pid}");
+    // Runs until the standard input closes (the parent's end of a pipe, or
+    // Ctrl-D in a terminal).
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    manager.shutdown();
+}

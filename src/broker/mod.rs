@@ -1,0 +1,357 @@
+//! The Redis store (feature `redis`): named tasks cross processes through
+//! Redis streams, one per module, read by a consumer group. See
+//! `PROTOCOL.md`, "Redis", for the key layout and why streams.
+//!
+//! - Submit: `XADD` the task (id, handler name, JSON arguments, reply
+//!   channel) to its module's stream; the call returns once Redis has it.
+//! - Claim (`claimer.rs`): each process's claimer reads (`XREADGROUP`) only
+//!   as many entries as its module has free workers, and hands each to the
+//!   module's pool. An entry stays pending in the group until acknowledged.
+//! - Lease: the claimer's heartbeat resets the idle time of what it holds;
+//!   an entry idle longer than the lease belongs to a dead process and is
+//!   taken over (`XAUTOCLAIM`) by a live one. A long task of a live worker
+//!   is never re-run.
+//! - Ack (`scripts.rs`): after the run, one script acknowledges, deletes the
+//!   entry, stores the result (with an expiry) and tells the submitter.
+//! - Results (`listener.rs`): the submitter's listener completes the handle.
+
+mod claimer;
+mod listener;
+mod schedule;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::err::{ConfigError, RemoteError, SubmitError, TaskError};
+use crate::job::OneShot;
+use crate::pool::Pool;
+use crate::runtime::Runtime;
+
+/// What a named handler gets and gives: JSON in, JSON or an error out.
+pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
+
+/// The cell behind the handle of a task sent through the broker: settled
+/// by the listener when the result arrives.
+pub(crate) type RemoteCell = OneShot<fn() -> Value, Value>;
+
+/// A broker's settings, from the manager's `Builder`.
+#[derive(Clone, Debug)]
+pub(crate) struct BrokerConfig {
+    pub(crate) url: String,
+    /// Prepended to every key, so several apps can share one Redis.
+    pub(crate) prefix: String,
+    /// How long a claimed task may go without its holder's heartbeat before
+    /// another process takes it over.
+    pub(crate) lease: Duration,
+    /// How long a result waits in Redis for its submitter.
+    pub(crate) result_ttl: Duration,
+    /// The most a call to Redis may take (connect, or a reply).
+    pub(crate) timeout: Duration,
+}
+
+impl BrokerConfig {
+    pub(crate) fn new(url: &str) -> Self {
+        BrokerConfig {
+            url: url.to_owned(),
+            prefix: "taskmanager".to_owned(),
+            lease: Duration::from_secs(30),
+            result_ttl: Duration::from_secs(24 * 3600),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The consumer group every process reads a module's stream through.
+const GROUP: &str = "taskmanager";
+
+/// A module's handlers, and its pool, for the claimer.
+struct Registered {
+    pool: Arc<Pool>,
+    handlers: HashMap<String, Handler>,
+    claiming: bool,
+}
+
+/// One manager's connection to the broker. See the module docs.
+pub(crate) struct Broker {
+    rt: Arc<Runtime>,
+    client: redis::Client,
+    config: BrokerConfig,
+    /// This manager's name in the cluster: its consumer name and the
+    /// suffix of its reply channel.
+    id: String,
+    /// Connections for submissions and acks, reused.
+    idle: StdMutex<Vec<redis::Connection>>,
+    modules: StdMutex<HashMap<Arc<str>, Registered>>,
+    /// Handles waiting for results, by task id.
+    waiting: StdMutex<HashMap<String, Arc<RemoteCell>>>,
+    next_task: AtomicU64,
+    ack_script: redis::Script,
+    heartbeat: redis::Script,
+    schedule_script: redis::Script,
+    fire_script: redis::Script,
+    recur_script: redis::Script,
+    acquire_script: redis::Script,
+    renew_script: redis::Script,
+    /// Cluster-wide caps on concurrent runs, by module name.
+    caps: StdMutex<HashMap<Arc<str>, usize>>,
+}
+
+fn redis_error(e: &redis::RedisError) -> String {
+    e.to_string()
+}
+
+impl Broker {
+    pub(crate) fn new(rt: Arc<Runtime>, config: BrokerConfig) -> Result<Broker, ConfigError> {
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|e| ConfigError::Broker(redis_error(&e)))?;
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let id = format!("{}-{:x}-{:x}", hostname(), std::process::id(), nanos & 0xffff_ffff_ffff);
+        Ok(Broker {
+            ack_script: redis::Script::new(scripts::ACK),
+            heartbeat: redis::Script::new(scripts::HEARTBEAT),
+            schedule_script: redis::Script::new(scripts::SCHEDULE),
+            fire_script: redis::Script::new(scripts::FIRE),
+            recur_script: redis::Script::new(scripts::RECUR),
+            acquire_script: redis::Script::new(scripts::ACQUIRE),
+            renew_script: redis::Script::new(scripts::RENEW),
+            caps: StdMutex::new(HashMap::new()),
+            rt,
+            client,
+            config,
+            id,
+            idle: StdMutex::new(Vec::new()),
+            modules: StdMutex::new(HashMap::new()),
+            waiting: StdMutex::new(HashMap::new()),
+            next_task: AtomicU64::new(0),
+        })
+    }
+
+    fn stream_key(&self, module: &str) -> String {
+        format!("{}:s:{module}", self.config.prefix)
+    }
+
+    fn result_key(&self, task: &str) -> String {
+        format!("{}:r:{task}", self.config.prefix)
+    }
+
+    fn reply_channel(&self) -> String {
+        format!("{}:done:{}", self.config.prefix, self.id)
+    }
+
+    /// A connection with the broker timeout on every call.
+    fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let conn = self.client.get_connection_with_timeout(self.config.timeout)?;
+        conn.set_read_timeout(Some(self.config.timeout))?;
+        conn.set_write_timeout(Some(self.config.timeout))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled connection (made if none is idle); a connection
+    /// that failed is dropped, not pooled.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let result = f(&mut conn);
+        if result.is_ok() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        }
+        result
+    }
+
+    /// Registers `handler` as `name` on `pool`'s module; once the manager
+    /// runs, this process claims the module's tasks.
+    pub(crate) fn register(self: &Arc<Self>, pool: &Arc<Pool>, name: &str, handler: Handler) {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = modules.entry(Arc::clone(&pool.name)).or_insert_with(|| Registered {
+            pool: Arc::clone(pool),
+            handlers: HashMap::new(),
+            claiming: false,
+        });
+        entry.handlers.insert(name.to_owned(), handler);
+        drop(modules);
+        if self.rt.life.phase() == crate::lifecycle::Phase::Running {
+            self.start_claimers();
+        }
+    }
+
+    /// Caps how many of `module`'s tasks run at once across every process
+    /// (this process's claimer honours it; every process should set the
+    /// same cap).
+    pub(crate) fn set_global_cap(&self, module: &Arc<str>, cap: usize) {
+        self.caps.lock().unwrap_or_else(|p| p.into_inner()).insert(Arc::clone(module), cap);
+    }
+
+    fn global_cap(&self, module: &str) -> Option<usize> {
+        self.caps.lock().unwrap_or_else(|p| p.into_inner()).get(module).copied()
+    }
+
+    fn handler(&self, module: &str, name: &str) -> Option<Handler> {
+        let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        modules.get(module)?.handlers.get(name).cloned()
+    }
+
+    /// A new task id and its handle's cell, registered as waiting for a
+    /// result before the task is sent (the result may come back at once).
+    fn new_waiting(&self, name: &str) -> Result<(String, Arc<RemoteCell>), SubmitError> {
+        if !self.rt.life.phase().accepts() {
+            return Err(SubmitError::ShutDown);
+        }
+        let seq = self.next_task.fetch_add(1, Relaxed);
+        let task = format!("{}-{seq}", self.id);
+        let cell: Arc<RemoteCell> =
+            Arc::new(OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(Arc::from(name))));
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::clone(&cell));
+        Ok((task, cell))
+    }
+
+    /// After sending `task`: if Redis did not take it, it waits no more.
+    fn sent(&self, task: &str, sent: redis::RedisResult<()>) -> Result<(), SubmitError> {
+        sent.map_err(|e| {
+            self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
+            SubmitError::Broker(redis_error(&e))
+        })
+    }
+
+    /// Sends a named task to `module`'s stream; returns its handle's cell
+    /// once Redis has it.
+    pub(crate) fn submit(
+        &self,
+        module: &str,
+        name: &str,
+        args: &Value,
+    ) -> Result<Arc<RemoteCell>, SubmitError> {
+        let (task, cell) = self.new_waiting(name)?;
+        let (args, stream, reply) = (args.to_string(), self.stream_key(module), self.reply_channel());
+        let sent = self.with_conn(|conn| {
+            redis::cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("id")
+                .arg(&task)
+                .arg("name")
+                .arg(name)
+                .arg("args")
+                .arg(&args)
+                .arg("reply")
+                .arg(&reply)
+                .query::<String>(conn)
+        });
+        self.sent(&task, sent.map(|_| ()))?;
+        Ok(cell)
+    }
+
+    /// Starts the result listener and a claimer for each module with
+    /// handlers: at the manager's start, or on a registration after it.
+    pub(crate) fn start(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        if let Err(e) = self.rt.threads.spawn("taskmanager-results", move || me.listen()) {
+            log::error!("taskmanager: could not start the broker's result listener: {e}");
+        }
+        let me = Arc::clone(self);
+        if let Err(e) = self.rt.threads.spawn("taskmanager-scheduler", move || me.fire_loop()) {
+            log::error!("taskmanager: could not start the broker's scheduler: {e}");
+        }
+        self.start_claimers();
+    }
+
+    fn start_claimers(self: &Arc<Self>) {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        for registered in modules.values_mut().filter(|r| !r.claiming) {
+            let me = Arc::clone(self);
+            let pool = Arc::clone(&registered.pool);
+            match self.rt.threads.spawn("taskmanager-claimer", move || me.claim(&pool)) {
+                Ok(()) => registered.claiming = true,
+                Err(e) => log::error!(
+                    "taskmanager: could not start a claimer for module {}: {e}",
+                    registered.pool.name
+                ),
+            }
+        }
+    }
+
+    /// Settles every handle still waiting: called when the listener ends.
+    fn abandon_waiting(&self, reason: &str) {
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        for cell in waiting.into_values() {
+            cell.settle(Err(TaskError::ResultLost { reason: reason.to_owned() }));
+        }
+    }
+}
+
+/// A task's outcome as stored in Redis.
+fn encode_result(result: &Result<Value, RemoteError>) -> String {
+    match result {
+        Ok(value) => json!({ "ok": value }).to_string(),
+        Err(e) => {
+            json!({ "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback } }).to_string()
+        }
+    }
+}
+
+fn decode_result(text: &str) -> Result<Value, TaskError> {
+    let lost = |why: &str| TaskError::ResultLost { reason: format!("result unreadable ({why}): {text}") };
+    let value: Value = serde_json::from_str(text).map_err(|e| lost(&e.to_string()))?;
+    if let Some(ok) = value.get("ok") {
+        return Ok(ok.clone());
+    }
+    let err = value.get("err").ok_or_else(|| lost("neither ok nor err"))?;
+    let field = |name: &str| err.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    Err(TaskError::Remote(RemoteError {
+        kind: field("kind"),
+        message: field("message"),
+        traceback: field("traceback"),
+    }))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "host".to_owned(), |h| h.trim().to_owned())
+}
+
+/// Sleeps `backoff`, then doubles it up to 5 s: between failed calls.
+fn back_off(backoff: &mut Duration) {
+    std::thread::sleep(*backoff);
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+}
+
+/// Milliseconds in `d`, for Redis arguments.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How often each periodic step of a loop runs.
+struct Every {
+    period: Duration,
+    last: Instant,
+}
+
+impl Every {
+    fn new(period: Duration) -> Self {
+        Every { period, last: Instant::now() }
+    }
+
+    /// Like [`new`](Self::new), but due at once.
+    fn now_due(period: Duration) -> Self {
+        let now = Instant::now();
+        Every { period, last: now.checked_sub(period).unwrap_or(now) }
+    }
+
+    fn due(&mut self) -> bool {
+        if self.last.elapsed() < self.period {
+            return false;
+        }
+        self.last = Instant::now();
+        true
+    }
+}

@@ -1,0 +1,166 @@
+//! Delayed and recurring named tasks, kept in Redis so that they survive
+//! any one process and fire once cluster-wide: the scheduler thread of
+//! every running process calls the `FIRE` script, which moves what is due
+//! into the modules' streams atomically.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{millis, redis_error, Broker, RemoteCell};
+use crate::err::SubmitError;
+use crate::lifecycle::Phase;
+
+/// The longest the scheduler sleeps between calls: also how late a task
+/// scheduled by another process may fire, at most, and how soon the
+/// scheduler notices shutdown.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// Most entries of each kind one `FIRE` call moves.
+const FIRE_BATCH: usize = 200;
+
+impl Broker {
+    fn delayed_key(&self) -> String {
+        format!("{}:delayed", self.config.prefix)
+    }
+
+    fn recurring_key(&self) -> String {
+        format!("{}:recur", self.config.prefix)
+    }
+
+    pub(super) fn recurring_hash(&self, key: &str) -> String {
+        format!("{}:rec:{key}", self.config.prefix)
+    }
+
+    /// Schedules the named task to run once, `delay` from now by Redis's
+    /// clock; returns its handle's cell once Redis has it.
+    pub(crate) fn schedule(
+        &self,
+        module: &str,
+        name: &str,
+        args: &Value,
+        delay: Duration,
+    ) -> Result<Arc<RemoteCell>, SubmitError> {
+        let (task, cell) = self.new_waiting(name)?;
+        let (delayed, hash, reply) =
+            (self.delayed_key(), format!("{}:t:{task}", self.config.prefix), self.reply_channel());
+        let args = args.to_string();
+        let sent = self.with_conn(|conn| {
+            self.schedule_script
+                .key(&delayed)
+                .key(&hash)
+                .arg(millis(delay))
+                .arg(&task)
+                .arg(module)
+                .arg(name)
+                .arg(&args)
+                .arg(&reply)
+                .invoke::<i64>(conn)
+        });
+        self.sent(&task, sent.map(|_| ()))?;
+        Ok(cell)
+    }
+
+    /// Registers a recurring named task under `key` unless it exists (then
+    /// its schedule stays as it is); returns whether this call created it.
+    pub(crate) fn recur(
+        &self,
+        module: &str,
+        name: &str,
+        args: &Value,
+        interval: Duration,
+        run_now: bool,
+        key: &str,
+    ) -> Result<bool, SubmitError> {
+        if !self.rt.life.phase().accepts() {
+            return Err(SubmitError::ShutDown);
+        }
+        let first = if run_now { 0 } else { millis(interval) };
+        let created = self.with_conn(|conn| {
+            self.recur_script
+                .key(self.recurring_key())
+                .key(self.recurring_hash(key))
+                .arg(module)
+                .arg(name)
+                .arg(args.to_string())
+                .arg(millis(interval))
+                .arg(first)
+                .arg(key)
+                .invoke::<i64>(conn)
+        });
+        created.map(|n| n == 1).map_err(|e| SubmitError::Broker(redis_error(&e)))
+    }
+
+    /// Removes a recurring task cluster-wide; returns whether it existed. A
+    /// run in progress finishes.
+    pub(crate) fn cancel_recurring(&self, key: &str) -> Result<bool, SubmitError> {
+        let removed = self.with_conn(|conn| {
+            redis::pipe()
+                .atomic()
+                .zrem(self.recurring_key(), key)
+                .del(self.recurring_hash(key))
+                .query::<(i64, i64)>(conn)
+        });
+        removed.map(|(_, n)| n == 1).map_err(|e| SubmitError::Broker(redis_error(&e)))
+    }
+
+    /// Pauses (or resumes) a recurring task cluster-wide: its ticks pass
+    /// without running. Returns whether it exists.
+    pub(crate) fn pause_recurring(&self, key: &str, paused: bool) -> Result<bool, SubmitError> {
+        let hash = self.recurring_hash(key);
+        let set = self.with_conn(|conn| {
+            redis::Script::new("if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end redis.call('HSET', KEYS[1], 'paused', ARGV[1]) return 1")
+                .key(&hash)
+                .arg(if paused { "1" } else { "0" })
+                .invoke::<i64>(conn)
+        });
+        set.map(|n| n == 1).map_err(|e| SubmitError::Broker(redis_error(&e)))
+    }
+
+    /// A recurring task's counts: ticks run and ticks skipped because the
+    /// previous run had not finished; None if it does not exist.
+    pub(crate) fn recurring_counts(&self, key: &str) -> Result<Option<(u64, u64)>, SubmitError> {
+        let hash = self.recurring_hash(key);
+        let counts = self.with_conn(|conn| {
+            redis::cmd("HMGET")
+                .arg(&hash)
+                .arg("ticks")
+                .arg("skipped")
+                .query::<(Option<u64>, Option<u64>)>(conn)
+        });
+        match counts {
+            Ok((Some(ticks), skipped)) => Ok(Some((ticks, skipped.unwrap_or(0)))),
+            Ok((None, _)) => Ok(None),
+            Err(e) => Err(SubmitError::Broker(redis_error(&e))),
+        }
+    }
+
+    /// The scheduler thread: fires what is due, then sleeps until the next
+    /// due entry (at most `MAX_SLEEP`), until the manager stops running.
+    pub(super) fn fire_loop(&self) {
+        let (delayed, recurring) = (self.delayed_key(), self.recurring_key());
+        let mut backoff = Duration::from_millis(100);
+        while self.rt.life.phase() == Phase::Running {
+            let fired = self.with_conn(|conn| {
+                self.fire_script
+                    .key(&delayed)
+                    .key(&recurring)
+                    .arg(&self.config.prefix)
+                    .arg(FIRE_BATCH)
+                    .invoke::<i64>(conn)
+            });
+            match fired {
+                Ok(wait) => {
+                    backoff = Duration::from_millis(100);
+                    let wait = u64::try_from(wait).map_or(MAX_SLEEP, Duration::from_millis);
+                    std::thread::sleep(wait.min(MAX_SLEEP));
+                }
+                Err(e) => {
+                    log::warn!("taskmanager: scheduler cannot reach the broker: {e}; retrying");
+                    super::back_off(&mut backoff);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The Lua scripts that make the broker's multi-step moves atomic in Redis
+//! (each runs alone on the server: no other client sees a half-done move).
+
+/// Acknowledges a task that ran: `XACK` and `XDEL` its stream entry and, if
+/// the submitter wants the result, stores it (with an expiry) and publishes
+/// its id on the submitter's channel. Returns 0, doing nothing else, if the
+/// entry was no longer pending for the group (acknowledged already by a
+/// worker that reclaimed it): one result per task.
+///
+/// A recurring tick's ack also clears its task's running mark, so the next
+/// tick may run.
+///
+/// KEYS: stream, result key, recurring hash (or any key, when not a tick).
+/// ARGV: group, entry id, result JSON, result TTL in ms, reply channel
+/// (empty: nobody waits), task id, 1 if a recurring tick.
+pub(super) const ACK: &str = r"
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if acked == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[7] == '1' and redis.call('HGET', KEYS[3], 'running') == ARGV[6] then
+  redis.call('HSET', KEYS[3], 'running', '')
+end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
+return 1
+";
+
+/// The lease heartbeat: resets the idle time of every entry this consumer
+/// holds (`XCLAIM ... JUSTID` to itself, which does not count a delivery),
+/// so a live worker's long task is never taken for a dead one's. Only
+/// entries still this consumer's are touched. Returns how many.
+///
+/// KEYS: stream. ARGV: group, consumer.
+pub(super) const HEARTBEAT: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])
+if #pending == 0 then return 0 end
+local args = {KEYS[1], ARGV[1], ARGV[2], 0}
+for _, entry in ipairs(pending) do args[#args + 1] = entry[1] end
+args[#args + 1] = 'JUSTID'
+redis.call('XCLAIM', unpack(args))
+return #pending
+";
+
+/// Schedules a one-shot task `ARGV[1]` ms from now by the server's clock:
+/// its fields go to a hash, its id to the sorted set of delayed tasks.
+///
+/// KEYS: delayed set, task hash. ARGV: delay ms, task id, module, name,
+/// args, reply.
+pub(super) const SCHEDULE: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+return now + tonumber(ARGV[1])
+";
+
+/// Moves due delayed tasks into their modules' streams, and fires due
+/// recurring ticks, by the server's clock; atomic, so each runs once
+/// whichever process calls it. A recurring task's next due time moves on
+/// its grid past now (missed ticks are skipped, never run in a burst), and
+/// a tick whose previous run has not acknowledged yet is skipped (runs never
+/// overlap). Returns the ms until the next due entry of either kind (-1:
+/// none).
+///
+/// KEYS: delayed set, recurring set. ARGV: prefix, at most this many of
+/// each per call.
+pub(super) const FIRE: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local prefix = ARGV[1]
+local limit = tonumber(ARGV[2])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
+  local hash = prefix .. ':t:' .. id
+  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply')
+  if f[1] then
+    redis.call('XADD', prefix .. ':s:' .. f[1], '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', f[4])
+  end
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('DEL', hash)
+end
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
+  local hash = prefix .. ':rec:' .. key
+  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'interval', 'due', 'paused', 'running', 'ticks', 'skipped')
+  if not f[1] then
+    redis.call('ZREM', KEYS[2], key)
+  else
+    local interval = tonumber(f[4])
+    local due = tonumber(f[5])
+    local next_due = due + interval * (math.floor((now - due) / interval) + 1)
+    redis.call('ZADD', KEYS[2], next_due, key)
+    redis.call('HSET', hash, 'due', next_due)
+    if f[6] == '1' then
+      -- paused: the grid moves on, nothing runs
+    elseif f[7] and f[7] ~= '' then
+      redis.call('HINCRBY', hash, 'skipped', 1)
+    else
+      local id = key .. '@' .. due
+      redis.call('XADD', prefix .. ':s:' .. f[1], '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', '', 'rec', key)
+      redis.call('HSET', hash, 'running', id)
+      redis.call('HINCRBY', hash, 'ticks', 1)
+    end
+  end
+end
+local next_due = -1
+for _, k in ipairs(KEYS) do
+  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local wait = math.max(0, tonumber(first[2]) - now)
+    if next_due < 0 or wait < next_due then next_due = wait end
+  end
+end
+return next_due
+";
+
+/// Registers a recurring task under its key, once: if the key exists, its
+/// schedule is kept as it is (every replica registers the same task at
+/// start-up; one schedule results). The first run is `ARGV[5]` ms from now
+/// (0 with `run_now`). Returns 1 if this call created it.
+///
+/// KEYS: recurring set, its hash. ARGV: module, name, args, interval ms,
+/// first delay ms, key.
+pub(super) const RECUR: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local due = now + tonumber(ARGV[5])
+redis.call('HSET', KEYS[2], 'module', ARGV[1], 'name', ARGV[2], 'args', ARGV[3], 'interval', ARGV[4],
+  'due', due, 'paused', '0', 'running', '', 'ticks', 0, 'skipped', 0)
+redis.call('ZADD', KEYS[1], due, ARGV[6])
+return 1
+";
+
+/// Takes up to `ARGV[1]` of a module's cluster-wide worker places (a
+/// sorted set of holders scored by lease deadline, by the server's clock),
+/// after freeing the places of holders whose lease ran out (dead
+/// processes). Returns the members it added, named
+/// `ARGV[3]:<n>`, n from a counter.
+///
+/// KEYS: the module's place set, its counter. ARGV: wanted, cap, holder,
+/// lease ms.
+pub(super) const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1])
+local take = math.min(tonumber(ARGV[1]), free)
+local taken = {}
+for i = 1, take do
+  local n = redis.call('INCR', KEYS[2])
+  local member = ARGV[3] .. ':' .. n
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), member)
+  taken[i] = member
+end
+return taken
+";
+
+/// Extends the leases of the places `ARGV[2..]` still held (by the
+/// server's clock). KEYS: the module's place set. ARGV: lease ms, members.
+pub(super) const RENEW: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+end
+return #ARGV - 1
+";

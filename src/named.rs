@@ -1,0 +1,169 @@
+//! Named tasks (feature `redis`): the [`Module`] calls that send tasks
+//! through the manager's broker by name, so that any process runs them, and
+//! [`SharedSchedule`], the handle of a recurring one kept in Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::broker::Broker;
+use crate::err::{RemoteError, SubmitError};
+use crate::handle::TaskHandle;
+use crate::module::Module;
+use crate::schedule::Recurrence;
+
+/// Named tasks, which cross processes through the manager's broker
+/// ([`Builder::broker`](crate::Builder::broker)): every process registers
+/// the same handlers under the same names, and any of them runs a task
+/// submitted by any other.
+impl Module {
+    /// Registers `handler` as the task `name` of this module. Once the
+    /// manager runs, this process claims the module's named tasks from the
+    /// broker, as many at a time as the module has workers, and runs each on
+    /// one of them.
+    ///
+    /// A handler takes the task's JSON arguments and returns its JSON value,
+    /// or a [`RemoteError`](RemoteError) that the submitter's handle
+    /// reports as [`TaskError::Remote`](crate::TaskError::Remote); a panic
+    /// is reported the same way. It may run more than once for one
+    /// submission if its worker dies mid-run (delivery is at least once).
+    pub fn register<F>(&self, name: &str, handler: F) -> Result<(), SubmitError>
+    where
+        F: Fn(Value) -> Result<Value, RemoteError> + Send + Sync + 'static,
+    {
+        let broker = self.broker()?;
+        broker.register(&self.pool, name, Arc::new(handler));
+        Ok(())
+    }
+
+    /// Sends the task `name` of this module, with `args`, to the broker: any
+    /// process that registered `name` runs it. Returns once Redis has it;
+    /// the handle's [`join`](TaskHandle::join) gives the handler's value.
+    ///
+    /// # Errors
+    /// [`SubmitError::Broker`] if Redis did not take it within the broker
+    /// timeout, or the manager has no broker; [`SubmitError::ShutDown`]
+    /// once the manager is shutting down.
+    pub fn add_named_task(&self, name: &str, args: Value) -> Result<TaskHandle<Value>, SubmitError> {
+        let broker = self.broker()?;
+        let cell = broker.submit(&self.pool.name, name, &args)?;
+        Ok(TaskHandle::new(cell, None))
+    }
+
+    /// Runs the task `name` of this module once, `delay` from now by
+    /// Redis's clock, in whichever process claims it then. The schedule is
+    /// kept in Redis: it survives the submitting process.
+    ///
+    /// # Errors
+    /// As [`add_named_task`](Self::add_named_task).
+    pub fn schedule_named_task(
+        &self,
+        delay: Duration,
+        name: &str,
+        args: Value,
+    ) -> Result<TaskHandle<Value>, SubmitError> {
+        let broker = self.broker()?;
+        let cell = broker.schedule(&self.pool.name, name, &args, delay)?;
+        Ok(TaskHandle::new(cell, None))
+    }
+
+    /// Runs the task `name` of this module every `recurrence.interval()`,
+    /// once per tick across every process, kept in Redis under
+    /// `<module>.<name>`: every replica may register it at start-up and one
+    /// schedule results (the first registration's; later ones are no-ops).
+    /// Ticks sit on a fixed grid; missed ticks are skipped, never run in a
+    /// burst, and a tick whose previous run has not finished is skipped.
+    ///
+    /// # Errors
+    /// [`SubmitError::IntervalTooShort`] under
+    /// [`Recurrence::MIN_INTERVAL`]; else as
+    /// [`add_named_task`](Self::add_named_task).
+    pub fn schedule_named_recurring(
+        &self,
+        recurrence: Recurrence,
+        name: &str,
+        args: Value,
+    ) -> Result<SharedSchedule, SubmitError> {
+        let key = format!("{}.{name}", self.pool.name);
+        self.schedule_named_recurring_as(&key, recurrence, name, args)
+    }
+
+    /// [`schedule_named_recurring`](Self::schedule_named_recurring) under an
+    /// explicit `key`: for one task with several schedules.
+    pub fn schedule_named_recurring_as(
+        &self,
+        key: &str,
+        recurrence: Recurrence,
+        name: &str,
+        args: Value,
+    ) -> Result<SharedSchedule, SubmitError> {
+        let broker = self.broker()?;
+        let interval = recurrence.interval();
+        if interval < Recurrence::MIN_INTERVAL {
+            return Err(SubmitError::IntervalTooShort { interval });
+        }
+        let created = broker.recur(&self.pool.name, name, &args, interval, recurrence.runs_now(), key)?;
+        Ok(SharedSchedule { broker: Arc::clone(broker), key: key.to_owned(), created })
+    }
+
+    fn broker(&self) -> Result<&Arc<Broker>, SubmitError> {
+        self.broker.as_ref().ok_or_else(no_broker)
+    }
+}
+
+fn no_broker() -> SubmitError {
+    SubmitError::Broker("this task manager has no broker: build it with Builder::broker(url)".to_owned())
+}
+
+/// The handle of a recurring named task kept in Redis
+/// ([`Module::schedule_named_recurring`]): it acts on the schedule
+/// cluster-wide, from any process.
+#[derive(Clone)]
+pub struct SharedSchedule {
+    broker: Arc<Broker>,
+    key: String,
+    created: bool,
+}
+
+impl SharedSchedule {
+    /// The schedule's key in Redis.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether the call that made this handle created the schedule (false:
+    /// it existed, registered by this or another process, and was kept).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Removes the schedule everywhere; returns whether it existed. A run in
+    /// progress finishes.
+    pub fn cancel(&self) -> Result<bool, SubmitError> {
+        self.broker.cancel_recurring(&self.key)
+    }
+
+    /// Pauses the schedule everywhere: ticks pass without running, until
+    /// [`resume`](Self::resume). Returns whether it exists.
+    pub fn pause(&self) -> Result<bool, SubmitError> {
+        self.broker.pause_recurring(&self.key, true)
+    }
+
+    /// Resumes a paused schedule on its grid. Returns whether it exists.
+    pub fn resume(&self) -> Result<bool, SubmitError> {
+        self.broker.pause_recurring(&self.key, false)
+    }
+
+    /// Ticks run so far, cluster-wide, and ticks skipped because the
+    /// previous run had not finished; None once cancelled.
+    pub fn counts(&self) -> Result<Option<(u64, u64)>, SubmitError> {
+        self.broker.recurring_counts(&self.key)
+    }
+}
+
+impl std::fmt::Debug for SharedSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSchedule").field("key", &self.key).field("created", &self.created).finish()
+    }
+}

@@ -1,0 +1,376 @@
+//! The Redis mode against a real `redis-server` (started on a free port by
+//! the harness, stopped after): named tasks cross processes, failures come
+//! back typed, and a task whose worker is killed mid-run completes
+//! elsewhere, exactly once more. Needs the `redis` feature
+//! (`scripts/test.sh` turns it on); without `redis-server` these fail.
+#![cfg(feature = "redis")]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
+use serde_json::{json, Value};
+use taskmanager::{
+    JoinTimeoutError, Module, Recurrence, RemoteError, SubmitError, TaskError, TaskHandle, TaskManager,
+};
+
+/// A key prefix of its own for each test.
+fn prefix() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("t{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// What a handle's task came to, waiting up to 30 s.
+fn outcome(handle: TaskHandle<Value>) -> Result<Value, TaskError> {
+    match handle.join_timeout(Duration::from_secs(30)) {
+        Ok(value) => Ok(value),
+        Err(JoinTimeoutError::Failed(e)) => Err(e),
+        Err(_) => panic!("no result within 30 s"),
+    }
+}
+
+fn manager(server: &RedisServer, prefix: &str, lease: Duration) -> TaskManager {
+    TaskManager::builder()
+        .broker(&server.url())
+        .broker_prefix(prefix)
+        .broker_lease(lease)
+        .broker_timeout(Duration::from_secs(2))
+        .build()
+        .expect("a redis:// URL builds")
+}
+
+#[test]
+fn a_named_task_runs_on_a_registered_handler_and_its_value_comes_back() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let manager = manager(&server, &prefix, Duration::from_secs(30));
+    let math = Module::builder(&manager).name("math").max_workers(2).build().unwrap();
+    math.register("add", |args: Value| {
+        let sum: i64 = args.as_array().into_iter().flatten().filter_map(Value::as_i64).sum();
+        Ok(json!(sum))
+    })
+    .unwrap();
+    math.register("fail", |_| Err(RemoteError::new("ValueError", "no"))).unwrap();
+    manager.start_thread().unwrap();
+    let handles: Vec<_> = (0..50).map(|i| math.add_named_task("add", json!([i, 1000])).unwrap()).collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(outcome(handle), Ok(json!(i as i64 + 1000)));
+    }
+    let failed = math.add_named_task("fail", json!(null)).unwrap();
+    match outcome(failed) {
+        Err(TaskError::Remote(e)) => assert_eq!((e.kind.as_str(), e.message.as_str()), ("ValueError", "no")),
+        other => panic!("expected a remote ValueError, got {other:?}"),
+    }
+    let unknown = math.add_named_task("nope", json!(null)).unwrap();
+    match outcome(unknown) {
+        Err(TaskError::Remote(e)) => assert_eq!(e.kind, "UnknownTask", "{e:?}"),
+        other => panic!("expected UnknownTask, got {other:?}"),
+    }
+    manager.shutdown();
+    // Acknowledged and deleted: nothing of the tasks is left in Redis.
+    let stream = server.command(&["XLEN", &format!("{prefix}:s:math")]);
+    assert_eq!(stream, "0");
+}
+
+#[test]
+fn a_submission_redis_cannot_take_fails_within_the_timeout() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let manager =
+        TaskManager::builder().broker(&url).broker_timeout(Duration::from_millis(500)).build().unwrap();
+    let started = Instant::now();
+    let err = manager.default_module().add_named_task("x", json!(1)).unwrap_err();
+    assert!(matches!(err, SubmitError::Broker(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_bad_url_is_a_config_error_and_no_broker_is_a_submit_error() {
+    let err = TaskManager::builder().broker("http://example.com").build().unwrap_err();
+    assert!(matches!(err, taskmanager::ConfigError::Broker(_)), "{err:?}");
+    let plain = TaskManager::new();
+    let err = plain.default_module().add_named_task("x", json!(1)).unwrap_err();
+    assert!(matches!(err, SubmitError::Broker(ref why) if why.contains("no broker")), "{err:?}");
+}
+
+/// The example worker program, built by `cargo build --examples --features redis`.
+fn worker_program() -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop();
+    dir.pop();
+    let path = dir.join("examples").join("redis_worker");
+    assert!(path.exists(), "{} is missing: run `cargo build --examples --features redis`", path.display());
+    path
+}
+
+/// A file the worker programs append run lines to (`--log`), removed when
+/// dropped.
+struct RunLog(PathBuf);
+
+impl RunLog {
+    fn new(prefix: &str, what: &str) -> RunLog {
+        let path = std::env::temp_dir().join(format!("{prefix}-{what}.log"));
+        let _ = std::fs::remove_file(&path);
+        RunLog(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp dir")
+    }
+
+    fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+}
+
+impl Drop for RunLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Worker processes, killed when dropped.
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn start(n: usize, url: &str, prefix: &str, lease_ms: u64, log: Option<&str>) -> Workers {
+        Workers::start_with(n, url, prefix, lease_ms, log, &[])
+    }
+
+    fn start_with(
+        n: usize,
+        url: &str,
+        prefix: &str,
+        lease_ms: u64,
+        log: Option<&str>,
+        extra: &[&str],
+    ) -> Workers {
+        let mut children = Vec::new();
+        for _ in 0..n {
+            let mut cmd = Command::new(worker_program());
+            cmd.args([url, "--prefix", prefix, "--lease-ms", &lease_ms.to_string()]);
+            if let Some(log) = log {
+                cmd.args(["--log", log]);
+            }
+            cmd.args(extra);
+            let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start a worker");
+            let mut line = String::new();
+            BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+            assert!(line.starts_with("ready"), "worker said {line:?}");
+            children.push(child);
+        }
+        Workers(children)
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn three_worker_processes_share_two_thousand_tasks_and_each_handle_gets_its_own_result() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let workers = Workers::start(3, &server.url(), &prefix, 30_000, None);
+    let manager = manager(&server, &prefix, Duration::from_secs(30));
+    let jobs = Module::builder(&manager).name("jobs").max_workers(4).build().unwrap();
+    manager.start_thread().unwrap();
+    let handles: Vec<_> = (0..2000).map(|i| jobs.add_named_task("echo", json!([i])).unwrap()).collect();
+    let mut pids = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    for (i, handle) in handles.into_iter().enumerate() {
+        let value = outcome(handle).expect("a value");
+        assert_eq!(value["args"], json!([i]), "handle {i} got another task's result");
+        pids.insert(value["pid"].as_u64().unwrap());
+    }
+    eprintln!(
+        "figure: 2,000 tasks submitted, all results back {:?} after the first, over {} workers",
+        started.elapsed(),
+        pids.len()
+    );
+    let worker_pids: std::collections::BTreeSet<u64> = workers.0.iter().map(|c| u64::from(c.id())).collect();
+    assert!(pids.is_subset(&worker_pids), "ran by {pids:?}, workers {worker_pids:?}");
+    assert!(pids.len() >= 2, "2,000 tasks all ran in one of three workers: {pids:?}");
+}
+
+#[test]
+fn a_task_whose_worker_is_killed_mid_run_completes_elsewhere_exactly_once_more() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "runs");
+    let lease_ms = 1000;
+    let mut first = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
+    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    manager.start_thread().unwrap();
+    let handle = jobs.add_named_task("slow", json!([1500])).unwrap();
+    let runs = || log.read();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runs().contains("start") {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = first.0[0].id();
+    let killed_at = Instant::now();
+    first.0[0].kill().unwrap();
+    first.0[0].wait().unwrap();
+    let second = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
+    let value = outcome(handle).expect("completed after the lease");
+    eprintln!(
+        "figure: killed mid-run, result {:?} after the kill (lease 1 s, run 1.5 s)",
+        killed_at.elapsed()
+    );
+    assert_eq!(value, json!(second.0[0].id()), "the second worker ran it");
+    let text = runs();
+    let starts: Vec<&str> = text.lines().filter(|l| l.contains(" start ")).collect();
+    let ends: Vec<&str> = text.lines().filter(|l| l.contains(" end ")).collect();
+    assert_eq!(starts.len(), 2, "one run killed, one more run: {text}");
+    assert_eq!(ends.len(), 1, "exactly one run finished: {text}");
+    assert!(starts[0].starts_with(&killed.to_string()), "{text}");
+}
+
+#[test]
+fn a_delayed_named_task_runs_after_its_delay_in_a_worker() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let _workers = Workers::start(1, &server.url(), &prefix, 30_000, None);
+    let manager = manager(&server, &prefix, Duration::from_secs(30));
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    manager.start_thread().unwrap();
+    let started = Instant::now();
+    let handle = jobs.schedule_named_task(Duration::from_millis(400), "echo", json!(["later"])).unwrap();
+    let value = outcome(handle).unwrap();
+    let took = started.elapsed();
+    eprintln!("figure: a 400 ms delayed task's result after {took:?}");
+    assert_eq!(value["args"], json!(["later"]));
+    assert!(took >= Duration::from_millis(390), "ran after {took:?}, before its 400 ms delay");
+    assert!(took < Duration::from_secs(10), "ran after {took:?}");
+    // Fired and acknowledged: no trace left in Redis.
+    assert_eq!(server.command(&["ZCARD", &format!("{prefix}:delayed")]), "0");
+}
+
+#[test]
+fn four_replicas_registering_one_recurring_task_run_each_tick_once() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "ticks");
+    let _workers =
+        Workers::start_with(4, &server.url(), &prefix, 30_000, Some(log.path()), &["--recur", "200"]);
+    let manager = manager(&server, &prefix, Duration::from_secs(30));
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    // The same registration from a fifth process: kept as it is.
+    let schedule = jobs
+        .schedule_named_recurring(Recurrence::every(Duration::from_millis(200)), "tick", Value::Null)
+        .unwrap();
+    assert!(!schedule.created(), "the replicas registered it first");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(schedule.pause().unwrap(), "the schedule exists");
+    std::thread::sleep(Duration::from_millis(500)); // runs in progress end
+    let (ticks, skipped) = schedule.counts().unwrap().expect("the schedule exists");
+    let text = log.read();
+    let runs = text.lines().filter(|l| l.contains(" tick ")).count() as u64;
+    assert_eq!(runs, ticks, "each tick fired ran exactly once ({skipped} skipped): {text}");
+    eprintln!(
+        "figure: 4 replicas + 1, 200 ms task, 2.5 s: {ticks} ticks fired, {runs} runs, {skipped} skipped"
+    );
+    // About 2.5 s / 200 ms from the first registration: not four times that.
+    assert!((8..=14).contains(&runs), "{runs} runs in about 2.5 s of a 200 ms task: {text}");
+    assert!(schedule.cancel().unwrap());
+    assert_eq!(schedule.counts().unwrap(), None, "cancelled everywhere");
+}
+
+#[test]
+fn redis_killed_and_restarted_mid_run_loses_no_acknowledged_submission() {
+    // The AOF, written before each reply: what Redis acknowledged survives.
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let prefix = prefix();
+    let _workers = Workers::start(1, &server.url(), &prefix, 30_000, None);
+    let manager = TaskManager::builder()
+        .broker(&server.url())
+        .broker_prefix(&prefix)
+        .broker_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    manager.start_thread().unwrap();
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for i in 0..400 {
+        if i == 150 {
+            server.kill();
+        }
+        if i == 250 {
+            server.restart();
+        }
+        match jobs.add_named_task("echo", json!([i])) {
+            Ok(handle) => accepted.push((i, handle)),
+            Err(SubmitError::Broker(_)) => refused += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(refused >= 90, "Redis was down for 100 submissions; {refused} were refused");
+    let accepted_count = accepted.len();
+    eprintln!("figure: Redis killed for 100 submissions: {accepted_count} accepted, {refused} refused");
+    for (i, handle) in accepted {
+        let value = outcome(handle).unwrap_or_else(|e| panic!("accepted task {i} lost: {e}"));
+        assert_eq!(value["args"], json!([i]));
+    }
+    assert!(accepted_count >= 290, "{accepted_count} accepted");
+}
+
+#[test]
+fn global_max_workers_two_holds_across_three_processes() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "cap");
+    // Each worker process has 4 threads for the module: 12 in all.
+    let _workers =
+        Workers::start_with(3, &server.url(), &prefix, 30_000, Some(log.path()), &["--global-cap", "2"]);
+    let manager = manager(&server, &prefix, Duration::from_secs(30));
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    manager.start_thread().unwrap();
+    let handles: Vec<_> = (0..24).map(|_| jobs.add_named_task("slow", json!([50])).unwrap()).collect();
+    for handle in handles {
+        outcome(handle).unwrap();
+    }
+    // Each run's start and end, in one timeline: never more than 2 at once.
+    let text = log.read();
+    let mut events: Vec<(u128, i32)> = text
+        .lines()
+        .map(|l| {
+            let at: u128 = l.rsplit('@').next().unwrap().parse().unwrap();
+            (at, if l.contains(" start ") { 1 } else { -1 })
+        })
+        .collect();
+    events.sort(); // at equal times an end (-1) sorts before a start
+    let (mut now, mut most) = (0, 0);
+    for (_, step) in &events {
+        now += step;
+        most = most.max(now);
+    }
+    assert_eq!(events.len(), 48, "24 runs, each started and ended: {text}");
+    assert_eq!(most, 2, "at most 2 at once across 3 processes, and the cap was used: {text}");
+    eprintln!("figure: global_max_workers=2 over 3 processes x 4 threads: at most {most} at once");
+}
+
+#[test]
+fn global_max_workers_needs_a_broker_and_a_positive_cap() {
+    let plain = TaskManager::new();
+    let err = Module::builder(&plain).global_max_workers(2).build().unwrap_err();
+    assert!(matches!(err, taskmanager::ConfigError::Broker(_)), "{err:?}");
+    let brokered = TaskManager::builder().broker("redis://127.0.0.1:1/0").build().unwrap();
+    let err = Module::builder(&brokered).global_max_workers(0).build().unwrap_err();
+    assert_eq!(err, taskmanager::ConfigError::ZeroMaxWorkers);
+}
