@@ -17,7 +17,7 @@ pub enum ConfigError {
     /// A bounded module was given a queue capacity of 0: it could never
     /// accept a task.
     ZeroQueueCapacity,
-    /// The broker URL ([`Builder::broker`](crate::Builder::broker)) could
+    /// The broker URL (`Builder::broker`, feature `redis`) could
     /// not be used: what is wrong with it.
     Broker(String),
 }

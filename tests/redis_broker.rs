@@ -374,3 +374,33 @@ fn global_max_workers_needs_a_broker_and_a_positive_cap() {
     let err = Module::builder(&brokered).global_max_workers(0).build().unwrap_err();
     assert_eq!(err, taskmanager::ConfigError::ZeroMaxWorkers);
 }
+
+#[test]
+fn cancelling_a_named_task_takes_it_out_of_redis_unless_a_worker_claimed_it() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let manager = manager(&server, &prefix, Duration::from_secs(30));
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    manager.start_thread().unwrap();
+    // No worker anywhere: waiting in the stream, and cancelled out of it.
+    let queued = jobs.add_named_task("echo", json!([1])).unwrap();
+    assert!(queued.cancel(), "an unclaimed task cancels");
+    assert_eq!(outcome(queued), Err(TaskError::Cancelled));
+    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs")]), "0");
+    // Delayed: out of the delayed set before it falls due.
+    let delayed = jobs.schedule_named_task(Duration::from_secs(60), "echo", json!([2])).unwrap();
+    assert!(delayed.cancel());
+    assert_eq!(outcome(delayed), Err(TaskError::Cancelled));
+    assert_eq!(server.command(&["ZCARD", &format!("{prefix}:delayed")]), "0");
+    // Claimed and running in a worker: it runs, and the cancel says so.
+    let log = RunLog::new(&prefix, "cancel");
+    let _workers = Workers::start(1, &server.url(), &prefix, 30_000, Some(log.path()));
+    let running = jobs.add_named_task("slow", json!([300])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log.read().contains(" start ") {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!running.cancel(), "a claimed task is not cancelled");
+    assert!(outcome(running).is_ok(), "and its result still arrives");
+}

@@ -17,6 +17,7 @@
 
 mod claimer;
 mod listener;
+mod remote;
 mod schedule;
 mod scripts;
 
@@ -28,16 +29,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::err::{ConfigError, RemoteError, SubmitError, TaskError};
-use crate::job::OneShot;
 use crate::pool::Pool;
 use crate::runtime::Runtime;
 
 /// What a named handler gets and gives: JSON in, JSON or an error out.
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
-/// The cell behind the handle of a task sent through the broker: settled
-/// by the listener when the result arrives.
-pub(crate) type RemoteCell = OneShot<fn() -> Value, Value>;
+use remote::Place;
+pub(crate) use remote::RemoteCell;
 
 /// A broker's settings, from the manager's `Builder`.
 #[derive(Clone, Debug)]
@@ -96,6 +95,7 @@ pub(crate) struct Broker {
     fire_script: redis::Script,
     recur_script: redis::Script,
     acquire_script: redis::Script,
+    unqueue_script: redis::Script,
     renew_script: redis::Script,
     /// Cluster-wide caps on concurrent runs, by module name.
     caps: StdMutex<HashMap<Arc<str>, usize>>,
@@ -118,6 +118,7 @@ impl Broker {
             fire_script: redis::Script::new(scripts::FIRE),
             recur_script: redis::Script::new(scripts::RECUR),
             acquire_script: redis::Script::new(scripts::ACQUIRE),
+            unqueue_script: redis::Script::new(scripts::UNQUEUE),
             renew_script: redis::Script::new(scripts::RENEW),
             caps: StdMutex::new(HashMap::new()),
             rt,
@@ -203,30 +204,38 @@ impl Broker {
 
     /// A new task id and its handle's cell, registered as waiting for a
     /// result before the task is sent (the result may come back at once).
-    fn new_waiting(&self, name: &str) -> Result<(String, Arc<RemoteCell>), SubmitError> {
+    fn new_waiting(self: &Arc<Self>, name: &str) -> Result<(String, Arc<RemoteCell>), SubmitError> {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
         }
         let seq = self.next_task.fetch_add(1, Relaxed);
         let task = format!("{}-{seq}", self.id);
-        let cell: Arc<RemoteCell> =
-            Arc::new(OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(Arc::from(name))));
+        let cell = Arc::new(RemoteCell::new(self, task.clone(), name));
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::clone(&cell));
         Ok((task, cell))
     }
 
-    /// After sending `task`: if Redis did not take it, it waits no more.
-    fn sent(&self, task: &str, sent: redis::RedisResult<()>) -> Result<(), SubmitError> {
-        sent.map_err(|e| {
-            self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
-            SubmitError::Broker(redis_error(&e))
-        })
+    /// Redis did not take `task`: it waits no more.
+    fn not_sent(&self, task: &str, e: &redis::RedisError) -> SubmitError {
+        self.stop_waiting(task);
+        SubmitError::Broker(redis_error(e))
+    }
+
+    fn stop_waiting(&self, task: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
+    }
+
+    /// Deletes a stream entry no worker has claimed; true if it did.
+    fn unqueue(&self, stream: &str, entry: &str) -> bool {
+        let removed =
+            self.with_conn(|conn| self.unqueue_script.key(stream).arg(GROUP).arg(entry).invoke::<i64>(conn));
+        removed.is_ok_and(|n| n == 1)
     }
 
     /// Sends a named task to `module`'s stream; returns its handle's cell
     /// once Redis has it.
     pub(crate) fn submit(
-        &self,
+        self: &Arc<Self>,
         module: &str,
         name: &str,
         args: &Value,
@@ -247,7 +256,8 @@ impl Broker {
                 .arg(&reply)
                 .query::<String>(conn)
         });
-        self.sent(&task, sent.map(|_| ()))?;
+        let entry = sent.map_err(|e| self.not_sent(&task, &e))?;
+        cell.set_place(Place::Stream { stream, entry });
         Ok(cell)
     }
 

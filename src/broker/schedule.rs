@@ -36,7 +36,7 @@ impl Broker {
     /// Schedules the named task to run once, `delay` from now by Redis's
     /// clock; returns its handle's cell once Redis has it.
     pub(crate) fn schedule(
-        &self,
+        self: &Arc<Self>,
         module: &str,
         name: &str,
         args: &Value,
@@ -58,8 +58,22 @@ impl Broker {
                 .arg(&reply)
                 .invoke::<i64>(conn)
         });
-        self.sent(&task, sent.map(|_| ()))?;
+        sent.map_err(|e| self.not_sent(&task, &e))?;
+        cell.set_place(super::Place::Delayed { task });
         Ok(cell)
+    }
+
+    /// Takes a delayed task out of Redis before it falls due; true if it
+    /// did (false: it fell due, and went to its stream).
+    pub(super) fn unschedule(&self, task: &str) -> bool {
+        let removed = self.with_conn(|conn| {
+            redis::pipe()
+                .atomic()
+                .zrem(self.delayed_key(), task)
+                .del(format!("{}:t:{task}", self.config.prefix))
+                .query::<(i64, i64)>(conn)
+        });
+        removed.is_ok_and(|(n, _)| n == 1)
     }
 
     /// Registers a recurring named task under `key` unless it exists (then

@@ -166,3 +166,14 @@ for i = 2, #ARGV do
 end
 return #ARGV - 1
 ";
+
+/// Takes a task out of its module's stream if no worker has claimed it (it
+/// is not pending in the group; no group yet means no worker ever read it).
+/// Returns 1 if it did.
+///
+/// KEYS: stream. ARGV: group, entry id.
+pub(super) const UNQUEUE: &str = r"
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if ok and #pending > 0 then return 0 end
+return redis.call('XDEL', KEYS[1], ARGV[2])
+";
