@@ -37,6 +37,17 @@ impl Module {
         Ok(())
     }
 
+    /// Registers `handler` for every task name of this module that has no
+    /// handler of its own: it gets the name with the arguments. (The
+    /// Python package resolves its callables' names this way.)
+    pub fn register_fallback<F>(&self, handler: F) -> Result<(), SubmitError>
+    where
+        F: Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync + 'static,
+    {
+        self.broker()?.register_fallback(&self.pool, Arc::new(handler));
+        Ok(())
+    }
+
     /// Sends the task `name` of this module, with `args`, to the broker: any
     /// process that registered `name` runs it. Returns once Redis has it;
     /// the handle's [`join`](TaskHandle::join) gives the handler's value.

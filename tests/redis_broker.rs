@@ -404,3 +404,17 @@ fn cancelling_a_named_task_takes_it_out_of_redis_unless_a_worker_claimed_it() {
     assert!(!running.cancel(), "a claimed task is not cancelled");
     assert!(outcome(running).is_ok(), "and its result still arrives");
 }
+
+#[test]
+fn a_fallback_handler_takes_every_name_without_its_own() {
+    let server = RedisServer::start();
+    let manager = manager(&server, &prefix(), Duration::from_secs(30));
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    jobs.register("own", |_| Ok(json!("own handler"))).unwrap();
+    jobs.register_fallback(|name, args| Ok(json!({ "name": name, "args": args }))).unwrap();
+    manager.start_thread().unwrap();
+    let own = jobs.add_named_task("own", json!(null)).unwrap();
+    let other = jobs.add_named_task("pkg.mod:func", json!([7])).unwrap();
+    assert_eq!(outcome(own), Ok(json!("own handler")));
+    assert_eq!(outcome(other), Ok(json!({ "name": "pkg.mod:func", "args": [7] })));
+}

@@ -15,6 +15,7 @@ recurring task.
 """
 
 from ._api import Module, TaskManager
+from ._broker import RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
 from ._taskmanager import QueueFull
 from ._types import Event, ShutdownTimedOut, Stats, TaskInfo
@@ -29,9 +30,24 @@ __all__ = [
     "Stats",
     "TaskInfo",
     "Event",
+    "RemoteError",
+    "ResultLost",
+    "SharedSchedule",
 ]
 
 # The public names live here, whatever file defines them.
-for _public in (TaskManager, Module, TaskHandle, RecurringHandle, ShutdownTimedOut, Stats, TaskInfo, Event):
+for _public in (
+    TaskManager,
+    Module,
+    TaskHandle,
+    RecurringHandle,
+    ShutdownTimedOut,
+    Stats,
+    TaskInfo,
+    Event,
+    RemoteError,
+    ResultLost,
+    SharedSchedule,
+):
     _public.__module__ = __name__
 del _public

@@ -6,13 +6,27 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Sequence, SupportsFloat, SupportsIndex, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    SupportsFloat,
+    SupportsIndex,
+    TypeVar,
+    Union,
+)
 
-from . import _lifetime
+from . import _broker, _lifetime
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore
 from ._types import _EVENTS, _TRACE, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
 
+F = TypeVar("F", bound=Callable[..., Any])
 Callback = Callable[[Any], Any]
 Callbacks = Union[None, Callback, Sequence[Callback]]
 
@@ -111,7 +125,11 @@ class Module:
         self.task_manager = task_manager
         self.max_workers = _check_max_workers(max_workers, default=task_manager.max_workers)
         self.max_queued = None if max_queued is None else _check_max_workers(max_queued, name="max_queued")
-        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued, type(self).__name__)
+        self._tm_name = type(self).__name__
+        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued, self._tm_name)
+        if task_manager._broker is not None:
+            dispatcher = _broker.Dispatcher(self, task_manager._functions)
+            self._tm_core.register_dispatcher(dispatcher, _broker.error_parts)
 
     def add_task(
         self,
@@ -131,7 +149,14 @@ class Module:
         asyncio event loop the worker thread keeps for its tasks, and its
         value is the task's result. Pass the function, not a coroutine
         object (``add_task(f)``, not ``add_task(f())``): that is a
-        TypeError."""
+        TypeError.
+
+        With a broker (``TaskManager(broker=...)``), the task goes through
+        Redis to whichever process claims it: ``method`` and callbacks must
+        have names every process finds (see ``taskmanager._broker``), and
+        arguments and the result must be JSON; otherwise TypeError."""
+        if self.task_manager._broker is not None:
+            return _submit_named(self.task_manager, self._tm_core, method, args, kwargs, callback)
         return self._tm_core.add_task(method, args, kwargs, callback, name)
 
     def schedule_task(
@@ -161,7 +186,16 @@ class Module:
 
         ``method`` and callbacks may be ``async def`` functions, as in
         :meth:`add_task`; each run of a recurring one runs its coroutine.
+
+        With a broker, a delayed task waits in Redis; a reoccurring one is
+        kept in Redis under its name and fires once per tick across every
+        process (registering it again, from any process, keeps the first
+        schedule), and the call returns a :class:`SharedSchedule`.
         """
+        if self.task_manager._broker is not None:
+            return _schedule_named(
+                self.task_manager, self._tm_core, method, delay, args, kwargs, callback, reoccurring, run_now, recurring
+            )
         return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
 
     def stats(self) -> Stats:
@@ -193,8 +227,24 @@ class TaskManager:
     child (``RuntimeError``); create one in the child.
     """
 
-    def __init__(self, max_workers: Optional[int] = None, listener: Optional[Callable[[Event], Any]] = None) -> None:
+    def __init__(
+        self,
+        max_workers: Optional[int] = None,
+        listener: Optional[Callable[[Event], Any]] = None,
+        *,
+        broker: Optional[str] = None,
+        broker_prefix: Optional[str] = None,
+        broker_lease: Optional[float] = None,
+        broker_timeout: Optional[float] = None,
+    ) -> None:
         default = min(32, (os.cpu_count() or 1) + 4)
+        for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{what} must be a str (or None), got {_type_name(value)}")
+        if broker is None and (broker_prefix, broker_lease, broker_timeout) != (None, None, None):
+            raise ValueError("broker_prefix, broker_lease and broker_timeout need broker=")
+        lease = None if broker_lease is None else _check_timeout(broker_lease)
+        timeout = None if broker_timeout is None else _check_timeout(broker_timeout)
         self.max_workers = _check_max_workers(max_workers, default=default)
         if listener is not None and not callable(listener):
             raise TypeError(f"listener must be callable (or None), got {_type_name(listener)}")
@@ -204,12 +254,25 @@ class TaskManager:
         # their traceback, on the taskmanager logger already.
         level = _TRACE if listener is not None else _EVENTS.getEffectiveLevel()
         forward = _event_forwarder(listener) if listener is not None or level <= logging.INFO else None
-        self._core = ManagerCore(self.max_workers, forward, level)
+        self._broker = broker
+        # Functions registered with @task, by name, for the broker.
+        self._functions: Dict[str, Callable[..., Any]] = {}
+        self._core = ManagerCore(self.max_workers, forward, level, broker, broker_prefix, lease, timeout)
         self._default = self._core.default_module()
+        if broker is not None:
+            self._default.register_dispatcher(_broker.Dispatcher(None, self._functions), _broker.error_parts)
         self._started = False
         self._daemon = False
         self._pid: Optional[int] = None  # the process that started it
         _lifetime.register(self)
+
+    def task(self, function: F) -> F:
+        """Registers a module-level function for the broker, by its
+        ``module:qualname``: decorate it where every process imports it, and
+        any process can submit it and any worker run it. Returns it unchanged."""
+        name = _broker._function_name(function, "task")
+        self._functions[name] = function
+        return function
 
     def start_thread(self, daemon: bool = False) -> None:
         """Starts running tasks in the background. Tasks added before wait
@@ -232,6 +295,8 @@ class TaskManager:
         (required), ``args``, ``kwargs``, ``callback``; as
         :meth:`Module.add_task` (``async def`` methods included)."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
+        if self._broker is not None:
+            return _submit_named(self, self._default, t["method"], t.get("args"), t.get("kwargs"), t.get("callback"))
         return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), t.get("name"))
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
@@ -241,7 +306,7 @@ class TaskManager:
         t = _check_task_dict(task, _SCHEDULE_KEYS, "schedule_task")
         if "delay" not in t:
             raise ValueError("schedule_task() task is missing the required key 'delay'")
-        return self._default.schedule_task(
+        fields = (
             t["method"],
             t["delay"],
             t.get("args"),
@@ -250,8 +315,10 @@ class TaskManager:
             t.get("reoccurring"),
             t.get("run_now"),
             t.get("recurring"),
-            t.get("name"),
         )
+        if self._broker is not None:
+            return _schedule_named(self, self._default, *fields)
+        return self._default.schedule_task(*fields, t.get("name"))
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
         """Stops accepting tasks (later ones raise RuntimeError), runs every
@@ -306,3 +373,42 @@ class TaskManager:
             f"running={s.running} queued={s.queued} timers={s.pending_timers} completed={s.completed} "
             f"failed={s.failed}>"
         )
+
+
+def _submit_named(
+    manager: TaskManager, core: Any, method: Any, args: Any, kwargs: Any, callback: Any, delay: Optional[float] = None
+) -> TaskHandle:
+    """A submission through the broker: named, encoded, sent."""
+    name = _broker.task_name(method, manager._functions, "method")
+    payload = _broker.encode(args, kwargs, _broker.callback_names(callback, manager._functions))
+    handle: TaskHandle = core.add_named(name, payload, delay)
+    return handle
+
+
+def _schedule_named(
+    manager: TaskManager,
+    core: Any,
+    method: Any,
+    delay: Any,
+    args: Any,
+    kwargs: Any,
+    callback: Any,
+    reoccurring: Optional[bool],
+    run_now: Optional[bool],
+    recurring: Optional[bool],
+) -> Any:
+    """``schedule_task`` through the broker: delayed in Redis, or a shared
+    recurring schedule under the task's name."""
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+        raise TypeError(f"delay must be a number of seconds, got {_type_name(delay)}")
+    if reoccurring is not None and recurring is not None and bool(reoccurring) != bool(recurring):
+        raise ValueError("reoccurring and recurring disagree; give one")
+    repeat = _check_bool(reoccurring if reoccurring is not None else recurring, "reoccurring", default=False)
+    now = _check_bool(run_now, "run_now", default=False)
+    if not repeat:
+        return _submit_named(manager, core, method, args, kwargs, callback, 0.0 if now else float(delay))
+    if delay < 0.001:
+        raise ValueError(f"delay of a reoccurring task must be at least 0.001 s, got {delay}")
+    name = _broker.task_name(method, manager._functions, "method")
+    payload = _broker.encode(args, kwargs, _broker.callback_names(callback, manager._functions))
+    return _broker.SharedSchedule(core.schedule_named_recurring(name, name, payload, float(delay), now))

@@ -35,6 +35,9 @@ use crate::runtime::Runtime;
 /// What a named handler gets and gives: JSON in, JSON or an error out.
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
+/// A handler for every name without one of its own: given the name too.
+pub(crate) type Fallback = Arc<dyn Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync>;
+
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 
@@ -72,6 +75,7 @@ const GROUP: &str = "taskmanager";
 struct Registered {
     pool: Arc<Pool>,
     handlers: HashMap<String, Handler>,
+    fallback: Option<Fallback>,
     claiming: bool,
 }
 
@@ -173,13 +177,26 @@ impl Broker {
     /// Registers `handler` as `name` on `pool`'s module; once the manager
     /// runs, this process claims the module's tasks.
     pub(crate) fn register(self: &Arc<Self>, pool: &Arc<Pool>, name: &str, handler: Handler) {
+        self.registered(pool, |entry| {
+            entry.handlers.insert(name.to_owned(), handler);
+        });
+    }
+
+    /// Registers `fallback` for every name of `pool`'s module without a
+    /// handler of its own.
+    pub(crate) fn register_fallback(self: &Arc<Self>, pool: &Arc<Pool>, fallback: Fallback) {
+        self.registered(pool, |entry| entry.fallback = Some(fallback));
+    }
+
+    fn registered(self: &Arc<Self>, pool: &Arc<Pool>, change: impl FnOnce(&mut Registered)) {
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         let entry = modules.entry(Arc::clone(&pool.name)).or_insert_with(|| Registered {
             pool: Arc::clone(pool),
             handlers: HashMap::new(),
+            fallback: None,
             claiming: false,
         });
-        entry.handlers.insert(name.to_owned(), handler);
+        change(entry);
         drop(modules);
         if self.rt.life.phase() == crate::lifecycle::Phase::Running {
             self.start_claimers();
@@ -199,7 +216,13 @@ impl Broker {
 
     fn handler(&self, module: &str, name: &str) -> Option<Handler> {
         let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        modules.get(module)?.handlers.get(name).cloned()
+        let registered = modules.get(module)?;
+        if let Some(handler) = registered.handlers.get(name) {
+            return Some(Arc::clone(handler));
+        }
+        let fallback = Arc::clone(registered.fallback.as_ref()?);
+        let name = name.to_owned();
+        Some(Arc::new(move |args| fallback(&name, args)))
     }
 
     /// A new task id and its handle's cell, registered as waiting for a

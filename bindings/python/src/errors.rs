@@ -28,6 +28,10 @@ pub(crate) fn submit_error(e: SubmitError) -> PyErr {
             &interval.as_secs_f64().to_string(),
             checks::REOCCURRING_DELAY,
         ),
+        // The broker (Redis) did not take it in time: a connection problem.
+        SubmitError::Broker(why) => {
+            pyo3::exceptions::PyConnectionError::new_err(format!("the broker did not take the task: {why}"))
+        }
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

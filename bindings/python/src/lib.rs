@@ -25,6 +25,7 @@
 //! work for interpreter exit), `lifetime` (exit and fork).
 
 mod aio;
+mod broker;
 mod checks;
 mod errors;
 mod failure;
@@ -53,5 +54,7 @@ fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ModuleCore>()?;
     m.add_class::<TaskCore>()?;
     m.add_class::<RecurringCore>()?;
+    m.add_class::<broker::NamedCore>()?;
+    m.add_class::<broker::ScheduleCore>()?;
     Ok(())
 }

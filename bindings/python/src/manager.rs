@@ -95,11 +95,33 @@ pub(crate) struct ManagerCore {
 impl ManagerCore {
     /// `forward(kind, level, id, name, duration, error, ticks)` receives
     /// every event at `level` (a `logging` level) or more severe.
+    /// With `broker` (a `redis://` URL), named tasks go through Redis
+    /// (`broker.rs`), with the key `prefix`, `lease` and `timeout` (seconds).
     #[new]
-    #[pyo3(signature = (default_max_workers, forward=None, level=30))]
-    fn new(default_max_workers: usize, forward: Option<Py<PyAny>>, level: u32) -> PyResult<Self> {
+    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None))]
+    fn new(
+        default_max_workers: usize,
+        forward: Option<Py<PyAny>>,
+        level: u32,
+        broker: Option<&str>,
+        prefix: Option<&str>,
+        lease: Option<f64>,
+        timeout: Option<f64>,
+    ) -> PyResult<Self> {
         let mut builder =
             TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
+        if let Some(url) = broker {
+            builder = builder.broker(url);
+            if let Some(prefix) = prefix {
+                builder = builder.broker_prefix(prefix);
+            }
+            if let Some(lease) = lease {
+                builder = builder.broker_lease(crate::checks::seconds(lease)?);
+            }
+            if let Some(timeout) = timeout {
+                builder = builder.broker_timeout(crate::checks::seconds(timeout)?);
+            }
+        }
         if let Some(forward) = forward {
             let level = match level {
                 0..=5 => log::Level::Trace,

@@ -193,6 +193,38 @@ impl ModuleCore {
         self.module.worker_count()
     }
 
+    /// Runs this module's named tasks, in the process that claims them,
+    /// through `dispatch(name, args_json) -> result_json` (see `broker.rs`).
+    fn register_dispatcher(&self, dispatch: Py<PyAny>, error_parts: Py<PyAny>) -> PyResult<()> {
+        crate::broker::register_dispatcher(&self.module, dispatch, error_parts)
+    }
+
+    /// Sends the named task `name` with `args` (JSON text) through the
+    /// broker, now or `delay` seconds from now; returns its `TaskHandle`.
+    #[pyo3(signature = (name, args, delay=None))]
+    fn add_named<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &str,
+        delay: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::broker::add_named(&self.module, py, name, args, delay)
+    }
+
+    /// Keeps the named task recurring in Redis under `key`.
+    fn schedule_named_recurring(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        name: &str,
+        args: &str,
+        interval: f64,
+        run_now: bool,
+    ) -> PyResult<crate::broker::ScheduleCore> {
+        crate::broker::schedule_named_recurring(&self.module, py, key, name, args, interval, run_now)
+    }
+
     fn queued(&self) -> usize {
         self.module.queued()
     }
