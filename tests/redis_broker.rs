@@ -324,7 +324,18 @@ fn redis_killed_and_restarted_mid_run_loses_no_acknowledged_submission() {
     let accepted_count = accepted.len();
     eprintln!("figure: Redis killed for 100 submissions: {accepted_count} accepted, {refused} refused");
     for (i, handle) in accepted {
-        let value = outcome(handle).unwrap_or_else(|e| panic!("accepted task {i} lost: {e}"));
+        let value = match handle.join_timeout(Duration::from_secs(30)) {
+            Ok(value) => value,
+            Err(e) => {
+                let stream = format!("{prefix}:s:jobs");
+                panic!(
+                    "accepted task {i} has no result ({e:?}); stream length {}, pending {}, results stored {}",
+                    server.command(&["XLEN", &stream]),
+                    server.command(&["XPENDING", &stream, "taskmanager"]),
+                    server.command(&["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", &format!("{prefix}:r:*")]),
+                )
+            }
+        };
         assert_eq!(value["args"], json!([i]));
     }
     assert!(accepted_count >= 290, "{accepted_count} accepted");

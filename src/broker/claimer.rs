@@ -2,6 +2,7 @@
 //! into its pool, never more than the pool has free workers for, keeps
 //! their leases alive, and takes over tasks whose holder died.
 
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -21,36 +22,40 @@ use crate::unwind::panic_message;
 /// shutdown.
 const BLOCK: Duration = Duration::from_millis(200);
 
-/// Tasks this claimer handed to the pool that have not finished, and the
-/// cluster-wide places they hold (with `global_max_workers`).
+/// The entries this claimer handed to the pool that have not finished, and
+/// the cluster-wide places they hold (with `global_max_workers`).
 #[derive(Default)]
 struct InFlight {
-    count: Mutex<usize>,
+    entries: Mutex<HashSet<String>>,
     done: Condvar,
     places: Mutex<Vec<String>>,
 }
 
 impl InFlight {
-    fn get(&self) -> usize {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner())
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn add(&self, n: usize) {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += n;
-    }
-
-    fn finish(&self) {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+    fn finish(&self, entry: &str) {
+        self.held().remove(entry);
         self.done.notify_all();
     }
 
-    /// Waits up to `timeout` for a task to finish while `full`.
+    /// Waits up to `timeout` for a task to finish while `max` run.
     fn wait_while_full(&self, max: usize, timeout: Duration) {
-        let count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        if *count >= max {
-            drop(self.done.wait_timeout(count, timeout).unwrap_or_else(|p| p.into_inner()));
+        let held = self.held();
+        if held.len() >= max {
+            drop(self.done.wait_timeout(held, timeout).unwrap_or_else(|p| p.into_inner()));
         }
     }
+}
+
+/// The claimer's periodic steps.
+struct Timers<'a> {
+    heartbeat: &'a mut Every,
+    reclaim: &'a mut Every,
+    /// Whether to look for entries delivered in a lost reply.
+    recover: &'a mut bool,
 }
 
 /// A claimed stream entry.
@@ -91,11 +96,16 @@ impl Broker {
         let mut reclaim = Every::now_due(self.config.lease / 2);
         let mut conn: Option<redis::Connection> = None;
         let mut backoff = Duration::from_millis(100);
+        // Set on every new connection: see `claim_once`.
+        let mut recover = true;
         while self.rt.life.phase() == Phase::Running {
             let c = match conn.as_mut() {
                 Some(c) => c,
                 None => match self.claimer_connection(&stream) {
-                    Ok(c) => conn.insert(c),
+                    Ok(c) => {
+                        recover = true;
+                        conn.insert(c)
+                    }
                     Err(e) => {
                         log::warn!("taskmanager: broker unreachable for module {}: {e}; retrying", pool.name);
                         back_off(&mut backoff);
@@ -103,7 +113,9 @@ impl Broker {
                     }
                 },
             };
-            match self.claim_once(c, pool, &stream, &in_flight, &mut heartbeat, &mut reclaim) {
+            let mut timers =
+                Timers { heartbeat: &mut heartbeat, reclaim: &mut reclaim, recover: &mut recover };
+            match self.claim_once(c, pool, &stream, &in_flight, &mut timers) {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     log::warn!("taskmanager: broker error for module {}: {e}; reconnecting", pool.name);
@@ -136,12 +148,25 @@ impl Broker {
         pool: &Arc<Pool>,
         stream: &str,
         in_flight: &Arc<InFlight>,
-        heartbeat: &mut Every,
-        reclaim: &mut Every,
+        timers: &mut Timers<'_>,
     ) -> redis::RedisResult<()> {
         let places_key = self.places_key(&pool.name);
-        if heartbeat.due() {
-            self.heartbeat.key(stream).arg(GROUP).arg(&self.id).invoke::<i64>(conn)?;
+        if timers.heartbeat.due() {
+            // The lease heartbeat: `XCLAIM ... JUSTID` to itself resets the
+            // idle time of each entry this claimer holds, without counting
+            // a delivery. Only entries it really holds: one delivered in a
+            // reply that never arrived must go idle (and be recovered).
+            let held: Vec<String> = in_flight.held().iter().cloned().collect();
+            if !held.is_empty() {
+                redis::cmd("XCLAIM")
+                    .arg(stream)
+                    .arg(GROUP)
+                    .arg(&self.id)
+                    .arg(0)
+                    .arg(&held)
+                    .arg("JUSTID")
+                    .query::<redis::Value>(conn)?;
+            }
             let held = in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if !held.is_empty() {
                 self.renew_script
@@ -152,7 +177,7 @@ impl Broker {
             }
         }
         let max = pool.max_workers();
-        let mut spare = max.saturating_sub(in_flight.get());
+        let mut spare = max.saturating_sub(in_flight.held().len());
         if spare == 0 {
             in_flight.wait_while_full(max, BLOCK);
             return Ok(());
@@ -176,7 +201,40 @@ impl Broker {
             spare = places.len();
         }
         let mut claimed = Vec::new();
-        if reclaim.due() {
+        if *timers.recover {
+            // After (re)connecting: this consumer's own pending entries
+            // (`XREADGROUP ... 0`). One it does not hold was delivered in a
+            // reply lost with the connection: run it now.
+            let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(GROUP)
+                .arg(&self.id)
+                .arg("COUNT")
+                .arg(1000)
+                .arg("STREAMS")
+                .arg(stream)
+                .arg("0")
+                .query(conn)?;
+            let held = in_flight.held().clone();
+            let lost: Vec<Claimed> = reply
+                .map(|r| r.keys)
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|key| key.ids.iter())
+                .filter(|entry| !held.contains(&entry.id))
+                .map(Claimed::from)
+                .collect();
+            *timers.recover = lost.len() > spare;
+            if !lost.is_empty() {
+                log::warn!(
+                    "taskmanager: recovered {} task(s) of module {} delivered while the connection was lost",
+                    lost.len(),
+                    pool.name
+                );
+            }
+            claimed.extend(lost.into_iter().take(spare));
+        }
+        if claimed.is_empty() && timers.reclaim.due() {
             let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(stream)
                 .arg(GROUP)
@@ -216,7 +274,7 @@ impl Broker {
             let unused = places.split_off(claimed.len());
             redis::cmd("ZREM").arg(&places_key).arg(&unused).query::<i64>(conn)?;
         }
-        in_flight.add(claimed.len());
+        in_flight.held().extend(claimed.iter().map(|c| c.entry.clone()));
         in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).extend(places.iter().cloned());
         for (i, mut task) in claimed.into_iter().enumerate() {
             task.place = places.get(i).cloned();
@@ -251,7 +309,7 @@ impl Broker {
                 me.release_place(&module, place);
                 in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| p != place);
             }
-            in_flight.finish();
+            in_flight.finish(&task.entry);
         };
         pool.dispatch(JobRef::new(Arc::new(OneShot::new(run, Vec::new(), Some(name)))), 0);
     }

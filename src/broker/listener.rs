@@ -67,34 +67,35 @@ impl Broker {
         }
     }
 
-    /// Reads (and deletes) the results of `tasks` that are in Redis and
-    /// settles their handles.
+    /// Reads the results of `tasks` that are in Redis, settles their
+    /// handles, then deletes the results read. In that order: a deletion
+    /// whose reply is lost (Redis going down) must not lose a result that
+    /// was never handed over; a result not deleted expires.
     fn fetch(&self, tasks: &[String]) {
         if tasks.is_empty() {
             return;
         }
         let keys: Vec<String> = tasks.iter().map(|t| self.result_key(t)).collect();
-        let found = self.with_conn(|conn| {
-            let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(conn)?;
-            let present: Vec<&String> =
-                keys.iter().zip(&values).filter(|(_, v)| v.is_some()).map(|(k, _)| k).collect();
-            if !present.is_empty() {
-                redis::cmd("DEL").arg(&present).query::<i64>(conn)?;
-            }
-            Ok(values)
-        });
-        let values = match found {
-            Ok(values) => values,
-            Err(e) => {
-                log::warn!("taskmanager: could not read results: {e}");
-                return;
-            }
-        };
-        for (task, value) in tasks.iter().zip(values) {
+        let values =
+            match self.with_conn(|conn| redis::cmd("MGET").arg(&keys).query::<Vec<Option<String>>>(conn)) {
+                Ok(values) => values,
+                Err(e) => {
+                    log::warn!("taskmanager: could not read results: {e}");
+                    return;
+                }
+            };
+        let mut read = Vec::new();
+        for ((task, key), value) in tasks.iter().zip(&keys).zip(values) {
             let Some(text) = value else { continue };
+            read.push(key);
             let cell = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
             if let Some(cell) = cell {
                 cell.settle(decode_result(&text));
+            }
+        }
+        if !read.is_empty() {
+            if let Err(e) = self.with_conn(|conn| redis::cmd("DEL").arg(&read).query::<i64>(conn)) {
+                log::debug!("taskmanager: results read but not deleted ({e}); they expire");
             }
         }
     }

@@ -94,7 +94,6 @@ pub(crate) struct Broker {
     waiting: StdMutex<HashMap<String, Arc<RemoteCell>>>,
     next_task: AtomicU64,
     ack_script: redis::Script,
-    heartbeat: redis::Script,
     schedule_script: redis::Script,
     fire_script: redis::Script,
     recur_script: redis::Script,
@@ -117,7 +116,6 @@ impl Broker {
         let id = format!("{}-{:x}-{:x}", hostname(), std::process::id(), nanos & 0xffff_ffff_ffff);
         Ok(Broker {
             ack_script: redis::Script::new(scripts::ACK),
-            heartbeat: redis::Script::new(scripts::HEARTBEAT),
             schedule_script: redis::Script::new(scripts::SCHEDULE),
             fire_script: redis::Script::new(scripts::FIRE),
             recur_script: redis::Script::new(scripts::RECUR),

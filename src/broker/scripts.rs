@@ -27,22 +27,6 @@ end
 return 1
 ";
 
-/// The lease heartbeat: resets the idle time of every entry this consumer
-/// holds (`XCLAIM ... JUSTID` to itself, which does not count a delivery),
-/// so a live worker's long task is never taken for a dead one's. Only
-/// entries still this consumer's are touched. Returns how many.
-///
-/// KEYS: stream. ARGV: group, consumer.
-pub(super) const HEARTBEAT: &str = r"
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 10000, ARGV[2])
-if #pending == 0 then return 0 end
-local args = {KEYS[1], ARGV[1], ARGV[2], 0}
-for _, entry in ipairs(pending) do args[#args + 1] = entry[1] end
-args[#args + 1] = 'JUSTID'
-redis.call('XCLAIM', unpack(args))
-return #pending
-";
-
 /// Schedules a one-shot task `ARGV[1]` ms from now by the server's clock:
 /// its fields go to a hash, its id to the sorted set of delayed tasks.
 ///
