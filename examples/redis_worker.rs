@@ -13,7 +13,10 @@
 //! `tick` a `<pid> tick` line; each line ends with ` @<unix micros>`),
 //! `--recur MS` (registers the recurring task `jobs.tick` every MS ms: once
 //! cluster-wide, however many workers do), `--global-cap N` (the `jobs`
-//! module's `global_max_workers`).
+//! module's `global_max_workers`), `--drain-ms N` (run as a worker until
+//! SIGTERM or Ctrl-C with [`TaskManager::run_worker`]: running tasks get N ms
+//! to finish, then what is unfinished goes back to the cluster; a second
+//! signal hands it back at once).
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -27,7 +30,7 @@ fn main() {
         args.next().expect("usage: redis_worker URL [--prefix P] [--lease-ms N] [--log FILE] [--submit N]");
     let (mut prefix, mut lease, mut log, mut submit, mut recur) =
         ("taskmanager".to_owned(), 30_000, None, None, None);
-    let mut global_cap = None;
+    let (mut global_cap, mut drain) = (None, None);
     while let Some(flag) = args.next() {
         let value = args.next().expect("each option takes a value");
         match flag.as_str() {
@@ -37,6 +40,7 @@ fn main() {
             "--submit" => submit = Some(value.parse::<usize>().expect("--submit N")),
             "--recur" => recur = Some(value.parse::<u64>().expect("--recur MS")),
             "--global-cap" => global_cap = Some(value.parse::<usize>().expect("--global-cap N")),
+            "--drain-ms" => drain = Some(Duration::from_millis(value.parse().expect("--drain-ms N"))),
             other => panic!("unknown option {other}"),
         }
     }
@@ -95,6 +99,14 @@ fn main() {
     if let Some(ms) = recur {
         jobs.schedule_named_recurring(Recurrence::every(Duration::from_millis(ms)), "tick", Value::Null)
             .expect("Redis takes the schedule");
+    }
+    if let Some(drain) = drain {
+        // A signal before `run_worker` blocks it ends the process at once:
+        // the tests signal only a worker that has started a task.
+        println!("ready {pid}");
+        let exit = manager.run_worker(drain).expect("start");
+        eprintln!("worker {pid}: {exit:?}");
+        std::process::exit(exit.exit_code());
     }
     manager.start_thread().expect("start");
     println!("ready {pid}");

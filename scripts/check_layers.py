@@ -37,7 +37,8 @@ LAYERS = [
     # L3, execution: a module's pool, its workers and counts.
     {"pool", "pool/counts", "pool/worker"},
     # L3b, the Redis store (feature `redis`): claims into pools, results.
-    {"broker", "broker/claimer", "broker/listener", "broker/remote", "broker/schedule", "broker/scripts"},
+    {"broker", "broker/claimer", "broker/drain", "broker/listener", "broker/pace", "broker/remote",
+     "broker/schedule", "broker/scripts", "broker/ticket"},
     # L4, the manager: module registry, start, shutdown, listings.
     {"manager", "manager/listing"},
     # L5, the public face: handles and Module (which know no manager).
@@ -47,6 +48,8 @@ LAYERS = [
     # L6, TaskManager, and its Builder (which makes one).
     {"manager/api"},
     {"manager/builder"},
+    # L6b, a process's life as a worker (TaskManager::run_worker).
+    {"worker"},
     # L7, ways to make a Module from a TaskManager.
     {"module_builder"},
     # L8, the crate root: docs and re-exports.

@@ -239,7 +239,9 @@ impl std::error::Error for TaskError {}
 pub enum StartError {
     /// The manager has been shut down; a shut-down manager cannot restart.
     ShutDown,
-    /// The timer thread could not be spawned.
+    /// A thread the start needs (the timer's; for
+    /// [`run_worker`](crate::TaskManager::run_worker), its signal thread)
+    /// could not be spawned.
     Spawn(io::Error),
     /// The manager was started in the parent of this forked process (see
     /// [`after_fork_in_child`](crate::after_fork_in_child)); create a new
@@ -251,7 +253,7 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::ShutDown => f.write_str("task manager is shut down and cannot start"),
-            StartError::Spawn(e) => write!(f, "could not start the timer thread: {e}"),
+            StartError::Spawn(e) => write!(f, "could not start a manager thread: {e}"),
             StartError::Forked => f.write_str(
                 "this task manager was started in the parent process and cannot run in this forked child; \
                  create a new TaskManager in the child",

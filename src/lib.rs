@@ -123,6 +123,8 @@ mod task;
 mod threads;
 mod timer;
 mod unwind;
+#[cfg(all(unix, not(loom)))]
+mod worker;
 
 pub use batch::BatchRunner;
 pub use clock::ManualClock;
@@ -139,3 +141,5 @@ pub use pool::count_run;
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use schedule::{Pacing, Recurrence};
 pub use task::Task;
+#[cfg(all(unix, not(loom)))]
+pub use worker::WorkerExit;

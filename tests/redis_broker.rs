@@ -429,3 +429,133 @@ fn a_fallback_handler_takes_every_name_without_its_own() {
     assert_eq!(outcome(own), Ok(json!("own handler")));
     assert_eq!(outcome(other), Ok(json!({ "name": "pkg.mod:func", "args": [7] })));
 }
+
+/// Sends `signal` (`TERM`, `INT`) to a worker process.
+fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(sent.success(), "kill -{signal} failed");
+}
+
+/// Waits (at most 20 s) until `log` has `n` lines containing `what`.
+fn await_lines(log: &RunLog, what: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log.read().lines().filter(|l| l.contains(what)).count() < n {
+        assert!(Instant::now() < deadline, "never {n} x {what:?}: {}", log.read());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (at most 20 s) for a worker to exit; its exit code and when.
+fn await_exit(child: &mut Child) -> (i32, Instant) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().expect("an exit code, not a signal"), Instant::now());
+        }
+        assert!(Instant::now() < deadline, "the worker did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_drains_a_worker_its_long_task_finishes_there_and_is_never_rerun() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "drain");
+    // A lease far shorter than the task: only the drain's heartbeat keeps
+    // the other worker from taking it over.
+    let lease_ms = 600;
+    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    manager.start_thread().unwrap();
+    let mut draining =
+        Workers::start_with(1, &server.url(), &prefix, lease_ms, Some(log.path()), &["--drain-ms", "20000"]);
+    let slow = jobs.add_named_task("slow", json!([2000])).unwrap();
+    await_lines(&log, " start ", 1);
+    let other = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
+    signal(&draining.0[0], "TERM");
+    let signalled = Instant::now();
+    // Sent once the drain has begun (a few ms after the signal; 300 ms
+    // allowed): the draining worker claims nothing more.
+    std::thread::sleep(Duration::from_millis(300));
+    let later = jobs.add_named_task("echo", json!(["later"])).unwrap();
+    let (code, exited) = await_exit(&mut draining.0[0]);
+    assert_eq!(code, 0, "drained within its timeout");
+    assert_eq!(outcome(slow).unwrap(), json!(draining.0[0].id()), "finished where it started");
+    assert_eq!(outcome(later).unwrap()["pid"], json!(other.0[0].id()), "claimed by the live worker");
+    let text = log.read();
+    assert_eq!(text.lines().filter(|l| l.contains(" start ")).count(), 1, "never re-run: {text}");
+    eprintln!("figure: SIGTERM drain: exited {:?} after the signal (task had ~2 s left)", exited - signalled);
+}
+
+#[test]
+fn a_drain_that_times_out_hands_the_task_back_at_once_not_after_the_lease() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "handback");
+    // A long lease: the hand-back, not the lease, makes the re-run prompt.
+    let lease_ms = 30_000;
+    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    manager.start_thread().unwrap();
+    let mut draining =
+        Workers::start_with(1, &server.url(), &prefix, lease_ms, Some(log.path()), &["--drain-ms", "300"]);
+    let slow = jobs.add_named_task("slow", json!([1500])).unwrap();
+    await_lines(&log, " start ", 1);
+    let other = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
+    signal(&draining.0[0], "TERM");
+    let signalled = Instant::now();
+    let (code, _) = await_exit(&mut draining.0[0]);
+    assert_eq!(code, 1, "the drain timed out");
+    assert_eq!(outcome(slow).unwrap(), json!(other.0[0].id()), "re-run by the live worker");
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}: waited for the 30 s lease");
+    let text = log.read();
+    assert_eq!(text.lines().filter(|l| l.contains(" start ")).count(), 2, "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains(" end ")).count(), 1, "{text}");
+    eprintln!("figure: drain 300 ms timed out: result {took:?} after SIGTERM (run 1.5 s, lease 30 s)");
+}
+
+#[test]
+fn a_second_sigint_hands_everything_back_at_once() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "twice");
+    let lease_ms = 30_000;
+    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    manager.start_thread().unwrap();
+    let mut stopping =
+        Workers::start_with(1, &server.url(), &prefix, lease_ms, Some(log.path()), &["--drain-ms", "60000"]);
+    let slow = jobs.add_named_task("slow", json!([1000])).unwrap();
+    await_lines(&log, " start ", 1);
+    signal(&stopping.0[0], "INT");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&stopping.0[0], "INT");
+    let signalled = Instant::now();
+    let (code, exited) = await_exit(&mut stopping.0[0]);
+    assert_eq!(code, 130, "stopped at once, as after Ctrl-C");
+    assert!(exited - signalled < Duration::from_secs(2), "{:?}", exited - signalled);
+    let other = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
+    assert_eq!(outcome(slow).unwrap(), json!(other.0[0].id()), "re-run by the next worker");
+    eprintln!("figure: second SIGINT: exited {:?} after it", exited - signalled);
+}
+
+#[test]
+fn a_submit_only_process_never_runs_a_task_even_with_the_handler_registered() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let submitter =
+        TaskManager::builder().broker(&server.url()).broker_prefix(&prefix).submit_only().build().unwrap();
+    let jobs = Module::builder(&submitter).name("jobs").max_workers(2).build().unwrap();
+    jobs.register("echo", |_| Ok(json!({ "pid": std::process::id() }))).unwrap();
+    submitter.start_thread().unwrap();
+    let handles: Vec<_> = (0..20).map(|i| jobs.add_named_task("echo", json!([i])).unwrap()).collect();
+    // Nobody claims them yet: they wait in the stream.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs")]), "20");
+    let worker = Workers::start(1, &server.url(), &prefix, 30_000, None);
+    for handle in handles {
+        assert_eq!(outcome(handle).unwrap()["pid"], json!(worker.0[0].id()));
+    }
+}

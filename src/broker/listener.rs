@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{back_off, decode_result, Broker, Every};
+use super::pace::{back_off, Every};
+use super::{decode_result, Broker};
 use crate::lifecycle::Phase;
 
 /// How long one wait for a message lasts: also how soon the listener

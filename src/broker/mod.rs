@@ -16,15 +16,18 @@
 //! - Results (`listener.rs`): the submitter's listener completes the handle.
 
 mod claimer;
+mod drain;
 mod listener;
+mod pace;
 mod remote;
 mod schedule;
 mod scripts;
+mod ticket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -54,6 +57,9 @@ pub(crate) struct BrokerConfig {
     pub(crate) result_ttl: Duration,
     /// The most a call to Redis may take (connect, or a reply).
     pub(crate) timeout: Duration,
+    /// False for a process that only submits (and gets results): it never
+    /// claims a task.
+    pub(crate) claims: bool,
 }
 
 impl BrokerConfig {
@@ -64,6 +70,7 @@ impl BrokerConfig {
             lease: Duration::from_secs(30),
             result_ttl: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(5),
+            claims: true,
         }
     }
 }
@@ -77,6 +84,8 @@ struct Registered {
     handlers: HashMap<String, Handler>,
     fallback: Option<Fallback>,
     claiming: bool,
+    /// What its claimer holds.
+    in_flight: Arc<ticket::InFlight>,
 }
 
 /// One manager's connection to the broker. See the module docs.
@@ -100,6 +109,7 @@ pub(crate) struct Broker {
     acquire_script: redis::Script,
     unqueue_script: redis::Script,
     renew_script: redis::Script,
+    hand_back_script: redis::Script,
     /// Cluster-wide caps on concurrent runs, by module name.
     caps: StdMutex<HashMap<Arc<str>, usize>>,
 }
@@ -122,6 +132,7 @@ impl Broker {
             acquire_script: redis::Script::new(scripts::ACQUIRE),
             unqueue_script: redis::Script::new(scripts::UNQUEUE),
             renew_script: redis::Script::new(scripts::RENEW),
+            hand_back_script: redis::Script::new(scripts::HAND_BACK),
             caps: StdMutex::new(HashMap::new()),
             rt,
             client,
@@ -193,6 +204,7 @@ impl Broker {
             handlers: HashMap::new(),
             fallback: None,
             claiming: false,
+            in_flight: Arc::default(),
         });
         change(entry);
         drop(modules);
@@ -297,11 +309,15 @@ impl Broker {
     }
 
     fn start_claimers(self: &Arc<Self>) {
+        if !self.config.claims {
+            return;
+        }
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         for registered in modules.values_mut().filter(|r| !r.claiming) {
             let me = Arc::clone(self);
             let pool = Arc::clone(&registered.pool);
-            match self.rt.threads.spawn("taskmanager-claimer", move || me.claim(&pool)) {
+            let in_flight = Arc::clone(&registered.in_flight);
+            match self.rt.threads.spawn("taskmanager-claimer", move || me.claim(&pool, &in_flight)) {
                 Ok(()) => registered.claiming = true,
                 Err(e) => log::error!(
                     "taskmanager: could not start a claimer for module {}: {e}",
@@ -348,41 +364,4 @@ fn decode_result(text: &str) -> Result<Value, TaskError> {
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "host".to_owned(), |h| h.trim().to_owned())
-}
-
-/// Sleeps `backoff`, then doubles it up to 5 s: between failed calls.
-fn back_off(backoff: &mut Duration) {
-    std::thread::sleep(*backoff);
-    *backoff = (*backoff * 2).min(Duration::from_secs(5));
-}
-
-/// Milliseconds in `d`, for Redis arguments.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// How often each periodic step of a loop runs.
-struct Every {
-    period: Duration,
-    last: Instant,
-}
-
-impl Every {
-    fn new(period: Duration) -> Self {
-        Every { period, last: Instant::now() }
-    }
-
-    /// Like [`new`](Self::new), but due at once.
-    fn now_due(period: Duration) -> Self {
-        let now = Instant::now();
-        Every { period, last: now.checked_sub(period).unwrap_or(now) }
-    }
-
-    fn due(&mut self) -> bool {
-        if self.last.elapsed() < self.period {
-            return false;
-        }
-        self.last = Instant::now();
-        true
-    }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{millis, redis_error, Broker, RemoteCell};
+use super::pace::millis;
+use super::{redis_error, Broker, RemoteCell};
 use crate::err::SubmitError;
 use crate::lifecycle::Phase;
 
@@ -172,7 +173,7 @@ impl Broker {
                 }
                 Err(e) => {
                     log::warn!("taskmanager: scheduler cannot reach the broker: {e}; retrying");
-                    super::back_off(&mut backoff);
+                    super::pace::back_off(&mut backoff);
                 }
             }
         }

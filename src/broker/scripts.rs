@@ -161,3 +161,29 @@ local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARG
 if ok and #pending > 0 then return 0 end
 return redis.call('XDEL', KEYS[1], ARGV[2])
 ";
+
+/// Hands claimed tasks back to the cluster (a draining or stopping
+/// worker): each entry `ARGV[3..]` still pending for the group and held by
+/// consumer `ARGV[2]` is acknowledged, copied to the end of its stream as a
+/// new entry (any worker may claim it at once, without waiting for a lease
+/// to run out) and deleted. An entry no longer held by that consumer
+/// (acknowledged, or taken over by another worker) is left alone. Returns
+/// how many went back.
+///
+/// KEYS: stream. ARGV: group, consumer, entry ids.
+pub(super) const HAND_BACK: &str = r"
+local n = 0
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    local found = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    if found[1] then
+      redis.call('XADD', KEYS[1], '*', unpack(found[1][2]))
+      n = n + 1
+    end
+  end
+end
+return n
+";

@@ -225,6 +225,23 @@ impl TaskManager {
         self.inner.shared.cancel_pending()
     }
 
+    /// With a broker, once shutdown has begun: hands every task this
+    /// process claimed and has not finished back to the cluster now, where
+    /// other workers run it at once, instead of after its lease. A task
+    /// still running here goes on; its result, if it finishes, is dropped
+    /// (the re-run elsewhere gives the one result). Returns how many went
+    /// back: 0 without a broker or before shutdown.
+    /// [`shutdown_timeout`](Self::shutdown_timeout) does this when it times
+    /// out.
+    #[cfg(feature = "redis")]
+    pub fn hand_back_claimed(&self) -> usize {
+        let shared = &self.inner.shared;
+        match shared.broker() {
+            Some(broker) if !shared.runtime().life.phase().accepts() => broker.give_up(),
+            _ => 0,
+        }
+    }
+
     /// The tasks running right now, in every module, by id and name.
     pub fn running_tasks(&self) -> Vec<RunningTask> {
         self.inner.shared.running_tasks()

@@ -145,6 +145,19 @@ impl Builder {
         self
     }
 
+    /// Makes this process a submitter only: it sends named tasks and gets
+    /// their results, and fires shared schedules, but never claims a task
+    /// (a web process beside dedicated workers; see
+    /// [`run_worker`](TaskManager::run_worker)). By default every started
+    /// manager with a broker also works.
+    #[cfg(feature = "redis")]
+    pub fn submit_only(mut self) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.claims = false;
+        }
+        self
+    }
+
     /// How long a claimed task may go without its worker's heartbeat (sent
     /// every third of it) before another process takes it over (default
     /// 30 s). A live worker's long task is never taken over.

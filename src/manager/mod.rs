@@ -249,6 +249,12 @@ impl Manager {
         }
         self.rt.life.give_up();
         let cancelled = self.modules().iter().map(|m| m.cancel_queued()).sum();
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &self.broker {
+            // What this process claimed and has not finished goes back to
+            // the cluster now, not after a lease.
+            broker.give_up();
+        }
         let me = current_task();
         let running: Vec<RunningTask> =
             self.running_tasks().into_iter().filter(|t| Some(t.id) != me).collect();

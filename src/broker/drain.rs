@@ -1,0 +1,172 @@
+//! The end of a worker's life with a broker: a drain keeps the leases of
+//! what still runs and hands back what never will; a shutdown that gives
+//! up hands everything back at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::claimer::BLOCK;
+use super::pace::{back_off, millis, Every};
+use super::ticket::InFlight;
+use super::{Broker, GROUP};
+use crate::pool::Pool;
+
+impl Broker {
+    /// After the manager stops running: claims nothing more, keeps the
+    /// leases of the tasks still running here (a live worker's task is
+    /// never re-run, however long its shutdown waits), hands back at once
+    /// what the pool dropped unrun, and ends when it holds nothing, or when
+    /// [`give_up`](Broker::give_up) handed everything back.
+    pub(super) fn drain(
+        &self,
+        pool: &Arc<Pool>,
+        stream: &str,
+        in_flight: &InFlight,
+        mut conn: Option<redis::Connection>,
+        heartbeat: &mut Every,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if in_flight.abandoned() {
+                return;
+            }
+            let Some(c) = self.connected(&mut conn, stream, &mut backoff, &mut false) else { continue };
+            let step = self.return_unrun(c, &pool.name, stream, in_flight).and_then(|()| {
+                if heartbeat.due() {
+                    self.renew(c, &pool.name, stream, in_flight)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = step {
+                log::warn!(
+                    "taskmanager: broker error for module {} while draining: {e}; reconnecting",
+                    pool.name
+                );
+                conn = None;
+                back_off(&mut backoff);
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+            let held = in_flight.held();
+            if held.is_empty() && in_flight.returned.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                return;
+            }
+            drop(in_flight.done.wait_timeout(held, BLOCK / 2).unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+
+    /// The lease heartbeat: `XCLAIM ... JUSTID` to itself resets the idle
+    /// time of each entry this claimer holds, without counting a delivery.
+    /// Only entries it really holds: one delivered in a reply that never
+    /// arrived must go idle (and be recovered). Also extends the leases of
+    /// its cluster-wide places.
+    pub(super) fn renew(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        in_flight: &InFlight,
+    ) -> redis::RedisResult<()> {
+        let held: Vec<String> = in_flight.held().iter().cloned().collect();
+        if !held.is_empty() {
+            redis::cmd("XCLAIM")
+                .arg(stream)
+                .arg(GROUP)
+                .arg(&self.id)
+                .arg(0)
+                .arg(&held)
+                .arg("JUSTID")
+                .query::<redis::Value>(conn)?;
+        }
+        let held = in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !held.is_empty() {
+            self.renew_script
+                .key(self.places_key(module))
+                .arg(millis(self.config.lease))
+                .arg(&held)
+                .invoke::<i64>(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Hands back the entries the pool dropped unrun, and frees their
+    /// places.
+    pub(super) fn return_unrun(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        in_flight: &InFlight,
+    ) -> redis::RedisResult<()> {
+        let returned = in_flight.take_returned();
+        if returned.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<String> = returned.iter().map(|(entry, _)| entry.clone()).collect();
+        let places: Vec<String> = returned.into_iter().filter_map(|(_, place)| place).collect();
+        let back = self.hand_back(conn, module, stream, &entries, &places);
+        if back.is_err() {
+            // Tried again on the next connection.
+            in_flight
+                .returned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(entries.into_iter().zip(places.into_iter().map(Some).chain(std::iter::repeat(None))));
+        } else {
+            in_flight.forget_places(&places);
+        }
+        back.map(drop)
+    }
+
+    /// Hands `entries` back to the cluster (see `scripts::HAND_BACK`) and
+    /// frees `places`; returns how many went back.
+    pub(super) fn hand_back(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        entries: &[String],
+        places: &[String],
+    ) -> redis::RedisResult<usize> {
+        let mut back = 0;
+        if !entries.is_empty() {
+            back = self.hand_back_script.key(stream).arg(GROUP).arg(&self.id).arg(entries).invoke(conn)?;
+            log::warn!("taskmanager: handed back {back} task(s) of module {module} to the cluster");
+        }
+        if !places.is_empty() {
+            redis::cmd("ZREM").arg(self.places_key(module)).arg(places).query::<i64>(conn)?;
+        }
+        Ok(back)
+    }
+
+    /// A shutdown that stopped waiting: hands every task this process's
+    /// claimers hold back to the cluster, now (other workers run them at
+    /// once, without waiting for a lease), and makes the claimers end.
+    /// A task still running here keeps running; if it finishes, its
+    /// acknowledgement finds it handed back and stores nothing (its re-run
+    /// elsewhere gives the one result). Returns how many went back.
+    pub(crate) fn give_up(&self) -> usize {
+        let held: Vec<(Arc<str>, Arc<InFlight>)> = {
+            let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            modules.iter().map(|(name, r)| (Arc::clone(name), Arc::clone(&r.in_flight))).collect()
+        };
+        let mut back = 0;
+        for (module, in_flight) in held {
+            let (entries, places) = in_flight.abandon();
+            if entries.is_empty() && places.is_empty() {
+                continue;
+            }
+            let stream = self.stream_key(&module);
+            match self.with_conn(|conn| self.hand_back(conn, &module, &stream, &entries, &places)) {
+                Ok(n) => back += n,
+                Err(e) => log::error!(
+                    "taskmanager: could not hand back {} task(s) of module {module} ({e}); other workers take \
+                     them over after the lease",
+                    entries.len()
+                ),
+            }
+        }
+        back
+    }
+}
