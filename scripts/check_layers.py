@@ -28,7 +28,7 @@ LAYERS = [
     # L0, pure: time arithmetic, the timer heap, errors, event values,
     # reports, primitives, a manager's phase, per-thread OS settings.
     {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
-     "lifecycle", "threads"},
+     "lifecycle", "threads", "cluster"},
     # L1, task cells and their state machine.
     {"job", "job/core", "job/oneshot", "job/recurring"},
     # L2, services: the runtime (life, clock, settings, events, threads),
@@ -37,7 +37,7 @@ LAYERS = [
     # L3, execution: a module's pool, its workers and counts.
     {"pool", "pool/counts", "pool/worker"},
     # L3b, the Redis store (feature `redis`): claims into pools, results.
-    {"broker", "broker/claimer", "broker/drain", "broker/listener", "broker/pace", "broker/remote",
+    {"broker", "broker/claimer", "broker/cluster", "broker/drain", "broker/listener", "broker/pace", "broker/remote",
      "broker/schedule", "broker/scripts", "broker/ticket"},
     # L4, the manager: module registry, start, shutdown, listings.
     {"manager", "manager/listing"},

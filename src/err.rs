@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// The broker URL (`Builder::broker`, feature `redis`) could
     /// not be used: what is wrong with it.
     Broker(String),
+    /// A setting that can only change before the manager starts
+    /// ([`Module::set_max_workers`](crate::Module::set_max_workers)).
+    Started,
 }
 
 impl fmt::Display for ConfigError {
@@ -30,6 +33,7 @@ impl fmt::Display for ConfigError {
                 f.write_str("a bounded module's queue capacity must be at least 1, got 0")
             }
             ConfigError::Broker(why) => write!(f, "broker URL not usable: {why}"),
+            ConfigError::Started => f.write_str("max_workers can only change before the manager starts"),
         }
     }
 }

@@ -101,6 +101,8 @@ mod batch;
 #[cfg(feature = "redis")]
 mod broker;
 mod clock;
+#[cfg(feature = "redis")]
+mod cluster;
 mod err;
 mod event;
 mod handle;
@@ -128,6 +130,8 @@ mod worker;
 
 pub use batch::BatchRunner;
 pub use clock::ManualClock;
+#[cfg(feature = "redis")]
+pub use cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};
 pub use err::{ConfigError, RemoteError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use event::{Event, TaskRef};
 pub use handle::{JoinTimeoutError, RecurringHandle, TaskHandle};

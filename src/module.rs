@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::err::SubmitError;
+use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::job::{OneShot, Recurring};
 use crate::manager::Manager;
@@ -91,6 +91,16 @@ impl Module {
     /// The most tasks this module runs at once.
     pub fn max_workers(&self) -> usize {
         self.pool.max_workers()
+    }
+
+    /// Changes [`max_workers`](Self::max_workers) before the manager
+    /// starts (a worker command's `--concurrency`).
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroMaxWorkers`] for 0; [`ConfigError::Started`] once
+    /// the manager has started.
+    pub fn set_max_workers(&self, max_workers: usize) -> Result<(), ConfigError> {
+        self.pool.set_max_workers(max_workers)
     }
 
     /// Worker threads this module has right now (running or idle), never

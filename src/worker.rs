@@ -41,7 +41,9 @@ impl WorkerExit {
 const STEP: Duration = Duration::from_millis(50);
 
 impl TaskManager {
-    /// Runs this process as a worker: starts the manager, then waits for
+    /// Runs this process as a worker: starts the manager (claiming tasks
+    /// even if it was built [`submit_only`](crate::Builder::submit_only)),
+    /// then waits for
     /// SIGTERM or SIGINT (Ctrl-C). The first signal drains: nothing more is
     /// claimed or started, running tasks get up to `drain_timeout` to
     /// finish (with a broker, their leases are kept alive meanwhile, so no
@@ -67,6 +69,8 @@ impl TaskManager {
         if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None) {
             log::error!("taskmanager: could not block SIGTERM and SIGINT for the worker: {e}");
         }
+        #[cfg(feature = "redis")]
+        self.set_submit_only(false);
         let (tx, rx) = mpsc::channel();
         let waiter = std::thread::Builder::new().name("taskmanager-signals".to_owned()).spawn(move || {
             while let Ok(signal) = signals.wait() {

@@ -147,3 +147,32 @@ fn sequential_tasks_reuse_idle_workers_instead_of_a_thread_per_task() {
     // Thread per task would be 50.
     assert!(module.worker_count() <= 5, "workers = {}", module.worker_count());
 }
+
+#[test]
+fn max_workers_can_change_before_the_start_and_then_holds_but_not_after() {
+    let manager = TaskManager::new();
+    let module = Module::new(&manager, 1).unwrap();
+    assert_eq!(module.set_max_workers(0), Err(taskmanager::ConfigError::ZeroMaxWorkers));
+    module.set_max_workers(3).unwrap();
+    assert_eq!(module.max_workers(), 3);
+    let gauge = Arc::new(Gauge::default());
+    let handles: Vec<_> = (0..60)
+        .map(|_| {
+            let g = gauge.clone();
+            module
+                .add_task(move || {
+                    g.enter();
+                    std::thread::sleep(Duration::from_millis(2));
+                    g.leave();
+                })
+                .unwrap()
+        })
+        .collect();
+    manager.start_thread().unwrap();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(gauge.peak.load(Ordering::SeqCst), 3, "the new cap is reached and held");
+    assert_eq!(module.set_max_workers(5), Err(taskmanager::ConfigError::Started));
+    assert_eq!(module.max_workers(), 3);
+}

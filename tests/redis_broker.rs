@@ -559,3 +559,75 @@ fn a_submit_only_process_never_runs_a_task_even_with_the_handler_registered() {
         assert_eq!(outcome(handle).unwrap()["pid"], json!(worker.0[0].id()));
     }
 }
+
+#[test]
+fn cluster_stats_show_queues_schedules_workers_and_what_was_taken_from_a_dead_one() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let log = RunLog::new(&prefix, "stats");
+    let lease_ms = 1000;
+    let mut workers = Workers::start(2, &server.url(), &prefix, lease_ms, Some(log.path()));
+    let manager = TaskManager::builder()
+        .broker(&server.url())
+        .broker_prefix(&prefix)
+        .broker_lease(Duration::from_millis(lease_ms))
+        .submit_only()
+        .build()
+        .unwrap();
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    let idle = Module::builder(&manager).name("idle").max_workers(1).build().unwrap();
+    manager.start_thread().unwrap();
+    let slow = jobs.add_named_task("slow", json!([1500])).unwrap();
+    let _waiting: Vec<_> = (0..3).map(|i| idle.add_named_task("nobody", json!([i])).unwrap()).collect();
+    jobs.schedule_named_recurring_as(
+        "every-minute",
+        Recurrence::every(Duration::from_secs(60)),
+        "tick",
+        json!(null),
+    )
+    .unwrap();
+    await_lines(&log, " start ", 1);
+    let busy: u32 = log.read().split_whitespace().next().unwrap().parse().unwrap();
+    let stats = manager.cluster_stats().unwrap();
+    let load = |stats: &taskmanager::ClusterStats, name: &str| {
+        stats.modules.iter().find(|m| m.name == name).cloned().unwrap_or_default()
+    };
+    assert_eq!((load(&stats, "jobs").queued, load(&stats, "jobs").running), (0, 1), "{stats:?}");
+    assert_eq!((load(&stats, "idle").queued, load(&stats, "idle").running), (3, 0), "{stats:?}");
+    let pids: std::collections::BTreeSet<u32> = stats.workers.iter().map(|w| w.pid).collect();
+    let expected: std::collections::BTreeSet<u32> = workers.0.iter().map(Child::id).collect();
+    assert_eq!(pids, expected, "the two workers, not the submit-only process: {stats:?}");
+    assert!(stats.workers.iter().all(|w| w.alive && w.modules == ["jobs"]), "{stats:?}");
+    let holder = stats.workers.iter().find(|w| w.pid == busy).unwrap();
+    assert_eq!(holder.running, 1, "{stats:?}");
+    let schedule = stats.schedules.iter().find(|s| s.key == "every-minute").expect("the schedule");
+    assert_eq!((schedule.module.as_str(), schedule.name.as_str()), ("jobs", "tick"));
+    assert_eq!(schedule.interval, Duration::from_secs(60));
+    assert!(schedule.next_due > Duration::from_secs(55), "{schedule:?}");
+    // Kill the worker running `slow`: the other takes it over after the
+    // lease, and the stats say from whom.
+    let dead = workers.0.iter_mut().find(|c| c.id() == busy).unwrap();
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    outcome(slow).expect("taken over and run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        let stats = manager.cluster_stats().unwrap();
+        if stats.workers.iter().any(|w| w.pid == busy && !w.alive) {
+            break stats;
+        }
+        assert!(Instant::now() < deadline, "the killed worker is never seen dead: {stats:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(stats.reclaimed, 1, "{stats:?}");
+    let gone = stats.workers.iter().find(|w| w.pid == busy).unwrap();
+    assert_eq!(gone.reclaimed_from, 1, "{stats:?}");
+    assert_eq!(load(&stats, "jobs").running, 0, "{stats:?}");
+    // The live worker stops cleanly (its standard input closes): it leaves
+    // the list; the dead one stays, marked dead.
+    let live = workers.0.iter_mut().find(|c| c.id() != busy).unwrap();
+    drop(live.stdin.take());
+    live.wait().unwrap();
+    let stats = manager.cluster_stats().unwrap();
+    assert_eq!(stats.workers.iter().map(|w| w.pid).collect::<Vec<_>>(), [busy], "{stats:?}");
+}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 from typing import (
     Any,
     Callable,
@@ -21,7 +22,7 @@ from typing import (
     Union,
 )
 
-from . import _broker, _lifetime
+from . import _broker, _lifetime, _worker
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore
 from ._types import _EVENTS, _TRACE, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
@@ -110,6 +111,10 @@ class Module:
     :class:`QueueFull` instead of letting the queue grow. Scheduled tasks
     that come due and recurring runs are never refused (they were accepted
     when scheduled), so the queue may briefly hold more than N.
+
+    With a broker, ``global_max_workers=N`` caps how many of the module's
+    tasks run at once across every process (each process should give the
+    same N); ``max_workers`` stays this process's own cap.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Module:
         task_manager: Optional["TaskManager"] = None,
         max_workers: Optional[int] = None,
         max_queued: Optional[int] = None,
+        global_max_workers: Optional[int] = None,
     ) -> None:
         if task_manager is None:
             raise TypeError("Module() needs task_manager=, the TaskManager that runs its tasks")
@@ -125,8 +131,16 @@ class Module:
         self.task_manager = task_manager
         self.max_workers = _check_max_workers(max_workers, default=task_manager.max_workers)
         self.max_queued = None if max_queued is None else _check_max_workers(max_queued, name="max_queued")
+        if global_max_workers is not None:
+            global_max_workers = _check_max_workers(global_max_workers, name="global_max_workers")
+            if task_manager._broker is None:
+                raise ValueError("global_max_workers needs a TaskManager with broker=")
+        self.global_max_workers = global_max_workers
         self._tm_name = type(self).__name__
-        self._tm_core = ModuleCore(task_manager._core, self.max_workers, self.max_queued, self._tm_name)
+        self._tm_core = ModuleCore(
+            task_manager._core, self.max_workers, self.max_queued, self._tm_name, global_max_workers
+        )
+        task_manager._modules.append(weakref.ref(self))
         if task_manager._broker is not None:
             dispatcher = _broker.Dispatcher(self, task_manager._functions)
             self._tm_core.register_dispatcher(dispatcher, _broker.error_parts)
@@ -225,6 +239,15 @@ class TaskManager:
     ``taskmanager._lifetime.EXIT_TIMEOUT`` (1 s) before they are abandoned.
     After ``os.fork()``, a manager started in the parent refuses work in the
     child (``RuntimeError``); create one in the child.
+
+    With ``broker="redis://host:6379/0"``, tasks cross processes through
+    Redis (see the README, "More than one process"): every process that
+    starts the manager also runs tasks, unless ``submit_only=True`` (a web
+    process beside ``python -m taskmanager worker module:manager``).
+    ``broker_prefix`` (default ``"taskmanager"``) lets several apps share
+    one Redis; ``broker_lease`` (30 s) is how long a dead worker's task
+    waits before another takes it over; ``broker_timeout`` (5 s) bounds
+    every call to Redis.
     """
 
     def __init__(
@@ -236,6 +259,7 @@ class TaskManager:
         broker_prefix: Optional[str] = None,
         broker_lease: Optional[float] = None,
         broker_timeout: Optional[float] = None,
+        submit_only: bool = False,
     ) -> None:
         default = min(32, (os.cpu_count() or 1) + 4)
         for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
@@ -243,6 +267,9 @@ class TaskManager:
                 raise TypeError(f"{what} must be a str (or None), got {_type_name(value)}")
         if broker is None and (broker_prefix, broker_lease, broker_timeout) != (None, None, None):
             raise ValueError("broker_prefix, broker_lease and broker_timeout need broker=")
+        submit_only = _check_bool(submit_only, "submit_only")
+        if submit_only and broker is None:
+            raise ValueError("submit_only=True needs broker=")
         lease = None if broker_lease is None else _check_timeout(broker_lease)
         timeout = None if broker_timeout is None else _check_timeout(broker_timeout)
         self.max_workers = _check_max_workers(max_workers, default=default)
@@ -257,7 +284,9 @@ class TaskManager:
         self._broker = broker
         # Functions registered with @task, by name, for the broker.
         self._functions: Dict[str, Callable[..., Any]] = {}
-        self._core = ManagerCore(self.max_workers, forward, level, broker, broker_prefix, lease, timeout)
+        self._core = ManagerCore(self.max_workers, forward, level, broker, broker_prefix, lease, timeout, submit_only)
+        # Its modules (for the worker command's --concurrency).
+        self._modules: List["weakref.ReferenceType[Module]"] = []
         self._default = self._core.default_module()
         if broker is not None:
             self._default.register_dispatcher(_broker.Dispatcher(None, self._functions), _broker.error_parts)
@@ -346,7 +375,31 @@ class TaskManager:
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 cancelled = self._core.cancel_pending()
+                # With a broker, what this process claimed and did not
+                # finish goes back to the cluster now, not after its lease.
+                self._core.hand_back()
                 raise ShutdownTimedOut(self._core.running_tasks(), cancelled)
+
+    def run_worker(self, drain_timeout: float = 30.0, concurrency: Optional[int] = None) -> int:
+        """Runs this process as a worker until SIGTERM or SIGINT (Ctrl-C);
+        call it from the main thread, as ``python -m taskmanager worker``
+        does. Starts the manager (with ``concurrency``, every module's
+        ``max_workers`` is set to it first). The first signal drains: nothing
+        more is claimed or started, and running tasks get ``drain_timeout``
+        seconds to finish (with a broker their leases are kept alive, so no
+        other process re-runs them); then what is unfinished is handed back
+        to the cluster. A second signal hands it back at once. Returns the
+        exit status: 0 drained, 1 the drain timed out, 130 a second signal;
+        after 1 or 130, end the process (``os._exit``): handed-back tasks
+        may still be running here."""
+        drain_timeout = _check_timeout(drain_timeout)
+        if concurrency is not None:
+            concurrency = _check_max_workers(concurrency, name="concurrency")
+        return _worker.run_worker(self, drain_timeout, concurrency)
+
+    def _live_modules(self) -> List["Module"]:
+        modules = [ref() for ref in self._modules]
+        return [m for m in modules if m is not None]
 
     def stats(self) -> Stats:
         """The :class:`Stats` of all this manager's modules, summed (its

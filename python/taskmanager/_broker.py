@@ -19,6 +19,8 @@ strings, lists, tuples (they arrive as lists) and dicts with string keys.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import traceback
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -96,7 +98,23 @@ def _function_name(function: Callable[..., Any], what: str) -> str:
             f"{what}: {module}:{qualname} is a lambda or a local function, which another process cannot find; "
             "use a module-level function registered with @manager.task, or a method of your Module subclass"
         )
+    if module == "__main__":
+        module = _main_name()
     return f"{module}:{qualname}"
+
+
+def _main_name() -> str:
+    """The name ``__main__`` is imported by elsewhere: its module name under
+    ``python -m``, else its file's stem (``python app.py`` and a worker
+    importing ``app`` agree)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None):
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str):
+        return os.path.splitext(os.path.basename(path))[0]
+    return "__main__"
 
 
 def task_name(function: Callable[..., Any], functions: Mapping[str, Callable[..., Any]], what: str) -> str:

@@ -2,10 +2,11 @@
 //! into its pool, never more than the pool has free workers for, keeps
 //! their leases alive, and takes over tasks whose holder died.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::{StreamAutoClaimReply, StreamReadReply};
+use redis::streams::{StreamClaimReply, StreamPendingCountReply, StreamReadReply};
 
 use super::pace::{back_off, millis, Every};
 use super::ticket::{Claimed, InFlight};
@@ -166,23 +167,7 @@ impl Broker {
             claimed.extend(lost.into_iter().take(spare));
         }
         if claimed.is_empty() && timers.reclaim.due() {
-            let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&self.id)
-                .arg(millis(self.config.lease))
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(spare)
-                .query(conn)?;
-            if !reply.claimed.is_empty() {
-                log::warn!(
-                    "taskmanager: took over {} task(s) of module {} whose holder stopped renewing its lease",
-                    reply.claimed.len(),
-                    pool.name
-                );
-            }
-            claimed.extend(reply.claimed.iter().map(Claimed::from));
+            claimed.extend(self.take_over(conn, &pool.name, stream, spare)?);
         }
         if claimed.is_empty() {
             let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
@@ -219,5 +204,49 @@ impl Broker {
             self.hand_over(pool, stream, task, in_flight);
         }
         Ok(())
+    }
+
+    /// Takes over up to `spare` entries whose holder stopped renewing their
+    /// lease (a dead process), and counts them against that holder in the
+    /// cluster's `reclaimed` hash. `XCLAIM` with the lease as its minimum
+    /// idle time re-checks each entry atomically: one renewed meanwhile, or
+    /// taken by another live worker first, is left alone.
+    fn take_over(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        spare: usize,
+    ) -> redis::RedisResult<Vec<Claimed>> {
+        let lease = millis(self.config.lease);
+        let stale: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(GROUP)
+            .arg("IDLE")
+            .arg(lease)
+            .arg("-")
+            .arg("+")
+            .arg(spare)
+            .query(conn)?;
+        if stale.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = stale.ids.iter().map(|p| p.id.as_str()).collect();
+        let reply: StreamClaimReply =
+            redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
+        let mut from: HashMap<&str, u64> = HashMap::new();
+        for entry in &reply.ids {
+            if let Some(p) = stale.ids.iter().find(|p| p.id == entry.id) {
+                *from.entry(p.consumer.as_str()).or_default() += 1;
+            }
+        }
+        for (holder, n) in &from {
+            log::warn!(
+                "taskmanager: took over {n} task(s) of module {module} from {holder}, which stopped renewing \
+                 its lease"
+            );
+            redis::cmd("HINCRBY").arg(self.reclaimed_key()).arg(holder).arg(n).query::<i64>(conn)?;
+        }
+        Ok(reply.ids.iter().map(Claimed::from).collect())
     }
 }

@@ -16,6 +16,7 @@
 //! - Results (`listener.rs`): the submitter's listener completes the handle.
 
 mod claimer;
+mod cluster;
 mod drain;
 mod listener;
 mod pace;
@@ -25,7 +26,7 @@ mod scripts;
 mod ticket;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,7 +59,7 @@ pub(crate) struct BrokerConfig {
     /// The most a call to Redis may take (connect, or a reply).
     pub(crate) timeout: Duration,
     /// False for a process that only submits (and gets results): it never
-    /// claims a task.
+    /// claims a task. Copied into `Broker::claims`.
     pub(crate) claims: bool,
 }
 
@@ -110,6 +111,10 @@ pub(crate) struct Broker {
     unqueue_script: redis::Script,
     renew_script: redis::Script,
     hand_back_script: redis::Script,
+    seen_script: redis::Script,
+    /// Whether this process claims tasks (`Builder::submit_only`, undone by
+    /// `run_worker`); read when claimers start.
+    claims: AtomicBool,
     /// Cluster-wide caps on concurrent runs, by module name.
     caps: StdMutex<HashMap<Arc<str>, usize>>,
 }
@@ -133,7 +138,9 @@ impl Broker {
             unqueue_script: redis::Script::new(scripts::UNQUEUE),
             renew_script: redis::Script::new(scripts::RENEW),
             hand_back_script: redis::Script::new(scripts::HAND_BACK),
+            seen_script: redis::Script::new(scripts::SEEN),
             caps: StdMutex::new(HashMap::new()),
+            claims: AtomicBool::new(config.claims),
             rt,
             client,
             config,
@@ -209,6 +216,15 @@ impl Broker {
         change(entry);
         drop(modules);
         if self.rt.life.phase() == crate::lifecycle::Phase::Running {
+            self.start_claimers();
+        }
+    }
+
+    /// Makes this process claim tasks, or not, from the manager's start
+    /// (see `Builder::submit_only`).
+    pub(crate) fn set_claims(self: &Arc<Self>, claims: bool) {
+        self.claims.store(claims, Ordering::SeqCst);
+        if claims && self.rt.life.phase() == crate::lifecycle::Phase::Running {
             self.start_claimers();
         }
     }
@@ -309,7 +325,7 @@ impl Broker {
     }
 
     fn start_claimers(self: &Arc<Self>) {
-        if !self.config.claims {
+        if !self.claims.load(Ordering::SeqCst) {
             return;
         }
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());

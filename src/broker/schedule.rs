@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::pace::millis;
+use super::pace::{millis, Every};
 use super::{redis_error, Broker, RemoteCell};
 use crate::err::SubmitError;
 use crate::lifecycle::Phase;
@@ -156,8 +156,14 @@ impl Broker {
     pub(super) fn fire_loop(&self) {
         let (delayed, recurring) = (self.delayed_key(), self.recurring_key());
         let mut backoff = Duration::from_millis(100);
+        // This worker's heartbeat in the cluster's list: at once, then every
+        // third of the lease.
+        let mut seen = Every::now_due(self.config.lease / 3);
         while self.rt.life.phase() == Phase::Running {
             let fired = self.with_conn(|conn| {
+                if seen.due() {
+                    self.announce(conn)?;
+                }
                 self.fire_script
                     .key(&delayed)
                     .key(&recurring)
@@ -177,5 +183,6 @@ impl Broker {
                 }
             }
         }
+        self.leave();
     }
 }

@@ -8,7 +8,7 @@
 /// worker that reclaimed it): one result per task.
 ///
 /// A recurring tick's ack also clears its task's running mark, so the next
-/// tick may run.
+/// tick may run, and counts the tick as failed if its result is an error.
 ///
 /// KEYS: stream, result key, recurring hash (or any key, when not a tick).
 /// ARGV: group, entry id, result JSON, result TTL in ms, reply channel
@@ -19,6 +19,8 @@ if acked == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 if ARGV[7] == '1' and redis.call('HGET', KEYS[3], 'running') == ARGV[6] then
   redis.call('HSET', KEYS[3], 'running', '')
+  -- The result is {'ok': ...} or {'err': ...} (JSON): characters 3 to 5 tell.
+  if string.sub(ARGV[3], 3, 5) == 'err' then redis.call('HINCRBY', KEYS[3], 'failures', 1) end
 end
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
@@ -186,4 +188,25 @@ for i = 3, #ARGV do
   end
 end
 return n
+";
+
+/// A worker's heartbeat in the cluster's worker list (a sorted set scored
+/// by the server's clock, plus a hash per worker), for `cluster_stats`.
+/// Also forgets workers not seen for `ARGV[2]` ms (and what was reclaimed
+/// from them).
+///
+/// KEYS: worker set, this worker's hash. ARGV: prefix, forget after ms,
+/// worker id, host, pid, modules (comma-separated).
+pub(super) const SEEN: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local before = now - tonumber(ARGV[2])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', before)) do
+  redis.call('DEL', ARGV[1] .. ':w:' .. id)
+  redis.call('HDEL', ARGV[1] .. ':reclaimed', id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', before)
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('HSET', KEYS[2], 'host', ARGV[4], 'pid', ARGV[5], 'modules', ARGV[6])
+return now
 ";

@@ -225,6 +225,36 @@ impl TaskManager {
         self.inner.shared.cancel_pending()
     }
 
+    /// With a broker: the whole cluster sharing its Redis and key prefix,
+    /// read from Redis: each module's queued and running tasks, delayed
+    /// tasks, shared schedules, and the worker processes seen (alive or
+    /// dead, with what each holds and what was taken over from it).
+    ///
+    /// # Errors
+    /// [`SubmitError::Broker`] without a broker, or if Redis cannot be
+    /// read within the broker timeout.
+    #[cfg(feature = "redis")]
+    pub fn cluster_stats(&self) -> Result<crate::ClusterStats, SubmitError> {
+        match self.inner.shared.broker() {
+            Some(broker) => broker.cluster_stats(),
+            None => Err(SubmitError::Broker("this task manager has no broker".to_owned())),
+        }
+    }
+
+    /// With a broker: whether this process only submits (see
+    /// [`Builder::submit_only`](crate::Builder::submit_only)) or also
+    /// claims tasks; call it before [`start_thread`](Self::start_thread)
+    /// (after it, `false` starts claiming at once, but `true` stops no
+    /// claimer already running). [`run_worker`](Self::run_worker) sets it
+    /// to `false`: being a worker is the process's role, whatever the
+    /// shared program built.
+    #[cfg(feature = "redis")]
+    pub fn set_submit_only(&self, submit_only: bool) {
+        if let Some(broker) = self.inner.shared.broker() {
+            broker.set_claims(!submit_only);
+        }
+    }
+
     /// With a broker, once shutdown has begun: hands every task this
     /// process claimed and has not finished back to the cluster now, where
     /// other workers run it at once, instead of after its lease. A task

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::err::SubmitError;
+use crate::err::{ConfigError, SubmitError};
 use crate::event::Event;
 use crate::job::{Job, JobRef};
 use crate::lifecycle::Phase;
@@ -38,7 +38,9 @@ pub(crate) struct Pool {
     pub(crate) name: Arc<str>,
     pub(crate) rt: Arc<Runtime>,
     store: Store<Pool>,
-    max_workers: usize,
+    /// std's: changed only before the manager starts, when no worker exists
+    /// (see `set_max_workers`), so never part of a hand-off.
+    max_workers: std::sync::atomic::AtomicUsize,
     /// Workers that exist (or are being started); never above max_workers.
     alive: AtomicUsize,
     /// Workers waiting for work (on `wake`, or about to).
@@ -70,7 +72,7 @@ impl Pool {
             name,
             rt: Arc::clone(timer.runtime()),
             store: Store { ready: ReadyQueue::new(capacity), schedule: Arc::clone(timer) },
-            max_workers,
+            max_workers: std::sync::atomic::AtomicUsize::new(max_workers),
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
             park: Mutex::new(()),
@@ -84,7 +86,19 @@ impl Pool {
     }
 
     pub(crate) fn max_workers(&self) -> usize {
-        self.max_workers
+        self.max_workers.load(SeqCst)
+    }
+
+    /// Changes `max_workers` (at least 1) before the manager starts.
+    pub(crate) fn set_max_workers(&self, max_workers: usize) -> Result<(), ConfigError> {
+        if max_workers == 0 {
+            return Err(ConfigError::ZeroMaxWorkers);
+        }
+        if self.rt.life.phase() != Phase::Created {
+            return Err(ConfigError::Started);
+        }
+        self.max_workers.store(max_workers, SeqCst);
+        Ok(())
     }
 
     /// Worker threads right now (running or idle).
@@ -258,7 +272,7 @@ impl Pool {
 
     /// Takes a worker place if one is free.
     fn reserve(&self) -> bool {
-        match self.alive.fetch_update(SeqCst, SeqCst, |n| (n < self.max_workers).then_some(n + 1)) {
+        match self.alive.fetch_update(SeqCst, SeqCst, |n| (n < self.max_workers()).then_some(n + 1)) {
             Ok(before) => {
                 self.peak.fetch_max(before + 1, Relaxed);
                 true
@@ -313,6 +327,22 @@ impl Target for Pool {
         }
         if let Err(e) = self.ensure_worker() {
             self.spawn_failed(&e);
+            return;
+        }
+        // A backlog (queued before the start, or while starts failed) gets a
+        // worker per job, up to max_workers, not one worker for all of it.
+        // When every worker is busy this costs one load.
+        let mut backlog = None;
+        while self.alive.load(SeqCst) < self.max_workers() {
+            let left = backlog.get_or_insert_with(|| self.store.ready.len().saturating_sub(1));
+            if *left == 0 {
+                return;
+            }
+            *left -= 1;
+            if let Err(e) = self.ensure_worker() {
+                self.spawn_failed(&e);
+                return;
+            }
         }
     }
 

@@ -8,11 +8,11 @@ a ``finally``, whatever the outcome; every wait has a deadline, so a hang is
 a failure, not a stuck run. Figures are printed as ``figure: ...`` (see them
 with ``pytest -s``).
 
-A started process claims tasks too (there is no submit-only mode yet), so
-where a test needs a task to run in a given worker process, the test
-process submits *before* starting its own manager: a submission needs no
-started manager, only the results do. Results of handles made before the
-start arrive once it starts.
+The test process's manager is not ``submit_only`` here, so where a test
+needs a task to run in a given worker process, it submits *before*
+starting its own manager: a submission needs no started manager, only the
+results do. Results of handles made before the start arrive once it
+starts. (test_worker_command.py covers ``submit_only`` processes.)
 """
 
 import os

@@ -90,10 +90,12 @@ def test_recurring_runs_about_every_delay_without_overlap(module):
     h = module.schedule_task(runs, interval, reoccurring=True)
     time.sleep(0.5)
     h.cancel()
+    elapsed = time.monotonic() - t0
     starts = runs.starts()
     n = len(starts)
-    # ~10 expected; a loaded machine skips ticks, never adds them.
-    assert 3 <= n <= 12, n
+    # ~10 expected; a loaded machine skips ticks, never adds them: at most
+    # one run per grid point passed (the sleep itself may overrun).
+    assert 3 <= n <= elapsed / interval + 1, (n, elapsed)
     assert starts[0] - t0 >= interval - 0.005  # not run now
     # Fixed rate, no catch-up burst: never more runs than grid points passed.
     span = starts[-1] - starts[0]

@@ -96,9 +96,12 @@ impl ManagerCore {
     /// `forward(kind, level, id, name, duration, error, ticks)` receives
     /// every event at `level` (a `logging` level) or more severe.
     /// With `broker` (a `redis://` URL), named tasks go through Redis
-    /// (`broker.rs`), with the key `prefix`, `lease` and `timeout` (seconds).
+    /// (`broker.rs`), with the key `prefix`, `lease` and `timeout` (seconds);
+    /// `submit_only`: this process never claims a task.
     #[new]
-    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None))]
+    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, submit_only=false))]
+    // The Python constructor's keywords, one to one.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         default_max_workers: usize,
         forward: Option<Py<PyAny>>,
@@ -107,6 +110,7 @@ impl ManagerCore {
         prefix: Option<&str>,
         lease: Option<f64>,
         timeout: Option<f64>,
+        submit_only: bool,
     ) -> PyResult<Self> {
         let mut builder =
             TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
@@ -120,6 +124,9 @@ impl ManagerCore {
             }
             if let Some(timeout) = timeout {
                 builder = builder.broker_timeout(crate::checks::seconds(timeout)?);
+            }
+            if submit_only {
+                builder = builder.submit_only();
             }
         }
         if let Some(forward) = forward {
@@ -159,6 +166,17 @@ impl ManagerCore {
                 0
             }
         })
+    }
+
+    /// Whether this process only submits (`TaskManager(submit_only=)`).
+    fn set_submit_only(&self, submit_only: bool) {
+        self.manager.set_submit_only(submit_only);
+    }
+
+    /// After shutdown began: hands the tasks this process claimed and has
+    /// not finished back to the cluster (0 without a broker).
+    fn hand_back(&self, py: Python<'_>) -> usize {
+        lifetime::detach(py, || self.manager.hand_back_claimed())
     }
 
     /// Waits up to `timeout` seconds for the end; true if it ended.

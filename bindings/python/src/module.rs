@@ -115,12 +115,13 @@ impl ModuleCore {
 impl ModuleCore {
     /// A module of `max_workers`; with `max_queued`, its queue is bounded.
     #[new]
-    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None))]
+    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None, global_max_workers=None))]
     fn new(
         manager: &ManagerCore,
         max_workers: usize,
         max_queued: Option<usize>,
         name: Option<String>,
+        global_max_workers: Option<usize>,
     ) -> PyResult<Self> {
         let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
         if let Some(name) = name {
@@ -128,6 +129,9 @@ impl ModuleCore {
         }
         if let Some(max_queued) = max_queued {
             builder = builder.max_queued(max_queued);
+        }
+        if let Some(cap) = global_max_workers {
+            builder = builder.global_max_workers(cap);
         }
         let module = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
@@ -191,6 +195,15 @@ impl ModuleCore {
 
     fn worker_count(&self) -> usize {
         self.module.worker_count()
+    }
+
+    /// Changes `max_workers` before the manager starts (the worker
+    /// command's `--concurrency`).
+    fn set_max_workers(&self, max_workers: usize) -> PyResult<()> {
+        self.module.set_max_workers(max_workers).map_err(|e| match e {
+            taskmanager::ConfigError::Started => pyo3::exceptions::PyRuntimeError::new_err(e.to_string()),
+            e => PyValueError::new_err(e.to_string()),
+        })
     }
 
     /// Runs this module's named tasks, in the process that claims them,

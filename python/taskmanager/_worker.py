@@ -1,0 +1,152 @@
+"""A process's life as a worker: ``TaskManager.run_worker`` and the
+``python -m taskmanager worker module:manager`` command around it.
+
+The first SIGTERM or SIGINT drains: nothing more is claimed or started,
+running tasks get ``drain_timeout`` seconds to finish (their leases kept
+alive meanwhile, so no other process re-runs them), then what is still
+unfinished is handed back to the cluster, where other workers run it at
+once. A second signal hands everything back at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Any, List, Optional
+
+if TYPE_CHECKING:
+    from ._api import TaskManager
+
+LOG = logging.getLogger("taskmanager.worker")
+
+# Exit statuses: drained; drain timed out (work handed back); stopped by a
+# second signal (as after Ctrl-C).
+DRAINED, TIMED_OUT, INTERRUPTED = 0, 1, 130
+
+
+class _StopNow(BaseException):
+    """Raised in the main thread by a second signal."""
+
+
+def run_worker(manager: "TaskManager", drain_timeout: float, concurrency: Optional[int]) -> int:
+    """See :meth:`TaskManager.run_worker`."""
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("run_worker() must be called from the main thread (it handles SIGTERM and SIGINT)")
+    if concurrency is not None:
+        for module in manager._live_modules():
+            module._tm_core.set_max_workers(concurrency)
+            module.max_workers = concurrency
+        manager._default.set_max_workers(concurrency)
+        manager.max_workers = concurrency
+    # Being a worker is this process's role, whatever the shared program
+    # built (a submit_only manager, for its web processes).
+    manager._core.set_submit_only(False)
+    signals = 0
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        nonlocal signals
+        signals += 1
+        name = signal.Signals(signum).name
+        if signals == 1:
+            LOG.warning(
+                "%s received: draining (running tasks get %.1f s); signal again to stop at once", name, drain_timeout
+            )
+            stop.set()
+        else:
+            raise _StopNow(name)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    core = manager._core
+    try:
+        manager.start_thread()
+        LOG.info("worker %d ready: %s", os.getpid(), ", ".join(m._tm_name for m in manager._live_modules()))
+        while not stop.wait(0.5):
+            pass
+        core.begin_shutdown(False)
+        deadline = time.monotonic() + drain_timeout
+        while not core.await_termination(0.1):
+            if time.monotonic() >= deadline:
+                core.cancel_pending()
+                back = core.hand_back()
+                LOG.warning("drain timed out: %d task(s) handed back to the cluster", back)
+                return TIMED_OUT
+        return DRAINED
+    except _StopNow as stopped:
+        core.begin_shutdown(True)
+        back = core.hand_back()
+        LOG.warning("%s received again: %d task(s) handed back to the cluster", stopped, back)
+        return INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _load(target: str) -> "TaskManager":
+    """The TaskManager named ``package.module:attribute``."""
+    from ._api import TaskManager
+
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise SystemExit(f"taskmanager worker: expected module:attribute (like app.tasks:manager), got {target!r}")
+    # As `python -m`, uvicorn and celery do: the program's own modules import.
+    sys.path.insert(0, os.getcwd())
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise SystemExit(f"taskmanager worker: {module_name!r} has no attribute {attribute!r}") from None
+    if not isinstance(found, TaskManager):
+        raise SystemExit(f"taskmanager worker: {target} is a {type(found).__name__}, not a TaskManager")
+    if found._broker is None:
+        raise SystemExit(
+            f"taskmanager worker: {target} has no broker; the worker command runs a TaskManager(broker=...)"
+        )
+    return found
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m taskmanager", description="Run a taskmanager program's worker.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser(
+        "worker",
+        help="run a TaskManager(broker=...) as a worker until SIGTERM or Ctrl-C",
+        description="Imports MODULE, takes its TaskManager ATTRIBUTE, and runs the tasks other processes send "
+        "it until SIGTERM or Ctrl-C, which drain it (a second one stops it at once).",
+    )
+    worker.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    worker.add_argument(
+        "-c", "--concurrency", type=int, metavar="N", help="max_workers of every module of this process (default: as the program sets them)"
+    )
+    worker.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long running tasks may finish after SIGTERM before they are handed back (default 30)",
+    )
+    worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.drain_timeout < 0:
+        parser.error(f"--drain-timeout must be at least 0, got {args.drain_timeout}")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    manager = _load(args.target)
+    code = run_worker(manager, args.drain_timeout, args.concurrency)
+    if code != DRAINED:
+        # Tasks handed back may still be running here: end the process now,
+        # not after them (other workers run them).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -1,0 +1,178 @@
+//! The cluster as Redis sees it: each worker's heartbeat in the worker
+//! list, and [`ClusterStats`] read back for `cluster_stats`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
+
+use super::pace::millis;
+use super::{redis_error, Broker, GROUP};
+use crate::cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};
+use crate::err::SubmitError;
+
+/// Workers not seen for this long leave the list.
+const FORGET: Duration = Duration::from_secs(24 * 3600);
+
+impl Broker {
+    pub(super) fn reclaimed_key(&self) -> String {
+        format!("{}:reclaimed", self.config.prefix)
+    }
+
+    fn workers_key(&self) -> String {
+        format!("{}:workers", self.config.prefix)
+    }
+
+    fn worker_hash(&self, id: &str) -> String {
+        format!("{}:w:{id}", self.config.prefix)
+    }
+
+    /// Whether this process claims tasks (and so is listed as a worker).
+    fn is_worker(&self) -> bool {
+        self.claims.load(std::sync::atomic::Ordering::SeqCst)
+            && self.modules.lock().unwrap_or_else(|p| p.into_inner()).values().any(|r| r.claiming)
+    }
+
+    /// This worker's heartbeat in the worker list (see `scripts::SEEN`).
+    pub(super) fn announce(&self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+        if !self.is_worker() {
+            return Ok(());
+        }
+        let mut modules: Vec<String> =
+            self.modules.lock().unwrap_or_else(|p| p.into_inner()).keys().map(|m| m.to_string()).collect();
+        modules.sort();
+        self.seen_script
+            .key(self.workers_key())
+            .key(self.worker_hash(&self.id))
+            .arg(&self.config.prefix)
+            .arg(millis(FORGET))
+            .arg(&self.id)
+            .arg(super::hostname())
+            .arg(std::process::id())
+            .arg(modules.join(","))
+            .invoke::<i64>(conn)
+            .map(drop)
+    }
+
+    /// Takes this worker off the list: it stopped cleanly.
+    pub(super) fn leave(&self) {
+        if !self.is_worker() {
+            return;
+        }
+        let left = self.with_conn(|conn| {
+            redis::pipe()
+                .cmd("ZREM")
+                .arg(self.workers_key())
+                .arg(&self.id)
+                .cmd("DEL")
+                .arg(self.worker_hash(&self.id))
+                .query::<()>(conn)
+        });
+        if let Err(e) = left {
+            log::warn!("taskmanager: could not take this worker off the cluster's list: {e}");
+        }
+    }
+
+    /// The cluster's stats, read from Redis (not atomically: each part is
+    /// as of its own read).
+    pub(crate) fn cluster_stats(&self) -> Result<ClusterStats, SubmitError> {
+        self.with_conn(|conn| self.read_cluster(conn)).map_err(|e| SubmitError::Broker(redis_error(&e)))
+    }
+
+    fn read_cluster(&self, conn: &mut redis::Connection) -> redis::RedisResult<ClusterStats> {
+        let prefix = &self.config.prefix;
+        let lease = self.config.lease;
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn)?;
+        let now = secs * 1000 + micros / 1000;
+        let mut stats = ClusterStats::default();
+        let mut holding: HashMap<String, usize> = HashMap::new();
+        // SCAN, not KEYS: a Redis shared with other apps is not blocked.
+        let mut streams: Vec<String> = Vec::new();
+        let mut cursor = 0_u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}:s:*"))
+                .arg("COUNT")
+                .arg(1000)
+                .arg("TYPE")
+                .arg("stream")
+                .query(conn)?;
+            streams.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        streams.sort();
+        streams.dedup();
+        for stream in streams {
+            let name = stream[prefix.len() + 3..].to_owned();
+            let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(conn)?;
+            let len: usize = redis::cmd("XLEN").arg(&stream).query(conn)?;
+            let (queued, running) = match groups.groups.iter().find(|g| g.name == GROUP) {
+                Some(g) => (g.lag.unwrap_or(len.saturating_sub(g.pending)), g.pending),
+                None => (len, 0),
+            };
+            if groups.groups.iter().any(|g| g.name == GROUP) {
+                let consumers: StreamInfoConsumersReply =
+                    redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg(GROUP).query(conn)?;
+                for c in consumers.consumers {
+                    *holding.entry(c.name).or_default() += c.pending;
+                }
+            }
+            stats.modules.push(ModuleLoad { name, queued, running });
+        }
+        stats.modules.sort_by(|a, b| a.name.cmp(&b.name));
+        stats.delayed = redis::cmd("ZCARD").arg(format!("{prefix}:delayed")).query(conn)?;
+        let reclaimed: HashMap<String, u64> = redis::cmd("HGETALL").arg(self.reclaimed_key()).query(conn)?;
+        stats.reclaimed = reclaimed.values().sum();
+        let seen: Vec<(String, u64)> =
+            redis::cmd("ZRANGE").arg(self.workers_key()).arg(0).arg(-1).arg("WITHSCORES").query(conn)?;
+        for (id, at) in seen {
+            let fields: HashMap<String, String> =
+                redis::cmd("HGETALL").arg(self.worker_hash(&id)).query(conn)?;
+            let last_seen = Duration::from_millis(now.saturating_sub(at));
+            stats.workers.push(WorkerInfo {
+                host: fields.get("host").cloned().unwrap_or_default(),
+                pid: fields.get("pid").and_then(|p| p.parse().ok()).unwrap_or(0),
+                modules: fields
+                    .get("modules")
+                    .map(|m| m.split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                last_seen,
+                alive: last_seen <= lease,
+                running: holding.get(&id).copied().unwrap_or(0),
+                reclaimed_from: reclaimed.get(&id).copied().unwrap_or(0),
+                id,
+            });
+        }
+        stats.workers.sort_by(|a, b| b.alive.cmp(&a.alive).then(a.last_seen.cmp(&b.last_seen)));
+        let schedules: Vec<(String, u64)> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}:recur"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query(conn)?;
+        for (key, due) in schedules {
+            let fields: HashMap<String, String> =
+                redis::cmd("HGETALL").arg(self.recurring_hash(&key)).query(conn)?;
+            let number = |name: &str| fields.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
+            stats.schedules.push(ScheduleInfo {
+                module: text("module"),
+                name: text("name"),
+                interval: Duration::from_millis(number("interval")),
+                next_due: Duration::from_millis(due.saturating_sub(now)),
+                paused: text("paused") == "1",
+                running: !text("running").is_empty(),
+                ticks: number("ticks"),
+                skipped: number("skipped"),
+                failures: number("failures"),
+                key,
+            });
+        }
+        Ok(stats)
+    }
+}

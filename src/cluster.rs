@@ -1,0 +1,96 @@
+//! What [`TaskManager::cluster_stats`](crate::TaskManager::cluster_stats)
+//! reports: the whole cluster of processes sharing a broker, read from
+//! Redis (feature `redis`).
+
+use std::time::Duration;
+
+/// The cluster sharing this manager's broker and key prefix, as Redis saw
+/// it at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterStats {
+    /// Every module that has a stream, by name.
+    pub modules: Vec<ModuleLoad>,
+    /// One-shot tasks scheduled for later (`schedule_named_task`), not yet
+    /// due.
+    pub delayed: usize,
+    /// Every shared recurring schedule, soonest first.
+    pub schedules: Vec<ScheduleInfo>,
+    /// Every worker process seen in the last day, live ones first.
+    pub workers: Vec<WorkerInfo>,
+    /// Tasks taken over from workers that stopped renewing their leases,
+    /// in all.
+    pub reclaimed: u64,
+}
+
+impl ClusterStats {
+    /// Tasks waiting for a worker, in every module.
+    pub fn queued(&self) -> usize {
+        self.modules.iter().map(|m| m.queued).sum()
+    }
+
+    /// Tasks claimed and not yet acknowledged, in every module.
+    pub fn running(&self) -> usize {
+        self.modules.iter().map(|m| m.running).sum()
+    }
+}
+
+/// One module's tasks in Redis.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleLoad {
+    /// The module's name.
+    pub name: String,
+    /// Sent and not yet claimed by any worker.
+    pub queued: usize,
+    /// Claimed by a worker and not yet acknowledged (running, or held by a
+    /// dead worker until its lease runs out).
+    pub running: usize,
+}
+
+/// A worker process: one that claims tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Its name in the cluster (`host-pid-nonce`).
+    pub id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The modules it claims tasks of.
+    pub modules: Vec<String>,
+    /// Since its last heartbeat (every third of the lease).
+    pub last_seen: Duration,
+    /// Whether it renewed its heartbeat within the lease. A worker that
+    /// stopped cleanly is no longer listed; one listed and not alive died
+    /// (or lost Redis), and its tasks are taken over after the lease.
+    pub alive: bool,
+    /// Tasks it holds now.
+    pub running: usize,
+    /// Tasks other workers took over from it after it stopped renewing.
+    pub reclaimed_from: u64,
+}
+
+/// A shared recurring schedule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleInfo {
+    /// Its key (the task's name unless given).
+    pub key: String,
+    /// The module whose workers run it.
+    pub module: String,
+    /// The handler it runs.
+    pub name: String,
+    /// Time between ticks.
+    pub interval: Duration,
+    /// Until its next tick (zero if due now).
+    pub next_due: Duration,
+    /// Whether it is paused (ticks pass, nothing runs).
+    pub paused: bool,
+    /// Whether a tick is running now (the next one is skipped until it
+    /// ends).
+    pub running: bool,
+    /// Ticks run, and ticks skipped because the previous one still ran.
+    pub ticks: u64,
+    /// See `ticks`.
+    pub skipped: u64,
+    /// Ticks whose run failed.
+    pub failures: u64,
+}

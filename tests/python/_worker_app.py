@@ -1,0 +1,64 @@
+"""A program for the worker-command tests: a module-level ``manager`` that
+``python -m taskmanager worker _worker_app:manager`` runs, configured from
+the environment (every process of a test gets the same):
+
+- ``TM_URL``, ``TM_PREFIX``: the broker and key prefix;
+- ``TM_LOG``: a file each task appends ``<pid> <what>`` lines to;
+- ``TM_LEASE`` (seconds, default 30), ``TM_MAX_WORKERS`` (default 1),
+  ``TM_GLOBAL_CAP`` (``global_max_workers``, default none).
+
+The manager is ``submit_only``: the test process imports it to submit, and
+only the worker command's processes run tasks.
+"""
+
+import os
+import threading
+import time
+
+from taskmanager import Module, TaskManager
+
+LOG = os.environ.get("TM_LOG", os.devnull)
+
+
+def note(what: str) -> None:
+    # One write per line: lines of concurrent runs never interleave.
+    with open(LOG, "a") as f:
+        f.write(f"{os.getpid()} {what}\n")
+
+
+manager = TaskManager(
+    broker=os.environ.get("TM_URL", "redis://127.0.0.1:6379/0"),
+    broker_prefix=os.environ.get("TM_PREFIX", "taskmanager"),
+    broker_lease=float(os.environ.get("TM_LEASE", "30")),
+    broker_timeout=2,
+    submit_only=True,
+)
+
+_lock = threading.Lock()
+_running = 0
+
+
+class Jobs(Module):
+    def slow(self, seconds: float, tag: str) -> dict:
+        """Logs start and end around a sleep; returns who ran it and how
+        many of this process's tasks ran at once at its start."""
+        global _running
+        with _lock:
+            _running += 1
+            at_once = _running
+        note(f"start {tag}")
+        try:
+            time.sleep(seconds)
+        finally:
+            with _lock:
+                _running -= 1
+        note(f"end {tag}")
+        return {"pid": os.getpid(), "tag": tag, "at_once": at_once}
+
+
+_cap = os.environ.get("TM_GLOBAL_CAP")
+jobs = Jobs(
+    task_manager=manager,
+    max_workers=int(os.environ.get("TM_MAX_WORKERS", "1")),
+    global_max_workers=int(_cap) if _cap else None,
+)

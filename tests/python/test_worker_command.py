@@ -1,0 +1,281 @@
+"""``python -m taskmanager worker module:manager`` against a real
+redis-server: it runs what other processes submit; SIGTERM drains (running
+tasks finish there and are never re-run, nothing more is claimed); a drain
+that times out hands the unfinished task back at once (not after the
+lease); a second SIGINT hands back at once; ``--concurrency`` sets
+``max_workers``; ``global_max_workers`` holds across worker processes; a
+``submit_only`` manager never runs a task; bad targets are clear errors.
+
+Every process a test starts is killed and reaped in a ``finally``; every
+wait has a deadline. Figures are printed as ``figure: ...`` (``pytest -s``).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from taskmanager import TaskManager
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = HERE.parent.parent / "examples"
+
+
+class Cluster:
+    """Worker-command processes and a submitting manager sharing one prefix
+    (``_worker_app.py``, configured through the environment)."""
+
+    def __init__(self, url, tmp_path, **env):
+        self.log = tmp_path / "runs.log"
+        self.env = dict(os.environ, TM_URL=url, TM_PREFIX=uuid.uuid4().hex, TM_LOG=str(self.log))
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.env["PYTHONPATH"] = os.pathsep.join([str(HERE), self.env.get("PYTHONPATH", "")])
+        self.procs = []
+        self.app = None
+
+    def worker(self, *args, cwd=HERE):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "taskmanager", "worker", "_worker_app:manager", *args],
+            env=self.env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def submitter(self):
+        """The test process's own ``_worker_app`` (submit_only), started."""
+        if self.app is None:
+            saved = {k: os.environ.get(k) for k in self.env}
+            os.environ.update(self.env)
+            try:
+                sys.path.insert(0, str(HERE))
+                sys.modules.pop("_worker_app", None)
+                import _worker_app
+
+                self.app = _worker_app
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            self.app.manager.start_thread()
+        return self.app
+
+    def lines(self, what):
+        try:
+            text = self.log.read_text()
+        except FileNotFoundError:
+            return []
+        return [int(line.split()[0]) for line in text.splitlines() if f" {what} " in f"{line} "]
+
+    def wait_lines(self, what, n, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while len(self.lines(what)) < n:
+            assert time.monotonic() < deadline, f"never {n} x {what!r}: {self.log.read_text()}"
+            time.sleep(0.01)
+
+    def close(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            proc.stdout.close()
+        if self.app is not None:
+            self.app.manager.shutdown(cancel_pending=True, timeout=10)
+            sys.modules.pop("_worker_app", None)
+
+
+@pytest.fixture
+def cluster(redis_server, tmp_path):
+    made = []
+
+    def make(**env):
+        c = Cluster(redis_server.url, tmp_path, **env)
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.close()
+
+
+def exit_of(proc, timeout=20.0):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"worker {proc.pid} did not exit within {timeout} s")
+
+
+def test_sigterm_drains_the_running_task_finishes_there_once_and_nothing_more_is_claimed(cluster):
+    # A lease far shorter than the task: only the drain's heartbeat keeps
+    # the other worker from taking it over.
+    c = cluster(TM_LEASE=0.6)
+    draining = c.worker("--drain-timeout", "20")
+    app = c.submitter()
+    slow = app.jobs.add_task(app.jobs.slow, args=[2.0, "slow"])
+    c.wait_lines("start", 1)
+    other = c.worker()
+    # The other worker is up once it ran something.
+    probe = app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"])
+    assert probe.result(timeout=20)["pid"] == other.pid
+    draining.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    time.sleep(0.3)  # the drain begins within milliseconds of the signal
+    later = app.jobs.add_task(app.jobs.slow, args=[0.0, "later"])
+    assert exit_of(draining) == 0, draining.stdout.read()
+    took = time.monotonic() - signalled
+    assert slow.result(timeout=20)["pid"] == draining.pid, "finished where it started"
+    assert later.result(timeout=20)["pid"] == other.pid, "claimed by the live worker only"
+    slow_starts = [line for line in c.log.read_text().splitlines() if "start slow" in line]
+    assert len(slow_starts) == 1, f"re-run during the drain: {slow_starts}"
+    assert "draining" in draining.stdout.read()
+    print(f"figure: python worker SIGTERM drain: exited {took:.2f} s after the signal (task had ~2 s left)")
+
+
+def test_a_drain_that_times_out_hands_the_task_back_at_once_not_after_the_lease(cluster):
+    c = cluster(TM_LEASE=30)
+    draining = c.worker("--drain-timeout", "0.3")
+    app = c.submitter()
+    slow = app.jobs.add_task(app.jobs.slow, args=[1.5, "slow"])
+    c.wait_lines("start", 1)
+    other = c.worker()
+    draining.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    assert exit_of(draining) == 1, "the drain timed out"
+    assert slow.result(timeout=20)["pid"] == other.pid, "re-run by the live worker"
+    took = time.monotonic() - signalled
+    assert took < 10, f"{took:.1f} s: waited for the 30 s lease"
+    assert "handed back" in draining.stdout.read()
+    print(f"figure: python drain 0.3 s timed out: result {took:.2f} s after SIGTERM (run 1.5 s, lease 30 s)")
+
+
+def test_a_second_sigint_hands_back_at_once(cluster):
+    c = cluster(TM_LEASE=30)
+    stopping = c.worker("--drain-timeout", "60")
+    app = c.submitter()
+    slow = app.jobs.add_task(app.jobs.slow, args=[1.0, "slow"])
+    c.wait_lines("start", 1)
+    stopping.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    stopping.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    assert exit_of(stopping) == 130
+    took = time.monotonic() - signalled
+    assert took < 3, f"{took:.2f} s"
+    other = c.worker()
+    assert slow.result(timeout=20)["pid"] == other.pid
+    print(f"figure: python second SIGINT: exited {took:.2f} s after it")
+
+
+def test_concurrency_sets_max_workers_of_the_program_modules(cluster):
+    c = cluster(TM_MAX_WORKERS=1)
+    app = c.submitter()
+    handles = [app.jobs.add_task(app.jobs.slow, args=[0.4, f"t{i}"]) for i in range(6)]
+    c.worker("--concurrency", "3")
+    results = [h.result(timeout=20) for h in handles]
+    assert max(r["at_once"] for r in results) == 3, results
+
+
+def test_global_max_workers_holds_across_worker_processes(cluster):
+    c = cluster(TM_MAX_WORKERS=3, TM_GLOBAL_CAP=2)
+    workers = [c.worker() for _ in range(3)]
+    app = c.submitter()
+    handles = [app.jobs.add_task(app.jobs.slow, args=[0.1, f"t{i}"]) for i in range(24)]
+    results = [h.result(timeout=30) for h in handles]
+    assert {r["pid"] for r in results} <= {w.pid for w in workers}
+    # Replay the log: never more than 2 running across the cluster.
+    running = peak = 0
+    for line in c.log.read_text().splitlines():
+        running += 1 if " start " in f"{line} " else -1
+        peak = max(peak, running)
+    assert peak <= 2, c.log.read_text()
+    assert peak == 2, "the cap is reached"
+
+
+def test_global_max_workers_is_checked_at_the_call():
+    plain = TaskManager()
+    with pytest.raises(ValueError, match="global_max_workers needs a TaskManager with broker="):
+        from taskmanager import Module
+
+        Module(task_manager=plain, max_workers=2, global_max_workers=2)
+    with pytest.raises(ValueError, match="submit_only=True needs broker="):
+        TaskManager(submit_only=True)
+    with pytest.raises(TypeError, match="submit_only"):
+        TaskManager(broker="redis://127.0.0.1:1/0", submit_only="yes")
+    broker = TaskManager(broker="redis://127.0.0.1:1/0")
+    from taskmanager import Module
+
+    with pytest.raises(TypeError, match="global_max_workers"):
+        Module(task_manager=broker, global_max_workers=1.5)
+    with pytest.raises(ValueError, match="global_max_workers"):
+        Module(task_manager=broker, global_max_workers=0)
+    plain.shutdown()
+    broker.shutdown()
+
+
+def test_the_readme_two_terminal_example_runs(redis_server):
+    env = dict(os.environ, REDIS_URL=redis_server.url)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "taskmanager", "worker", "broker_app:manager"],
+        cwd=EXAMPLES,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "broker_app.py"], cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[:5] == [f"sent to user{i}@example.com by process {worker.pid}" for i in range(5)], lines
+        assert lines[5] == "DONE"
+        worker.send_signal(signal.SIGTERM)
+        assert exit_of(worker) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(timeout=10)
+        worker.stdout.close()
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("nocolon", "expected module:attribute"),
+        ("os:path", "not a TaskManager"),
+        ("_no_such_module_here:manager", "No module named"),
+        ("os:nothing_here", "has no attribute"),
+    ],
+)
+def test_a_bad_target_is_a_clear_error(target, message):
+    out = subprocess.run(
+        [sys.executable, "-m", "taskmanager", "worker", target], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
+def test_a_manager_without_a_broker_is_refused(tmp_path):
+    (tmp_path / "plain_app.py").write_text("from taskmanager import TaskManager\nmanager = TaskManager()\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "taskmanager", "worker", "plain_app:manager"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode != 0
+    assert "has no broker" in out.stderr, out.stderr
