@@ -18,7 +18,7 @@ from ._api import Module, TaskManager
 from ._broker import RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
 from ._taskmanager import QueueFull
-from ._types import Event, ShutdownTimedOut, Stats, TaskInfo
+from ._types import ClusterStats, Event, ModuleLoad, ScheduleInfo, ShutdownTimedOut, Stats, TaskInfo, WorkerInfo
 
 __all__ = [
     "TaskManager",
@@ -33,6 +33,10 @@ __all__ = [
     "RemoteError",
     "ResultLost",
     "SharedSchedule",
+    "ClusterStats",
+    "ModuleLoad",
+    "ScheduleInfo",
+    "WorkerInfo",
 ]
 
 # The public names live here, whatever file defines them.
@@ -48,6 +52,10 @@ for _public in (
     RemoteError,
     ResultLost,
     SharedSchedule,
+    ClusterStats,
+    ModuleLoad,
+    ScheduleInfo,
+    WorkerInfo,
 ):
     _public.__module__ = __name__
 del _public

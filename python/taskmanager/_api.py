@@ -25,7 +25,7 @@ from typing import (
 from . import _broker, _lifetime, _worker
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore
-from ._types import _EVENTS, _TRACE, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
+from ._types import _EVENTS, _TRACE, ClusterStats, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
 
 F = TypeVar("F", bound=Callable[..., Any])
 Callback = Callable[[Any], Any]
@@ -403,13 +403,39 @@ class TaskManager:
 
     def stats(self) -> Stats:
         """The :class:`Stats` of all this manager's modules, summed (its
-        default module included)."""
-        return Stats(*self._core.stats())
+        default module included). With a broker, ``cluster`` also holds the
+        whole cluster's :class:`ClusterStats`, read from Redis
+        (``ConnectionError`` if it cannot be read within
+        ``broker_timeout``)."""
+        local = self._core.stats()
+        if self._broker is None:
+            return Stats(*local)
+        return Stats(*local, cluster=self.cluster_stats())
+
+    def cluster_stats(self) -> ClusterStats:
+        """With a broker: the whole cluster sharing its Redis and key prefix,
+        read from Redis: each module's queued and running tasks, delayed
+        tasks, shared schedules, and every worker process seen (alive or
+        dead, what it holds, what was taken over from it). Raises
+        ``RuntimeError`` without a broker, ``ConnectionError`` if Redis
+        cannot be read within ``broker_timeout``."""
+        if self._broker is None:
+            raise RuntimeError("cluster_stats() needs a TaskManager with broker=")
+        return ClusterStats._from_core(self._core.cluster_stats())
 
     def get_tasks(self) -> List[TaskInfo]:
         """The scheduled one-shot tasks not yet due and every recurring task
-        that has not ended, soonest first, as :class:`TaskInfo`."""
-        return [TaskInfo(*t) for t in self._core.tasks()]
+        that has not ended, soonest first, as :class:`TaskInfo`. With a
+        broker, the shared recurring schedules in Redis are listed too (id
+        0, named by their key; ``runs`` counts ticks cluster-wide)."""
+        tasks = [TaskInfo(*t) for t in self._core.tasks()]
+        if self._broker is None:
+            return tasks
+        for s in self.cluster_stats().schedules:
+            state = "paused" if s.paused else "running" if s.running else "scheduled"
+            tasks.append(TaskInfo(0, s.key, s.module, state, s.next_due, s.interval, s.ticks, s.failures))
+        tasks.sort(key=lambda t: float("inf") if t.next_due is None else t.next_due)
+        return tasks
 
     def __enter__(self) -> "TaskManager":
         self.start_thread()
@@ -420,7 +446,7 @@ class TaskManager:
 
     def __repr__(self) -> str:
         state = "shut down" if self._core.is_shut_down() else "running" if self._started else "not started"
-        s = self.stats()
+        s = Stats(*self._core.stats())  # local: a repr never calls Redis
         return (
             f"<TaskManager {state} max_workers={self.max_workers} outstanding={self._core.outstanding()} "
             f"running={s.running} queued={s.queued} timers={s.pending_timers} completed={s.completed} "

@@ -98,6 +98,93 @@ class Stats:
     """Worker threads alive now."""
     pending_timers: int
     """Scheduled tasks waiting in the timer (recurring ones between runs)."""
+    cluster: Optional["ClusterStats"] = None
+    """With a broker, ``manager.stats()`` also reads the whole cluster from
+    Redis (see :class:`ClusterStats`); None otherwise."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleLoad:
+    """One module's tasks in Redis."""
+
+    name: str
+    queued: int
+    """Sent and not yet claimed by any worker."""
+    running: int
+    """Claimed and not yet acknowledged (running, or held by a dead worker
+    until its lease runs out)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleInfo:
+    """A shared recurring schedule in Redis."""
+
+    key: str
+    module: str
+    name: str
+    """The task it runs (``Module.method`` or ``package.module:function``)."""
+    interval: float
+    next_due: float
+    """Seconds until its next tick."""
+    paused: bool
+    running: bool
+    """A tick runs now (the next is skipped until it ends)."""
+    ticks: int
+    skipped: int
+    failures: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerInfo:
+    """A worker process (one that claims tasks) seen in the last day."""
+
+    id: str
+    host: str
+    pid: int
+    modules: List[str]
+    last_seen: float
+    """Seconds since its last heartbeat (every third of the lease)."""
+    alive: bool
+    """Renewed within the lease. A worker that stopped cleanly is no longer
+    listed: one listed and not alive died, or lost Redis."""
+    running: int
+    """Tasks it holds now."""
+    reclaimed_from: int
+    """Tasks other workers took over from it after it stopped renewing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterStats:
+    """The cluster sharing a broker and key prefix, as Redis saw it:
+    ``manager.cluster_stats()`` (and ``manager.stats().cluster``)."""
+
+    modules: List[ModuleLoad]
+    delayed: int
+    """One-shot tasks scheduled for later, not yet due."""
+    schedules: List[ScheduleInfo]
+    workers: List[WorkerInfo]
+    """Live workers first."""
+    reclaimed: int
+    """Tasks taken over from dead workers, in all."""
+
+    @property
+    def queued(self) -> int:
+        return sum(m.queued for m in self.modules)
+
+    @property
+    def running(self) -> int:
+        return sum(m.running for m in self.modules)
+
+    @classmethod
+    def _from_core(cls, raw: Any) -> "ClusterStats":
+        modules, delayed, schedules, workers, reclaimed = raw
+        return cls(
+            [ModuleLoad(*m) for m in modules],
+            delayed,
+            [ScheduleInfo(*s) for s in schedules],
+            [WorkerInfo(*w) for w in workers],
+            reclaimed,
+        )
 
 
 class ShutdownTimedOut(TimeoutError):

@@ -279,3 +279,53 @@ def test_a_manager_without_a_broker_is_refused(tmp_path):
     )
     assert out.returncode != 0
     assert "has no broker" in out.stderr, out.stderr
+
+
+def test_stats_and_get_tasks_cover_the_cluster_and_name_what_was_taken_from_a_dead_worker(cluster):
+    c = cluster(TM_LEASE=1.0)
+    workers = [c.worker(), c.worker()]
+    app = c.submitter()
+    schedule = app.jobs.schedule_task(app.jobs.slow, 60, args=[0, "tick"], reoccurring=True)
+    slow = app.jobs.add_task(app.jobs.slow, args=[1.5, "slow"])
+    c.wait_lines("start", 1)
+    busy = c.lines("start")[0]
+    stats = app.manager.stats()
+    cluster = stats.cluster
+    assert {w.pid for w in cluster.workers} == {w.pid for w in workers}, cluster
+    assert all(w.alive and w.modules == ["Jobs"] for w in cluster.workers), cluster
+    assert [w.running for w in cluster.workers if w.pid == busy] == [1], cluster
+    assert (cluster.queued, cluster.running) == (0, 1), cluster
+    listed = [t for t in app.manager.get_tasks() if t.id == 0]
+    assert [(t.name, t.module, t.state, t.interval) for t in listed] == [("Jobs.slow", "Jobs", "scheduled", 60.0)]
+    assert 55 < listed[0].next_due <= 60
+    # The worker running `slow` dies: the other takes it over after the
+    # lease, and the stats say from whom.
+    dead = next(w for w in workers if w.pid == busy)
+    dead.kill()
+    dead.wait(timeout=10)
+    assert slow.result(timeout=20)["pid"] != busy
+    deadline = time.monotonic() + 10
+    while True:
+        cluster = app.manager.cluster_stats()
+        gone = [w for w in cluster.workers if w.pid == busy]
+        if gone and not gone[0].alive:
+            break
+        assert time.monotonic() < deadline, f"the killed worker is never seen dead: {cluster}"
+        time.sleep(0.05)
+    assert cluster.reclaimed == 1 and gone[0].reclaimed_from == 1, cluster
+    schedule.cancel()
+    assert [t for t in app.manager.get_tasks() if t.id == 0] == []
+
+
+def test_cluster_stats_needs_a_broker_and_a_reachable_redis(redis_server):
+    with pytest.raises(RuntimeError, match="needs a TaskManager with broker="):
+        TaskManager().cluster_stats()
+    url = redis_server.url
+    redis_server.kill()
+    manager = TaskManager(broker=url, broker_timeout=0.5)
+    try:
+        with pytest.raises(ConnectionError, match="cluster's stats"):
+            manager.stats()
+        assert "TaskManager" in repr(manager)  # a repr never calls Redis
+    finally:
+        manager.shutdown()

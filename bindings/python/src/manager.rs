@@ -84,6 +84,15 @@ pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
 /// runs, failures.
 pub(crate) type TaskTuple = (u64, String, String, &'static str, Option<f64>, Option<f64>, u64, u64);
 
+/// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
+pub(crate) type ClusterTuple = (
+    Vec<(String, usize, usize)>,
+    usize,
+    Vec<(String, String, String, f64, f64, bool, bool, u64, u64, u64)>,
+    Vec<(String, String, u32, Vec<String>, f64, bool, usize, u64)>,
+    u64,
+);
+
 /// The Rust manager behind a `taskmanager.TaskManager`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
 pub(crate) struct ManagerCore {
@@ -216,6 +225,39 @@ impl ManagerCore {
                 (t.id, t.name, t.module, state, seconds(t.next_due), seconds(t.interval), t.runs, t.failures)
             })
             .collect()
+    }
+
+    /// `TaskManager.cluster_stats()`, as tuples: (modules as (name,
+    /// queued, running), delayed, schedules as (key, module, name,
+    /// interval, next_due, paused, running, ticks, skipped, failures),
+    /// workers as (id, host, pid, modules, last_seen, alive, running,
+    /// reclaimed_from), reclaimed).
+    fn cluster_stats(&self, py: Python<'_>) -> PyResult<ClusterTuple> {
+        let stats = lifetime::detach(py, || self.manager.cluster_stats()).map_err(|e| match e {
+            taskmanager::SubmitError::Broker(why) => pyo3::exceptions::PyConnectionError::new_err(format!(
+                "could not read the cluster's stats from the broker: {why}"
+            )),
+            e => PyRuntimeError::new_err(e.to_string()),
+        })?;
+        let modules = stats.modules.into_iter().map(|m| (m.name, m.queued, m.running)).collect();
+        let schedules = stats
+            .schedules
+            .into_iter()
+            .map(|s| {
+                let interval = s.interval.as_secs_f64();
+                let due = s.next_due.as_secs_f64();
+                (s.key, s.module, s.name, interval, due, s.paused, s.running, s.ticks, s.skipped, s.failures)
+            })
+            .collect();
+        let workers = stats
+            .workers
+            .into_iter()
+            .map(|w| {
+                let seen = w.last_seen.as_secs_f64();
+                (w.id, w.host, w.pid, w.modules, seen, w.alive, w.running, w.reclaimed_from)
+            })
+            .collect();
+        Ok((modules, stats.delayed, schedules, workers, stats.reclaimed))
     }
 
     /// The running tasks as (id, name) pairs.
