@@ -225,6 +225,17 @@ class TaskManager:
     ``taskmanager._lifetime.EXIT_TIMEOUT`` (1 s) before they are abandoned.
     After ``os.fork()``, a manager started in the parent refuses work in the
     child (``RuntimeError``); create one in the child.
+
+    ``broker="redis://host:6379/0"`` sends tasks through Redis (see
+    ``taskmanager._broker``). The URL carries AUTH and TLS:
+    ``redis://:password@host:6379/0`` (``requirepass``),
+    ``redis://user:password@host:6379/0`` (an ACL user; percent-encode
+    reserved characters), ``rediss://...`` for TLS, which trusts the
+    system's root certificates, or only the CA certificate(s) in the PEM file
+    ``broker_ca_file`` (for a Redis whose certificate a private CA signed;
+    an unreadable file or one without a certificate raises ``ValueError``).
+    A refused password or certificate makes each submission raise
+    ``ConnectionError``, saying which.
     """
 
     def __init__(
@@ -236,13 +247,19 @@ class TaskManager:
         broker_prefix: Optional[str] = None,
         broker_lease: Optional[float] = None,
         broker_timeout: Optional[float] = None,
+        broker_ca_file: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
         default = min(32, (os.cpu_count() or 1) + 4)
         for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{what} must be a str (or None), got {_type_name(value)}")
-        if broker is None and (broker_prefix, broker_lease, broker_timeout) != (None, None, None):
-            raise ValueError("broker_prefix, broker_lease and broker_timeout need broker=")
+        if broker_ca_file is not None and not isinstance(broker_ca_file, (str, os.PathLike)):
+            raise TypeError(f"broker_ca_file must be a path (str or os.PathLike), got {_type_name(broker_ca_file)}")
+        ca_file = None if broker_ca_file is None else os.fspath(broker_ca_file)
+        if not isinstance(ca_file, (str, type(None))):
+            raise TypeError(f"broker_ca_file must be a str path, got {_type_name(ca_file)}")
+        if broker is None and (broker_prefix, broker_lease, broker_timeout, ca_file) != (None, None, None, None):
+            raise ValueError("broker_prefix, broker_lease, broker_timeout and broker_ca_file need broker=")
         lease = None if broker_lease is None else _check_timeout(broker_lease)
         timeout = None if broker_timeout is None else _check_timeout(broker_timeout)
         self.max_workers = _check_max_workers(max_workers, default=default)
@@ -257,7 +274,7 @@ class TaskManager:
         self._broker = broker
         # Functions registered with @task, by name, for the broker.
         self._functions: Dict[str, Callable[..., Any]] = {}
-        self._core = ManagerCore(self.max_workers, forward, level, broker, broker_prefix, lease, timeout)
+        self._core = ManagerCore(self.max_workers, forward, level, broker, broker_prefix, lease, timeout, ca_file)
         self._default = self._core.default_module()
         if broker is not None:
             self._default.register_dispatcher(_broker.Dispatcher(None, self._functions), _broker.error_parts)

@@ -16,12 +16,14 @@
 //! - Results (`listener.rs`): the submitter's listener completes the handle.
 
 mod claimer;
+mod client;
 mod listener;
 mod remote;
 mod schedule;
 mod scripts;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +40,7 @@ pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send
 /// A handler for every name without one of its own: given the name too.
 pub(crate) type Fallback = Arc<dyn Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync>;
 
+use client::redis_error;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 
@@ -54,6 +57,9 @@ pub(crate) struct BrokerConfig {
     pub(crate) result_ttl: Duration,
     /// The most a call to Redis may take (connect, or a reply).
     pub(crate) timeout: Duration,
+    /// For `rediss://`: the PEM file of the CA to trust instead of the
+    /// system's roots.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl BrokerConfig {
@@ -64,6 +70,7 @@ impl BrokerConfig {
             lease: Duration::from_secs(30),
             result_ttl: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -104,14 +111,9 @@ pub(crate) struct Broker {
     caps: StdMutex<HashMap<Arc<str>, usize>>,
 }
 
-fn redis_error(e: &redis::RedisError) -> String {
-    e.to_string()
-}
-
 impl Broker {
     pub(crate) fn new(rt: Arc<Runtime>, config: BrokerConfig) -> Result<Broker, ConfigError> {
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|e| ConfigError::Broker(redis_error(&e)))?;
+        let client = client::open(&config)?;
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let id = format!("{}-{:x}-{:x}", hostname(), std::process::id(), nanos & 0xffff_ffff_ffff);
         Ok(Broker {

@@ -95,10 +95,12 @@ pub(crate) struct ManagerCore {
 impl ManagerCore {
     /// `forward(kind, level, id, name, duration, error, ticks)` receives
     /// every event at `level` (a `logging` level) or more severe.
-    /// With `broker` (a `redis://` URL), named tasks go through Redis
-    /// (`broker.rs`), with the key `prefix`, `lease` and `timeout` (seconds).
+    /// With `broker` (a `redis://` or `rediss://` URL), named tasks go
+    /// through Redis (`broker.rs`), with the key `prefix`, `lease` and
+    /// `timeout` (seconds), trusting the CA in the PEM file `ca_file` for TLS.
     #[new]
-    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None))]
+    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         default_max_workers: usize,
         forward: Option<Py<PyAny>>,
@@ -107,6 +109,7 @@ impl ManagerCore {
         prefix: Option<&str>,
         lease: Option<f64>,
         timeout: Option<f64>,
+        ca_file: Option<&str>,
     ) -> PyResult<Self> {
         let mut builder =
             TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
@@ -120,6 +123,9 @@ impl ManagerCore {
             }
             if let Some(timeout) = timeout {
                 builder = builder.broker_timeout(crate::checks::seconds(timeout)?);
+            }
+            if let Some(ca_file) = ca_file {
+                builder = builder.broker_ca_file(ca_file);
             }
         }
         if let Some(forward) = forward {
