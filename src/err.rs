@@ -17,8 +17,8 @@ pub enum ConfigError {
     /// A bounded module was given a queue capacity of 0: it could never
     /// accept a task.
     ZeroQueueCapacity,
-    /// The broker URL (`Builder::broker`, feature `redis`) could
-    /// not be used: what is wrong with it.
+    /// The broker's settings (`Builder::broker`, `Builder::broker_ca_file`,
+    /// feature `redis`) could not be used: what is wrong with them.
     Broker(String),
     /// A setting that can only change before the manager starts
     /// ([`Module::set_max_workers`](crate::Module::set_max_workers)).
@@ -32,7 +32,7 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroQueueCapacity => {
                 f.write_str("a bounded module's queue capacity must be at least 1, got 0")
             }
-            ConfigError::Broker(why) => write!(f, "broker URL not usable: {why}"),
+            ConfigError::Broker(why) => write!(f, "broker settings not usable: {why}"),
             ConfigError::Started => f.write_str("max_workers can only change before the manager starts"),
         }
     }

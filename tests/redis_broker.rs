@@ -631,3 +631,38 @@ fn cluster_stats_show_queues_schedules_workers_and_what_was_taken_from_a_dead_on
     let stats = manager.cluster_stats().unwrap();
     assert_eq!(stats.workers.iter().map(|w| w.pid).collect::<Vec<_>>(), [busy], "{stats:?}");
 }
+
+#[test]
+fn a_result_nobody_fetches_expires_after_the_workers_result_ttl() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let submitter =
+        TaskManager::builder().broker(&server.url()).broker_prefix(&prefix).submit_only().build().unwrap();
+    let jobs = Module::builder(&submitter).name("jobs").max_workers(1).build().unwrap();
+    submitter.start_thread().unwrap();
+    let handle = jobs.add_named_task("echo", json!([1])).unwrap();
+    // The submitter leaves before any worker ran it.
+    submitter.shutdown();
+    assert!(matches!(outcome(handle), Err(TaskError::ResultLost { .. })));
+    let worker = TaskManager::builder()
+        .broker(&server.url())
+        .broker_prefix(&prefix)
+        .broker_result_ttl(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let jobs = Module::builder(&worker).name("jobs").max_workers(1).build().unwrap();
+    jobs.register("echo", Ok).unwrap();
+    worker.start_thread().unwrap();
+    let results = || server.command(&["KEYS", &format!("{prefix}:r:*")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while results().is_empty() {
+        assert!(Instant::now() < deadline, "the result was never stored");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let key = results();
+    let ttl: i64 = server.command(&["PTTL", key.trim()]).parse().unwrap();
+    assert!((1..=500).contains(&ttl), "PTTL {ttl}");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(results(), "", "expired");
+    worker.shutdown();
+}

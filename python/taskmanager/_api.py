@@ -247,7 +247,18 @@ class TaskManager:
     ``broker_prefix`` (default ``"taskmanager"``) lets several apps share
     one Redis; ``broker_lease`` (30 s) is how long a dead worker's task
     waits before another takes it over; ``broker_timeout`` (5 s) bounds
-    every call to Redis.
+    every call to Redis; ``broker_result_ttl`` (24 h) is how long a result
+    waits in Redis for its submitter.
+
+    The URL carries AUTH and TLS:
+    ``redis://:password@host:6379/0`` (``requirepass``),
+    ``redis://user:password@host:6379/0`` (an ACL user; percent-encode
+    reserved characters), ``rediss://...`` for TLS, which trusts the
+    system's root certificates, or only the CA certificate(s) in the PEM file
+    ``broker_ca_file`` (for a Redis whose certificate a private CA signed;
+    an unreadable file or one without a certificate raises ``ValueError``).
+    A refused password or certificate makes each submission raise
+    ``ConnectionError``, saying which.
     """
 
     def __init__(
@@ -259,14 +270,24 @@ class TaskManager:
         broker_prefix: Optional[str] = None,
         broker_lease: Optional[float] = None,
         broker_timeout: Optional[float] = None,
+        broker_ca_file: Union[str, "os.PathLike[str]", None] = None,
         submit_only: bool = False,
+        broker_result_ttl: Optional[float] = None,
     ) -> None:
         default = min(32, (os.cpu_count() or 1) + 4)
         for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{what} must be a str (or None), got {_type_name(value)}")
-        if broker is None and (broker_prefix, broker_lease, broker_timeout) != (None, None, None):
-            raise ValueError("broker_prefix, broker_lease and broker_timeout need broker=")
+        if broker_ca_file is not None and not isinstance(broker_ca_file, (str, os.PathLike)):
+            raise TypeError(f"broker_ca_file must be a path (str or os.PathLike), got {_type_name(broker_ca_file)}")
+        ca_file = None if broker_ca_file is None else os.fspath(broker_ca_file)
+        if not isinstance(ca_file, (str, type(None))):
+            raise TypeError(f"broker_ca_file must be a str path, got {_type_name(ca_file)}")
+        if broker is None and (broker_prefix, broker_lease, broker_timeout, ca_file, broker_result_ttl) != (None,) * 5:
+            raise ValueError(
+                "broker_prefix, broker_lease, broker_timeout, broker_ca_file and broker_result_ttl need broker="
+            )
+        result_ttl = None if broker_result_ttl is None else _check_timeout(broker_result_ttl)
         submit_only = _check_bool(submit_only, "submit_only")
         if submit_only and broker is None:
             raise ValueError("submit_only=True needs broker=")
@@ -284,7 +305,9 @@ class TaskManager:
         self._broker = broker
         # Functions registered with @task, by name, for the broker.
         self._functions: Dict[str, Callable[..., Any]] = {}
-        self._core = ManagerCore(self.max_workers, forward, level, broker, broker_prefix, lease, timeout, submit_only)
+        self._core = ManagerCore(
+            self.max_workers, forward, level, broker, broker_prefix, lease, timeout, ca_file, submit_only, result_ttl
+        )
         # Its modules (for the worker command's --concurrency).
         self._modules: List["weakref.ReferenceType[Module]"] = []
         self._default = self._core.default_module()

@@ -33,7 +33,9 @@ class ManagerCore:
         prefix: Optional[str] = None,
         lease: Optional[float] = None,
         timeout: Optional[float] = None,
+        ca_file: Optional[str] = None,
         submit_only: bool = False,
+        result_ttl: Optional[float] = None,
     ) -> ManagerCore: ...
     def start(self) -> None: ...
     def default_module(self) -> ModuleCore: ...

@@ -16,6 +16,7 @@
 //! - Results (`listener.rs`): the submitter's listener completes the handle.
 
 mod claimer;
+mod client;
 mod cluster;
 mod drain;
 mod listener;
@@ -26,6 +27,7 @@ mod scripts;
 mod ticket;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,6 +44,7 @@ pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send
 /// A handler for every name without one of its own: given the name too.
 pub(crate) type Fallback = Arc<dyn Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync>;
 
+use client::redis_error;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 
@@ -61,6 +64,9 @@ pub(crate) struct BrokerConfig {
     /// False for a process that only submits (and gets results): it never
     /// claims a task. Copied into `Broker::claims`.
     pub(crate) claims: bool,
+    /// For `rediss://`: the PEM file of the CA to trust instead of the
+    /// system's roots.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl BrokerConfig {
@@ -72,6 +78,7 @@ impl BrokerConfig {
             result_ttl: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(5),
             claims: true,
+            ca_file: None,
         }
     }
 }
@@ -119,14 +126,9 @@ pub(crate) struct Broker {
     caps: StdMutex<HashMap<Arc<str>, usize>>,
 }
 
-fn redis_error(e: &redis::RedisError) -> String {
-    e.to_string()
-}
-
 impl Broker {
     pub(crate) fn new(rt: Arc<Runtime>, config: BrokerConfig) -> Result<Broker, ConfigError> {
-        let client =
-            redis::Client::open(config.url.as_str()).map_err(|e| ConfigError::Broker(redis_error(&e)))?;
+        let client = client::open(&config)?;
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let id = format!("{}-{:x}-{:x}", hostname(), std::process::id(), nanos & 0xffff_ffff_ffff);
         Ok(Broker {
@@ -317,11 +319,13 @@ impl Broker {
         if let Err(e) = self.rt.threads.spawn("taskmanager-results", move || me.listen()) {
             log::error!("taskmanager: could not start the broker's result listener: {e}");
         }
+        // Claimers first: the scheduler's first step lists this process
+        // as a worker if it claims.
+        self.start_claimers();
         let me = Arc::clone(self);
         if let Err(e) = self.rt.threads.spawn("taskmanager-scheduler", move || me.fire_loop()) {
             log::error!("taskmanager: could not start the broker's scheduler: {e}");
         }
-        self.start_claimers();
     }
 
     fn start_claimers(self: &Arc<Self>) {

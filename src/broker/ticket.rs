@@ -156,7 +156,7 @@ impl Broker {
         let result_key = self.result_key(&task.task);
         let rec = self.recurring_hash(&task.rec);
         let is_tick = if task.rec.is_empty() { "0" } else { "1" };
-        let ttl = millis(self.config.result_ttl);
+        let ttl = millis(self.config.result_ttl).max(1);
         let give_up = std::time::Instant::now() + self.config.lease / 2;
         let mut backoff = Duration::from_millis(50);
         loop {

@@ -129,6 +129,14 @@ impl Builder {
     /// built with the same URL shares them; see `PROTOCOL.md`, "Redis".
     /// Checked by [`build`](Self::build); Redis is first reached at
     /// [`start_thread`](TaskManager::start_thread) or the first submission.
+    ///
+    /// The URL carries AUTH and TLS: `redis://:password@host:6379/0` for a
+    /// `requirepass` password, `redis://user:password@host:6379/0` for an
+    /// ACL user (percent-encode reserved characters in either), and
+    /// `rediss://` for TLS, which trusts the system's root certificates, or
+    /// the CA of [`broker_ca_file`](Self::broker_ca_file). A wrong password
+    /// or an untrusted certificate fails each submission with
+    /// [`SubmitError::Broker`](crate::SubmitError::Broker), saying so.
     #[cfg(feature = "redis")]
     pub fn broker(mut self, url: &str) -> Self {
         self.broker = Some(crate::broker::BrokerConfig::new(url));
@@ -169,6 +177,17 @@ impl Builder {
         self
     }
 
+    /// How long a task's result waits in Redis for its submitter (default
+    /// 24 h): a submitter that reconnects within it still gets the result;
+    /// past it, Redis frees the memory.
+    #[cfg(feature = "redis")]
+    pub fn broker_result_ttl(mut self, ttl: Duration) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.result_ttl = ttl;
+        }
+        self
+    }
+
     /// The most a call to Redis may take, connecting or waiting for a reply
     /// (default 5 s): past it, a submission fails with
     /// [`SubmitError::Broker`](crate::SubmitError::Broker).
@@ -180,12 +199,37 @@ impl Builder {
         self
     }
 
+    /// Trusts the CA certificate(s) in the PEM file at `path`, and only
+    /// those, for a `rediss://` broker: for a Redis whose certificate a
+    /// private CA signed. Without it, TLS trusts the system's root
+    /// certificates. The file is read by [`build`](Self::build), which
+    /// fails with [`ConfigError::Broker`] if it cannot be read, holds no
+    /// certificate, or the URL is not `rediss://`.
+    ///
+    /// ```no_run
+    /// use taskmanager::TaskManager;
+    ///
+    /// let manager = TaskManager::builder()
+    ///     .broker("rediss://:secret@redis.internal:6380/0")
+    ///     .broker_ca_file("/etc/myapp/redis-ca.pem")
+    ///     .build()?;
+    /// # Ok::<(), taskmanager::ConfigError>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn broker_ca_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.ca_file = Some(path.as_ref().to_owned());
+        }
+        self
+    }
+
     /// Builds the manager. It queues tasks at once and runs them from
     /// [`start_thread`](TaskManager::start_thread) on.
     ///
     /// # Errors
     /// [`ConfigError::ZeroMaxWorkers`] if `default_max_workers` is 0;
-    /// [`ConfigError::Broker`] if the broker URL is not a Redis URL.
+    /// [`ConfigError::Broker`] if the broker URL is not a Redis URL, or its
+    /// CA file is not usable.
     pub fn build(self) -> Result<TaskManager, ConfigError> {
         if self.default_max_workers == 0 {
             return Err(ConfigError::ZeroMaxWorkers);

@@ -62,12 +62,13 @@ def redis_server():
 
 @pytest.fixture
 def redis_server_factory():
-    """``make(*args)`` starts a ``RedisServer`` with extra options (e.g.
-    ``"--appendonly", "yes"``); every one is stopped at teardown."""
+    """``make(*args, tls=False)`` starts a ``RedisServer`` with extra
+    options (e.g. ``"--appendonly", "yes"``), with ``tls=True`` also on a
+    TLS port; every one is stopped at teardown."""
     servers: "list[RedisServer]" = []
 
-    def make(*args: str) -> RedisServer:
-        server = start_for_test(*args)
+    def make(*args: str, tls: bool = False) -> RedisServer:
+        server = start_for_test(*args, tls=tls)
         servers.append(server)
         return server
 

@@ -9,6 +9,12 @@ server still running when the interpreter exits) kills and reaps it and
 removes its directory. Tests take the ``redis_server`` fixture (conftest.py)
 or ``redis_server_factory`` for extra options.
 
+With ``--requirepass PW`` among ``args`` the harness's own connections
+(probes, ``command``, SHUTDOWN) AUTH with it. ``RedisServer(*args,
+tls=True)`` also serves TLS on a second free port (``tls_url``), with a
+certificate for 127.0.0.1 and localhost signed by a CA of its own
+(``ca_file``) that the ``openssl`` CLI makes; probes stay on the plain port.
+
 A missing binary raises ``RedisServerMissing`` with the install hint
 (``apt-get install redis-server``); ``start_for_test`` turns that into
 ``pytest.fail`` (a failure, never a skip). The server's stdout and stderr go
@@ -67,15 +73,23 @@ class _PortTaken(Exception):
 class RedisServer:
     """A running ``redis-server`` owned by the test; see the module docs."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, tls: bool = False) -> None:
         self.args: List[str] = list(args)
+        self.password: Optional[str] = None
+        if "--requirepass" in self.args[:-1]:
+            self.password = self.args[self.args.index("--requirepass") + 1]
         self.port = 0
+        self.tls_port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
         self.dir = tempfile.mkdtemp(prefix=f"taskmanager-redis-{os.getpid()}-{next(_counter)}-{time.time_ns()}-")
         _live.add(self)
         try:
+            if tls:
+                _make_certificates(self.dir)
             for _ in range(PORT_ATTEMPTS):
                 self.port = _free_port()
+                if tls:
+                    self.tls_port = _free_port()
                 try:
                     self._launch()
                     return
@@ -90,6 +104,18 @@ class RedisServer:
     def url(self) -> str:
         """``redis://127.0.0.1:PORT/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def tls_url(self) -> str:
+        """``rediss://127.0.0.1:TLS_PORT/0`` (a server started with ``tls=True``)."""
+        assert self.tls_port is not None, "a server started with tls=True"
+        return f"rediss://127.0.0.1:{self.tls_port}/0"
+
+    @property
+    def ca_file(self) -> str:
+        """The PEM file of the CA that signed the TLS certificate."""
+        assert self.tls_port is not None, "a server started with tls=True"
+        return os.path.join(self.dir, CA_FILE)
 
     @property
     def pid(self) -> Optional[int]:
@@ -167,6 +193,23 @@ class RedisServer:
     def _connect(self, timeout: float = TIMEOUT) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=PROBE)
         sock.settimeout(timeout)
+        if self.password is not None:
+            try:
+                sock.sendall(_encode(("AUTH", self.password)))
+                # One line ("+OK" or "-ERR ..."): the server sends nothing
+                # more before our command.
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        raise ConnectionError("connection closed before AUTH's reply")
+                    reply += chunk
+            except OSError:
+                sock.close()
+                raise
+            if not reply.startswith(b"+OK"):
+                sock.close()
+                raise ConnectionError(f"AUTH refused: {reply!r}")
         return sock
 
     def _launch(self) -> None:
@@ -174,7 +217,11 @@ class RedisServer:
         bind failed with "Address already in use"."""
         log_path = os.path.join(self.dir, LOG)
         argv = [BINARY, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        argv += ["--appendonly", "no", "--daemonize", "no", "--dir", self.dir, *self.args]
+        argv += ["--appendonly", "no", "--daemonize", "no", "--dir", self.dir]
+        if self.tls_port is not None:
+            argv += ["--tls-port", str(self.tls_port), "--tls-cert-file", SERVER_CERT, "--tls-key-file", SERVER_KEY]
+            argv += ["--tls-ca-cert-file", CA_FILE, "--tls-auth-clients", "no"]
+        argv += self.args
         with open(log_path, "ab") as log:
             start = log.tell()
             try:
@@ -234,13 +281,13 @@ class RedisServer:
         return RedisServerError(f"redis-server on port {self.port}: {msg}\n--- last lines of {where} ---\n{tail}")
 
 
-def start_for_test(*args: str) -> RedisServer:
-    """``RedisServer(*args)``, failing the current test (never skipping it)
-    with the install hint when the binary is missing."""
+def start_for_test(*args: str, tls: bool = False) -> RedisServer:
+    """``RedisServer(*args, tls=tls)``, failing the current test (never
+    skipping it) with the install hint when the binary is missing."""
     import pytest
 
     try:
-        return RedisServer(*args)
+        return RedisServer(*args, tls=tls)
     except RedisServerMissing as e:
         missing = str(e)
     pytest.fail(missing, pytrace=False)  # outside the except: no chained traceback
@@ -251,6 +298,37 @@ def _stop_all() -> None:
     """A net for servers a test forgot: none outlives the interpreter."""
     for server in list(_live):
         server.stop()
+
+
+CA_FILE = "ca.pem"
+SERVER_CERT = "server.pem"
+SERVER_KEY = "server.key"
+
+
+def _make_certificates(directory: str) -> None:
+    """A CA (ca.pem, ca.key) and a server certificate it signed for
+    127.0.0.1 and localhost (server.pem, server.key): P-256 keys, two days,
+    by the ``openssl`` CLI (as tests/support/redis_server.rs)."""
+    with open(os.path.join(directory, "server.ext"), "w") as f:
+        f.write(
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", CA_FILE, "-days", "2", "-subj", "/CN=taskmanager test CA"]
+        + ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["req", *ec, "-keyout", SERVER_KEY, "-out", "server.csr", "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", "server.csr", "-CA", CA_FILE, "-CAkey", "ca.key", "-set_serial", "2"]
+        + ["-days", "2", "-extfile", "server.ext", "-out", SERVER_CERT],
+    ]
+    for step in steps:
+        try:
+            done = subprocess.run(["openssl", *step], cwd=directory, capture_output=True, text=True)
+        except FileNotFoundError as e:
+            raise RedisServerError(f"cannot run `openssl` ({e}): TLS tests need the openssl CLI") from None
+        if done.returncode != 0:
+            raise RedisServerError(f"openssl {step} failed: {done.stderr}")
 
 
 def _free_port() -> int:

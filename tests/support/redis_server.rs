@@ -13,8 +13,14 @@
 //! // ... point the code under test at server.url() ...
 //! ```
 //!
+//! A server started with `--requirepass` is reached by the harness (its
+//! probes, [`RedisServer::command`], its SHUTDOWN) with that password.
+//! [`RedisServer::start_tls`] also serves TLS on a second port, with a
+//! certificate signed by a CA of its own that the `openssl` CLI makes.
+//!
 //! A missing `redis-server` binary fails the test (never skips it), with the
-//! install hint (`apt-get install redis-server`). Each server runs in a
+//! install hint (`apt-get install redis-server`); so does a missing `openssl`
+//! for a TLS server. Each server runs in a
 //! directory of its own under `std::env::temp_dir()`, with its stdout and
 //! stderr in `redis.log` there; a panic about a server ends with that log's
 //! tail.
@@ -49,6 +55,11 @@ pub struct RedisServer {
     port: u16,
     /// Extra options from [`RedisServer::start_with`], after the defaults.
     args: Vec<String>,
+    /// The `--requirepass` among `args`: the harness's connections AUTH.
+    password: Option<String>,
+    /// With [`RedisServer::start_tls`]: the TLS port (plain `port` stays,
+    /// for the harness's probes and commands).
+    tls_port: Option<u16>,
     dir: PathBuf,
 }
 
@@ -67,19 +78,42 @@ impl RedisServer {
 
     /// Like [`start`](RedisServer::start), with `args` appended to the
     /// command line; later options win, so `&["--appendonly", "yes",
-    /// "--appendfsync", "always"]` turns the AOF on. Do not override
+    /// "--appendfsync", "always"]` turns the AOF on, and `&["--requirepass",
+    /// "pw"]` a password (which the harness then sends). Do not override
     /// `--port`, `--bind`, `--dir` or `--daemonize`: the harness owns them.
     pub fn start_with(args: &[&str]) -> RedisServer {
+        RedisServer::start_inner(args, false)
+    }
+
+    /// Like [`start_with`](RedisServer::start_with), also serving TLS on a
+    /// second free port ([`tls_url`](RedisServer::tls_url)) with a
+    /// certificate for `127.0.0.1` and `localhost` signed by a CA made for
+    /// this server ([`ca_file`](RedisServer::ca_file)); clients need no
+    /// certificate of their own. Panics if `openssl` is missing.
+    pub fn start_tls(args: &[&str]) -> RedisServer {
+        RedisServer::start_inner(args, true)
+    }
+
+    fn start_inner(args: &[&str], tls: bool) -> RedisServer {
+        let password = args.iter().position(|a| *a == "--requirepass").and_then(|i| args.get(i + 1));
         let mut server = RedisServer {
             child: None,
             port: 0,
             args: args.iter().map(|a| a.to_string()).collect(),
+            password: password.map(|p| p.to_string()),
+            tls_port: None,
             dir: unique_dir(),
         };
         // `server` owns the directory (and any child) from here: a panic
         // below drops it, which cleans both up.
+        if tls {
+            make_certificates(&server.dir);
+        }
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port();
+            if tls {
+                server.tls_port = Some(free_port());
+            }
             if server.launch().is_ok() {
                 return server;
             }
@@ -92,6 +126,19 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT/0`, for a server from
+    /// [`start_tls`](RedisServer::start_tls).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}/0", self.tls_port.expect("a server from RedisServer::start_tls"))
+    }
+
+    /// The PEM file of the CA that signed the TLS certificate of a server
+    /// from [`start_tls`](RedisServer::start_tls).
+    pub fn ca_file(&self) -> PathBuf {
+        assert!(self.tls_port.is_some(), "a server from RedisServer::start_tls");
+        self.dir.join(CA_FILE)
     }
 
     /// The loopback port; stays the same across [`restart`](RedisServer::restart).
@@ -161,7 +208,7 @@ impl RedisServer {
     }
 
     fn try_command_within(&self, args: &[&str], timeout: Duration) -> io::Result<Result<String, String>> {
-        let mut stream = connect(self.port, timeout)?;
+        let mut stream = self.connect(timeout)?;
         stream.write_all(&encode(args))?;
         let mut reader = BufReader::new(stream);
         let mut out = String::new();
@@ -183,9 +230,23 @@ impl RedisServer {
         let dir = self.dir.to_str().expect("temp dir path is UTF-8");
         let defaults =
             ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"];
+        let tls: Vec<String> = match self.tls_port {
+            None => Vec::new(),
+            Some(tls_port) => [
+                ("--tls-port", tls_port.to_string()),
+                ("--tls-cert-file", SERVER_CERT.to_owned()),
+                ("--tls-key-file", SERVER_KEY.to_owned()),
+                ("--tls-ca-cert-file", CA_FILE.to_owned()),
+                ("--tls-auth-clients", "no".to_owned()),
+            ]
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_owned(), v])
+            .collect(),
+        };
         let spawned = Command::new(BINARY)
             .args(defaults)
             .args(["--dir", dir])
+            .args(&tls)
             .args(&self.args)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
@@ -231,7 +292,7 @@ impl RedisServer {
     fn answers_ping(&self) -> bool {
         let Some(pid) = self.pid() else { return false };
         let pong = (|| -> io::Result<bool> {
-            let mut stream = connect(self.port, PROBE)?;
+            let mut stream = self.connect(PROBE)?;
             stream.write_all(b"PING\r\n")?;
             let mut line = String::new();
             BufReader::new(stream).read_line(&mut line)?;
@@ -249,7 +310,7 @@ impl RedisServer {
     /// SHUTDOWN, then wait for the exit (SIGKILL after 10 s).
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        if let Ok(mut stream) = connect(self.port, TIMEOUT) {
+        if let Ok(mut stream) = self.connect(TIMEOUT) {
             // The server closes the connection instead of replying.
             let _ = stream.write_all(&encode(&["SHUTDOWN"]));
             let _ = stream.read(&mut [0u8; 256]);
@@ -263,6 +324,23 @@ impl RedisServer {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    /// A connection to the plain port whose reads and writes give up after
+    /// `timeout`; authenticated when the server has a password.
+    fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let stream = TcpStream::connect_timeout(&addr, PROBE)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        if let Some(password) = &self.password {
+            (&stream).write_all(&encode(&["AUTH", password]))?;
+            let mut out = String::new();
+            if let Err(error) = read_reply(&mut BufReader::new(&stream), &mut out)? {
+                return Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("AUTH: -{error}")));
+            }
+        }
+        Ok(stream)
     }
 
     /// Panics with `msg`, the port and the tail of the server's log.
@@ -291,13 +369,70 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address of a bound listener").port()
 }
 
-/// A connection whose reads and writes give up after `timeout`.
-fn connect(port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let stream = TcpStream::connect_timeout(&addr, PROBE)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
+const CA_FILE: &str = "ca.pem";
+const SERVER_CERT: &str = "server.pem";
+const SERVER_KEY: &str = "server.key";
+
+/// Writes a CA (`ca.pem`, `ca.key`) and a server certificate it signed for
+/// `127.0.0.1` and `localhost` (`server.pem`, `server.key`) into `dir`:
+/// P-256 keys, valid two days, made with the `openssl` CLI.
+fn make_certificates(dir: &Path) {
+    let ext = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+               extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    fs::write(dir.join("server.ext"), ext)
+        .unwrap_or_else(|e| panic!("cannot write in {}: {e}", dir.display()));
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-keyout",
+            "ca.key",
+            "-out",
+            CA_FILE,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=taskmanager test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        &["req", "-keyout", SERVER_KEY, "-out", "server.csr", "-subj", "/CN=localhost"],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            CA_FILE,
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            SERVER_CERT,
+        ],
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        let mut command = Command::new("openssl");
+        command.current_dir(dir).args(*step);
+        if i < 2 {
+            command.args(ec);
+        }
+        match command.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!("openssl {step:?} failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => panic!(
+                "cannot run `openssl` ({e}): TLS tests need the openssl CLI (`apt-get install openssl`)"
+            ),
+        }
+    }
 }
 
 /// A new, empty directory under the system temp dir.

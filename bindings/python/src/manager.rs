@@ -104,11 +104,12 @@ pub(crate) struct ManagerCore {
 impl ManagerCore {
     /// `forward(kind, level, id, name, duration, error, ticks)` receives
     /// every event at `level` (a `logging` level) or more severe.
-    /// With `broker` (a `redis://` URL), named tasks go through Redis
-    /// (`broker.rs`), with the key `prefix`, `lease` and `timeout` (seconds);
+    /// With `broker` (a `redis://` or `rediss://` URL), named tasks go
+    /// through Redis (`broker.rs`), with the key `prefix`, `lease` and
+    /// `timeout` (seconds), trusting the CA in the PEM file `ca_file` for TLS;
     /// `submit_only`: this process never claims a task.
     #[new]
-    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, submit_only=false))]
+    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None))]
     // The Python constructor's keywords, one to one.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -119,7 +120,9 @@ impl ManagerCore {
         prefix: Option<&str>,
         lease: Option<f64>,
         timeout: Option<f64>,
+        ca_file: Option<&str>,
         submit_only: bool,
+        result_ttl: Option<f64>,
     ) -> PyResult<Self> {
         let mut builder =
             TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
@@ -134,8 +137,14 @@ impl ManagerCore {
             if let Some(timeout) = timeout {
                 builder = builder.broker_timeout(crate::checks::seconds(timeout)?);
             }
+            if let Some(ca_file) = ca_file {
+                builder = builder.broker_ca_file(ca_file);
+            }
             if submit_only {
                 builder = builder.submit_only();
+            }
+            if let Some(ttl) = result_ttl {
+                builder = builder.broker_result_ttl(crate::checks::seconds(ttl)?);
             }
         }
         if let Some(forward) = forward {

@@ -1,0 +1,71 @@
+//! The Redis client a broker connects with, made from its settings.
+//!
+//! The URL carries both AUTH and TLS, as the `redis` crate reads it:
+//! `redis://:password@host:port/db` (the `requirepass` password),
+//! `redis://user:password@host:port/db` (an ACL user), and `rediss://...`
+//! for TLS, which checks the server's certificate against the system's
+//! trusted roots, or against the CA file of `Builder::broker_ca_file` only.
+
+use super::BrokerConfig;
+use crate::err::ConfigError;
+
+/// The client for `config`: its URL, and for TLS its CA file. Nothing is
+/// connected yet; what is wrong with the settings is a
+/// [`ConfigError::Broker`].
+pub(super) fn open(config: &BrokerConfig) -> Result<redis::Client, ConfigError> {
+    let unusable = |e: redis::RedisError| ConfigError::Broker(redis_error(&e));
+    let client = match &config.ca_file {
+        None => redis::Client::open(config.url.as_str()).map_err(unusable)?,
+        Some(path) => {
+            let shown = path.display();
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::Broker(format!("cannot read the CA certificate file {shown}: {e}"))
+            })?;
+            // The redis crate would take a file without one as an empty set
+            // of trusted roots, and every connection would fail later.
+            if !pem.windows(PEM_CERTIFICATE.len()).any(|w| w == PEM_CERTIFICATE) {
+                return Err(ConfigError::Broker(format!(
+                    "the CA certificate file {shown} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\")"
+                )));
+            }
+            let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+            // With a `redis://` URL: "... requires a URL with the `rediss://` scheme".
+            redis::Client::build_with_tls(config.url.as_str(), certificates).map_err(unusable)?
+        }
+    };
+    if matches!(client.get_connection_info().addr, redis::ConnectionAddr::TcpTls { .. }) {
+        choose_tls_provider();
+    }
+    Ok(client)
+}
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// What went wrong in a call to Redis; for a refused password or an
+/// untrusted certificate, led by what to do (the redis crate's own words,
+/// kept after it, say neither).
+pub(super) fn redis_error(e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    let hint = if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        "Redis refused the broker URL's user or password (redis://[user]:password@host:port/db)"
+    } else if lower.contains("noauth") || lower.contains("unauthenticated") {
+        "Redis requires authentication: give the password in the broker URL \
+         (redis://[user]:password@host:port/db)"
+    } else if lower.contains("certificate") {
+        "the TLS certificate of Redis is not trusted: if a private CA signed it, \
+         trust that CA's PEM file with broker_ca_file"
+    } else {
+        return text;
+    };
+    format!("{hint}: {text}")
+}
+
+/// Makes `ring` the process's rustls provider unless the application chose
+/// one first. rustls finds no default by itself when its crate features
+/// enable two providers (another dependency may turn on `aws-lc-rs`), and
+/// the redis crate's TLS connect would then panic.
+fn choose_tls_provider() {
+    // An Err only says a provider is installed already: the application's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
