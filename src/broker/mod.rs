@@ -9,7 +9,7 @@
 //!   module's pool. An entry stays pending in the group until acknowledged.
 //! - Lease: the claimer's heartbeat resets the idle time of what it holds;
 //!   an entry idle longer than the lease belongs to a dead process and is
-//!   taken over (`XAUTOCLAIM`) by a live one. A long task of a live worker
+//!   taken over (`XPENDING IDLE` + `XCLAIM`) by a live one. A long task of a live worker
 //!   is never re-run.
 //! - Ack (`scripts.rs`): after the run, one script acknowledges, deletes the
 //!   entry, stores the result (with an expiry) and tells the submitter.
