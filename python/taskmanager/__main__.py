@@ -4,4 +4,5 @@ import sys
 
 from ._worker import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not on import (type-stub checkers import every module)
+    sys.exit(main())

@@ -12,6 +12,11 @@ use crate::lifecycle::Phase;
 /// notices shutdown.
 const TICK: Duration = Duration::from_millis(200);
 
+/// Settled results' stored copies are deleted once this many wait, or
+/// this often.
+const DELETE_BATCH: usize = 256;
+const DELETE_EVERY: Duration = Duration::from_millis(100);
+
 impl Broker {
     /// The listener's loop, until the manager stops running; then every
     /// handle still waiting is told its result is lost.
@@ -19,6 +24,9 @@ impl Broker {
         let channel = self.reply_channel();
         let mut backoff = Duration::from_millis(100);
         let mut sweep = Every::new(Duration::from_secs(1));
+        // Result keys settled and not yet deleted, deleted in batches.
+        let mut read: Vec<String> = Vec::new();
+        let mut deletes = Every::new(DELETE_EVERY);
         'connect: while self.rt.life.phase() == Phase::Running {
             let mut conn = match self.connect() {
                 Ok(conn) => conn,
@@ -41,22 +49,52 @@ impl Broker {
             while self.rt.life.phase() == Phase::Running {
                 match pubsub.get_message() {
                     Ok(message) => {
-                        if let Ok(task) = message.get_payload::<String>() {
-                            self.fetch(&[task]);
+                        if let Ok(payload) = message.get_payload::<String>() {
+                            self.settle_from(&payload, &mut read);
                         }
                     }
-                    Err(e) if e.is_timeout() => {}
+                    Err(e) if e.is_timeout() => self.delete_read(&mut read),
                     Err(e) => {
                         log::warn!("taskmanager: result listener lost the broker: {e}; reconnecting");
                         continue 'connect;
                     }
+                }
+                if read.len() >= DELETE_BATCH || deletes.due() {
+                    self.delete_read(&mut read);
                 }
                 if sweep.due() {
                     self.sweep();
                 }
             }
         }
+        self.delete_read(&mut read);
         self.abandon_waiting("the task manager shut down before the result arrived; the task runs anyway");
+    }
+
+    /// Settles a handle from its result message (`<task id>\n<result>`);
+    /// the stored copy joins `read`, to be deleted.
+    fn settle_from(&self, payload: &str, read: &mut Vec<String>) {
+        let Some((task, text)) = payload.split_once('\n') else {
+            // Only an id: read the stored result.
+            return self.fetch(&[payload.to_owned()]);
+        };
+        let cell = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
+        if let Some(cell) = cell {
+            cell.settle(decode_result(text));
+        }
+        read.push(self.result_key(task));
+    }
+
+    /// Deletes the stored copies of results settled from their messages
+    /// (one call for many). A deletion that fails leaves them to expire.
+    fn delete_read(&self, read: &mut Vec<String>) {
+        if read.is_empty() {
+            return;
+        }
+        if let Err(e) = self.with_conn(|conn| redis::cmd("DEL").arg(&*read).query::<i64>(conn)) {
+            log::debug!("taskmanager: results read but not deleted ({e}); they expire");
+        }
+        read.clear();
     }
 
     /// Fetches the results of every waiting task that has one.

@@ -3,7 +3,9 @@
 
 /// Acknowledges a task that ran: `XACK` and `XDEL` its stream entry and, if
 /// the submitter wants the result, stores it (with an expiry) and publishes
-/// its id on the submitter's channel. Returns 0, doing nothing else, if the
+/// `<task id>\n<result>` on the submitter's channel (the listener settles
+/// from the message, with no read; the stored copy is for a listener that
+/// missed it). Returns 0, doing nothing else, if the
 /// entry was no longer pending for the group (acknowledged already by a
 /// worker that reclaimed it): one result per task.
 ///
@@ -24,7 +26,7 @@ if ARGV[7] == '1' and redis.call('HGET', KEYS[3], 'running') == ARGV[6] then
 end
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-  redis.call('PUBLISH', ARGV[5], ARGV[6])
+  redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. ARGV[3])
 end
 return 1
 ";
