@@ -1,0 +1,62 @@
+"""arq app for benches/cluster.py (workers: ``arq app_arq.WorkerSettings``).
+
+``max_jobs`` is ``BENCH_CONCURRENCY`` (4, like the other systems' threads);
+everything else is arq's default (``poll_delay`` 0.5 s, ``job_timeout``
+300 s). The job is a coroutine: its 5 ms sleep is ``asyncio.sleep``; its
+reports use the same blocking redis-py calls as every other system's. In the
+recurring scenario the worker settings carry 50 ``cron`` jobs with
+``second=set(range(60))`` (every second) and ``unique=True`` (arq's default:
+one run per time across workers)."""
+
+import asyncio
+import os
+
+import common
+from arq import create_pool, cron
+from arq.connections import RedisSettings
+
+SETTINGS = RedisSettings.from_dsn(common.URL)
+
+
+async def job(ctx, kind, a=None, b=None):
+    common.before(kind, a, b)
+    if kind == "kill":
+        await asyncio.sleep(common.KILL_SLEEP)
+    elif kind == "warm":
+        await asyncio.sleep(common.WARM_SLEEP)
+    common.after(kind, a, b)
+
+
+def _recurring(name):
+    async def fn(ctx):
+        common.tick(name)
+
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+class WorkerSettings:
+    functions = [job]
+    redis_settings = SETTINGS
+    max_jobs = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+    cron_jobs = (
+        [cron(_recurring(n), name=n, second=set(range(60)), unique=True) for n in common.SCHEDULE_NAMES]
+        if os.environ.get("BENCH_SCENARIO") == "cluster-recurring"
+        else []
+    )
+
+
+class Enqueuer:
+    """Synchronous face for the shared enqueue loop: each submission runs
+    ``enqueue_job`` to completion on this process's event loop."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.pool = self.loop.run_until_complete(create_pool(SETTINGS))
+
+    def submit(self, kind, a=None, b=None):
+        self.loop.run_until_complete(self.pool.enqueue_job("job", kind, a, b))
+
+    def close(self):
+        self.loop.run_until_complete(self.pool.aclose())
+        self.loop.close()

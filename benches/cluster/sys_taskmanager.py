@@ -1,0 +1,29 @@
+"""taskmanager: ``python -m taskmanager worker app_taskmanager:manager
+--concurrency N`` per worker process; the enqueuer's manager is
+``submit_only``; every run gets its own ``broker_prefix`` (``BENCH_PREFIX``).
+Kill scenario: ``broker_lease=2`` s (default 30 s), so a dead worker's tasks
+are taken over after about 2 s. Recurring: each replica is one process whose
+manager is not ``submit_only`` (a worker and a scheduler) and registers the
+50 schedules with ``schedule_task(fn, 1, reoccurring=True)``."""
+
+from base import System, script
+
+
+class TaskManagerSystem(System):
+    name = "taskmanager"
+    app = "app_taskmanager"
+
+    def env(self, scenario):
+        return {"BENCH_TM_LEASE": "2"} if scenario == "cluster-kill" else {}
+
+    def worker(self, py, index, concurrency, scenario):
+        return [py, "-m", "taskmanager", "worker", "app_taskmanager:manager", "--concurrency", str(concurrency)]
+
+    def replica(self, py, index, concurrency):
+        return [[py, script("register.py"), "app_taskmanager"]]
+
+    def replica_env(self):
+        return {"BENCH_TM_REPLICA": "1"}
+
+
+SYSTEMS = [TaskManagerSystem()]
