@@ -151,9 +151,18 @@ impl Broker {
             let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
             modules.iter().map(|(name, r)| (Arc::clone(name), Arc::clone(&r.in_flight))).collect()
         };
+        // First every claimer stops: a read it sent before may still
+        // return entries (which it hands back itself), and would take the
+        // copies handed back below if it were still reading.
+        for (_, in_flight) in &held {
+            in_flight.abandon();
+        }
+        for (_, in_flight) in &held {
+            in_flight.wait_claimer_end(BLOCK + self.config.timeout);
+        }
         let mut back = 0;
         for (module, in_flight) in held {
-            let (entries, places) = in_flight.abandon();
+            let (entries, places) = in_flight.take_all();
             if entries.is_empty() && places.is_empty() {
                 continue;
             }

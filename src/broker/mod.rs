@@ -337,12 +337,21 @@ impl Broker {
             let me = Arc::clone(self);
             let pool = Arc::clone(&registered.pool);
             let in_flight = Arc::clone(&registered.in_flight);
-            match self.rt.threads.spawn("taskmanager-claimer", move || me.claim(&pool, &in_flight)) {
+            in_flight.set_claiming(true);
+            let ends = Arc::clone(&in_flight);
+            let spawned = self.rt.threads.spawn("taskmanager-claimer", move || {
+                me.claim(&pool, &in_flight);
+                in_flight.set_claiming(false);
+            });
+            match spawned {
                 Ok(()) => registered.claiming = true,
-                Err(e) => log::error!(
-                    "taskmanager: could not start a claimer for module {}: {e}",
-                    registered.pool.name
-                ),
+                Err(e) => {
+                    ends.set_claiming(false);
+                    log::error!(
+                        "taskmanager: could not start a claimer for module {}: {e}",
+                        registered.pool.name
+                    );
+                }
             }
         }
     }

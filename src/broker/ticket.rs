@@ -31,6 +31,8 @@ pub(super) struct InFlight {
     pub(super) returned: Mutex<Vec<(String, Option<String>)>>,
     /// Set by [`Broker::give_up`]: the claimer holds nothing any more.
     pub(super) abandoned: AtomicBool,
+    /// Whether its claimer thread runs (changed under `entries`' lock).
+    pub(super) claiming: AtomicBool,
 }
 
 impl InFlight {
@@ -57,11 +59,37 @@ impl InFlight {
         self.places.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| !gone.contains(p));
     }
 
-    /// Marks the claimer as holding nothing and returns what it held (every
-    /// entry, and the places of entries the pool dropped unrun; a running
-    /// task's place frees itself when its lease runs out).
-    pub(super) fn abandon(&self) -> (Vec<String>, Vec<String>) {
+    /// Tells the claimer to stop: from now on it hands back at once
+    /// whatever a read still returns, and ends.
+    pub(super) fn abandon(&self) {
         self.abandoned.store(true, SeqCst);
+        let _held = self.held();
+        self.done.notify_all();
+    }
+
+    /// A claimer thread runs for this module from now (`false`: it ended).
+    pub(super) fn set_claiming(&self, claiming: bool) {
+        let _held = self.held();
+        self.claiming.store(claiming, SeqCst);
+        self.done.notify_all();
+    }
+
+    /// Waits up to `timeout` for the claimer thread to end: a read it sent
+    /// before [`abandon`](Self::abandon) may still return entries (a copy
+    /// just handed back among them), which it hands back itself.
+    pub(super) fn wait_claimer_end(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut held = self.held();
+        while self.claiming.load(SeqCst) {
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else { return };
+            held = self.done.wait_timeout(held, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Takes what the claimer held: every entry, and the places of entries
+    /// the pool dropped unrun (a running task's place frees itself when its
+    /// lease runs out).
+    pub(super) fn take_all(&self) -> (Vec<String>, Vec<String>) {
         let mut entries: Vec<String> = self.held().drain().collect();
         let mut places = Vec::new();
         for (entry, place) in self.take_returned() {
