@@ -112,12 +112,14 @@ Scenarios (``scenario`` / ``metric`` names as in the JSON):
     5,000 jobs (1,000 with --quick) that each sleep 5 ms, submitted at a
     steady 500 jobs/s (250 with --quick, so both runs enqueue for 10 s / 4 s),
     3 worker processes. From 1 s after the first submission and every 2 s
-    while submissions go on (5 kills, 2 with --quick), one worker process
+    while submissions go on (5 kills, 2 with --quick; one more if the
+    enqueuer falls behind its rate), one worker process
     (round robin) gets SIGKILL to its whole process group and is started
     again at once. Then the run waits until every job has finished once or
     60 s (20 s with --quick) after the last submission, then 3 s more for
     late re-runs. ``lost`` = jobs that never finished a run (``HSETNX
-    bench:fin``); ``ran_twice`` = jobs whose body started more than once
+    bench:fin``) within that bound, whatever the reason (a job a dead worker
+    held, or a backlog too long for the bound); ``ran_twice`` = jobs whose body started more than once
     (``HINCRBY bench:ran`` at the start); ``total_s`` = first submission to
     the first finish of the last job, only when nothing was lost.
 """
