@@ -457,60 +457,84 @@ fn await_exit(child: &mut Child) -> (i32, Instant) {
     }
 }
 
+/// A worker process in `run_worker` mode (`--drain-ms drain_ms`) running
+/// a `slow` task of `run_ms`, with the submitting manager and the run log.
+/// Fields drop in this order: workers and handles, then the manager, then
+/// the log and Redis.
+struct MidTask {
+    worker: Workers,
+    slow: TaskHandle<Value>,
+    jobs: Module,
+    _manager: TaskManager,
+    lease_ms: u64,
+    prefix: String,
+    log: RunLog,
+    server: RedisServer,
+}
+
+impl MidTask {
+    fn start(what: &str, lease_ms: u64, drain_ms: u64, run_ms: u64) -> MidTask {
+        let server = RedisServer::start();
+        let prefix = prefix();
+        let log = RunLog::new(&prefix, what);
+        let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
+        let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+        manager.start_thread().unwrap();
+        let drain = drain_ms.to_string();
+        let worker = Workers::start_with(
+            1,
+            &server.url(),
+            &prefix,
+            lease_ms,
+            Some(log.path()),
+            &["--drain-ms", &drain],
+        );
+        let slow = jobs.add_named_task("slow", json!([run_ms])).unwrap();
+        await_lines(&log, " start ", 1);
+        MidTask { server, prefix, log, lease_ms, jobs, worker, slow, _manager: manager }
+    }
+
+    /// Another worker (stdin mode) on the same Redis and prefix.
+    fn other_worker(&self) -> Workers {
+        Workers::start(1, &self.server.url(), &self.prefix, self.lease_ms, Some(self.log.path()))
+    }
+}
+
 #[test]
 fn sigterm_drains_a_worker_its_long_task_finishes_there_and_is_never_rerun() {
-    let server = RedisServer::start();
-    let prefix = prefix();
-    let log = RunLog::new(&prefix, "drain");
     // A lease far shorter than the task: only the drain's heartbeat keeps
     // the other worker from taking it over.
-    let lease_ms = 600;
-    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
-    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
-    manager.start_thread().unwrap();
-    let mut draining =
-        Workers::start_with(1, &server.url(), &prefix, lease_ms, Some(log.path()), &["--drain-ms", "20000"]);
-    let slow = jobs.add_named_task("slow", json!([2000])).unwrap();
-    await_lines(&log, " start ", 1);
-    let other = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
-    signal(&draining.0[0], "TERM");
+    let mut t = MidTask::start("drain", 600, 20_000, 2000);
+    let other = t.other_worker();
+    signal(&t.worker.0[0], "TERM");
     let signalled = Instant::now();
     // Sent once the drain has begun (a few ms after the signal; 300 ms
     // allowed): the draining worker claims nothing more.
     std::thread::sleep(Duration::from_millis(300));
-    let later = jobs.add_named_task("echo", json!(["later"])).unwrap();
-    let (code, exited) = await_exit(&mut draining.0[0]);
+    let later = t.jobs.add_named_task("echo", json!(["later"])).unwrap();
+    let (code, exited) = await_exit(&mut t.worker.0[0]);
     assert_eq!(code, 0, "drained within its timeout");
-    assert_eq!(outcome(slow).unwrap(), json!(draining.0[0].id()), "finished where it started");
+    let draining = t.worker.0[0].id();
+    assert_eq!(outcome(t.slow).unwrap(), json!(draining), "finished where it started");
     assert_eq!(outcome(later).unwrap()["pid"], json!(other.0[0].id()), "claimed by the live worker");
-    let text = log.read();
+    let text = t.log.read();
     assert_eq!(text.lines().filter(|l| l.contains(" start ")).count(), 1, "never re-run: {text}");
     eprintln!("figure: SIGTERM drain: exited {:?} after the signal (task had ~2 s left)", exited - signalled);
 }
 
 #[test]
 fn a_drain_that_times_out_hands_the_task_back_at_once_not_after_the_lease() {
-    let server = RedisServer::start();
-    let prefix = prefix();
-    let log = RunLog::new(&prefix, "handback");
     // A long lease: the hand-back, not the lease, makes the re-run prompt.
-    let lease_ms = 30_000;
-    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
-    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
-    manager.start_thread().unwrap();
-    let mut draining =
-        Workers::start_with(1, &server.url(), &prefix, lease_ms, Some(log.path()), &["--drain-ms", "300"]);
-    let slow = jobs.add_named_task("slow", json!([1500])).unwrap();
-    await_lines(&log, " start ", 1);
-    let other = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
-    signal(&draining.0[0], "TERM");
+    let mut t = MidTask::start("handback", 30_000, 300, 1500);
+    let other = t.other_worker();
+    signal(&t.worker.0[0], "TERM");
     let signalled = Instant::now();
-    let (code, _) = await_exit(&mut draining.0[0]);
+    let (code, _) = await_exit(&mut t.worker.0[0]);
     assert_eq!(code, 1, "the drain timed out");
-    assert_eq!(outcome(slow).unwrap(), json!(other.0[0].id()), "re-run by the live worker");
+    assert_eq!(outcome(t.slow).unwrap(), json!(other.0[0].id()), "re-run by the live worker");
     let took = signalled.elapsed();
     assert!(took < Duration::from_secs(10), "{took:?}: waited for the 30 s lease");
-    let text = log.read();
+    let text = t.log.read();
     assert_eq!(text.lines().filter(|l| l.contains(" start ")).count(), 2, "{text}");
     assert_eq!(text.lines().filter(|l| l.contains(" end ")).count(), 1, "{text}");
     eprintln!("figure: drain 300 ms timed out: result {took:?} after SIGTERM (run 1.5 s, lease 30 s)");
@@ -518,26 +542,16 @@ fn a_drain_that_times_out_hands_the_task_back_at_once_not_after_the_lease() {
 
 #[test]
 fn a_second_sigint_hands_everything_back_at_once() {
-    let server = RedisServer::start();
-    let prefix = prefix();
-    let log = RunLog::new(&prefix, "twice");
-    let lease_ms = 30_000;
-    let manager = manager(&server, &prefix, Duration::from_millis(lease_ms));
-    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
-    manager.start_thread().unwrap();
-    let mut stopping =
-        Workers::start_with(1, &server.url(), &prefix, lease_ms, Some(log.path()), &["--drain-ms", "60000"]);
-    let slow = jobs.add_named_task("slow", json!([1000])).unwrap();
-    await_lines(&log, " start ", 1);
-    signal(&stopping.0[0], "INT");
+    let mut t = MidTask::start("twice", 30_000, 60_000, 1000);
+    signal(&t.worker.0[0], "INT");
     std::thread::sleep(Duration::from_millis(100));
-    signal(&stopping.0[0], "INT");
+    signal(&t.worker.0[0], "INT");
     let signalled = Instant::now();
-    let (code, exited) = await_exit(&mut stopping.0[0]);
+    let (code, exited) = await_exit(&mut t.worker.0[0]);
     assert_eq!(code, 130, "stopped at once, as after Ctrl-C");
     assert!(exited - signalled < Duration::from_secs(2), "{:?}", exited - signalled);
-    let other = Workers::start(1, &server.url(), &prefix, lease_ms, Some(log.path()));
-    assert_eq!(outcome(slow).unwrap(), json!(other.0[0].id()), "re-run by the next worker");
+    let other = t.other_worker();
+    assert_eq!(outcome(t.slow).unwrap(), json!(other.0[0].id()), "re-run by the next worker");
     eprintln!("figure: second SIGINT: exited {:?} after it", exited - signalled);
 }
 

@@ -67,6 +67,16 @@ def stop_all(procs):
                 pipe.close()
 
 
+def cleanup(manager, workers):
+    """Shuts the manager down (if there is one), then kills the workers,
+    whatever happens."""
+    try:
+        if manager is not None:
+            manager.shutdown()
+    finally:
+        stop_all(workers)
+
+
 def lines(log):
     """The log's lines as (pid, what) pairs."""
     try:
@@ -119,11 +129,7 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_runs_exactly_once_mor
         assert 1.5 <= took < 10, f"result {took:.2f} s after the kill"
         assert survivor.poll() is None, "the surviving worker still runs"
     finally:
-        try:
-            if manager is not None:
-                manager.shutdown()
-        finally:
-            stop_all(workers)
+        cleanup(manager, workers)
 
 
 def test_redis_killed_and_restarted_mid_run_loses_no_acknowledged_submission(redis_server_factory, tmp_path):
@@ -250,8 +256,4 @@ def test_a_task_that_raises_in_a_worker_process_comes_back_typed_and_the_worker_
         assert [h.result(timeout=10) for h in after] == [{"to": f"after{n}", "pid": worker.pid} for n in range(3)]
         assert worker.poll() is None, "the worker process still runs"
     finally:
-        try:
-            if manager is not None:
-                manager.shutdown()
-        finally:
-            stop_all(workers)
+        cleanup(manager, workers)

@@ -117,14 +117,21 @@ def exit_of(proc, timeout=20.0):
         pytest.fail(f"worker {proc.pid} did not exit within {timeout} s")
 
 
+def mid_task(c, drain_timeout, seconds):
+    """A worker-command process running a `slow` task of `seconds`, the
+    submitting app, and the task's handle."""
+    worker = c.worker("--drain-timeout", str(drain_timeout))
+    app = c.submitter()
+    slow = app.jobs.add_task(app.jobs.slow, args=[seconds, "slow"])
+    c.wait_lines("start", 1)
+    return worker, app, slow
+
+
 def test_sigterm_drains_the_running_task_finishes_there_once_and_nothing_more_is_claimed(cluster):
     # A lease far shorter than the task: only the drain's heartbeat keeps
     # the other worker from taking it over.
     c = cluster(TM_LEASE=0.6)
-    draining = c.worker("--drain-timeout", "20")
-    app = c.submitter()
-    slow = app.jobs.add_task(app.jobs.slow, args=[2.0, "slow"])
-    c.wait_lines("start", 1)
+    draining, app, slow = mid_task(c, 20, 2.0)
     other = c.worker()
     # The other worker is up once it ran something.
     probe = app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"])
@@ -145,10 +152,7 @@ def test_sigterm_drains_the_running_task_finishes_there_once_and_nothing_more_is
 
 def test_a_drain_that_times_out_hands_the_task_back_at_once_not_after_the_lease(cluster):
     c = cluster(TM_LEASE=30)
-    draining = c.worker("--drain-timeout", "0.3")
-    app = c.submitter()
-    slow = app.jobs.add_task(app.jobs.slow, args=[1.5, "slow"])
-    c.wait_lines("start", 1)
+    draining, app, slow = mid_task(c, 0.3, 1.5)
     other = c.worker()
     draining.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
@@ -162,10 +166,7 @@ def test_a_drain_that_times_out_hands_the_task_back_at_once_not_after_the_lease(
 
 def test_a_second_sigint_hands_back_at_once(cluster):
     c = cluster(TM_LEASE=30)
-    stopping = c.worker("--drain-timeout", "60")
-    app = c.submitter()
-    slow = app.jobs.add_task(app.jobs.slow, args=[1.0, "slow"])
-    c.wait_lines("start", 1)
+    stopping, app, slow = mid_task(c, 60, 1.0)
     stopping.send_signal(signal.SIGINT)
     time.sleep(0.2)
     stopping.send_signal(signal.SIGINT)
