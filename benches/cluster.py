@@ -127,7 +127,6 @@ Scenarios (``scenario`` / ``metric`` names as in the JSON):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
@@ -157,6 +156,7 @@ import sys_huey  # noqa: E402
 import sys_rq  # noqa: E402
 import sys_taskmanager  # noqa: E402
 from base import System, Unsupported  # noqa: E402
+from report import fmt_value, print_table, write_json  # noqa: E402  (benches/report.py)
 
 TM = "taskmanager"
 PY = sys.executable
@@ -437,13 +437,6 @@ class Scenario:
         self.fn = fn
 
 
-def fmt_value(v: float) -> str:
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    if abs(v) >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -556,30 +549,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.stop()
     wall = time.perf_counter() - wall0
 
-    header = ("scenario", "system", "metric", "value", "unit", "vs taskmanager")
-    if rows:
-        widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
-        line = "  ".join("-" * w for w in widths)
-        print()
-        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-        print(line)
-        prev = None
-        for row in rows:
-            if prev is not None and row[0] != prev:
-                print(line)
-            prev = row[0]
-            cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2]), row[3].rjust(widths[3]),
-                     row[4].ljust(widths[4]), row[5].rjust(widths[5])]
-            print("  ".join(cells))
-        print(line)
+    print_table(rows)
     print(f"Medians of {reps} repetition(s). 'vs taskmanager' = system / taskmanager (blank when taskmanager's "
           f"value is 0 or missing);\njobs_per_s: higher is better; every other metric: lower is better. "
           f"Wall time {wall:.1f} s.")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(records, f, indent=2)
-            f.write("\n")
-        print(f"wrote {len(records)} records to {args.json}")
+        write_json(args.json, records)
     return 0
 
 

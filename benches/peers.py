@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import gc
-import json
 import math
 import random
 import sched
@@ -72,6 +71,8 @@ import time
 import traceback
 from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from report import fmt_value, print_table, write_json  # benches/report.py, beside this file
 
 perf = time.perf_counter
 
@@ -459,13 +460,6 @@ def run_scenario(sc: Scenario, reps: int) -> Tuple[Dict[str, Dict[str, List[floa
     return values, errors
 
 
-def fmt_value(v: float) -> str:
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    if abs(v) >= 10:
-        return f"{v:.1f}"
-    return f"{v:.2f}"
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -567,20 +561,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 rows.append((sc.name, system, "ERROR", f"{len(errors[system])}/{reps} reps failed: {errors[system][0][:40]}", "", ""))
     wall = perf() - wall0
 
-    header = ("scenario", "system", "metric", "value", "unit", "vs taskmanager")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    print()
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print(line)
-    prev = None
-    for r in rows:
-        if prev is not None and r[0] != prev:
-            print(line)
-        prev = r[0]
-        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4].ljust(widths[4]), r[5].rjust(widths[5])]
-        print("  ".join(cells))
-    print(line)
+    print_table(rows)
     print(
         f"Medians of {reps} repetitions (tasks_run: fewest in any repetition). 'vs taskmanager' = peer / taskmanager;\n"
         f"for tasks_per_s higher is better, for every *_us metric lower is better. Wall time {wall:.1f} s."
@@ -589,10 +570,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"WARNING: {w}")
 
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(records, f, indent=2)
-            f.write("\n")
-        print(f"wrote {len(records)} records to {args.json}")
+        write_json(args.json, records)
     return 0
 
 
