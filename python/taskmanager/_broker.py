@@ -174,10 +174,17 @@ def encode(
     names it."""
     args = [] if args is None else args
     kwargs = {} if kwargs is None else kwargs
-    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+    if not isinstance(args, (list, tuple)) and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
         raise TypeError(f"args must be a list or tuple, got {_describe(args)}")
-    if not isinstance(kwargs, Mapping):
+    if not isinstance(kwargs, (dict, Mapping)):
         raise TypeError(f"kwargs must be a dict, got {_describe(kwargs)}")
+    call = {"args": list(args), "kwargs": dict(kwargs), "callbacks": callbacks}
+    if all(isinstance(key, str) for key in call["kwargs"]):
+        try:
+            # The usual case, in one pass; on failure, find the culprit.
+            return json.dumps(call, allow_nan=False)
+        except (TypeError, ValueError):
+            pass
     for i, arg in enumerate(args):
         _check_json(arg, f"args[{i}]")
     for key, arg in kwargs.items():
