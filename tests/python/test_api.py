@@ -26,7 +26,8 @@ def test_all_exports_public_names():
     assert set(taskmanager.__all__) >= {"TaskManager", "Module"}
     assert set(taskmanager.__all__) == {
         "TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo",
-        "Event", "RemoteError", "ResultLost", "SharedSchedule",
+        "Event", "RemoteError", "ResultLost", "SharedSchedule", "ClusterStats", "ModuleLoad", "ScheduleInfo",
+        "WorkerInfo",
     }
     for name in taskmanager.__all__:
         assert hasattr(taskmanager, name), name
