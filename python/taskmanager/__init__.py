@@ -14,11 +14,17 @@ Every call returns a handle that is a :class:`concurrent.futures.Future`
 recurring task.
 """
 
+from importlib.metadata import version as _version
+
 from ._api import Module, TaskManager
 from ._broker import RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
 from ._taskmanager import QueueFull
 from ._types import ClusterStats, Event, ModuleLoad, ScheduleInfo, ShutdownTimedOut, Stats, TaskInfo, WorkerInfo
+
+# The installed distribution's version: the crates' (Cargo.toml), through maturin.
+__version__: str = _version("taskmanager")
+del _version
 
 __all__ = [
     "TaskManager",

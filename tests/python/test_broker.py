@@ -129,17 +129,23 @@ def test_two_worker_processes_share_the_work_and_each_handle_gets_its_own_result
 
 def test_a_recurring_task_every_replica_registers_fires_once_per_tick(redis_server, tmp_path):
     prefix, log = uuid.uuid4().hex, tmp_path / "log"
+    # The schedule ticks from the first worker's start (it registers it
+    # before saying ready), not from this process's: the later workers'
+    # start-up (a second or more on a loaded machine) counts too.
+    started = time.monotonic()
     with _Workers(3, redis_server.url, prefix, str(log), "--recur", "0.2"):
         manager, mailer, _ = _broker_app.make(redis_server.url, prefix, str(log))
         schedule = mailer.schedule_task(mailer.tick, 0.2, reoccurring=True)
         assert isinstance(schedule, SharedSchedule) and not schedule.created
         time.sleep(2.5)
         assert schedule.pause()
+        window = time.monotonic() - started
         time.sleep(0.5)
         ticks, skipped = schedule.counts()
         runs = sum(1 for line in log.read_text().splitlines() if line.endswith(" tick"))
         assert runs == ticks, f"{runs} runs for {ticks} ticks ({skipped} skipped)"
-        assert 8 <= runs <= 14, f"{runs} runs of a 0.2 s task in about 2.5 s"
+        most = int(window / 0.2) + 2
+        assert 8 <= runs <= most, f"{runs} runs of a 0.2 s task in {window:.1f} s (at most {most})"
         assert schedule.cancel() and schedule.counts() is None
         manager.shutdown()
 

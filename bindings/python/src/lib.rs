@@ -44,7 +44,13 @@ use crate::handles::{RecurringCore, TaskCore};
 use crate::manager::ManagerCore;
 use crate::module::ModuleCore;
 
-#[pymodule]
+// Free-threading: this module needs the GIL. Settling a handle relies on it
+// (`future`: a handle's condition is made lazily, and only the GIL orders
+// that against a waiter; without it the condition would be needed always),
+// and the rest has been neither audited nor tested without it. A free-threaded CPython (3.13t) cannot load the
+// abi3 wheel; a source build there is version-specific (PyO3 makes no abi3
+// module for it), and importing it re-enables the GIL with a warning.
+#[pymodule(gil_used = true)]
 fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("QueueFull", m.py().get_type::<QueueFull>())?;
     m.add_class::<ManagerCore>()?;
