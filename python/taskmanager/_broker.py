@@ -191,7 +191,7 @@ def encode(
         if not isinstance(key, str):
             raise TypeError(f"kwargs keys must be str, got {_describe(key)}")
         _check_json(arg, f"kwargs[{key!r}]")
-    return json.dumps({"args": list(args), "kwargs": dict(kwargs), "callbacks": callbacks})
+    return json.dumps(call, allow_nan=False)
 
 
 def callback_names(

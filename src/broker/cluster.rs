@@ -110,12 +110,18 @@ impl Broker {
         for stream in streams {
             let name = stream[prefix.len() + 3..].to_owned();
             let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(conn)?;
-            let len: usize = redis::cmd("XLEN").arg(&stream).query(conn)?;
-            let (queued, running) = match groups.groups.iter().find(|g| g.name == GROUP) {
-                Some(g) => (g.lag.unwrap_or(len.saturating_sub(g.pending)), g.pending),
-                None => (len, 0),
+            let group = groups.groups.iter().find(|g| g.name == GROUP);
+            // The group's lag is what no worker has read; XLEN only when
+            // Redis cannot tell it (or no worker ever read the stream).
+            let (queued, running) = match group.and_then(|g| g.lag.map(|lag| (lag, g.pending))) {
+                Some(counts) => counts,
+                None => {
+                    let len: usize = redis::cmd("XLEN").arg(&stream).query(conn)?;
+                    let pending = group.map_or(0, |g| g.pending);
+                    (len.saturating_sub(pending), pending)
+                }
             };
-            if groups.groups.iter().any(|g| g.name == GROUP) {
+            if group.is_some() {
                 let consumers: StreamInfoConsumersReply =
                     redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg(GROUP).query(conn)?;
                 for c in consumers.consumers {

@@ -104,19 +104,19 @@ impl Broker {
             return Ok(());
         }
         let entries: Vec<String> = returned.iter().map(|(entry, _)| entry.clone()).collect();
-        let places: Vec<String> = returned.into_iter().filter_map(|(_, place)| place).collect();
-        let back = self.hand_back(conn, module, stream, &entries, &places);
-        if back.is_err() {
-            // Tried again on the next connection.
-            in_flight
-                .returned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(entries.into_iter().zip(places.into_iter().map(Some).chain(std::iter::repeat(None))));
-        } else {
-            in_flight.forget_places(&places);
+        let places: Vec<String> = returned.iter().filter_map(|(_, place)| place.clone()).collect();
+        match self.hand_back(conn, module, stream, &entries, &places) {
+            Ok(_) => {
+                in_flight.forget_places(&places);
+                Ok(())
+            }
+            Err(e) => {
+                // Tried again on the next connection, each entry with its
+                // own place.
+                in_flight.returned.lock().unwrap_or_else(|p| p.into_inner()).extend(returned);
+                Err(e)
+            }
         }
-        back.map(drop)
     }
 
     /// Hands `entries` back to the cluster (see `scripts::HAND_BACK`) and
