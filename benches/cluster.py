@@ -180,7 +180,10 @@ UNITS = {
     "missed_runs": "runs",
     "lost": "jobs",
     "ran_twice": "jobs",
+    "cpu_us_per_job": "us",
+    "redis_cpu_us_per_job": "us",
 }
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class RunError(RuntimeError):
@@ -195,6 +198,26 @@ def percentile(sorted_values: List[float], p: float) -> float:
 
 # ---------------------------------------------------------------------------
 # Processes
+
+
+def cpu_s(pgids: List[int] = (), pids: List[int] = ()) -> float:
+    """CPU seconds (user + system, with reaped children) of every live
+    process in the given process groups or with the given pids, from /proc."""
+    total = 0
+    wanted, wanted_pids = set(pgids), {str(p) for p in pids}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[0] is state (field 3); pgrp is field 5, utime..cstime 14..17
+        if int(fields[2]) in wanted or entry in wanted_pids:
+            total += sum(int(x) for x in fields[11:15])
+    return total / CLK_TCK
 
 
 class Proc:
@@ -326,16 +349,30 @@ def wait_progress(run: Run, done: Callable[[], bool], progress: Callable[[], Any
 
 
 def throughput(server, r, system: System, n: int) -> Dict[str, float]:
+    """Also the CPU the work cost: the enqueuer's own (``bench:enq_cpu``,
+    its process time over the submissions), plus the worker processes' and
+    redis-server's between the first submission and the last completion
+    (read from /proc; the bench's own reporting commands are in both)."""
     with Run(server, r, system, "cluster-throughput") as run:
         workers = [run.worker(i) for i in range(2)]
         enq = run.enqueuer(n, 0, 2)
+        groups = [w.popen.pid for w in workers]
+        wait_progress(run, lambda: r.exists("bench:enq_start") == 1, lambda: 0, enq, workers, 180, "throughput warm-up")
+        cpu0, redis0 = cpu_s(pgids=groups), cpu_s(pids=[server.pid])
         wait_progress(run, lambda: r.exists("bench:end") == 1, lambda: r.get("bench:done"), enq, workers, 900, "throughput")
+        cpu1, redis1 = cpu_s(pgids=groups), cpu_s(pids=[server.pid])
         enq.popen.wait(30)
         start, enq_end, end = run.get_float("bench:enq_start"), run.get_float("bench:enq_end"), run.get_float("bench:end")
-        if start is None or enq_end is None or end is None:
+        enq_cpu = run.get_float("bench:enq_cpu")
+        if start is None or enq_end is None or end is None or enq_cpu is None:
             raise run.fail("missing timestamps")
         total = max(end, enq_end) - start
-        return {"enqueue_s": enq_end - start, "total_s": total, "jobs_per_s": n / total}
+        redis_cpu = redis1 - redis0
+        return {"enqueue_s": enq_end - start, "total_s": total, "jobs_per_s": n / total,
+                "cpu_us_per_job": (enq_cpu + cpu1 - cpu0 + redis_cpu) / n * 1e6,
+                "redis_cpu_us_per_job": redis_cpu / n * 1e6,
+                # shown per repetition only:
+                "enq_cpu_us_per_job": enq_cpu / n * 1e6, "worker_cpu_us_per_job": (cpu1 - cpu0) / n * 1e6}
 
 
 def latency(server, r, system: System, n: int, rate: float) -> Dict[str, float]:
@@ -458,7 +495,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     kill_bound = 20.0 if quick else 60.0
 
     scenarios = [
-        Scenario("cluster-throughput", ["enqueue_s", "total_s", "jobs_per_s"], ORDER,
+        Scenario("cluster-throughput", ["enqueue_s", "total_s", "jobs_per_s", "cpu_us_per_job", "redis_cpu_us_per_job"], ORDER,
                  lambda s, r, sy: throughput(s, r, sy, n_tp)),
         Scenario("cluster-latency", ["p50_ms", "p99_ms"], ORDER, lambda s, r, sy: latency(s, r, sy, n_lat, 200.0)),
         Scenario("cluster-recurring", ["duplicate_runs", "missed_runs"], RECURRING_ORDER,

@@ -2,6 +2,7 @@
 //! clock, settings, events and threads), below the timer, the module pools
 //! and the manager that owns them. Nothing here knows a module.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::lifecycle::Lifecycle;
 use crate::schedule::Nanos;
 use crate::sync::{AtomicU64, AtomicUsize};
 use crate::threads::ThreadRegistry;
+use crate::unwind::drop_payload;
 
 /// See `Runtime::handoff_lead`: long enough to cover waking a worker (20 to
 /// 60 us here, with a tail), short enough that a worker holding an early job
@@ -66,6 +68,26 @@ impl Runtime {
     /// Monotonic time since this manager was created.
     pub(crate) fn now(&self) -> Nanos {
         self.clock.now()
+    }
+
+    /// Runs `body`, a thread's whole life, inside the batch runner's
+    /// [`run_thread`](BatchRunner::run_thread) if there is one.
+    pub(crate) fn run_thread(&self, body: &mut (dyn FnMut() + Send)) {
+        match &self.batch_runner {
+            Some(runner) => runner.run_thread(body),
+            None => body(),
+        }
+    }
+
+    /// The batch runner's [`thread_exit`](BatchRunner::thread_exit); a
+    /// panic is logged.
+    pub(crate) fn thread_exit(&self) {
+        if let Some(runner) = &self.batch_runner {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runner.thread_exit())) {
+                log::error!("taskmanager: the batch runner's thread_exit panicked");
+                drop_payload(payload);
+            }
+        }
     }
 
     /// How long before its due time the timer hands a job to its module,

@@ -38,6 +38,14 @@ fn a_module_runs_at_most_max_workers_tasks_at_once_and_reaches_it() {
                 module
                     .add_task(move || {
                         g.enter();
+                        // Until the cap is reached once (or 5 s pass): on a
+                        // loaded machine, short tasks may end before the
+                        // module's other workers start.
+                        let until = std::time::Instant::now() + Duration::from_secs(5);
+                        while g.peak.load(Ordering::SeqCst) < max_workers && std::time::Instant::now() < until
+                        {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
                         std::thread::sleep(Duration::from_micros(500));
                         g.leave();
                     })

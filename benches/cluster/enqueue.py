@@ -11,7 +11,8 @@ run one (``SCARD bench:warmers``); 120 s at most (exit status 3). Then
 0.5 s of quiet.
 
 Timed part: ``SET bench:enq_start <time.time()>`` just before the first
-submission and ``SET bench:enq_end`` just after the last. RATE 0 submits
+submission and ``SET bench:enq_end`` just after the last, then
+``SET bench:enq_cpu`` to this process's CPU seconds in between. RATE 0 submits
 back to back; RATE r > 0 submits job i at ``start + i / r`` (sleeping until
 then). Jobs: ``cluster-throughput`` -> ``("tp", N)``; ``cluster-latency`` ->
 ``("lat", time.time())`` taken just before the submission;
@@ -53,6 +54,7 @@ def main() -> None:
         r = common.client()
         submit = enq.submit
         now = time.time
+        cpu0 = time.process_time()
         t0 = now()
         r.set("bench:enq_start", repr(t0))
         if scenario == "cluster-throughput":
@@ -75,6 +77,7 @@ def main() -> None:
         else:
             raise SystemExit(f"unknown scenario {scenario}")
         r.set("bench:enq_end", repr(now()))
+        r.set("bench:enq_cpu", repr(time.process_time() - cpu0))
     finally:
         enq.close()
 

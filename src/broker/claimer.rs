@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::streams::{StreamClaimReply, StreamPendingCountReply, StreamReadReply};
 
 use super::pace::{back_off, millis, Every};
-use super::ticket::{Claimed, InFlight};
+use super::ticket::{Ack, Claimed, InFlight};
 use super::{Broker, GROUP};
 use crate::lifecycle::Phase;
 use crate::pool::Pool;
@@ -51,6 +51,8 @@ impl Broker {
                 }
             }
         }
+        // From now on finished tasks acknowledge themselves.
+        self.ack_now(&pool.name, &stream, &in_flight.stop_queueing());
         self.drain(pool, &stream, in_flight, conn, &mut heartbeat);
     }
 
@@ -82,6 +84,7 @@ impl Broker {
     fn claimer_connection(&self, stream: &str) -> redis::RedisResult<redis::Connection> {
         let mut conn = self.connect()?;
         conn.set_read_timeout(Some(self.config.timeout + BLOCK))?;
+        self.load_scripts(&mut conn)?;
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(stream)
@@ -95,6 +98,10 @@ impl Broker {
         }
     }
 
+    /// One step: hands back what the pool dropped, renews leases when due,
+    /// then claims as many entries as there are free workers, sending the
+    /// acknowledgements of tasks finished since the last step with the
+    /// read. Those it could not send are queued again.
     fn claim_once(
         self: &Arc<Self>,
         conn: &mut redis::Connection,
@@ -103,19 +110,55 @@ impl Broker {
         in_flight: &Arc<InFlight>,
         timers: &mut Timers<'_>,
     ) -> redis::RedisResult<()> {
-        let places_key = self.places_key(&pool.name);
         self.return_unrun(conn, &pool.name, stream, in_flight)?;
         if timers.heartbeat.due() {
             self.renew(conn, &pool.name, stream, in_flight)?;
         }
+        let mut acks = in_flight.take_acks();
+        let claimed = self.claim_with(conn, pool, stream, in_flight, timers, &mut acks);
+        if !acks.is_empty() {
+            in_flight.requeue_acks(acks);
+        }
+        claimed
+    }
+
+    /// Sends `acks` (emptied once sent) on its own.
+    fn send_acks(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        acks: &mut Vec<Ack>,
+    ) -> redis::RedisResult<()> {
+        if let Some(cmd) = self.ack_cmd(module, stream, acks) {
+            self.eval::<i64>(conn, &cmd)?;
+            acks.clear();
+        }
+        Ok(())
+    }
+
+    fn claim_with(
+        self: &Arc<Self>,
+        conn: &mut redis::Connection,
+        pool: &Arc<Pool>,
+        stream: &str,
+        in_flight: &Arc<InFlight>,
+        timers: &mut Timers<'_>,
+        acks: &mut Vec<Ack>,
+    ) -> redis::RedisResult<()> {
+        let places_key = self.places_key(&pool.name);
         let max = pool.max_workers();
         let mut spare = max.saturating_sub(in_flight.held().len());
         if spare == 0 {
-            in_flight.wait_while_full(max, BLOCK);
-            return Ok(());
+            if acks.is_empty() {
+                in_flight.wait_while_full(max, BLOCK);
+            }
+            return self.send_acks(conn, &pool.name, stream, acks);
         }
         let mut places: Vec<String> = Vec::new();
         if let Some(cap) = self.global_cap(&pool.name) {
+            // Places given back by the acks first.
+            self.send_acks(conn, &pool.name, stream, acks)?;
             places = self
                 .acquire_script
                 .key(&places_key)
@@ -136,7 +179,9 @@ impl Broker {
         if *timers.recover {
             // After (re)connecting: this consumer's own pending entries
             // (`XREADGROUP ... 0`). One it does not hold was delivered in a
-            // reply lost with the connection: run it now.
+            // reply lost with the connection: run it now. (Finished tasks'
+            // acknowledgements go first, so theirs are not among them.)
+            self.send_acks(conn, &pool.name, stream, acks)?;
             let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
                 .arg("GROUP")
                 .arg(GROUP)
@@ -170,22 +215,9 @@ impl Broker {
             claimed.extend(self.take_over(conn, &pool.name, stream, spare)?);
         }
         if claimed.is_empty() {
-            let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(&self.id)
-                .arg("COUNT")
-                .arg(spare)
-                .arg("BLOCK")
-                .arg(millis(BLOCK))
-                .arg("STREAMS")
-                .arg(stream)
-                .arg(">")
-                .query(conn)?;
-            for key in reply.map(|r| r.keys).unwrap_or_default() {
-                claimed.extend(key.ids.iter().map(Claimed::from));
-            }
+            claimed = self.read_new(conn, &pool.name, stream, in_flight, spare, acks)?;
         }
+        self.send_acks(conn, &pool.name, stream, acks)?;
         if places.len() > claimed.len() {
             let unused = places.split_off(claimed.len());
             redis::cmd("ZREM").arg(&places_key).arg(&unused).query::<i64>(conn)?;
@@ -204,6 +236,41 @@ impl Broker {
             self.hand_over(pool, stream, task, in_flight);
         }
         Ok(())
+    }
+
+    /// Reads up to `spare` new entries. With acknowledgements to send, they
+    /// go in the same round trip and the read does not wait; without, the
+    /// read waits up to [`BLOCK`] for an entry, and meanwhile finished
+    /// tasks acknowledge themselves.
+    fn read_new(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        in_flight: &InFlight,
+        spare: usize,
+        acks: &mut Vec<Ack>,
+    ) -> redis::RedisResult<Vec<Claimed>> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(spare);
+        if acks.is_empty() {
+            if in_flight.begin_blocking_read() {
+                read.arg("BLOCK").arg(millis(BLOCK)).arg("STREAMS").arg(stream).arg(">");
+                let reply = read.query::<Option<StreamReadReply>>(conn);
+                in_flight.end_blocking_read();
+                return Ok(claimed_from(reply?));
+            }
+            // Tasks finished meanwhile: send theirs with the read.
+            acks.append(&mut in_flight.take_acks());
+        }
+        read.arg("STREAMS").arg(stream).arg(">");
+        let mut pipe = redis::pipe();
+        if let Some(ack) = self.ack_cmd(module, stream, acks) {
+            pipe.add_command(ack).ignore();
+        }
+        let (reply,): (Option<StreamReadReply>,) = pipe.add_command(read).query(conn)?;
+        acks.clear();
+        Ok(claimed_from(reply))
     }
 
     /// Takes over up to `spare` entries whose holder stopped renewing their
@@ -249,4 +316,14 @@ impl Broker {
         }
         Ok(reply.ids.iter().map(Claimed::from).collect())
     }
+}
+
+fn claimed_from(reply: Option<StreamReadReply>) -> Vec<Claimed> {
+    reply
+        .map(|r| r.keys)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|key| key.ids.iter())
+        .map(Claimed::from)
+        .collect()
 }

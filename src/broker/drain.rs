@@ -162,11 +162,13 @@ impl Broker {
         }
         let mut back = 0;
         for (module, in_flight) in held {
+            let stream = self.stream_key(&module);
+            // Tasks that ran are acknowledged, not handed back.
+            self.ack_now(&module, &stream, &in_flight.stop_queueing());
             let (entries, places) = in_flight.take_all();
             if entries.is_empty() && places.is_empty() {
                 continue;
             }
-            let stream = self.stream_key(&module);
             match self.with_conn(|conn| self.hand_back(conn, &module, &stream, &entries, &places)) {
                 Ok(n) => back += n,
                 Err(e) => log::error!(

@@ -21,6 +21,10 @@ impl Broker {
     /// The listener's loop, until the manager stops running; then every
     /// handle still waiting is told its result is lost.
     pub(super) fn listen(&self) {
+        self.rt.run_thread(&mut || self.listen_until_stopped());
+    }
+
+    fn listen_until_stopped(&self) {
         let channel = self.reply_channel();
         let mut backoff = Duration::from_millis(100);
         let mut sweep = Every::new(Duration::from_secs(1));

@@ -1,34 +1,47 @@
 //! The Lua scripts that make the broker's multi-step moves atomic in Redis
 //! (each runs alone on the server: no other client sees a half-done move).
 
-/// Acknowledges a task that ran: `XACK` and `XDEL` its stream entry and, if
-/// the submitter wants the result, stores it (with an expiry) and publishes
+/// Acknowledges tasks that ran, any number in one call (a claimer sends
+/// those finished since its last round trip together). For each: `XACK`
+/// and `XDEL` its stream entry and, if its submitter wants the result,
+/// stores it at `P:r:<task id>` (with an expiry) and publishes
 /// `<task id>\n<result>` on the submitter's channel (the listener settles
 /// from the message, with no read; the stored copy is for a listener that
-/// missed it). Returns 0, doing nothing else, if the
-/// entry was no longer pending for the group (acknowledged already by a
-/// worker that reclaimed it): one result per task.
+/// missed it). An entry no longer pending for the group (acknowledged
+/// already by a worker that reclaimed it) is skipped: one result per task.
 ///
 /// A recurring tick's ack also clears its task's running mark, so the next
 /// tick may run, and counts the tick as failed if its result is an error.
+/// A task's cluster-wide place (`global_max_workers`) is given back, acked
+/// or not. Returns how many were acknowledged.
 ///
-/// KEYS: stream, result key, recurring hash (or any key, when not a tick).
-/// ARGV: group, entry id, result JSON, result TTL in ms, reply channel
-/// (empty: nobody waits), task id, 1 if a recurring tick.
+/// KEYS: stream, the module's place set (any key when there is no cap).
+/// ARGV: group, result TTL in ms, key prefix, then 6 per task: entry id,
+/// task id, reply channel (empty: nobody waits), recurring key (empty: not
+/// a tick), place (empty: none), result JSON.
 pub(super) const ACK: &str = r"
-local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if acked == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-if ARGV[7] == '1' and redis.call('HGET', KEYS[3], 'running') == ARGV[6] then
-  redis.call('HSET', KEYS[3], 'running', '')
-  -- The result is {'ok': ...} or {'err': ...} (JSON): characters 3 to 5 tell.
-  if string.sub(ARGV[3], 3, 5) == 'err' then redis.call('HINCRBY', KEYS[3], 'failures', 1) end
+local n = 0
+for i = 4, #ARGV, 6 do
+  local entry, task, reply, rec, place, result = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  if redis.call('XACK', KEYS[1], ARGV[1], entry) == 1 then
+    n = n + 1
+    redis.call('XDEL', KEYS[1], entry)
+    if rec ~= '' then
+      local hash = ARGV[3] .. ':rec:' .. rec
+      if redis.call('HGET', hash, 'running') == task then
+        redis.call('HSET', hash, 'running', '')
+        -- The result is {'ok': ...} or {'err': ...} (JSON): characters 3 to 5 tell.
+        if string.sub(result, 3, 5) == 'err' then redis.call('HINCRBY', hash, 'failures', 1) end
+      end
+    end
+    if reply ~= '' then
+      redis.call('SET', ARGV[3] .. ':r:' .. task, result, 'PX', ARGV[2])
+      redis.call('PUBLISH', reply, task .. '\n' .. result)
+    end
+  end
+  if place ~= '' then redis.call('ZREM', KEYS[2], place) end
 end
-if ARGV[5] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-  redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. ARGV[3])
-end
-return 1
+return n
 ";
 
 /// Schedules a one-shot task `ARGV[1]` ms from now by the server's clock:

@@ -33,6 +33,30 @@ pub(super) struct InFlight {
     pub(super) abandoned: AtomicBool,
     /// Whether its claimer thread runs (changed under `entries`' lock).
     pub(super) claiming: AtomicBool,
+    /// Acknowledgements of finished tasks, for the claimer to send with
+    /// its next round trip.
+    pub(super) acks: Mutex<Acks>,
+}
+
+/// See [`InFlight::acks`].
+#[derive(Default)]
+pub(super) struct Acks {
+    queued: Vec<Ack>,
+    /// While the claimer waits on a blocking read, and once it has
+    /// stopped, a finished task sends its own acknowledgement (so its
+    /// result is not held up, or lost).
+    blocked: bool,
+    stopped: bool,
+}
+
+/// A finished task's acknowledgement (see `scripts::ACK`).
+pub(super) struct Ack {
+    pub(super) entry: String,
+    pub(super) task: String,
+    pub(super) reply: String,
+    pub(super) rec: String,
+    pub(super) place: Option<String>,
+    pub(super) result: String,
 }
 
 impl InFlight {
@@ -43,6 +67,58 @@ impl InFlight {
     pub(super) fn finish(&self, entry: &str) {
         self.held().remove(entry);
         self.done.notify_all();
+    }
+
+    fn acks(&self) -> std::sync::MutexGuard<'_, Acks> {
+        self.acks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `ack` for the claimer's next round trip; gives it back if the
+    /// task must send it itself (the claimer is blocked on a read, or gone).
+    fn queue_ack(&self, ack: Ack) -> Option<Ack> {
+        let mut acks = self.acks();
+        if acks.blocked || acks.stopped {
+            return Some(ack);
+        }
+        acks.queued.push(ack);
+        None
+    }
+
+    /// The queued acknowledgements, for the claimer to send.
+    pub(super) fn take_acks(&self) -> Vec<Ack> {
+        std::mem::take(&mut self.acks().queued)
+    }
+
+    /// Acknowledgements the claimer could not send, to try again first.
+    pub(super) fn requeue_acks(&self, mut failed: Vec<Ack>) {
+        let mut acks = self.acks();
+        failed.append(&mut acks.queued);
+        acks.queued = failed;
+    }
+
+    /// Before a blocking read: from now, finished tasks send their own
+    /// acknowledgements. False (and nothing changes) if some are queued:
+    /// the claimer sends those instead of blocking.
+    pub(super) fn begin_blocking_read(&self) -> bool {
+        let mut acks = self.acks();
+        if !acks.queued.is_empty() {
+            return false;
+        }
+        acks.blocked = true;
+        true
+    }
+
+    pub(super) fn end_blocking_read(&self) {
+        self.acks().blocked = false;
+    }
+
+    /// The claimer has stopped (or is given up on): finished tasks send
+    /// their own acknowledgements from now on. Returns those queued, to
+    /// send.
+    pub(super) fn stop_queueing(&self) -> Vec<Ack> {
+        let mut acks = self.acks();
+        acks.stopped = true;
+        std::mem::take(&mut acks.queued)
     }
 
     /// A claimed entry the pool dropped without running it.
@@ -167,57 +243,67 @@ impl Broker {
         format!("{}:cap:{module}", self.config.prefix)
     }
 
-    /// Gives back a cluster-wide place; one that cannot be given back frees
-    /// itself when its lease runs out.
-    fn release_place(&self, module: &str, place: &str) {
-        let released = self
-            .with_conn(|conn| redis::cmd("ZREM").arg(self.places_key(module)).arg(place).query::<i64>(conn));
-        if let Err(e) = released {
-            log::warn!("taskmanager: could not give back a place of module {module} ({e}); it frees itself after the lease");
+    /// Sends `acks` (see `scripts::ACK`), all of one stream, in one call;
+    /// false if `acks` is empty. In a pipeline, `pipe` gets the call.
+    pub(super) fn ack_cmd(&self, module: &str, stream: &str, acks: &[Ack]) -> Option<redis::Cmd> {
+        if acks.is_empty() {
+            return None;
         }
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.ack_script.get_hash()).arg(2).arg(stream).arg(self.places_key(module));
+        cmd.arg(GROUP).arg(millis(self.config.result_ttl).max(1)).arg(&self.config.prefix);
+        for ack in acks {
+            cmd.arg(&ack.entry).arg(&ack.task).arg(&ack.reply).arg(&ack.rec);
+            cmd.arg(ack.place.as_deref().unwrap_or("")).arg(&ack.result);
+        }
+        Some(cmd)
     }
 
-    /// Acknowledges a task that ran, with its result; retries for half a
-    /// lease, then leaves it pending (it will run again elsewhere).
-    fn ack(&self, stream: &str, task: &Claimed, result: &Result<Value, RemoteError>) {
-        let text = encode_result(result);
-        let result_key = self.result_key(&task.task);
-        let rec = self.recurring_hash(&task.rec);
-        let is_tick = if task.rec.is_empty() { "0" } else { "1" };
-        let ttl = millis(self.config.result_ttl).max(1);
+    /// Sends `acks` now, on a pooled connection; retries for half a lease,
+    /// then leaves them pending (they will run again elsewhere).
+    pub(super) fn ack_now(&self, module: &str, stream: &str, acks: &[Ack]) {
+        let Some(cmd) = self.ack_cmd(module, stream, acks) else { return };
         let give_up = std::time::Instant::now() + self.config.lease / 2;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let acked = self.with_conn(|conn| {
-                self.ack_script
-                    .key(stream)
-                    .key(&result_key)
-                    .key(&rec)
-                    .arg(GROUP)
-                    .arg(&task.entry)
-                    .arg(&text)
-                    .arg(ttl)
-                    .arg(&task.reply)
-                    .arg(&task.task)
-                    .arg(is_tick)
-                    .invoke::<i64>(conn)
-            });
+            let acked = self.with_conn(|conn| self.eval(conn, &cmd).map(|_: i64| ()));
             match acked {
-                Ok(_) => return,
+                Ok(()) => return,
                 Err(e) if std::time::Instant::now() < give_up => {
-                    log::warn!("taskmanager: could not acknowledge task {}: {e}; retrying", task.task);
+                    log::warn!("taskmanager: could not acknowledge {} task(s): {e}; retrying", acks.len());
                     back_off(&mut backoff);
                 }
                 Err(e) => {
                     log::error!(
-                        "taskmanager: task {} ran but could not be acknowledged ({e}); after its lease another \
-                         worker will run it again",
-                        task.task
+                        "taskmanager: {} task(s) ran but could not be acknowledged ({e}); after their lease \
+                         another worker will run them again",
+                        acks.len()
                     );
                     return;
                 }
             }
         }
+    }
+
+    /// Runs a script call made with its hash (`EVALSHA`), loading the
+    /// script first if Redis does not have it (restarted, or flushed).
+    pub(super) fn eval<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut redis::Connection,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        match cmd.query(conn) {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                self.load_scripts(conn)?;
+                cmd.query(conn)
+            }
+            other => other,
+        }
+    }
+
+    /// Loads the scripts sent by hash in pipelines.
+    pub(super) fn load_scripts(&self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+        self.ack_script.prepare_invoke().load(conn).map(drop)
     }
 }
 
@@ -252,12 +338,26 @@ impl Ticket {
                 (Some(handler), Ok(args)) => catch_unwind(AssertUnwindSafe(|| handler(args)))
                     .unwrap_or_else(|payload| Err(RemoteError::new("Panic", panic_message(payload)))),
             };
-        self.broker.ack(&self.stream, task, &result);
-        if let Some(place) = &task.place {
-            self.broker.release_place(module, place);
+        let task = &mut self.task;
+        let place = task.place.take();
+        if let Some(place) = &place {
+            // The ack gives it back; the heartbeat stops renewing it now.
             self.in_flight.forget_places(std::slice::from_ref(place));
         }
-        self.in_flight.finish(&task.entry);
+        let ack = Ack {
+            entry: task.entry.clone(),
+            task: std::mem::take(&mut task.task),
+            reply: std::mem::take(&mut task.reply),
+            rec: std::mem::take(&mut task.rec),
+            place,
+            result: encode_result(&result),
+        };
+        // Queued before the entry stops being held: whoever takes every
+        // held entry (a drain, `give_up`) finds it in one or the other.
+        if let Some(ack) = self.in_flight.queue_ack(ack) {
+            self.broker.ack_now(module, &self.stream, std::slice::from_ref(&ack));
+        }
+        self.in_flight.finish(&self.task.entry);
     }
 }
 

@@ -36,6 +36,10 @@ impl Pool {
         // Its waits for an early job's due time must be as precise as the
         // timer's own (see `Shared::handoff_lead`).
         set_timer_slack(self.rt.timer_slack);
+        self.rt.run_thread(&mut || self.work_until_retired());
+    }
+
+    fn work_until_retired(self: &Arc<Self>) {
         let slot = Arc::new(WorkerSlot::default());
         set_worker_slot(Some(Arc::clone(&slot)));
         lock(&self.workers).push(Arc::clone(&slot));
@@ -65,12 +69,7 @@ impl Pool {
         workers.retain(|s| !Arc::ptr_eq(s, &slot));
         drop(workers);
         set_worker_slot(None);
-        if let Some(runner) = &self.rt.batch_runner {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| runner.thread_exit())) {
-                log::error!("taskmanager: the batch runner's thread_exit panicked");
-                drop_payload(payload);
-            }
-        }
+        self.rt.thread_exit();
     }
 
     /// Sleeps until a job is queued (and returns it), the keep-alive passes

@@ -43,6 +43,35 @@ def test_named_tasks_run_and_their_results_and_errors_come_back(redis_server, tm
         manager.shutdown()
 
 
+def test_a_settled_handle_nobody_holds_is_freed(redis_server, tmp_path):
+    """A broker handle settled and dropped by its user is freed: the native
+    half lets go of it once settled (the two referred to each other, a cycle
+    the collector cannot see, and every handle of a web process lived for
+    good)."""
+    import gc
+    import weakref
+
+    manager, _mailer, add = _broker_app.make(redis_server.url, uuid.uuid4().hex, str(tmp_path / "log"))
+    manager.start_thread()
+    try:
+        refs = []
+        for i in range(200):
+            handle = manager.add_task({"method": add, "args": (i, 1)})
+            refs.append(weakref.ref(handle))
+        assert handle.result(timeout=10) == 200
+        del handle
+        deadline = time.monotonic() + 10
+        while True:
+            gc.collect()
+            alive = sum(1 for ref in refs if ref() is not None)
+            if alive == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert alive == 0, f"{alive} of 200 settled handles still alive"
+    finally:
+        manager.shutdown()
+
+
 def test_bad_input_is_refused_at_the_call_with_a_type_error_naming_it(redis_server, tmp_path):
     manager, mailer, add = _broker_app.make(redis_server.url, uuid.uuid4().hex, str(tmp_path / "log"))
     try:

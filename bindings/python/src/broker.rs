@@ -22,9 +22,14 @@ use crate::{checks, future, lifetime};
 
 /// Completes a Python handle when its remote task ends: the core wakes it
 /// (from the broker's result listener, or a cancel).
+///
+/// The bridge holds the Python handle until it is settled, and the handle
+/// holds the bridge (its `_core`): a cycle Python's collector cannot see,
+/// so the bridge lets go of the handle once it has settled it (else every
+/// handle would live for good).
 struct Bridge {
     handle: Mutex<Option<TaskHandle<Value>>>,
-    future: Py<PyAny>,
+    future: Mutex<Option<Py<PyAny>>>,
 }
 
 impl Bridge {
@@ -36,8 +41,10 @@ impl Bridge {
         // Kept for `cancel`, which finds the task finished.
         drop(slot);
         lifetime::attach(|py| {
-            if let Err(e) = complete(py, self.future.bind(py), outcome) {
-                e.write_unraisable(py, Some(self.future.bind(py)));
+            let Some(future) = self.future.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
+            let future = future.into_bound(py);
+            if let Err(e) = complete(py, &future, outcome) {
+                e.write_unraisable(py, Some(&future));
             }
         });
     }
@@ -193,7 +200,10 @@ pub(crate) fn add_named<'py>(
     let core = sent.map_err(submit_error)?;
     let future = future::new_handle(py, false)?;
     let id = core.id();
-    let bridge = Arc::new(Bridge { handle: Mutex::new(Some(core)), future: future.clone().unbind() });
+    let bridge = Arc::new(Bridge {
+        handle: Mutex::new(Some(core)),
+        future: Mutex::new(Some(future.clone().unbind())),
+    });
     future.setattr(
         intern!(py, "_core"),
         NamedCore { bridge: Arc::clone(&bridge), id, name: name.to_owned() },

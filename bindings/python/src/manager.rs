@@ -65,6 +65,12 @@ impl BatchRunner for GilBatch {
         }
     }
 
+    /// Keeps one interpreter state for the thread's life (see
+    /// `lifetime::keep_thread_state`).
+    fn run_thread(&self, body: &mut (dyn FnMut() + Send)) {
+        lifetime::keep_thread_state(body);
+    }
+
     /// Closes the worker's asyncio event loop, if an `async def` task made
     /// one (see `aio`).
     fn thread_exit(&self) {
