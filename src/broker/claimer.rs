@@ -169,8 +169,12 @@ impl Broker {
                 .arg(millis(self.config.lease))
                 .invoke(conn)?;
             if places.is_empty() {
-                // Every place is taken, here or elsewhere: look again soon.
-                std::thread::sleep(BLOCK / 4);
+                // Every place is taken, here or elsewhere: look again soon
+                // (finished tasks meanwhile acknowledge themselves).
+                if in_flight.begin_wait() {
+                    std::thread::sleep(BLOCK / 4);
+                    in_flight.end_wait();
+                }
                 return Ok(());
             }
             spare = places.len();
@@ -254,10 +258,10 @@ impl Broker {
         let mut read = redis::cmd("XREADGROUP");
         read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(spare);
         if acks.is_empty() {
-            if in_flight.begin_blocking_read() {
+            if in_flight.begin_wait() {
                 read.arg("BLOCK").arg(millis(BLOCK)).arg("STREAMS").arg(stream).arg(">");
                 let reply = read.query::<Option<StreamReadReply>>(conn);
-                in_flight.end_blocking_read();
+                in_flight.end_wait();
                 return Ok(claimed_from(reply?));
             }
             // Tasks finished meanwhile: send theirs with the read.

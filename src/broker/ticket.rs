@@ -42,7 +42,7 @@ pub(super) struct InFlight {
 #[derive(Default)]
 pub(super) struct Acks {
     queued: Vec<Ack>,
-    /// While the claimer waits on a blocking read, and once it has
+    /// While the claimer waits (a blocking read, a pause), and once it has
     /// stopped, a finished task sends its own acknowledgement (so its
     /// result is not held up, or lost).
     blocked: bool,
@@ -96,10 +96,11 @@ impl InFlight {
         acks.queued = failed;
     }
 
-    /// Before a blocking read: from now, finished tasks send their own
-    /// acknowledgements. False (and nothing changes) if some are queued:
-    /// the claimer sends those instead of blocking.
-    pub(super) fn begin_blocking_read(&self) -> bool {
+    /// Before the claimer waits (a blocking read, a pause): from now,
+    /// finished tasks send their own acknowledgements. False (and nothing
+    /// changes) if some are queued: the claimer sends those instead of
+    /// waiting.
+    pub(super) fn begin_wait(&self) -> bool {
         let mut acks = self.acks();
         if !acks.queued.is_empty() {
             return false;
@@ -108,7 +109,7 @@ impl InFlight {
         true
     }
 
-    pub(super) fn end_blocking_read(&self) {
+    pub(super) fn end_wait(&self) {
         self.acks().blocked = false;
     }
 
