@@ -82,8 +82,7 @@ impl Broker {
             // Only an id: read the stored result.
             return self.fetch(&[payload.to_owned()]);
         };
-        let cell = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
-        if let Some(cell) = cell {
+        if let Some(cell) = self.take_waiting(task) {
             cell.settle(decode_result(text));
         }
         read.push(self.result_key(task));
@@ -101,10 +100,14 @@ impl Broker {
         read.clear();
     }
 
-    /// Fetches the results of every waiting task that has one.
+    /// Fetches the results of every waiting task that has one (and forgets
+    /// tasks whose handles were dropped).
     fn sweep(&self) {
-        let tasks: Vec<String> =
-            self.waiting.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let tasks: Vec<String> = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            waiting.retain(|_, cell| cell.strong_count() > 0);
+            waiting.keys().cloned().collect()
+        };
         for chunk in tasks.chunks(500) {
             self.fetch(chunk);
         }
@@ -131,8 +134,7 @@ impl Broker {
         for ((task, key), value) in tasks.iter().zip(&keys).zip(values) {
             let Some(text) = value else { continue };
             read.push(key);
-            let cell = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
-            if let Some(cell) = cell {
+            if let Some(cell) = self.take_waiting(task) {
                 cell.settle(decode_result(&text));
             }
         }

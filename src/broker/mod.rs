@@ -29,7 +29,7 @@ mod ticket;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -107,8 +107,9 @@ pub(crate) struct Broker {
     /// Connections for submissions and acks, reused.
     idle: StdMutex<Vec<redis::Connection>>,
     modules: StdMutex<HashMap<Arc<str>, Registered>>,
-    /// Handles waiting for results, by task id.
-    waiting: StdMutex<HashMap<String, Arc<RemoteCell>>>,
+    /// Handles waiting for results, by task id. Weak: a handle its user
+    /// dropped waits for nothing, and its result is not settled.
+    waiting: StdMutex<HashMap<String, Weak<RemoteCell>>>,
     next_task: AtomicU64,
     ack_script: redis::Script,
     schedule_script: redis::Script,
@@ -262,7 +263,7 @@ impl Broker {
         let seq = self.next_task.fetch_add(1, Relaxed);
         let task = format!("{}-{seq}", self.id);
         let cell = Arc::new(RemoteCell::new(self, task.clone(), name));
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::clone(&cell));
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::downgrade(&cell));
         Ok((task, cell))
     }
 
@@ -274,6 +275,12 @@ impl Broker {
 
     fn stop_waiting(&self, task: &str) {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
+    }
+
+    /// The handle waiting for `task`'s result, if its user still holds it;
+    /// either way `task` waits no more.
+    fn take_waiting(&self, task: &str) -> Option<Arc<RemoteCell>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task)?.upgrade()
     }
 
     /// Deletes a stream entry no worker has claimed; true if it did.
@@ -359,7 +366,7 @@ impl Broker {
     /// Settles every handle still waiting: called when the listener ends.
     fn abandon_waiting(&self, reason: &str) {
         let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
-        for cell in waiting.into_values() {
+        for cell in waiting.into_values().filter_map(|cell| cell.upgrade()) {
             cell.settle(Err(TaskError::ResultLost { reason: reason.to_owned() }));
         }
     }

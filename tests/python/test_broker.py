@@ -72,6 +72,39 @@ def test_a_settled_handle_nobody_holds_is_freed(redis_server, tmp_path):
         manager.shutdown()
 
 
+def test_a_dropped_handle_is_freed_at_once_and_its_task_still_runs(redis_server, tmp_path):
+    """Fire and forget: a handle its user drops before the result is freed
+    at once (nothing waits for its result), and the task runs all the same;
+    a dropped handle with a done-callback is kept until the callback ran."""
+    import gc
+    import threading
+    import weakref
+
+    log = tmp_path / "log"
+    manager, mailer, _add = _broker_app.make(redis_server.url, uuid.uuid4().hex, str(log))
+    manager.start_thread()
+    try:
+        handle = mailer.add_task(mailer.slow, args=[0.3, "forgotten"])
+        ref = weakref.ref(handle)
+        del handle
+        gc.collect()
+        assert ref() is None, "a dropped, unwatched handle outlived its user"
+        called = threading.Event()
+        seen = []
+        watched = mailer.add_task(mailer.slow, args=[0.3, "watched"])
+        watched.add_done_callback(lambda h: (seen.append(h.result()["tag"]), called.set()))
+        del watched
+        gc.collect()
+        assert called.wait(10), "the done-callback of a dropped handle never ran"
+        assert seen == ["watched"]
+        deadline = time.monotonic() + 10
+        while "end forgotten" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "the forgotten task never ran"
+            time.sleep(0.02)
+    finally:
+        manager.shutdown()
+
+
 def test_bad_input_is_refused_at_the_call_with_a_type_error_naming_it(redis_server, tmp_path):
     manager, mailer, add = _broker_app.make(redis_server.url, uuid.uuid4().hex, str(tmp_path / "log"))
     try:

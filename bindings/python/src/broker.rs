@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyTuple, PyWeakrefReference};
 
 use serde_json::Value;
 use taskmanager::{Module, RemoteError, SharedSchedule, TaskError, TaskHandle};
@@ -23,13 +23,25 @@ use crate::{checks, future, lifetime};
 /// Completes a Python handle when its remote task ends: the core wakes it
 /// (from the broker's result listener, or a cancel).
 ///
-/// The bridge holds the Python handle until it is settled, and the handle
-/// holds the bridge (its `_core`): a cycle Python's collector cannot see,
-/// so the bridge lets go of the handle once it has settled it (else every
-/// handle would live for good).
+/// The bridge holds the Python handle weakly while nobody watches it, so a
+/// handle its user dropped (fire and forget) is freed at once, with its
+/// core handle: the broker then forgets the task, and its result is never
+/// settled (no GIL taken for it). Once watched (a wait, a done-callback,
+/// `concurrent.futures.wait`, an `await`: whatever makes its lock, see
+/// `_handle.py`), it is held strongly until settled, as an executor holds
+/// its futures. The handle holds the bridge (its `_core`): held strongly,
+/// that is a cycle Python's collector cannot see, so the bridge lets go
+/// once it has settled the handle.
 struct Bridge {
     handle: Mutex<Option<TaskHandle<Value>>>,
-    future: Mutex<Option<Py<PyAny>>>,
+    future: Mutex<Held>,
+}
+
+/// How a bridge holds its Python handle.
+enum Held {
+    Weakly(Py<PyWeakrefReference>),
+    Strongly(Py<PyAny>),
+    Settled,
 }
 
 impl Bridge {
@@ -41,12 +53,28 @@ impl Bridge {
         // Kept for `cancel`, which finds the task finished.
         drop(slot);
         lifetime::attach(|py| {
-            let Some(future) = self.future.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
-            let future = future.into_bound(py);
+            let held =
+                std::mem::replace(&mut *self.future.lock().unwrap_or_else(|p| p.into_inner()), Held::Settled);
+            let future = match held {
+                Held::Strongly(future) => future.into_bound(py),
+                Held::Weakly(weak) => match weak.bind(py).upgrade() {
+                    Some(future) => future,
+                    None => return,
+                },
+                Held::Settled => return,
+            };
             if let Err(e) = complete(py, &future, outcome) {
                 e.write_unraisable(py, Some(&future));
             }
         });
+    }
+
+    /// Holds the handle strongly from now until it is settled.
+    fn pin(&self, future: &Bound<'_, PyAny>) {
+        let mut held = self.future.lock().unwrap_or_else(|p| p.into_inner());
+        if let Held::Weakly(_) = *held {
+            *held = Held::Strongly(future.clone().unbind());
+        }
     }
 }
 
@@ -83,8 +111,22 @@ pub(crate) struct NamedCore {
     name: String,
 }
 
+impl Drop for NamedCore {
+    /// The Python handle is gone: so is the core handle, and the broker
+    /// forgets the task. (A poll holds this lock only briefly, never while
+    /// taking the GIL.)
+    fn drop(&mut self) {
+        self.bridge.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
 #[pymethods]
 impl NamedCore {
+    /// Called once something watches the handle (see [`Bridge`]).
+    fn pin(&self, handle: &Bound<'_, PyAny>) {
+        self.bridge.pin(handle);
+    }
+
     /// Takes the task out of Redis if no worker has claimed it; true if
     /// this call cancelled it.
     fn cancel(&self, py: Python<'_>, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -200,10 +242,8 @@ pub(crate) fn add_named<'py>(
     let core = sent.map_err(submit_error)?;
     let future = future::new_handle(py, false)?;
     let id = core.id();
-    let bridge = Arc::new(Bridge {
-        handle: Mutex::new(Some(core)),
-        future: Mutex::new(Some(future.clone().unbind())),
-    });
+    let weak = PyWeakrefReference::new(&future)?.unbind();
+    let bridge = Arc::new(Bridge { handle: Mutex::new(Some(core)), future: Mutex::new(Held::Weakly(weak)) });
     future.setattr(
         intern!(py, "_core"),
         NamedCore { bridge: Arc::clone(&bridge), id, name: name.to_owned() },
