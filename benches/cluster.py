@@ -127,6 +127,7 @@ Scenarios (``scenario`` / ``metric`` names as in the JSON):
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -188,6 +189,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 class RunError(RuntimeError):
     pass
+
+
+# Every latency sample (ms) of every repetition, by system: for the
+# distribution plot (written beside the JSON records).
+LATENCY_SAMPLES: Dict[str, List[float]] = {}
 
 
 def percentile(sorted_values: List[float], p: float) -> float:
@@ -385,6 +391,7 @@ def latency(server, r, system: System, n: int, rate: float) -> Dict[str, float]:
             a, b = item.decode().split(",")
             lat.append((float(b) - float(a)) * 1000.0)
         lat.sort()
+        LATENCY_SAMPLES.setdefault(system.name, []).extend(lat)
         return {"p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99)}
 
 
@@ -577,8 +584,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                     base = summary.get(TM, {}).get(m)
                     if s != TM and base is not None and base > 0:
                         ratio = f"{v / base:.2f}x"
-                    rows.append((sc.name, s, m, fmt_value(v), UNITS[m], ratio))
-                    records.append({"scenario": sc.name, "system": s, "metric": m, "value": v, "unit": UNITS[m]})
+                    lo, hi = min(values[s][m]), max(values[s][m])
+                    shown = fmt_value(v) if len(values[s][m]) < 2 else f"{fmt_value(v)} [{fmt_value(lo)}-{fmt_value(hi)}]"
+                    rows.append((sc.name, s, m, shown, UNITS[m], ratio))
+                    records.append({"scenario": sc.name, "system": s, "metric": m, "value": v, "unit": UNITS[m],
+                                    "min": lo, "max": hi, "reps": len(values[s][m])})
                 if errors[s]:
                     rows.append((sc.name, s, "ERROR", f"{len(errors[s])}/{reps} reps failed: {errors[s][0][:70]}", "", ""))
     finally:
@@ -587,11 +597,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     wall = time.perf_counter() - wall0
 
     print_table(rows)
-    print(f"Medians of {reps} repetition(s). 'vs taskmanager' = system / taskmanager (blank when taskmanager's "
+    print(f"Medians of {reps} repetition(s) [min-max]. 'vs taskmanager' = system / taskmanager (blank when taskmanager's "
           f"value is 0 or missing);\njobs_per_s: higher is better; every other metric: lower is better. "
           f"Wall time {wall:.1f} s.")
     if args.json:
         write_json(args.json, records)
+        if LATENCY_SAMPLES:
+            side = os.path.splitext(args.json)[0] + ".latency.json"
+            with open(side, "w", encoding="utf-8") as f:
+                json.dump({k: [round(x, 4) for x in v] for k, v in LATENCY_SAMPLES.items()}, f)
+            print(f"wrote the latency samples to {side}")
     return 0
 
 

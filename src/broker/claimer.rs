@@ -114,38 +114,8 @@ impl Broker {
         if timers.heartbeat.due() {
             self.renew(conn, &pool.name, stream, in_flight)?;
         }
-        let mut acks = in_flight.take_acks();
-        let claimed = self.claim_with(conn, pool, stream, in_flight, timers, &mut acks);
-        if !acks.is_empty() {
-            in_flight.requeue_acks(acks);
-        }
-        claimed
-    }
-
-    /// Sends `acks` (emptied once sent) on its own.
-    fn send_acks(
-        &self,
-        conn: &mut redis::Connection,
-        module: &str,
-        stream: &str,
-        acks: &mut Vec<Ack>,
-    ) -> redis::RedisResult<()> {
-        if let Some(cmd) = self.ack_cmd(module, stream, acks) {
-            self.eval::<i64>(conn, &cmd)?;
-            acks.clear();
-        }
-        Ok(())
-    }
-
-    fn claim_with(
-        self: &Arc<Self>,
-        conn: &mut redis::Connection,
-        pool: &Arc<Pool>,
-        stream: &str,
-        in_flight: &Arc<InFlight>,
-        timers: &mut Timers<'_>,
-        acks: &mut Vec<Ack>,
-    ) -> redis::RedisResult<()> {
+        let mut unsent = Unsent::take(in_flight);
+        let acks = &mut unsent.acks;
         let places_key = self.places_key(&pool.name);
         let max = pool.max_workers();
         let mut spare = max.saturating_sub(in_flight.held().len());
@@ -242,6 +212,21 @@ impl Broker {
         Ok(())
     }
 
+    /// Sends `acks` (emptied once sent) on its own.
+    fn send_acks(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        stream: &str,
+        acks: &mut Vec<Ack>,
+    ) -> redis::RedisResult<()> {
+        if let Some(cmd) = self.ack_cmd(module, stream, acks) {
+            self.eval::<i64>(conn, &cmd)?;
+            acks.clear();
+        }
+        Ok(())
+    }
+
     /// Reads up to `spare` new entries. With acknowledgements to send, they
     /// go in the same round trip and the read does not wait; without, the
     /// read waits up to [`BLOCK`] for an entry, and meanwhile finished
@@ -319,6 +304,27 @@ impl Broker {
             redis::cmd("HINCRBY").arg(self.reclaimed_key()).arg(holder).arg(n).query::<i64>(conn)?;
         }
         Ok(reply.ids.iter().map(Claimed::from).collect())
+    }
+}
+
+/// Acknowledgements taken from the queue for one step: those still unsent
+/// when it ends (an error cut the step short) are queued again.
+struct Unsent<'a> {
+    acks: Vec<Ack>,
+    in_flight: &'a InFlight,
+}
+
+impl<'a> Unsent<'a> {
+    fn take(in_flight: &'a InFlight) -> Self {
+        Unsent { acks: in_flight.take_acks(), in_flight }
+    }
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if !self.acks.is_empty() {
+            self.in_flight.requeue_acks(std::mem::take(&mut self.acks));
+        }
     }
 }
 
