@@ -16,21 +16,27 @@ pub struct Record {
     pub metric: &'static str,
     pub value: f64,
     pub unit: &'static str,
+    /// The smallest and largest value over the repetitions (`value` is
+    /// their median).
+    pub min: f64,
+    pub max: f64,
 }
 
 /// The records as a JSON list (written by hand: no dependency needed).
 pub fn to_json(records: &[Record]) -> String {
     let mut out = String::from("[\n");
     for (i, r) in records.iter().enumerate() {
-        let value = if r.value.is_finite() { format!("{}", r.value) } else { "null".to_owned() };
+        let num = |v: f64| if v.is_finite() { format!("{v}") } else { "null".to_owned() };
         let _ = writeln!(
             out,
-            "  {{\"scenario\": \"{}\", \"system\": \"{}\", \"metric\": \"{}\", \"value\": {}, \"unit\": \"{}\"}}{}",
+            "  {{\"scenario\": \"{}\", \"system\": \"{}\", \"metric\": \"{}\", \"value\": {}, \"unit\": \"{}\", \"min\": {}, \"max\": {}}}{}",
             r.scenario,
             r.system,
             r.metric,
-            value,
+            num(r.value),
             r.unit,
+            num(r.min),
+            num(r.max),
             if i + 1 < records.len() { "," } else { "" }
         );
     }
@@ -39,19 +45,26 @@ pub fn to_json(records: &[Record]) -> String {
     out
 }
 
-/// Prints the records of one scenario as a table, with each system's ratio
-/// to `taskmanager` for every metric.
+/// Prints the records of one scenario as a table: each median with the
+/// repetitions' range, and each system's ratio to `taskmanager`.
 pub fn print_table(scenario: &str, records: &[Record]) {
     let rows: Vec<&Record> = records.iter().filter(|r| r.scenario == scenario).collect();
     println!("\n{scenario}");
-    println!("  {:<24} {:<18} {:>16} {:<8} {:>10}", "system", "metric", "value", "unit", "vs ours");
+    println!(
+        "  {:<24} {:<26} {:>12} {:>25} {:<8} {:>10}",
+        "system", "metric", "median", "[min - max]", "unit", "vs ours"
+    );
     for r in &rows {
         let ours = rows.iter().find(|o| o.system == "taskmanager" && o.metric == r.metric).map(|o| o.value);
         let ratio = match ours {
             Some(o) if o != 0.0 && r.system != "taskmanager" => format!("{:.2}x", r.value / o),
             _ => String::new(),
         };
-        println!("  {:<24} {:<18} {:>16.1} {:<8} {:>10}", r.system, r.metric, r.value, r.unit, ratio);
+        let range = format!("[{:.1} - {:.1}]", r.min, r.max);
+        println!(
+            "  {:<24} {:<26} {:>12.1} {:>25} {:<8} {:>10}",
+            r.system, r.metric, r.value, range, r.unit, ratio
+        );
     }
 }
 
@@ -138,6 +151,15 @@ impl Lcg {
     pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next_u64() % (hi - lo + 1)
     }
+}
+
+/// CPU time (user + system) this process has used so far, every thread
+/// included, from `getrusage(RUSAGE_SELF)`.
+pub fn process_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage(RUSAGE_SELF)");
+    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
 }
 
 /// Resident memory of this process, from the kernel's accounting.

@@ -54,6 +54,29 @@ Scenarios (``scenario`` / ``system`` / ``metric`` names as in the JSON):
     ``coalesce=True``), ``sched`` (the usual self-rescheduling pattern: each
     run calls ``enter(0.01, ...)`` relative to now, so per-run overhead
     accumulates) and ``sched-abs`` (each run ``enterabs(t0 + (k+1) x 10 ms)``).
+
+``py-recurring-cpu``  (metrics ``cpu_us_per_run_10ms``, ``cpu_us_per_run_1ms``,
+``cpu_us_per_run_1000x100ms``; lower is better)
+    What recurring tasks cost in CPU: one no-op recurring task every 10 ms,
+    one every 1 ms, and 1,000 every 100 ms (submitted back to back). Each
+    measurement runs in a child process of its own (this file, with
+    ``--cpu-child SYSTEM METRIC SECONDS``), so no other system's threads
+    share it: it starts the system and its tasks, waits 300 ms, then reads
+    ``time.process_time()`` (the whole process's CPU, every thread, user +
+    system) and the run count, waits 4 s (2 s with --quick) and reads both
+    again; value = CPU microseconds per run. Systems: ``taskmanager``
+    (``Module(max_workers=2).schedule_task(fn, interval, reoccurring=True)``),
+    ``thread-loop-floor`` (one Python thread sleeping to the next absolute
+    due time of a heap of tasks and running each itself), ``APScheduler``
+    (interval trigger, ``max_instances=1``, ``coalesce=True``, a 2-thread
+    executor) and ``sched`` (``enterabs`` to each run's absolute due time).
+
+``py-cancel-100k``  (metrics ``us_per_cancel``, ``rss_mb_delta``; lower is better)
+    100,000 one-shot tasks scheduled an hour ahead on a running manager,
+    then ``cancel()`` on each handle in a loop: wall time per cancel, and
+    the resident memory of the process after the loop minus before it
+    (``rss_mb_delta``; negative is memory given back). ``taskmanager``
+    only: what it measures is the handles' cancel path, not a comparison.
 """
 
 from __future__ import annotations
@@ -61,7 +84,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import gc
+import heapq
 import math
+import os
+import subprocess
 import random
 import sched
 import statistics
@@ -423,9 +449,154 @@ def drift_sched_abs() -> Dict[str, float]:
 
 
 # ---------------------------------------------------------------------------
+# py-recurring-cpu: each measurement in a child process (see the docstring).
+
+CPU_CASES: Dict[str, Tuple[int, float]] = {
+    "cpu_us_per_run_10ms": (1, 0.010),
+    "cpu_us_per_run_1ms": (1, 0.001),
+    "cpu_us_per_run_1000x100ms": (1000, 0.100),
+}
+CPU_SETTLE = 0.3
+
+
+class RunCounter:
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def tick(self) -> None:
+        self.runs += 1  # one Python-level counter, as cheap as a task gets
+
+
+def _cpu_window(counter: RunCounter, seconds: float) -> float:
+    time.sleep(CPU_SETTLE)
+    cpu0, runs0 = time.process_time(), counter.runs
+    time.sleep(seconds)
+    cpu1, runs1 = time.process_time(), counter.runs
+    if runs1 == runs0:
+        raise RuntimeError(f"nothing ran in {seconds} s")
+    return (cpu1 - cpu0) * 1e6 / (runs1 - runs0)
+
+
+def cpu_child(system: str, metric: str, seconds: float) -> float:
+    tasks, interval = CPU_CASES[metric]
+    counter = RunCounter()
+    tick = counter.tick
+    if system == TM:
+        manager, module = _new_manager(2)
+        try:
+            for _ in range(tasks):
+                module.schedule_task(tick, interval, reoccurring=True)
+            return _cpu_window(counter, seconds)
+        finally:
+            manager.shutdown(cancel_pending=True)
+    if system == "thread-loop-floor":
+        stop = threading.Event()
+        t0 = perf()
+        heap = [(t0 + interval, i) for i in range(tasks)]
+
+        def loop() -> None:
+            while not stop.is_set():
+                due, i = heapq.heappop(heap)
+                wait = due - perf()
+                if wait > 0:
+                    time.sleep(wait)
+                tick()
+                heapq.heappush(heap, (due + interval, i))
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            return _cpu_window(counter, seconds)
+        finally:
+            stop.set()
+            thread.join(5)
+    if system == "APScheduler":
+        scheduler = _new_apscheduler(max_workers=2)
+        try:
+            for _ in range(tasks):
+                scheduler.add_job(tick, "interval", seconds=interval, max_instances=1, coalesce=True)
+            return _cpu_window(counter, seconds)
+        finally:
+            scheduler.shutdown(wait=False)
+    if system == "sched":
+        scheduler = sched.scheduler(perf, time.sleep)
+        running = [True]
+
+        def run(due: float) -> None:
+            tick()
+            if running[0]:
+                scheduler.enterabs(due + interval, 1, run, (due + interval,))
+
+        t0 = perf()
+        for _ in range(tasks):
+            scheduler.enterabs(t0 + interval, 1, run, (t0 + interval,))
+        thread = threading.Thread(target=scheduler.run, name="sched-run", daemon=True)
+        thread.start()
+        try:
+            return _cpu_window(counter, seconds)
+        finally:
+            running[0] = False
+            _stop_sched(scheduler, thread)
+    raise ValueError(f"unknown system {system!r}")
+
+
+def recurring_cpu(system: str, metric: str, seconds: float) -> Dict[str, float]:
+    """One measurement, in a child process."""
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--cpu-child", system, metric, str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"child failed ({out.returncode}): {out.stderr.strip()[-300:]}")
+    return {metric: float(out.stdout.strip().splitlines()[-1])}
+
+
+# ---------------------------------------------------------------------------
+# py-cancel-100k
+
+CANCEL_N = 100_000
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cancel_taskmanager(n: int = CANCEL_N) -> Dict[str, float]:
+    manager, module = _new_manager(2)
+    try:
+        schedule = module.schedule_task
+        handles = [schedule(_noop, FAR) for _ in range(n)]
+        gc.collect()
+        rss0 = _rss_mb()
+        t0 = perf()
+        for h in handles:
+            h.cancel()
+        elapsed = perf() - t0
+        rss1 = _rss_mb()
+        if not all(h.cancelled() for h in handles):
+            raise RuntimeError("a cancelled handle does not say so")
+        return {"us_per_cancel": elapsed / n * 1e6, "rss_mb_delta": rss1 - rss0}
+    finally:
+        manager.shutdown(cancel_pending=True)
+
+
+# ---------------------------------------------------------------------------
 # Driver
 
-UNITS = {"tasks_per_s": "tasks/s", "p50_us": "us", "p99_us": "us", "tasks_run": "tasks", "us_per_job": "us", "drift_us": "us"}
+UNITS = {
+    "tasks_per_s": "tasks/s",
+    "p50_us": "us",
+    "p99_us": "us",
+    "tasks_run": "tasks",
+    "us_per_job": "us",
+    "drift_us": "us",
+    **{m: "us" for m in CPU_CASES},
+    "us_per_cancel": "us",
+    "rss_mb_delta": "MB",
+}
 HIGHER_IS_BETTER = {"tasks_per_s"}
 # Summary over repetitions: median, except tasks_run (the fewest in any repetition).
 SUMMARY: Dict[str, Callable[[List[float]], float]] = {"tasks_run": min}
@@ -466,9 +637,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 repetitions and 50,000 throughput tasks (< 2 min)")
     ap.add_argument("--json", metavar="PATH", help="write the records as a JSON list to PATH")
     ap.add_argument("--only", metavar="NAME", help="run only the scenarios whose name contains NAME")
+    ap.add_argument("--cpu-child", nargs=3, metavar=("SYSTEM", "METRIC", "SECONDS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cpu_child:
+        system, metric, seconds = args.cpu_child
+        print(cpu_child(system, metric, float(seconds)))
+        return 0
 
     reps = 3 if args.quick else 5
+    cpu_seconds = 2.0 if args.quick else 4.0
     n_tp = 50_000 if args.quick else 200_000
     delays = lateness_delays()
 
@@ -509,6 +686,17 @@ def main(argv: Optional[List[str]] = None) -> int:
                 ("sched-abs", drift_sched_abs),
             ],
         ),
+        Scenario(
+            "py-recurring-cpu",
+            list(CPU_CASES),
+            [
+                (system, lambda system=system: {
+                    k: v for m in CPU_CASES for k, v in recurring_cpu(system, m, cpu_seconds).items()
+                })
+                for system in (TM, "thread-loop-floor", "APScheduler", "sched")
+            ],
+        ),
+        Scenario("py-cancel-100k", ["us_per_cancel", "rss_mb_delta"], [(TM, cancel_taskmanager)]),
     ]
 
     if args.only:
@@ -530,7 +718,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     wall0 = perf()
     records: List[Dict[str, Any]] = []
-    rows: List[Tuple[str, str, str, str, str, str]] = []
+    rows: List[Tuple[str, str, str, str, str, str, str]] = []
     warnings: List[str] = []
     for sc in scenarios:
         values, errors = run_scenario(sc, reps)
@@ -543,7 +731,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for system, _ in sc.systems:
             if system not in summary:
                 msg = errors[system][0] if errors[system] else "no result"
-                rows.append((sc.name, system, "ERROR", msg[:60], "", ""))
+                rows.append((sc.name, system, "ERROR", msg[:60], "", "", ""))
                 continue
             for m in sc.metrics:
                 if m not in summary[system]:
@@ -553,12 +741,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                 base = summary.get(TM, {}).get(m)
                 if system != TM and m != "tasks_run" and base is not None:
                     ratio = f"{v / base:.2f}x" if base > 0 and v >= 0 else "n/a"
-                rows.append((sc.name, system, m, fmt_value(v), UNITS[m], ratio))
-                records.append({"scenario": sc.name, "system": system, "metric": m, "value": v, "unit": UNITS[m]})
+                vs = values[system][m]
+                span = f"[{fmt_value(min(vs))} - {fmt_value(max(vs))}]"
+                rows.append((sc.name, system, m, fmt_value(v), span, UNITS[m], ratio))
+                records.append(
+                    {"scenario": sc.name, "system": system, "metric": m, "value": v, "unit": UNITS[m], "min": min(vs), "max": max(vs)}
+                )
                 if m == "tasks_run" and v < LATENESS_N:
                     warnings.append(f"{sc.name}: {system} ran only {v:.0f} of {LATENESS_N} tasks in some repetition")
             if errors[system]:
-                rows.append((sc.name, system, "ERROR", f"{len(errors[system])}/{reps} reps failed: {errors[system][0][:40]}", "", ""))
+                rows.append((sc.name, system, "ERROR", f"{len(errors[system])}/{reps} reps failed: {errors[system][0][:40]}", "", "", ""))
     wall = perf() - wall0
 
     print_table(rows)

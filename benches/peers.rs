@@ -4,7 +4,7 @@
 //! cargo bench --bench peers                       # full run (about 5 minutes on 2 cores)
 //! cargo bench --bench peers -- --quick            # under 2 minutes
 //! cargo bench --bench peers -- --json out.json    # also write the records
-//! cargo bench --bench peers -- --only lateness    # one scenario
+//! cargo bench --bench peers -- --only lateness    # the scenarios whose name starts so
 //! ```
 //!
 //! Every scenario runs all its systems once per repetition, interleaved, so
@@ -73,31 +73,33 @@ impl Samples {
         let scenario = self.scenario;
         self.rows
             .into_iter()
-            .map(|(system, metric, unit, mut v)| Record {
-                scenario,
-                system,
-                metric,
-                value: median(&mut v),
-                unit,
+            .map(|(system, metric, unit, mut v)| {
+                let value = median(&mut v);
+                let (min, max) = (v[0], v[v.len() - 1]);
+                Record { scenario, system, metric, value, unit, min, max }
             })
             .collect()
     }
 }
 
 fn main() {
+    if let Some(code) = cpu_child() {
+        std::process::exit(code);
+    }
     let o = opts();
     let reps = if o.quick { 3 } else { 5 };
     let wanted = |name: &str| o.only.as_deref().is_none_or(|only| name.starts_with(only));
     let mut records = Vec::new();
     let started = Instant::now();
     type Scenario = fn(bool, usize) -> Vec<Record>;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("throughput-1p", |q, r| throughput("throughput-1p", 1, q, r)),
         ("throughput-4p", |q, r| throughput("throughput-4p", 4, q, r)),
         ("lateness", lateness),
         ("drift", drift),
         ("timers-1m", timers),
         ("fairness", fairness),
+        ("recurring-cpu", recurring_cpu),
     ];
     for (name, run) in scenarios {
         if !wanted(name) {
@@ -641,4 +643,138 @@ fn fairness(quick: bool, reps: usize) -> Vec<Record> {
 /// Drops module A's remaining backlog so the next repetition starts clean.
 fn a_cancel(manager: &TaskManager) {
     manager.shutdown_now();
+}
+
+// ---------------------------------------------------------------------------
+// recurring-cpu: what recurring tasks cost in CPU while they wait and run.
+// Each measurement is a child process of this program (the same binary, run
+// with `--cpu-child SYSTEM CASE SECONDS`), so no other system's threads
+// share the process: it starts the system and its tasks, lets them run
+// 300 ms, then reads getrusage(RUSAGE_SELF) (every thread, user + system)
+// and the number of runs, waits SECONDS, and reads both again. Start-up
+// and shutdown are outside the window. The value is CPU microseconds per
+// run of a task (a no-op that counts itself).
+
+/// The cases: (metric, tasks, interval).
+const CPU_CASES: [(&str, usize, Duration); 3] = [
+    ("cpu_us_per_run_10ms", 1, Duration::from_millis(10)),
+    ("cpu_us_per_run_1ms", 1, Duration::from_millis(1)),
+    ("cpu_us_per_run_1000x100ms", 1000, Duration::from_millis(100)),
+];
+const CPU_SYSTEMS: [&str; 4] = ["taskmanager", "deadline-sleep-floor", "scheduled-thread-pool", "tokio"];
+
+fn recurring_cpu(quick: bool, reps: usize) -> Vec<Record> {
+    let seconds = if quick { 2 } else { 4 };
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let mut s = Samples::new("recurring-cpu");
+    for _ in 0..reps {
+        for (metric, _, _) in CPU_CASES {
+            for system in CPU_SYSTEMS {
+                let out = std::process::Command::new(&exe)
+                    .args(["--cpu-child", system, metric, &seconds.to_string()])
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .expect("start a --cpu-child process");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let value = text.trim().parse::<f64>().unwrap_or_else(|_| {
+                    panic!("--cpu-child {system} {metric} printed {text:?} ({})", out.status)
+                });
+                s.add(system, metric, "us", value);
+            }
+        }
+    }
+    s.records()
+}
+
+/// In a `--cpu-child` process: measures one system in one case, prints CPU
+/// microseconds per run, and returns the exit code. None in the parent.
+fn cpu_child() -> Option<i32> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--cpu-child")?;
+    let (system, metric, seconds) = match &args[at + 1..] {
+        [system, metric, seconds, ..] => (system.as_str(), metric.as_str(), seconds.parse::<u64>().ok()?),
+        _ => return Some(2),
+    };
+    let &(_, tasks, interval) = CPU_CASES.iter().find(|c| c.0 == metric)?;
+    let window = Duration::from_secs(seconds);
+    let runs: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let tick = move || {
+        runs.fetch_add(1, Ordering::Relaxed);
+    };
+    // Starts the system; `measure` then reads the window.
+    let measure = || {
+        thread::sleep(Duration::from_millis(300));
+        let (cpu0, runs0) = (taskmanager_benches::process_cpu(), runs.load(Ordering::Relaxed));
+        thread::sleep(window);
+        let (cpu1, runs1) = (taskmanager_benches::process_cpu(), runs.load(Ordering::Relaxed));
+        let ran = runs1 - runs0;
+        assert!(ran > 0, "{system} ran nothing in {window:?}");
+        (cpu1 - cpu0).as_secs_f64() * 1e6 / ran as f64
+    };
+    let per_run = match system {
+        "taskmanager" => {
+            let manager = TaskManager::new();
+            manager.start_thread().unwrap();
+            let module = Module::new(&manager, 2).unwrap();
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| module.schedule_recurring(Recurrence::every(interval), tick).unwrap())
+                .collect();
+            let v = measure();
+            handles.iter().for_each(|h| {
+                h.cancel();
+            });
+            v
+        }
+        "deadline-sleep-floor" => {
+            // One thread, a heap of next due times, sleeping to the earliest.
+            let stop: &'static std::sync::atomic::AtomicBool =
+                Box::leak(Box::new(std::sync::atomic::AtomicBool::new(false)));
+            let t0 = Instant::now();
+            let mut heap: BinaryHeap<Reverse<(Duration, usize)>> =
+                (0..tasks).map(|i| Reverse((t0.elapsed() + interval, i))).collect();
+            let timer = thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(Reverse((due, i))) = heap.pop() else { break };
+                    let now = t0.elapsed();
+                    if due > now {
+                        thread::sleep(due - now);
+                    }
+                    tick();
+                    heap.push(Reverse((due + interval, i)));
+                }
+            });
+            let v = measure();
+            stop.store(true, Ordering::Relaxed);
+            timer.join().unwrap();
+            v
+        }
+        "scheduled-thread-pool" => {
+            let pool = scheduled_thread_pool::ScheduledThreadPool::new(2);
+            let handles: Vec<_> =
+                (0..tasks).map(|_| pool.execute_at_fixed_rate(interval, interval, tick)).collect();
+            let v = measure();
+            handles.iter().for_each(|h| h.cancel());
+            v
+        }
+        "tokio" => {
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+            for _ in 0..tasks {
+                let start = Instant::now() + interval;
+                rt.spawn(async move {
+                    let mut every = tokio::time::interval_at(start.into(), interval);
+                    loop {
+                        every.tick().await;
+                        tick();
+                    }
+                });
+            }
+            let v = measure();
+            rt.shutdown_background();
+            v
+        }
+        _ => return Some(2),
+    };
+    println!("{per_run}");
+    Some(0)
 }

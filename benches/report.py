@@ -7,6 +7,8 @@ import json
 from typing import Any, Dict, List, Sequence, Tuple
 
 HEADER = ("scenario", "system", "metric", "value", "unit", "vs taskmanager")
+# The same with the repetitions' range beside the median.
+HEADER_RANGE = ("scenario", "system", "metric", "median", "[min - max]", "unit", "vs taskmanager")
 
 
 def fmt_value(v: float) -> str:
@@ -17,22 +19,24 @@ def fmt_value(v: float) -> str:
     return f"{v:.2f}"
 
 
-def print_table(rows: Sequence[Tuple[str, str, str, str, str, str]]) -> None:
-    """Rows of (scenario, system, metric, value, unit, ratio), a rule
-    between scenarios; values and ratios right-aligned."""
+def print_table(rows: Sequence[Tuple[str, ...]]) -> None:
+    """Rows of (scenario, system, metric, value, unit, ratio), or of
+    (scenario, system, metric, median, range, unit, ratio), a rule between
+    scenarios; values and ratios right-aligned."""
     if not rows:
         return
-    widths = [max(len(row[i]) for row in list(rows) + [HEADER]) for i in range(len(HEADER))]
+    header = HEADER_RANGE if len(rows[0]) == len(HEADER_RANGE) else HEADER
+    widths = [max(len(row[i]) for row in list(rows) + [header]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     print()
-    print("  ".join(h.ljust(w) for h, w in zip(HEADER, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     print(line)
     prev = None
     for row in rows:
         if prev is not None and row[0] != prev:
             print(line)
         prev = row[0]
-        right = {3, 5}
+        right = {3, 4, 6} if header is HEADER_RANGE else {3, 5}
         print("  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))))
     print(line)
 

@@ -33,7 +33,7 @@ LAYERS = [
     {"job", "job/core", "job/oneshot", "job/recurring"},
     # L2, services: the runtime (life, clock, settings, events, threads),
     # the timer, and the store seam (ready queue + timer).
-    {"runtime", "timer/driver", "store", "store/ready"},
+    {"runtime", "timer/driver", "timer/state", "store", "store/ready"},
     # L3, execution: a module's pool, its workers and counts.
     {"pool", "pool/counts", "pool/worker"},
     # L3b, the Redis store (feature `redis`): claims into pools, results.

@@ -163,3 +163,19 @@ fn join_timeout_on_a_finished_or_cancelled_task_returns() {
         canceller.join().unwrap();
     });
 }
+
+#[test]
+fn a_task_due_before_the_timers_wake_up_wakes_it() {
+    model(|| {
+        let manager = started(1);
+        // The timer sleeps until the far task (loom never times it out);
+        // the near one, due at once (1 ns: a zero delay skips the timer),
+        // is pushed as the new earliest while the timer computes its sleep
+        // or sleeps: it must be woken for it.
+        let far = manager.schedule_task(std::time::Duration::from_secs(3600), || 0).unwrap();
+        let near = manager.schedule_task(std::time::Duration::from_nanos(1), || 1).unwrap();
+        assert_eq!(near.join().unwrap(), 1);
+        far.cancel();
+        manager.shutdown();
+    });
+}

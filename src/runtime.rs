@@ -19,11 +19,6 @@ use crate::unwind::drop_payload;
 /// 60 us here, with a tail), short enough that a worker holding an early job
 /// delays little else.
 const HANDOFF_LEAD: Nanos = 200_000;
-/// See `Runtime::wait_until`. The spin is CPU spent per timer, bought for
-/// precision: measured lateness p99 here was 76-111 us with 15 us of spin,
-/// 76-79 us with 30, 62-76 us with 40 (the peers: 92-107 us).
-const SPIN_BEFORE_DUE: Duration = Duration::from_micros(30);
-
 /// One manager's shared services. See the module docs.
 pub(crate) struct Runtime {
     pub(crate) life: Lifecycle,
@@ -103,20 +98,20 @@ impl Runtime {
         }
     }
 
-    /// Waits until the clock reads `at`: sleeps most of the way, then spins
-    /// the last stretch, since a sleep can overshoot by the timer slack and
-    /// a wake-up's latency.
+    /// Waits until the clock reads `at`, asleep: the thread's timer slack
+    /// (`Builder::timer_slack`, 1 us by default) keeps the sleep's
+    /// overshoot to the wake-up's own latency. No spinning: a spin buys a
+    /// few microseconds of lateness with the CPU of every run (see
+    /// BENCHMARKS.md, recurring-cpu).
     pub(crate) fn wait_until(&self, at: Nanos) {
         if cfg!(loom) {
             return;
         }
         let now = self.now();
-        let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) else { return };
-        if wait > SPIN_BEFORE_DUE {
-            std::thread::sleep(wait - SPIN_BEFORE_DUE);
-        }
-        while self.now() < at {
-            std::hint::spin_loop();
+        if let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) {
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
         }
     }
 }

@@ -254,3 +254,42 @@ fn set_interval_refuses_below_one_millisecond_and_keeps_the_old_interval() {
     handle.cancel();
     assert!(handle.wait_timeout(SOON));
 }
+
+#[test]
+fn many_recurring_tasks_on_one_module_all_keep_running() {
+    // 200 tasks every 10 ms on two workers: the timer hands their ticks out
+    // in batches; every task must go on ticking, none dropped.
+    let manager = started();
+    let module = Module::new(&manager, 2).unwrap();
+    let counts: Vec<Arc<AtomicUsize>> = (0..200).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+    let handles: Vec<_> = counts
+        .iter()
+        .map(|count| {
+            let count = count.clone();
+            module
+                .schedule_recurring(Recurrence::every(ms(10)), move || {
+                    count.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap()
+        })
+        .collect();
+    assert!(eventually(|| counts.iter().all(|c| c.load(Ordering::SeqCst) >= 10)), "a task stopped ticking");
+    for handle in &handles {
+        assert!(handle.cancel());
+    }
+    for handle in &handles {
+        assert!(handle.wait_timeout(SOON));
+    }
+    manager.shutdown();
+}
+
+#[test]
+fn a_run_longer_than_its_interval_is_still_followed_by_the_next() {
+    // The timer expects a recurring task back one interval after its tick;
+    // a run that takes longer comes back later, and must still be run.
+    let manager = started();
+    let handle = manager.schedule_recurring(Recurrence::every(ms(5)), || std::thread::sleep(ms(30))).unwrap();
+    assert!(eventually(|| handle.runs() >= 4), "runs after an overrun: {}", handle.runs());
+    assert!(handle.skipped_ticks() > 0);
+    handle.cancel();
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{eventually, ms, started, SOON};
-use taskmanager::{Module, SubmitError, Task, TaskError, TaskManager};
+use taskmanager::{Module, Recurrence, SubmitError, Task, TaskError, TaskManager};
 
 #[test]
 fn runs_no_earlier_than_its_delay() {
@@ -162,5 +162,70 @@ fn many_short_timers_never_start_early_even_when_handed_over_ahead() {
             started_at - submitted
         );
     }
+    manager.shutdown();
+}
+
+#[test]
+fn a_task_due_before_a_recurring_tasks_next_tick_is_not_held_back_by_it() {
+    // While a recurring task runs, the timer sleeps until the task can be
+    // back (its next tick) and the run's return wakes no one. A task due
+    // sooner than that tick must wake the timer all the same.
+    let manager = started();
+    let module = Module::new(&manager, 2).unwrap();
+    let ticks =
+        module.schedule_recurring(Recurrence::every(Duration::from_secs(2)).run_now(true), || ()).unwrap();
+    assert!(eventually(|| ticks.runs() >= 1));
+    std::thread::sleep(ms(20)); // the run has ended and put the task back
+    let start = Instant::now();
+    let near = module.schedule_task(ms(20), Instant::now).unwrap();
+    let ran = near.join_timeout(SOON).unwrap() - start;
+    assert!(ran >= ms(20) && ran < Duration::from_millis(1500), "ran after {ran:?}, not at its own due time");
+    assert_eq!(ticks.runs(), 1, "the recurring task's next tick is not due yet");
+    ticks.cancel();
+}
+
+#[test]
+fn a_burst_of_due_tasks_for_several_modules_all_runs_on_every_worker() {
+    // The timer queues each module's due jobs in a batch and wakes its
+    // workers once: none may be left queued, and every idle worker of a
+    // module joins in.
+    let manager = started();
+    let modules: Vec<Module> = (0..3).map(|_| Module::new(&manager, 2).unwrap()).collect();
+    // Let every module's two workers exist and go idle first.
+    for module in &modules {
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let gate = gate.clone();
+                module
+                    .add_task(move || {
+                        gate.wait();
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+    }
+    let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..600)
+        .map(|i| {
+            let (threads, ran) = (threads.clone(), ran.clone());
+            modules[i % 3]
+                .schedule_task(ms(30), move || {
+                    threads.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(Duration::from_micros(200));
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap()
+        })
+        .collect();
+    for handle in handles {
+        handle.join_timeout(SOON).unwrap();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 600);
+    assert_eq!(threads.lock().unwrap().len(), 6, "every module's two workers took part");
     manager.shutdown();
 }

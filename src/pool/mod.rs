@@ -294,8 +294,24 @@ impl Target for Pool {
     /// Queues an accepted job (from the timer, or a recurring run) and makes
     /// sure a worker will take it.
     fn dispatch(self: &Arc<Self>, job: JobRef, not_before: Nanos) {
+        self.enqueue(job, not_before);
+        self.kick_queued();
+    }
+
+    fn enqueue(&self, job: JobRef, not_before: Nanos) {
         self.store.ready.push(Queued { job, not_before });
+    }
+
+    /// After `enqueue`s: with more than one job queued and more than one
+    /// worker idle, wakes them all (one call); else as `kick`.
+    fn kick_queued(self: &Arc<Self>) {
         fence(SeqCst);
+        if self.store.ready.len() > 1 && self.idle.load(SeqCst) > 1 && self.rt.life.phase() != Phase::Created
+        {
+            self.wake_all();
+            self.announce_wake();
+            return;
+        }
         self.kick();
     }
 

@@ -47,7 +47,7 @@ impl Pool {
         // Jobs run since this worker last slept.
         let mut streak = 0usize;
         loop {
-            while let Some(job) = self.next_soon(streak >= HOT_STREAK) {
+            while let Some(job) = self.next_soon(streak) {
                 self.run_batch(job, &slot);
                 self.make_way(&mut wakes_seen);
                 streak += 1;
@@ -132,11 +132,16 @@ impl Pool {
     /// runnable and waiting for a core, and will refill the queue. A worker
     /// that is not hot never yields (see `wait_for_work` for why that
     /// matters: a job for a worker that gave up its slice waits with it).
-    fn next_soon(&self, hot: bool) -> Option<Queued> {
+    ///
+    /// A worker that ran a single job since it woke (a timer's tick, a lone
+    /// submission) does neither: its next job is likely far off, and the
+    /// spin would cost CPU on every tick of a recurring task.
+    fn next_soon(&self, streak: usize) -> Option<Queued> {
         if let Some(job) = self.pop() {
             return Some(job);
         }
-        if cfg!(loom) {
+        let hot = streak >= HOT_STREAK;
+        if cfg!(loom) || streak < 2 {
             // A spin measured in real time would make the models
             // non-deterministic; sleeping is what they check.
             return None;

@@ -5,7 +5,6 @@
 //!
 //! See `PROTOCOL.md` for who owns what under which lock.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -16,105 +15,10 @@ use crate::job::{Control, Core, Job, JobRef};
 use crate::lifecycle::Phase;
 use crate::runtime::Runtime;
 use crate::schedule::Nanos;
-use crate::sync::{lock, AtomicUsize, Condvar, Mutex, MutexGuard};
+use crate::sync::{lock, Condvar, Mutex, MutexGuard};
 use crate::threads::set_timer_slack;
-use crate::timer::heap::{Slotted, TimerHeap};
-
-/// Where a due task goes: a module's pool, seen from the timer.
-pub(crate) trait Target: Send + Sync + 'static {
-    /// Takes a due job, to start at `not_before` (0: at once).
-    fn dispatch(self: &Arc<Self>, job: JobRef, not_before: Nanos);
-    /// Cancels a job taken out of the timer unrun; if that cancelled it,
-    /// counts it and tells the event. Returns whether it did.
-    fn cancel(&self, job: JobRef) -> bool;
-    /// Counts a job of this target that its handle cancelled.
-    fn count_cancelled(&self);
-    /// Starts a worker for queued work, if one is missing (a retried start).
-    fn kick(self: &Arc<Self>);
-    /// This target's entries in the timer; kept by the timer, under its lock.
-    fn timers(&self) -> &AtomicUsize;
-}
-
-/// A pending scheduled task in the heap.
-struct Entry<T> {
-    job: JobRef,
-    target: Arc<T>,
-}
-
-impl<T> Slotted for Entry<T> {
-    fn set_slot(&self, slot: u32) {
-        self.job.set_slot(slot);
-    }
-}
-
-impl<T: Target> Entry<T> {
-    fn cancel(self) -> bool {
-        let Entry { job, target } = self;
-        target.cancel(job)
-    }
-}
-
-struct State<T> {
-    heap: TimerHeap<Entry<T>>,
-    /// Set at shutdown: the heap takes nothing more.
-    closed: bool,
-    thread_started: bool,
-    /// Targets left with queued work and no worker because a worker thread
-    /// could not be started, and when to try again (see `retry_spawn`).
-    /// In real time, whatever the manager's clock: threads free up in it.
-    retries: Vec<(Instant, Arc<T>)>,
-}
-
-/// Every entry enters and leaves the heap through these, which keep each
-/// target's count of pending timers.
-impl<T: Target> State<T> {
-    fn push(&mut self, due: Nanos, entry: Entry<T>) -> bool {
-        entry.target.timers().fetch_add(1, Relaxed);
-        self.heap.push(due, entry)
-    }
-
-    fn left(entry: &Entry<T>) {
-        entry.target.timers().fetch_sub(1, Relaxed);
-    }
-
-    fn pop_due(&mut self, now: Nanos) -> Option<(Nanos, Entry<T>)> {
-        let popped = self.heap.pop_due(now);
-        if let Some((_, entry)) = &popped {
-            Self::left(entry);
-        }
-        popped
-    }
-
-    fn remove(&mut self, core: &Core) -> Option<Entry<T>> {
-        let removed = self.heap.remove(core.slot(), |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)));
-        if let Some(entry) = &removed {
-            Self::left(entry);
-        }
-        removed
-    }
-
-    fn drain(&mut self) -> Vec<Entry<T>> {
-        let entries: Vec<Entry<T>> = self.heap.drain().collect();
-        entries.iter().for_each(Self::left);
-        entries
-    }
-
-    /// Takes the spawn retries that are due.
-    fn due_retries(&mut self) -> Vec<Arc<T>> {
-        if self.retries.is_empty() {
-            return Vec::new();
-        }
-        let now = Instant::now();
-        let (due, wait): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|&(at, _)| at <= now);
-        self.retries = wait;
-        due.into_iter().map(|(_, t)| t).collect()
-    }
-
-    /// How long until the next spawn retry, if one is pending.
-    fn retry_wait(&self) -> Option<Duration> {
-        self.retries.iter().map(|&(at, _)| at.saturating_duration_since(Instant::now())).min()
-    }
-}
+pub(crate) use crate::timer::state::Target;
+use crate::timer::state::{Entry, State};
 
 /// A recurring task in the listing registry, with its module's name.
 type Listed = (Weak<dyn Job>, Arc<str>);
@@ -131,17 +35,7 @@ pub(crate) struct Timer<T> {
 
 impl<T: Target> Timer<T> {
     pub(crate) fn new(rt: Arc<Runtime>) -> Self {
-        Timer {
-            rt,
-            state: Mutex::new(State {
-                heap: TimerHeap::new(),
-                closed: false,
-                thread_started: false,
-                retries: Vec::new(),
-            }),
-            wake: Condvar::new(),
-            recurring: Mutex::new(Vec::new()),
-        }
+        Timer { rt, state: Mutex::new(State::new()), wake: Condvar::new(), recurring: Mutex::new(Vec::new()) }
     }
 
     pub(crate) fn runtime(&self) -> &Arc<Runtime> {
@@ -150,7 +44,18 @@ impl<T: Target> Timer<T> {
 
     fn push(&self, mut state: MutexGuard<'_, State<T>>, due: Nanos, target: &Arc<T>, job: Arc<dyn Job>) {
         let entry = Entry { job: JobRef::new(job), target: Arc::clone(target) };
-        if state.push(due, entry) {
+        let earliest = state.push(due, entry);
+        self.wake_for(state, earliest, due);
+    }
+
+    /// After a push: wakes the timer thread if the entry, due at `due`, is
+    /// the new earliest and the thread would otherwise sleep past its
+    /// hand-off time. An entry that is not the earliest is never due before
+    /// the thread wakes anyway (it sleeps no later than the earliest).
+    fn wake_for(&self, mut state: MutexGuard<'_, State<T>>, earliest: bool, due: Nanos) {
+        let hand_off = due.saturating_sub(self.rt.handoff_lead());
+        if earliest && state.asleep_until.is_some_and(|until| hand_off < until) {
+            state.asleep_until = None;
             drop(state);
             self.wake.notify_one();
         }
@@ -189,10 +94,8 @@ impl<T: Target> Timer<T> {
         let Some(entry) = state.remove(control.core()) else { return };
         let due = new_due(control.due());
         control.set_due(due);
-        if state.push(due, entry) {
-            drop(state);
-            self.wake.notify_one();
-        }
+        let earliest = state.push(due, entry);
+        self.wake_for(state, earliest, due);
     }
 
     /// Takes a job its handle cancelled out of the timer at once, if it is
@@ -266,28 +169,65 @@ impl<T: Target> Timer<T> {
     }
 
     /// The timer thread: moves due jobs to their targets, then sleeps until
-    /// the next due time or a wake-up.
+    /// the next due time (less the hand-off lead) or a wake-up. Due jobs go
+    /// out in a batch: each target's are queued, then the target is kicked
+    /// once (one wake-up call, not one per job).
     fn run(&self) {
         set_timer_slack(self.rt.timer_slack);
         let lead = self.rt.handoff_lead();
         let mut due = Vec::new();
         let mut state = lock(&self.state);
         loop {
+            state.asleep_until = None;
             if state.closed {
                 return;
             }
             let now = self.rt.now();
+            let until = now.saturating_add(lead);
+            if state.expected_back <= until {
+                state.expected_back = Nanos::MAX;
+            }
             while due.len() < 1024 {
-                match state.pop_due(now.saturating_add(lead)) {
-                    Some((at, entry)) => due.push((at, entry)),
+                match state.pop_due(until) {
+                    Some((at, entry)) => {
+                        let interval =
+                            entry.job.job().and_then(Job::recurring_info).map(|info| info.interval);
+                        if let Some(interval) = interval {
+                            state.expected_back = state.expected_back.min(at.saturating_add(interval));
+                        }
+                        due.push((at, entry));
+                    }
                     None => break,
                 }
             }
             let retries = state.due_retries();
             if !due.is_empty() || !retries.is_empty() {
                 drop(state);
+                // The first job of a run of one target's jobs is kicked at
+                // once (its worker wakes while the rest are queued); the
+                // rest once, at the end of the run.
+                let mut run: Option<(Arc<T>, usize)> = None;
                 for (at, Entry { job, target }) in due.drain(..) {
-                    target.dispatch(job, at);
+                    match &mut run {
+                        Some((current, n)) if Arc::ptr_eq(current, &target) => {
+                            target.enqueue(job, at);
+                            *n += 1;
+                        }
+                        _ => {
+                            if let Some((done, n)) = run.take() {
+                                if n > 1 {
+                                    done.kick_queued();
+                                }
+                            }
+                            target.dispatch(job, at);
+                            run = Some((target, 1));
+                        }
+                    }
+                }
+                if let Some((done, n)) = run {
+                    if n > 1 {
+                        done.kick_queued();
+                    }
                 }
                 for target in retries {
                     target.kick();
@@ -295,14 +235,24 @@ impl<T: Target> Timer<T> {
                 state = lock(&self.state);
                 continue;
             }
-            let due_wait = state
-                .heap
-                .next_due()
-                .and_then(|next| self.rt.clock.real_wait(next.saturating_sub(lead).saturating_sub(now)));
-            let wait = match (due_wait, state.retry_wait()) {
+            let next = match (state.heap.next_due(), state.expected_back) {
+                (Some(next), back) => Some(next.min(back)),
+                (None, Nanos::MAX) => None,
+                (None, back) => Some(back),
+            };
+            let due_wait = next.map(|next| (next, next.saturating_sub(lead).saturating_sub(now)));
+            let due_wait = due_wait
+                .and_then(|(at, wait)| Some((at.saturating_sub(lead), self.rt.clock.real_wait(wait)?)));
+            let wait = match (due_wait.map(|(_, w)| w), state.retry_wait()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // A retry's wake-up time is in real time, not the clock's: a
+            // push then wakes the thread as if it slept without end.
+            state.asleep_until = Some(match (due_wait, wait) {
+                (Some((at, w)), Some(wait)) if w == wait => at,
+                _ => Nanos::MAX,
+            });
             state = match wait {
                 Some(wait) => self.wake.wait_timeout(state, wait).unwrap_or_else(|p| p.into_inner()).0,
                 None => self.wake.wait(state).unwrap_or_else(|p| p.into_inner()),

@@ -1,8 +1,10 @@
 //! The in-process schedule store: [`heap`], the ordered structure of pending
 //! tasks (pure: no locks, no clock), and [`driver`], the timer that owns one
-//! under its lock and the thread that hands due tasks to their modules.
+//! under its lock (its [`state`]) and the thread that hands due tasks to
+//! their modules.
 
 pub(crate) mod driver;
 pub(crate) mod heap;
+mod state;
 
 pub(crate) use heap::{Slotted, NO_SLOT};

@@ -1,0 +1,136 @@
+//! [`State`]: what the timer keeps under its lock: the heap of pending
+//! entries (each target counting its own), the spawn retries, and what the
+//! timer thread's sleep promises (`asleep_until`, `expected_back`), which
+//! decides whether a push must wake it. The driver (`driver.rs`) owns one.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::job::{Core, JobRef};
+use crate::schedule::Nanos;
+use crate::sync::AtomicUsize;
+use crate::timer::heap::{Slotted, TimerHeap};
+
+/// Where a due task goes: a module's pool, seen from the timer.
+pub(crate) trait Target: Send + Sync + 'static {
+    /// Takes a due job, to start at `not_before` (0: at once).
+    fn dispatch(self: &Arc<Self>, job: JobRef, not_before: Nanos);
+    /// Queues a due job without waking a worker for it: the caller then
+    /// calls [`kick_queued`](Self::kick_queued).
+    fn enqueue(&self, job: JobRef, not_before: Nanos);
+    /// Makes sure workers take what `enqueue` queued.
+    fn kick_queued(self: &Arc<Self>);
+    /// Cancels a job taken out of the timer unrun; if that cancelled it,
+    /// counts it and tells the event. Returns whether it did.
+    fn cancel(&self, job: JobRef) -> bool;
+    /// Counts a job of this target that its handle cancelled.
+    fn count_cancelled(&self);
+    /// Starts a worker for queued work, if one is missing (a retried start).
+    fn kick(self: &Arc<Self>);
+    /// This target's entries in the timer; kept by the timer, under its lock.
+    fn timers(&self) -> &AtomicUsize;
+}
+
+/// A pending scheduled task in the heap.
+pub(crate) struct Entry<T> {
+    pub(crate) job: JobRef,
+    pub(crate) target: Arc<T>,
+}
+
+impl<T> Slotted for Entry<T> {
+    fn set_slot(&self, slot: u32) {
+        self.job.set_slot(slot);
+    }
+}
+
+impl<T: Target> Entry<T> {
+    pub(crate) fn cancel(self) -> bool {
+        let Entry { job, target } = self;
+        target.cancel(job)
+    }
+}
+
+pub(crate) struct State<T> {
+    pub(crate) heap: TimerHeap<Entry<T>>,
+    /// Set at shutdown: the heap takes nothing more.
+    pub(crate) closed: bool,
+    pub(crate) thread_started: bool,
+    /// Targets left with queued work and no worker because a worker thread
+    /// could not be started, and when to try again (see `retry_spawn`).
+    /// In real time, whatever the manager's clock: threads free up in it.
+    pub(crate) retries: Vec<(Instant, Arc<T>)>,
+    /// While the timer thread waits: the clock reading at which it wakes by
+    /// itself (`Nanos::MAX`: only when told). None while it is awake, or a
+    /// wake-up is on its way. A push due before it must wake the thread;
+    /// any other push it finds when it wakes anyway, without a system call.
+    pub(crate) asleep_until: Option<Nanos>,
+    /// The earliest a recurring task that the timer handed out can be back:
+    /// its due time plus its interval (a run ends after it starts, and the
+    /// next due is at least an interval after the last). The timer sleeps no
+    /// later than this, so that the run's reschedule, due then or later,
+    /// finds it asleep until then and needs no wake-up (see `asleep_until`).
+    pub(crate) expected_back: Nanos,
+}
+
+/// Every entry enters and leaves the heap through these, which keep each
+/// target's count of pending timers.
+impl<T: Target> State<T> {
+    pub(crate) fn new() -> Self {
+        State {
+            heap: TimerHeap::new(),
+            closed: false,
+            thread_started: false,
+            retries: Vec::new(),
+            asleep_until: None,
+            expected_back: Nanos::MAX,
+        }
+    }
+
+    pub(crate) fn push(&mut self, due: Nanos, entry: Entry<T>) -> bool {
+        entry.target.timers().fetch_add(1, Relaxed);
+        self.heap.push(due, entry)
+    }
+
+    fn left(entry: &Entry<T>) {
+        entry.target.timers().fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn pop_due(&mut self, now: Nanos) -> Option<(Nanos, Entry<T>)> {
+        let popped = self.heap.pop_due(now);
+        if let Some((_, entry)) = &popped {
+            Self::left(entry);
+        }
+        popped
+    }
+
+    pub(crate) fn remove(&mut self, core: &Core) -> Option<Entry<T>> {
+        let removed = self.heap.remove(core.slot(), |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)));
+        if let Some(entry) = &removed {
+            Self::left(entry);
+        }
+        removed
+    }
+
+    pub(crate) fn drain(&mut self) -> Vec<Entry<T>> {
+        let entries: Vec<Entry<T>> = self.heap.drain().collect();
+        entries.iter().for_each(Self::left);
+        entries
+    }
+
+    /// Takes the spawn retries that are due.
+    pub(crate) fn due_retries(&mut self) -> Vec<Arc<T>> {
+        if self.retries.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let (due, wait): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|&(at, _)| at <= now);
+        self.retries = wait;
+        due.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// How long until the next spawn retry, if one is pending.
+    pub(crate) fn retry_wait(&self) -> Option<Duration> {
+        self.retries.iter().map(|&(at, _)| at.saturating_duration_since(Instant::now())).min()
+    }
+}
