@@ -88,9 +88,14 @@ def _key_name(key: object) -> str:
 
 
 def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mapping[str, Any]:
-    if not isinstance(task, Mapping):
+    # A plain dict is the usual case: its check is a set difference (the
+    # abc check and the sorting are for the rest, and for the error).
+    if type(task) is not dict and not isinstance(task, Mapping):
         raise TypeError(f"{call}() takes a dict of the task's keys, got {_type_name(task)}")
-    unknown = sorted(_key_name(k) for k in task if k not in allowed)
+    if type(task) is dict and task.keys() <= allowed:
+        unknown = []
+    else:
+        unknown = sorted(_key_name(k) for k in task if k not in allowed)
     if unknown:
         raise ValueError(f"{call}() got unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     if "method" not in task:

@@ -174,9 +174,10 @@ def encode(
     names it."""
     args = [] if args is None else args
     kwargs = {} if kwargs is None else kwargs
-    if not isinstance(args, (list, tuple)) and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+    # Exact lists, tuples and dicts (the usual case) skip the abc checks.
+    if type(args) not in (list, tuple) and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
         raise TypeError(f"args must be a list or tuple, got {_describe(args)}")
-    if not isinstance(kwargs, (dict, Mapping)):
+    if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         raise TypeError(f"kwargs must be a dict, got {_describe(kwargs)}")
     call = {"args": list(args), "kwargs": dict(kwargs), "callbacks": callbacks}
     if all(isinstance(key, str) for key in call["kwargs"]):
