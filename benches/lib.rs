@@ -56,8 +56,9 @@ pub fn print_table(scenario: &str, records: &[Record]) {
     );
     for r in &rows {
         let ours = rows.iter().find(|o| o.system == "taskmanager" && o.metric == r.metric).map(|o| o.value);
+        // A ratio to (nearly) zero says nothing (plot.py leaves it out too).
         let ratio = match ours {
-            Some(o) if o != 0.0 && r.system != "taskmanager" => format!("{:.2}x", r.value / o),
+            Some(o) if o.abs() >= 0.5 && r.system != "taskmanager" => format!("{:.2}x", r.value / o),
             _ => String::new(),
         };
         let range = format!("[{:.1} - {:.1}]", r.min, r.max);

@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyWeakrefReference};
 
 use serde_json::Value;
@@ -84,17 +85,35 @@ impl Wake for Bridge {
     }
 }
 
+/// What `complete` calls in `taskmanager._broker`, looked up once.
+struct Api {
+    decode: Py<PyAny>,
+    remote_error: Py<PyAny>,
+    result_lost: Py<PyAny>,
+}
+
+static API: PyOnceLock<Api> = PyOnceLock::new();
+
+fn api(py: Python<'_>) -> PyResult<&Api> {
+    API.get_or_try_init(py, || {
+        let broker = py.import("taskmanager._broker")?;
+        Ok::<_, PyErr>(Api {
+            decode: broker.getattr("decode")?.unbind(),
+            remote_error: broker.getattr("RemoteError")?.unbind(),
+            result_lost: broker.getattr("ResultLost")?.unbind(),
+        })
+    })
+}
+
 /// Settles the Python handle `future` with a remote task's outcome: the
 /// JSON value decoded, `taskmanager.RemoteError`, or a cancellation.
 fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Result<Value, TaskError>) -> PyResult<()> {
-    let broker = py.import(intern!(py, "taskmanager._broker"))?;
+    let api = api(py)?;
     let outcome = match outcome {
         Err(TaskError::Cancelled) => return future::cancel(future),
-        Ok(value) => Ok(broker.getattr(intern!(py, "decode"))?.call1((value.to_string(),))?.unbind()),
-        Err(TaskError::Remote(e)) => {
-            Err(broker.getattr(intern!(py, "RemoteError"))?.call1((e.kind, e.message, e.traceback))?)
-        }
-        Err(other) => Err(broker.getattr(intern!(py, "ResultLost"))?.call1((other.to_string(),))?),
+        Ok(value) => Ok(api.decode.bind(py).call1((value.to_string(),))?.unbind()),
+        Err(TaskError::Remote(e)) => Err(api.remote_error.bind(py).call1((e.kind, e.message, e.traceback))?),
+        Err(other) => Err(api.result_lost.bind(py).call1((other.to_string(),))?),
     };
     if future::set_running(future)? {
         future::settle(future, outcome)?;
