@@ -112,7 +112,9 @@ fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Result<Value, Ta
     let outcome = match outcome {
         Err(TaskError::Cancelled) => return future::cancel(future),
         Ok(value) => Ok(api.decode.bind(py).call1((value.to_string(),))?.unbind()),
-        Err(TaskError::Remote(e)) => Err(api.remote_error.bind(py).call1((e.kind, e.message, e.traceback))?),
+        Err(TaskError::Remote(e)) => {
+            Err(api.remote_error.bind(py).call1((e.kind, e.message, e.traceback))?)
+        }
         Err(other) => Err(api.result_lost.bind(py).call1((other.to_string(),))?),
     };
     if future::set_running(future)? {
