@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use super::pace::{back_off, Every};
-use super::{decode_result, Broker};
+use std::sync::Arc;
+
+use super::{decode_result, Broker, RemoteCell};
+use crate::err::TaskError;
 use crate::lifecycle::Phase;
 
 /// How long one wait for a message lasts: also how soon the listener
@@ -73,6 +76,20 @@ impl Broker {
         }
         self.delete_read(&mut read);
         self.abandon_waiting("the task manager shut down before the result arrived; the task runs anyway");
+    }
+
+    /// The handle waiting for `task`'s result, if its user still holds it;
+    /// either way `task` waits no more.
+    fn take_waiting(&self, task: &str) -> Option<Arc<RemoteCell>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task)?.upgrade()
+    }
+
+    /// Settles every handle still waiting: called when the listener ends.
+    fn abandon_waiting(&self, reason: &str) {
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+        for cell in waiting.into_values().filter_map(|cell| cell.upgrade()) {
+            cell.settle(Err(TaskError::ResultLost { reason: reason.to_owned() }));
+        }
     }
 
     /// Settles a handle from its result message (`<task id>\n<result>`);

@@ -277,12 +277,6 @@ impl Broker {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
     }
 
-    /// The handle waiting for `task`'s result, if its user still holds it;
-    /// either way `task` waits no more.
-    fn take_waiting(&self, task: &str) -> Option<Arc<RemoteCell>> {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task)?.upgrade()
-    }
-
     /// Deletes a stream entry no worker has claimed; true if it did.
     fn unqueue(&self, stream: &str, entry: &str) -> bool {
         let removed =
@@ -360,14 +354,6 @@ impl Broker {
                     );
                 }
             }
-        }
-    }
-
-    /// Settles every handle still waiting: called when the listener ends.
-    fn abandon_waiting(&self, reason: &str) {
-        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
-        for cell in waiting.into_values().filter_map(|cell| cell.upgrade()) {
-            cell.settle(Err(TaskError::ResultLost { reason: reason.to_owned() }));
         }
     }
 }
