@@ -39,10 +39,10 @@ pub trait BatchRunner: Send + Sync + 'static {
     /// Runs `batch` (which runs the tasks), wrapped as the runtime needs.
     fn run_batch(&self, batch: &mut dyn FnMut());
 
-    /// Runs the whole life of a thread that runs tasks or settles their
-    /// handles (a module's worker, the broker's result listener): the place
-    /// to keep what the runtime needs per thread for as long as the thread
-    /// lives. The Python binding gives the thread one interpreter state for
+    /// Runs the whole life of a thread that settles many handles one by
+    /// one (the broker's result listener): the place to keep what the
+    /// runtime needs per thread for as long as the thread lives. (A
+    /// module's workers get [`run_batch`](Self::run_batch) instead.) The Python binding gives the thread one interpreter state for
     /// its life, instead of making and freeing one (a memory map) each time
     /// the thread takes the GIL. Must call `body` exactly once.
     fn run_thread(&self, body: &mut (dyn FnMut() + Send)) {

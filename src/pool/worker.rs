@@ -36,10 +36,6 @@ impl Pool {
         // Its waits for an early job's due time must be as precise as the
         // timer's own (see `Shared::handoff_lead`).
         set_timer_slack(self.rt.timer_slack);
-        self.rt.run_thread(&mut || self.work_until_retired());
-    }
-
-    fn work_until_retired(self: &Arc<Self>) {
         let slot = Arc::new(WorkerSlot::default());
         set_worker_slot(Some(Arc::clone(&slot)));
         lock(&self.workers).push(Arc::clone(&slot));
