@@ -67,6 +67,7 @@ impl Runtime {
 
     /// Runs `body`, a thread's whole life, inside the batch runner's
     /// [`run_thread`](BatchRunner::run_thread) if there is one.
+    #[cfg(feature = "redis")]
     pub(crate) fn run_thread(&self, body: &mut (dyn FnMut() + Send)) {
         match &self.batch_runner {
             Some(runner) => runner.run_thread(body),
