@@ -163,6 +163,16 @@ pub fn process_cpu() -> Duration {
     Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
 }
 
+/// Times this process's threads went to sleep so far (voluntary context
+/// switches, every thread included, from `getrusage(RUSAGE_SELF)`): each is
+/// a wait that ended in a wake-up. Unlike CPU time, a count, so it does not
+/// move with the machine's noise.
+pub fn process_sleeps() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage(RUSAGE_SELF)");
+    usage.voluntary_context_switches() as u64
+}
+
 /// Resident memory of this process, from the kernel's accounting.
 pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;

@@ -367,8 +367,8 @@ fn drift(quick: bool, reps: usize) -> Vec<Record> {
     let mut s = Samples::new("drift");
     let drift_us = |start: Duration| (start.as_nanos() as f64 - due_last.as_nanos() as f64).abs() / 1e3;
     for _ in 0..reps {
-        {
-            let manager = TaskManager::new();
+        for (system, precise) in [("taskmanager", false), ("taskmanager-precise-ticks", true)] {
+            let manager = TaskManager::builder().precise_ticks(precise).build().unwrap();
             manager.start_thread().unwrap();
             let (tx, rx) = std::sync::mpsc::channel();
             let t0 = Instant::now();
@@ -383,7 +383,7 @@ fn drift(quick: bool, reps: usize) -> Vec<Record> {
                 .unwrap();
             let start = rx.recv_timeout(WAIT).unwrap();
             handle.cancel();
-            s.add("taskmanager", "drift_us", "us", drift_us(start));
+            s.add(system, "drift_us", "us", drift_us(start));
         }
         {
             let t0 = Instant::now();
@@ -655,20 +655,25 @@ fn a_cancel(manager: &TaskManager) {
 // and shutdown are outside the window. The value is CPU microseconds per
 // run of a task (a no-op that counts itself).
 
-/// The cases: (metric, tasks, interval).
-const CPU_CASES: [(&str, usize, Duration); 3] = [
-    ("cpu_us_per_run_10ms", 1, Duration::from_millis(10)),
-    ("cpu_us_per_run_1ms", 1, Duration::from_millis(1)),
-    ("cpu_us_per_run_1000x100ms", 1000, Duration::from_millis(100)),
+/// The cases: (metric, tasks, interval). Each also reports the process's
+/// sleeps (voluntary context switches) per run, `sleeps_per_run_...`: the
+/// wake-ups behind the CPU time, counted, so free of the machine's noise.
+const CPU_CASES: [(&str, &str, usize, Duration); 3] = [
+    ("cpu_us_per_run_10ms", "sleeps_per_run_10ms", 1, Duration::from_millis(10)),
+    ("cpu_us_per_run_1ms", "sleeps_per_run_1ms", 1, Duration::from_millis(1)),
+    ("cpu_us_per_run_1000x100ms", "sleeps_per_run_1000x100ms", 1000, Duration::from_millis(100)),
 ];
-const CPU_SYSTEMS: [&str; 4] = ["taskmanager", "deadline-sleep-floor", "scheduled-thread-pool", "tokio"];
+/// `taskmanager-precise-ticks`: with `Builder::precise_ticks` (one more
+/// wake-up per run, for punctuality; see `drift`).
+const CPU_SYSTEMS: [&str; 5] =
+    ["taskmanager", "taskmanager-precise-ticks", "deadline-sleep-floor", "scheduled-thread-pool", "tokio"];
 
 fn recurring_cpu(quick: bool, reps: usize) -> Vec<Record> {
     let seconds = if quick { 2 } else { 4 };
     let exe = std::env::current_exe().expect("the benchmark's own path");
     let mut s = Samples::new("recurring-cpu");
     for _ in 0..reps {
-        for (metric, _, _) in CPU_CASES {
+        for (metric, sleeps_metric, _, _) in CPU_CASES {
             for system in CPU_SYSTEMS {
                 let out = std::process::Command::new(&exe)
                     .args(["--cpu-child", system, metric, &seconds.to_string()])
@@ -676,10 +681,12 @@ fn recurring_cpu(quick: bool, reps: usize) -> Vec<Record> {
                     .output()
                     .expect("start a --cpu-child process");
                 let text = String::from_utf8_lossy(&out.stdout);
-                let value = text.trim().parse::<f64>().unwrap_or_else(|_| {
+                let values: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+                let [cpu, sleeps] = values[..] else {
                     panic!("--cpu-child {system} {metric} printed {text:?} ({})", out.status)
-                });
-                s.add(system, metric, "us", value);
+                };
+                s.add(system, metric, "us", cpu);
+                s.add(system, sleeps_metric, "sleeps", sleeps);
             }
         }
     }
@@ -695,7 +702,7 @@ fn cpu_child() -> Option<i32> {
         [system, metric, seconds, ..] => (system.as_str(), metric.as_str(), seconds.parse::<u64>().ok()?),
         _ => return Some(2),
     };
-    let &(_, tasks, interval) = CPU_CASES.iter().find(|c| c.0 == metric)?;
+    let &(_, _, tasks, interval) = CPU_CASES.iter().find(|c| c.0 == metric)?;
     let window = Duration::from_secs(seconds);
     let runs: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
     let tick = move || {
@@ -704,16 +711,25 @@ fn cpu_child() -> Option<i32> {
     // Starts the system; `measure` then reads the window.
     let measure = || {
         thread::sleep(Duration::from_millis(300));
-        let (cpu0, runs0) = (taskmanager_benches::process_cpu(), runs.load(Ordering::Relaxed));
+        let read = || {
+            (
+                taskmanager_benches::process_cpu(),
+                taskmanager_benches::process_sleeps(),
+                runs.load(Ordering::Relaxed),
+            )
+        };
+        let (cpu0, sleeps0, runs0) = read();
         thread::sleep(window);
-        let (cpu1, runs1) = (taskmanager_benches::process_cpu(), runs.load(Ordering::Relaxed));
-        let ran = runs1 - runs0;
-        assert!(ran > 0, "{system} ran nothing in {window:?}");
-        (cpu1 - cpu0).as_secs_f64() * 1e6 / ran as f64
+        let (cpu1, sleeps1, runs1) = read();
+        let ran = (runs1 - runs0) as f64;
+        assert!(ran > 0.0, "{system} ran nothing in {window:?}");
+        // The measuring thread's own sleep counts 1 over the whole window.
+        ((cpu1 - cpu0).as_secs_f64() * 1e6 / ran, (sleeps1 - sleeps0).saturating_sub(1) as f64 / ran)
     };
     let per_run = match system {
-        "taskmanager" => {
-            let manager = TaskManager::new();
+        "taskmanager" | "taskmanager-precise-ticks" => {
+            let precise = system != "taskmanager";
+            let manager = TaskManager::builder().precise_ticks(precise).build().unwrap();
             manager.start_thread().unwrap();
             let module = Module::new(&manager, 2).unwrap();
             let handles: Vec<_> = (0..tasks)
@@ -775,6 +791,7 @@ fn cpu_child() -> Option<i32> {
         }
         _ => return Some(2),
     };
-    println!("{per_run}");
+    let (cpu, sleeps) = per_run;
+    println!("{cpu} {sleeps}");
     Some(0)
 }

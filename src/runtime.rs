@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batch::BatchRunner;
 use crate::clock::Clock;
@@ -19,12 +19,17 @@ use crate::unwind::drop_payload;
 /// 60 us here, with a tail), short enough that a worker holding an early job
 /// delays little else.
 const HANDOFF_LEAD: Nanos = 200_000;
+/// Waits for a due time shorter than this are spun, not slept: see
+/// [`Runtime::wait_until`]. About a sleep's own cost in CPU on a VM.
+pub(crate) const SPIN_BELOW: Duration = Duration::from_micros(5);
 /// One manager's shared services. See the module docs.
 pub(crate) struct Runtime {
     pub(crate) life: Lifecycle,
     pub(crate) clock: Clock,
     pub(crate) keep_alive: Duration,
     pub(crate) timer_slack: Duration,
+    /// `Builder::precise_ticks`: see [`held_lead`](Self::held_lead).
+    pub(crate) precise_ticks: bool,
     pub(crate) batch_runner: Option<Arc<dyn BatchRunner>>,
     pub(crate) events: Events,
     pub(crate) threads: Arc<ThreadRegistry>,
@@ -39,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) clock: Clock,
     pub(crate) keep_alive: Duration,
     pub(crate) timer_slack: Duration,
+    pub(crate) precise_ticks: bool,
     pub(crate) batch_runner: Option<Arc<dyn BatchRunner>>,
     pub(crate) events: Events,
     pub(crate) threads: ThreadRegistry,
@@ -46,12 +52,14 @@ pub(crate) struct Settings {
 
 impl Runtime {
     pub(crate) fn new(settings: Settings) -> Self {
-        let Settings { clock, keep_alive, timer_slack, batch_runner, events, threads } = settings;
+        let Settings { clock, keep_alive, timer_slack, precise_ticks, batch_runner, events, threads } =
+            settings;
         Runtime {
             life: Lifecycle::new(),
             clock,
             keep_alive,
             timer_slack,
+            precise_ticks,
             batch_runner,
             events,
             threads: Arc::new(threads),
@@ -99,19 +107,39 @@ impl Runtime {
         }
     }
 
+    /// How long before a held recurring task's due time its worker wakes
+    /// (see `Timer::check_held`): the hand-off lead with
+    /// `Builder::precise_ticks`, else 0 (one wake-up per run).
+    pub(crate) fn held_lead(&self) -> Nanos {
+        if self.precise_ticks {
+            self.handoff_lead()
+        } else {
+            0
+        }
+    }
+
     /// Waits until the clock reads `at`, asleep: the thread's timer slack
     /// (`Builder::timer_slack`, 1 us by default) keeps the sleep's
     /// overshoot to the wake-up's own latency. No spinning: a spin buys a
     /// few microseconds of lateness with the CPU of every run (see
     /// BENCHMARKS.md, recurring-cpu).
+    ///
+    /// A wait shorter than [`SPIN_BELOW`] is spun instead: going to sleep
+    /// and being woken costs more CPU than that (a burst of timers due a
+    /// microsecond apart, handed out together, would otherwise cost a
+    /// sleep each).
     pub(crate) fn wait_until(&self, at: Nanos) {
         if cfg!(loom) {
             return;
         }
         let now = self.now();
-        if let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) {
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
+        let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) else { return };
+        if wait >= SPIN_BELOW {
+            std::thread::sleep(wait);
+        } else if !wait.is_zero() {
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                std::hint::spin_loop();
             }
         }
     }

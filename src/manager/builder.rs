@@ -25,6 +25,7 @@ pub struct Builder {
     default_max_workers: usize,
     keep_alive: Duration,
     timer_slack: Duration,
+    precise_ticks: bool,
     clock: Option<ManualClock>,
     #[cfg(feature = "redis")]
     broker: Option<crate::broker::BrokerConfig>,
@@ -52,6 +53,26 @@ impl Builder {
     /// precision is the point. `Duration::ZERO` keeps the system's default.
     pub fn timer_slack(mut self, slack: Duration) -> Self {
         self.timer_slack = slack;
+        self
+    }
+
+    /// Whether recurring runs start at their due times to within tens of
+    /// microseconds, for one more wake-up per run.
+    ///
+    /// Between runs, the worker that ran a recurring task keeps it and
+    /// sleeps until it is due: one wake-up per run, as cheap as a thread
+    /// sleeping to each due time, and as punctual. A long sleep can end
+    /// late by the time an idle CPU takes to wake (on this project's VMs,
+    /// 100-150 microseconds; any thread sleeping to a deadline pays it).
+    /// With `precise_ticks`, the worker wakes 200 microseconds early and
+    /// sleeps the rest in a short sleep, which does not: runs start 20-40
+    /// microseconds late instead, for about 11 microseconds more CPU per
+    /// run (BENCHMARKS.md, recurring-cpu and drift). Default: off.
+    /// One-shot scheduled tasks always get the early hand-off (it costs
+    /// them nothing); with a batch runner (Python) or a manual clock this
+    /// has no effect.
+    pub fn precise_ticks(mut self, precise: bool) -> Self {
+        self.precise_ticks = precise;
         self
     }
 
@@ -241,6 +262,7 @@ impl Builder {
             },
             keep_alive: self.keep_alive,
             timer_slack: self.timer_slack,
+            precise_ticks: self.precise_ticks,
             batch_runner: self.batch_runner.clone(),
             events: Events::new(self.listener.clone(), self.listener_level),
             threads: ThreadRegistry::new(self.spawn_handler.clone()),
@@ -285,6 +307,7 @@ impl Default for Builder {
             default_max_workers: (cpus + 4).min(32),
             keep_alive: Duration::from_secs(60),
             timer_slack: Duration::from_micros(1),
+            precise_ticks: false,
             clock: None,
             #[cfg(feature = "redis")]
             broker: None,

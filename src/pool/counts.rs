@@ -24,6 +24,10 @@ use crate::sync::{AtomicU64, Mutex};
 pub(crate) struct WorkerSlot {
     /// The running task's id; 0 between tasks.
     pub(crate) current: AtomicU64,
+    /// Whether this worker holds a recurring entry of the timer's, to run
+    /// at its due time (see `Timer::reschedule`). Touched by the worker
+    /// only; std's, as it is no hand-off.
+    pub(crate) holding: std::sync::atomic::AtomicBool,
     pub(crate) named: Mutex<Option<Arc<dyn Job>>>,
     /// What this worker's runs came to; on its own cache line, so counting
     /// costs no sharing.

@@ -153,10 +153,28 @@ impl Pool {
         self.store.schedule.schedule(self, job, due)
     }
 
-    /// Puts a recurring job back in the timer after a run (see
-    /// [`Timer::reschedule`]).
-    pub(crate) fn reschedule(self: &Arc<Self>, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
-        self.store.schedule.reschedule(self, job, due)
+    /// Puts a recurring job back in the timer after a run, or in the hands
+    /// of `holder`, the worker that ran it (see [`Timer::reschedule`]).
+    pub(crate) fn reschedule(
+        self: &Arc<Self>,
+        job: Arc<dyn Job>,
+        due: Option<Nanos>,
+        holder: Option<usize>,
+    ) -> bool {
+        self.store.schedule.reschedule(self, job, due, holder)
+    }
+
+    /// Whether a worker that ran a recurring job, next due at `due`, should
+    /// keep it and run it then itself: only with the real clock (a manual
+    /// one moves only when told, and the timer is what listens), when no
+    /// work is queued (it would give the job back at once), and when `due`
+    /// falls within the keep-alive (it would retire first).
+    fn may_hold(&self, due: Nanos) -> bool {
+        if cfg!(loom) || !self.store.ready.is_empty() || self.rt.life.phase() != Phase::Running {
+            return false;
+        }
+        let wait = due.saturating_sub(self.rt.now());
+        self.rt.clock.real_wait(wait).is_some_and(|wait| wait <= self.rt.keep_alive)
     }
 
     /// Takes the next queued job, if any.
@@ -364,5 +382,9 @@ impl Target for Pool {
 
     fn timers(&self) -> &AtomicUsize {
         &self.timers
+    }
+
+    fn wake_holders(&self) {
+        self.wake_all();
     }
 }

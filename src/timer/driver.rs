@@ -17,6 +17,7 @@ use crate::runtime::Runtime;
 use crate::schedule::Nanos;
 use crate::sync::{lock, Condvar, Mutex, MutexGuard};
 use crate::threads::set_timer_slack;
+pub(crate) use crate::timer::state::HeldNow;
 pub(crate) use crate::timer::state::Target;
 use crate::timer::state::{Entry, State};
 
@@ -74,28 +75,71 @@ impl<T: Target> Timer<T> {
         Ok(())
     }
 
-    /// Puts a recurring job back after a run. Returns false, leaving the job
-    /// to retire itself, if it was cancelled meanwhile, has no next due time,
-    /// or the manager is shutting down.
-    pub(crate) fn reschedule(&self, target: &Arc<T>, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
+    /// Puts a recurring job back after a run: with a `holder` (the worker
+    /// that ran it, which will be idle until then), into that worker's
+    /// hands if they are free, so that the worker sleeps until the due time
+    /// and runs it itself: one wake-up a run, not the timer's and then the
+    /// worker's (see [`State::hold`]); otherwise into the heap. Returns
+    /// false, leaving the job to retire itself, if it was cancelled
+    /// meanwhile, has no next due time, or the manager is shutting down.
+    pub(crate) fn reschedule(
+        &self,
+        target: &Arc<T>,
+        job: Arc<dyn Job>,
+        due: Option<Nanos>,
+        holder: Option<usize>,
+    ) -> bool {
         let Some(due) = due else { return false };
-        let state = lock(&self.state);
+        let mut state = lock(&self.state);
         if state.closed || !job.core().requeue() {
             return false;
+        }
+        if let Some(holder) = holder {
+            let entry = Entry { job: JobRef::new(job), target: Arc::clone(target) };
+            if let Err(Entry { job, target }) = state.hold(holder, due, entry) {
+                let earliest = state.push(due, Entry { job, target });
+                self.wake_for(state, earliest, due);
+            }
+            return true;
         }
         self.push(state, due, target, job);
         true
     }
 
-    /// Moves a recurring job waiting in the timer to `new_due(its due)`;
-    /// does nothing if it is not in the timer (running, or queued).
+    /// What became of the entry the worker `holder` holds; takes it if it
+    /// is due, or with `precise_ticks` due within the hand-off lead, as the
+    /// timer thread would (the worker then sleeps the rest in `Pool::run`:
+    /// a long sleep can wake late, by an idle CPU's wake-up time, a short
+    /// one does not; see [`Runtime::held_lead`]).
+    pub(crate) fn check_held(&self, holder: usize) -> HeldNow {
+        let until = self.rt.now().saturating_add(self.rt.held_lead());
+        lock(&self.state).check_held(holder, until)
+    }
+
+    /// The worker `holder` has other work (or retires): its held entry, if
+    /// any, goes to the heap and the timer thread.
+    pub(crate) fn give_back(&self, holder: usize) {
+        let mut state = lock(&self.state);
+        if let Some((due, entry)) = state.unhold(holder) {
+            let earliest = state.push(due, entry);
+            self.wake_for(state, earliest, due);
+        }
+    }
+
+    /// Moves a pending recurring job (in the timer or a worker's hands) to
+    /// `new_due(its due)`; does nothing if it is running or queued.
     pub(crate) fn move_pending(&self, control: &dyn Control, new_due: impl FnOnce(Nanos) -> Nanos) {
         let mut state = lock(&self.state);
-        let Some(entry) = state.remove(control.core()) else { return };
+        let Some((entry, held)) = state.remove(control.core()) else { return };
+        let holder = held.then(|| Arc::clone(&entry.target));
         let due = new_due(control.due());
         control.set_due(due);
         let earliest = state.push(due, entry);
         self.wake_for(state, earliest, due);
+        // Its holder finds it gone, and idles on.
+        if let Some(target) = holder {
+            target.wake_holders();
+        }
     }
 
     /// Takes a job its handle cancelled out of the timer at once, if it is
@@ -103,7 +147,10 @@ impl<T: Target> Timer<T> {
     pub(crate) fn remove(&self, core: &Core) {
         let removed = lock(&self.state).remove(core);
         // Dropped outside the lock: it releases a module reference.
-        if let Some(entry) = removed {
+        if let Some((entry, held)) = removed {
+            if held {
+                entry.target.wake_holders();
+            }
             entry.target.count_cancelled();
             if let Some(job) = entry.job.job() {
                 self.rt.events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
@@ -131,7 +178,7 @@ impl<T: Target> Timer<T> {
     /// the timer lock.
     pub(crate) fn for_each_pending(&self, mut f: impl FnMut(Nanos, &dyn Job, &T)) {
         let state = lock(&self.state);
-        for (due, entry) in state.heap.iter() {
+        for (due, entry) in state.iter() {
             if let Some(job) = entry.job.job() {
                 f(due, job, &entry.target);
             }
@@ -140,7 +187,7 @@ impl<T: Target> Timer<T> {
 
     /// Pending entries.
     pub(crate) fn len(&self) -> usize {
-        lock(&self.state).heap.len()
+        lock(&self.state).len()
     }
 
     /// Starts the timer thread (once) and moves the manager to Running, under
@@ -290,15 +337,19 @@ impl<T: Target> Timer<T> {
     /// with `cancel_due`, cancels it) and cancels the rest. Returns how many
     /// due entries it cancelled.
     pub(crate) fn close(&self, cancel_due: bool) -> usize {
-        let (due, not_due) = {
+        let (due, not_due, holders) = {
             let mut state = lock(&self.state);
             state.closed = true;
+            let holders = state.return_held();
             let now = self.rt.now();
             let due: Vec<Entry<T>> = std::iter::from_fn(|| state.pop_due(now).map(|(_, e)| e)).collect();
             let not_due = state.drain();
-            (due, not_due)
+            (due, not_due, holders)
         };
         self.wake.notify_all();
+        for target in holders {
+            target.wake_holders();
+        }
         // Cancelled as not yet due; their handles say so.
         for entry in not_due {
             entry.cancel();
@@ -315,7 +366,14 @@ impl<T: Target> Timer<T> {
     /// Cancels every pending entry (`cancel_pending`); returns how many this
     /// cancelled.
     pub(crate) fn cancel_all(&self) -> usize {
-        let entries = lock(&self.state).drain();
+        let (entries, holders) = {
+            let mut state = lock(&self.state);
+            let holders = state.return_held();
+            (state.drain(), holders)
+        };
+        for target in holders {
+            target.wake_holders();
+        }
         entries.into_iter().map(Entry::cancel).filter(|&c| c).count()
     }
 }

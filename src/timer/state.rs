@@ -28,6 +28,9 @@ pub(crate) trait Target: Send + Sync + 'static {
     fn count_cancelled(&self);
     /// Starts a worker for queued work, if one is missing (a retried start).
     fn kick(self: &Arc<Self>);
+    /// Wakes this target's idle workers: an entry one of them holds (see
+    /// [`State::hold`]) was taken from it.
+    fn wake_holders(&self);
     /// This target's entries in the timer; kept by the timer, under its lock.
     fn timers(&self) -> &AtomicUsize;
 }
@@ -51,8 +54,32 @@ impl<T: Target> Entry<T> {
     }
 }
 
+/// A recurring entry kept by the worker that ran it, which sleeps until its
+/// due time and runs it itself (see [`State::hold`]).
+pub(crate) struct Held<T> {
+    pub(crate) due: Nanos,
+    pub(crate) entry: Entry<T>,
+    /// The worker's token (its slot's address).
+    pub(crate) holder: usize,
+}
+
+/// What became of a worker's held entry (see [`State::check_held`]).
+pub(crate) enum HeldNow {
+    /// It holds nothing (any more): a cancel, a new interval or shutdown
+    /// took it.
+    Gone,
+    /// Not due yet: due then.
+    Waiting(Nanos),
+    /// Due (at the time given): the worker runs it now.
+    Due(Nanos, JobRef),
+}
+
 pub(crate) struct State<T> {
     pub(crate) heap: TimerHeap<Entry<T>>,
+    /// Entries held by the workers that will run them, at most one each:
+    /// pending like the heap's (counted, listed, cancelled, closed alike),
+    /// but no business of the timer thread's.
+    held: Vec<Held<T>>,
     /// Set at shutdown: the heap takes nothing more.
     pub(crate) closed: bool,
     pub(crate) thread_started: bool,
@@ -79,6 +106,7 @@ impl<T: Target> State<T> {
     pub(crate) fn new() -> Self {
         State {
             heap: TimerHeap::new(),
+            held: Vec::new(),
             closed: false,
             thread_started: false,
             retries: Vec::new(),
@@ -104,18 +132,83 @@ impl<T: Target> State<T> {
         popped
     }
 
-    pub(crate) fn remove(&mut self, core: &Core) -> Option<Entry<T>> {
-        let removed = self.heap.remove(core.slot(), |e| e.job.core().is_some_and(|c| std::ptr::eq(c, core)));
-        if let Some(entry) = &removed {
+    /// Takes the entry of `core` out, from the heap or a worker's hands
+    /// (then also says so: its holder must be woken).
+    pub(crate) fn remove(&mut self, core: &Core) -> Option<(Entry<T>, bool)> {
+        let is_it = |e: &Entry<T>| e.job.core().is_some_and(|c| std::ptr::eq(c, core));
+        let removed = match self.heap.remove(core.slot(), is_it) {
+            Some(entry) => Some((entry, false)),
+            None => {
+                let at = self.held.iter().position(|h| is_it(&h.entry))?;
+                Some((self.held.swap_remove(at).entry, true))
+            }
+        };
+        if let Some((entry, _)) = &removed {
             Self::left(entry);
         }
         removed
     }
 
+    /// Every pending entry, held ones included, taken out.
     pub(crate) fn drain(&mut self) -> Vec<Entry<T>> {
-        let entries: Vec<Entry<T>> = self.heap.drain().collect();
+        let mut entries: Vec<Entry<T>> = self.heap.drain().collect();
+        entries.extend(self.held.drain(..).map(|h| h.entry));
         entries.iter().for_each(Self::left);
         entries
+    }
+
+    /// Pending entries, held ones included, with their due times.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Nanos, &Entry<T>)> {
+        self.heap.iter().chain(self.held.iter().map(|h| (h.due, &h.entry)))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len() + self.held.len()
+    }
+
+    /// Gives `entry`, due at `due`, to the worker `holder` to keep, if it
+    /// holds none; else returns it.
+    pub(crate) fn hold(&mut self, holder: usize, due: Nanos, entry: Entry<T>) -> Result<(), Entry<T>> {
+        if self.held.iter().any(|h| h.holder == holder) {
+            return Err(entry);
+        }
+        entry.target.timers().fetch_add(1, Relaxed);
+        self.held.push(Held { due, entry, holder });
+        Ok(())
+    }
+
+    /// Takes `holder`'s entry back, whether due or not.
+    pub(crate) fn unhold(&mut self, holder: usize) -> Option<(Nanos, Entry<T>)> {
+        let at = self.held.iter().position(|h| h.holder == holder)?;
+        let Held { due, entry, .. } = self.held.swap_remove(at);
+        Self::left(&entry);
+        Some((due, entry))
+    }
+
+    /// What became of `holder`'s entry; takes it out if it is due at `now`.
+    pub(crate) fn check_held(&mut self, holder: usize, now: Nanos) -> HeldNow {
+        match self.held.iter().find(|h| h.holder == holder) {
+            None => HeldNow::Gone,
+            Some(h) if h.due > now => HeldNow::Waiting(h.due),
+            Some(_) => match self.unhold(holder) {
+                Some((due, entry)) => HeldNow::Due(due, entry.job),
+                None => HeldNow::Gone,
+            },
+        }
+    }
+
+    /// Moves every held entry into the heap (at shutdown); returns their
+    /// targets, whose holders must be woken.
+    pub(crate) fn return_held(&mut self) -> Vec<Arc<T>> {
+        let held: Vec<Held<T>> = self.held.drain(..).collect();
+        held.into_iter()
+            .map(|Held { due, entry, .. }| {
+                let target = Arc::clone(&entry.target);
+                Self::left(&entry);
+                self.push(due, entry);
+                target
+            })
+            .collect()
     }
 
     /// Takes the spawn retries that are due.
