@@ -179,3 +179,49 @@ fn a_task_due_before_the_timers_wake_up_wakes_it() {
         manager.shutdown();
     });
 }
+
+/// A manager whose one worker keeps a recurring task due in an hour
+/// between runs (its keep-alive is longer than that; see `Pool::may_hold`),
+/// after a first run at once.
+fn holding() -> (TaskManager, crate::RecurringHandle) {
+    let manager = TaskManager::builder()
+        .default_max_workers(1)
+        .keep_alive(std::time::Duration::from_secs(7200))
+        .build()
+        .unwrap();
+    manager.start_thread().unwrap();
+    let handle = manager
+        .schedule_recurring(Recurrence::every(std::time::Duration::from_secs(3600)).run_now(true), || {})
+        .unwrap();
+    (manager, handle)
+}
+
+#[test]
+fn work_submitted_while_the_only_worker_holds_a_recurring_task_runs() {
+    model(|| {
+        let (manager, recurring) = holding();
+        // Races the first run and its hold: queued before, the run sees it
+        // and does not hold; after, the holder is woken and gives way (loom
+        // never times its sleep out, so a missed wake-up hangs the model).
+        let task = manager.add_task(|| 7).unwrap();
+        assert_eq!(task.join().unwrap(), 7);
+        recurring.cancel();
+        recurring.wait();
+        manager.shutdown();
+        assert_eq!(manager.stats().pending_timers, 0);
+    });
+}
+
+#[test]
+fn cancelling_a_held_recurring_task_ends_it_and_shutdown_ends() {
+    model(|| {
+        let (manager, recurring) = holding();
+        // Races the first run, its hold, and the holder's check and sleep.
+        assert!(recurring.cancel());
+        recurring.wait();
+        assert!(recurring.is_cancelled());
+        assert_eq!(manager.stats().pending_timers, 0);
+        manager.shutdown();
+        assert!(recurring.runs() <= 1);
+    });
+}
