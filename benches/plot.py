@@ -53,7 +53,7 @@ def markdown(scenario, records):
     """A Markdown table of one scenario: each system's value and its ratio
     to ours."""
     ours = {r["metric"]: r["value"] for r in records if r["system"] == OURS}
-    lines = [f"**{scenario}**", "", "| system | metric | value | unit | vs taskmanager |", "|---|---|---:|---|---:|"]
+    lines = [f"**{scenario}**", "", "| system | metric | median [min-max] | unit | vs taskmanager |", "|---|---|---:|---|---:|"]
     for r in records:
         base = ours.get(r["metric"])
         ratio = ""
@@ -61,7 +61,7 @@ def markdown(scenario, records):
         if r["system"] != OURS and base and abs(base) >= 0.5:
             ratio = f"{r['value'] / base:.2f}x"
         value = number(r["value"])
-        if r.get("reps", 1) > 1:
+        if r.get("reps", 1) > 1 or r.get("min", r["value"]) != r.get("max", r["value"]):
             value += f" [{number(r['min'])}-{number(r['max'])}]"
         name = f"**{r['system']}**" if r["system"] == OURS else r["system"]
         lines.append(f"| {name} | {r['metric']} | {value} | {r['unit']} | {ratio} |")
