@@ -39,12 +39,15 @@ pub trait BatchRunner: Send + Sync + 'static {
     /// Runs `batch` (which runs the tasks), wrapped as the runtime needs.
     fn run_batch(&self, batch: &mut dyn FnMut());
 
-    /// Runs the whole life of a thread that settles many handles one by
-    /// one (the broker's result listener): the place to keep what the
-    /// runtime needs per thread for as long as the thread lives. (A
-    /// module's workers get [`run_batch`](Self::run_batch) instead.) The Python binding gives the thread one interpreter state for
-    /// its life, instead of making and freeing one (a memory map) each time
-    /// the thread takes the GIL. Must call `body` exactly once.
+    /// Runs a stretch of a thread's life in which it enters the runtime
+    /// again and again, one task at a time: the whole life of the broker's
+    /// result listener, which settles handles one by one, and a worker's
+    /// time holding a recurring task between its runs. The place to keep
+    /// what the runtime needs per thread meanwhile. (A worker busy with
+    /// queued tasks gets [`run_batch`](Self::run_batch) instead.) The Python
+    /// binding gives the thread one interpreter state for the stretch,
+    /// instead of making and freeing one (a memory map) each time the
+    /// thread takes the GIL. Must call `body` exactly once.
     fn run_thread(&self, body: &mut (dyn FnMut() + Send)) {
         body();
     }

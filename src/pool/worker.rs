@@ -53,14 +53,21 @@ impl Pool {
                 streak += 1;
             }
             streak = 0;
-            match self.wait_for_work(&slot) {
-                Some(job) => {
+            let woke = if slot.holding.load(Relaxed) && self.rt.batch_runner.is_some() {
+                self.run_held(&slot)
+            } else {
+                Some(self.wait_for_work(&slot))
+            };
+            match woke {
+                // It ran its held task's ticks and holds it no more.
+                None => (tick, streak) = (true, 1),
+                Some(Woke::Queued(job) | Woke::Held(job)) => {
                     tick = job.not_before != 0;
                     self.run(job, &slot);
                     streak = 1;
                 }
-                None if self.retire() => break,
-                None => {}
+                Some(Woke::Idle) if self.retire() => break,
+                Some(Woke::Idle) => {}
             }
         }
         let mut workers = lock(&self.workers);
@@ -83,7 +90,7 @@ impl Pool {
     /// keep every core busy can wait a whole scheduler slice (milliseconds)
     /// before it runs again and falls asleep, and a job queued meanwhile
     /// waits with it. Asleep, it is woken at once.
-    fn wait_for_work(&self, slot: &WorkerSlot) -> Option<Queued> {
+    fn wait_for_work(&self, slot: &WorkerSlot) -> Woke {
         let deadline = Instant::now() + self.rt.keep_alive;
         let timer = self.timer();
         // Held under `park`, so that a cancel or shutdown that takes the
@@ -92,7 +99,7 @@ impl Pool {
         let mut parked = lock(&self.park);
         loop {
             if let Some(job) = self.pop() {
-                return Some(job); // `run` gives any held entry back first
+                return Woke::Queued(job); // `run` gives any held entry back first
             }
             let now = Instant::now();
             let mut until = deadline;
@@ -101,7 +108,7 @@ impl Pool {
                     HeldNow::Gone => slot.holding.store(false, Relaxed),
                     HeldNow::Due(due, job) => {
                         slot.holding.store(false, Relaxed);
-                        return Some(Queued { job, not_before: due.max(1) });
+                        return Woke::Held(Queued { job, not_before: due.max(1) });
                     }
                     HeldNow::Waiting(due) => {
                         let hand_off = due.saturating_sub(self.rt.held_lead());
@@ -112,7 +119,7 @@ impl Pool {
             }
             if self.rt.life.phase() != Phase::Running || now >= until {
                 self.give_back(slot);
-                return None;
+                return Woke::Idle;
             }
             // Counted idle only while about to sleep, so that submitters
             // take the lock and make the wake-up call only when a worker
@@ -127,6 +134,34 @@ impl Pool {
             }
             self.idle.fetch_sub(1, SeqCst);
         }
+    }
+
+    /// For a worker that holds a recurring task, with a batch runner: waits
+    /// for and runs its ticks inside one [`run_thread`](crate::BatchRunner::run_thread)
+    /// call, so that the runner's per-thread state lives across them. For
+    /// Python that is an interpreter thread state, which each GIL take of a
+    /// thread Python did not start would otherwise make and free again: the
+    /// larger part of a Python tick's CPU (BENCHMARKS.md, py-recurring-cpu).
+    /// Only while holding: a worker busy with a stream of tasks keeps none
+    /// (see `Runtime::run_thread` for why). Returns the first wake-up that
+    /// is not its tick, or None once a tick's run left it holding nothing.
+    fn run_held(self: &Arc<Self>, slot: &WorkerSlot) -> Option<Woke> {
+        let mut woke = None;
+        self.rt.run_thread(&mut || loop {
+            match self.wait_for_work(slot) {
+                Woke::Held(job) => {
+                    self.run(job, slot);
+                    if !slot.holding.load(Relaxed) {
+                        return;
+                    }
+                }
+                other => {
+                    woke = Some(other);
+                    return;
+                }
+            }
+        });
+        woke
     }
 
     /// Between jobs: if another module's worker was woken since this worker
@@ -303,6 +338,16 @@ impl Pool {
         fence(SeqCst);
         self.store.ready.is_empty() || !self.reserve()
     }
+}
+
+/// What a worker's wait for work came to.
+enum Woke {
+    /// A job from the queue.
+    Queued(Queued),
+    /// The recurring task the worker held, now due.
+    Held(Queued),
+    /// Nothing: the keep-alive passed, or the manager is shutting down.
+    Idle,
 }
 
 /// A worker's side of running a job: see [`RunContext`].

@@ -228,6 +228,34 @@ def test_exit_with_tasks_dropped_in_finalization(tmp_path):
     assert_clean(runs, 0, max_seconds=20)
 
 
+@pytest.mark.parametrize("daemon", [True, False], ids=["daemon-exit", "shutdown-then-exit"])
+def test_exit_while_workers_hold_recurring_tasks_between_runs(tmp_path, daemon):
+    # Between runs, a recurring task's worker keeps it, and an interpreter
+    # thread state with it (see `Pool::run_held`): at exit (a daemon
+    # manager), or at shutdown and then exit (a manager that is not: it
+    # keeps the process alive until shut down), the worker must let both
+    # go (or, past the exit hooks, park) without hanging or crashing,
+    # whether it sleeps to the next run or is in one.
+    end = "" if daemon else "m.shutdown()"
+    runs = run_many(
+        tmp_path,
+        f"""
+        from taskmanager import TaskManager, Module; import time
+        m = TaskManager(); m.start_thread(daemon={daemon})
+        ticks = []
+        for interval in (0.001, 0.005, 30):
+            mod = Module(task_manager=m, max_workers=1)
+            mod.schedule_task(ticks.append, interval, args=(interval,), reoccurring=True, run_now=True)
+        time.sleep(0.2)
+        assert 0.001 in ticks and 30 in ticks, ticks
+        print("ran", len(ticks) > 20)
+        {end}
+        """,
+    )
+    assert_clean(runs, 0, max_seconds=20)
+    assert all(run.out == "ran True\n" and run.err == "" for run in runs), runs
+
+
 # ---------------------------------------------------------------------------
 # Ctrl-C at exit.
 
