@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::batch::BatchRunner;
 use crate::clock::Clock;
@@ -19,9 +19,6 @@ use crate::unwind::drop_payload;
 /// 60 us here, with a tail), short enough that a worker holding an early job
 /// delays little else.
 const HANDOFF_LEAD: Nanos = 200_000;
-/// Waits for a due time shorter than this are spun, not slept: see
-/// [`Runtime::wait_until`]. About a sleep's own cost in CPU on a VM.
-pub(crate) const SPIN_BELOW: Duration = Duration::from_micros(5);
 /// One manager's shared services. See the module docs.
 pub(crate) struct Runtime {
     pub(crate) life: Lifecycle,
@@ -127,23 +124,14 @@ impl Runtime {
     /// overshoot to the wake-up's own latency. No spinning: a spin buys a
     /// few microseconds of lateness with the CPU of every run (see
     /// BENCHMARKS.md, recurring-cpu).
-    ///
-    /// A wait shorter than [`SPIN_BELOW`] is spun instead: going to sleep
-    /// and being woken costs more CPU than that (a burst of timers due a
-    /// microsecond apart, handed out together, would otherwise cost a
-    /// sleep each).
     pub(crate) fn wait_until(&self, at: Nanos) {
         if cfg!(loom) {
             return;
         }
         let now = self.now();
-        let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) else { return };
-        if wait >= SPIN_BELOW {
-            std::thread::sleep(wait);
-        } else if !wait.is_zero() {
-            let until = Instant::now() + wait;
-            while Instant::now() < until {
-                std::hint::spin_loop();
+        if let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) {
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
             }
         }
     }

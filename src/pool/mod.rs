@@ -170,15 +170,17 @@ impl Pool {
     /// work is queued (it would give the job back at once), and when `due`
     /// falls within the keep-alive (it would retire first).
     ///
-    /// Under loom, whose models do not let time pass, only a job due an
-    /// hour or more ahead is held: then it never falls due inside a model,
-    /// whatever the real clock says, and the models stay deterministic.
+    /// Under loom, whose models do not let time pass, only a job due half
+    /// an hour or more ahead is held (the models' are due in an hour): then
+    /// it never falls due inside a model, whatever the real clock says, and
+    /// the models stay deterministic.
     fn may_hold(&self, due: Nanos) -> bool {
+        const LOOM_HOLDS_FROM: Nanos = 30 * 60 * 1_000_000_000;
         if !self.store.ready.is_empty() || self.rt.life.phase() != Phase::Running {
             return false;
         }
         let wait = due.saturating_sub(self.rt.now());
-        if cfg!(loom) && wait < 3_600_000_000_000 / 2 {
+        if cfg!(loom) && wait < LOOM_HOLDS_FROM {
             return false;
         }
         self.rt.clock.real_wait(wait).is_some_and(|wait| wait <= self.rt.keep_alive)

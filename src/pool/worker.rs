@@ -81,7 +81,7 @@ impl Pool {
     }
 
     /// Sleeps until a job is queued (and returns it), the keep-alive passes
-    /// or the manager shuts down (None). A worker that holds a recurring
+    /// or the manager shuts down (`Idle`). A worker that holds a recurring
     /// entry (see `Timer::reschedule`) sleeps no later than its due time,
     /// and then returns it; the keep-alive does not end it meanwhile.
     ///

@@ -76,8 +76,8 @@ impl<T: Target> Timer<T> {
     }
 
     /// Puts a recurring job back after a run: with a `holder` (the worker
-    /// that ran it, which will be idle until then), into that worker's
-    /// hands if they are free, so that the worker sleeps until the due time
+    /// that ran it, which will be idle until then and holds nothing), into
+    /// that worker's hands, so that the worker sleeps until the due time
     /// and runs it itself: one wake-up a run, not the timer's and then the
     /// worker's (see [`State::hold`]); otherwise into the heap. Returns
     /// false, leaving the job to retire itself, if it was cancelled
@@ -95,11 +95,7 @@ impl<T: Target> Timer<T> {
             return false;
         }
         if let Some(holder) = holder {
-            let entry = Entry { job: JobRef::new(job), target: Arc::clone(target) };
-            if let Err(Entry { job, target }) = state.hold(holder, due, entry) {
-                let earliest = state.push(due, Entry { job, target });
-                self.wake_for(state, earliest, due);
-            }
+            state.hold(holder, due, Entry { job: JobRef::new(job), target: Arc::clone(target) });
             return true;
         }
         self.push(state, due, target, job);

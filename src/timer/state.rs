@@ -149,10 +149,10 @@ impl<T: Target> State<T> {
         removed
     }
 
-    /// Every pending entry, held ones included, taken out.
+    /// Every entry of the heap, taken out. Held entries are not among
+    /// them: [`return_held`](Self::return_held) first, to wake their holders.
     pub(crate) fn drain(&mut self) -> Vec<Entry<T>> {
-        let mut entries: Vec<Entry<T>> = self.heap.drain().collect();
-        entries.extend(self.held.drain(..).map(|h| h.entry));
+        let entries: Vec<Entry<T>> = self.heap.drain().collect();
         entries.iter().for_each(Self::left);
         entries
     }
@@ -166,15 +166,13 @@ impl<T: Target> State<T> {
         self.heap.len() + self.held.len()
     }
 
-    /// Gives `entry`, due at `due`, to the worker `holder` to keep, if it
-    /// holds none; else returns it.
-    pub(crate) fn hold(&mut self, holder: usize, due: Nanos, entry: Entry<T>) -> Result<(), Entry<T>> {
-        if self.held.iter().any(|h| h.holder == holder) {
-            return Err(entry);
-        }
+    /// Gives `entry`, due at `due`, to the worker `holder` to keep. A worker
+    /// holds at most one: it asks only when it holds none (its slot's
+    /// `holding` flag).
+    pub(crate) fn hold(&mut self, holder: usize, due: Nanos, entry: Entry<T>) {
+        debug_assert!(self.held.iter().all(|h| h.holder != holder), "a worker holds one entry at most");
         entry.target.timers().fetch_add(1, Relaxed);
         self.held.push(Held { due, entry, holder });
-        Ok(())
     }
 
     /// Takes `holder`'s entry back, whether due or not.
@@ -197,15 +195,15 @@ impl<T: Target> State<T> {
         }
     }
 
-    /// Moves every held entry into the heap (at shutdown); returns their
-    /// targets, whose holders must be woken.
+    /// Moves every held entry into the heap (at shutdown, `cancel_pending`),
+    /// still counted as pending; returns their targets, whose holders must
+    /// be woken.
     pub(crate) fn return_held(&mut self) -> Vec<Arc<T>> {
         let held: Vec<Held<T>> = self.held.drain(..).collect();
         held.into_iter()
             .map(|Held { due, entry, .. }| {
                 let target = Arc::clone(&entry.target);
-                Self::left(&entry);
-                self.push(due, entry);
+                self.heap.push(due, entry);
                 target
             })
             .collect()
