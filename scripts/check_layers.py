@@ -35,7 +35,7 @@ LAYERS = [
     # the timer, and the store seam (ready queue + timer).
     {"runtime", "timer/driver", "timer/state", "store", "store/ready"},
     # L3, execution: a module's pool, its workers and counts.
-    {"pool", "pool/counts", "pool/worker"},
+    {"pool", "pool/context", "pool/counts", "pool/worker"},
     # L3b, the Redis store (feature `redis`): claims into pools, results.
     {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/listener", "broker/pace",
      "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},

@@ -124,15 +124,23 @@ impl Runtime {
     /// overshoot to the wake-up's own latency. No spinning: a spin buys a
     /// few microseconds of lateness with the CPU of every run (see
     /// BENCHMARKS.md, recurring-cpu).
-    pub(crate) fn wait_until(&self, at: Nanos) {
+    ///
+    /// Returns the clock's reading if `at` had come and there was no
+    /// wait: the run's start time, without reading the clock again (each
+    /// read costs about 30 ns here, more with the cache cold after a
+    /// sleep). None after a sleep, whose end the caller must read: a sleep
+    /// can overshoot by far more than its own length after a stall.
+    pub(crate) fn wait_until(&self, at: Nanos) -> Option<Nanos> {
         if cfg!(loom) {
-            return;
+            return None;
         }
         let now = self.now();
-        if let Some(wait) = self.clock.real_wait(at.saturating_sub(now)) {
-            if !wait.is_zero() {
+        match self.clock.real_wait(at.saturating_sub(now)) {
+            Some(wait) if !wait.is_zero() => {
                 std::thread::sleep(wait);
+                None
             }
+            _ => Some(now),
         }
     }
 }

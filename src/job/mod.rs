@@ -76,6 +76,9 @@ pub(crate) trait RunContext {
     fn events(&self) -> &Events;
     /// The manager's clock.
     fn now(&self) -> Nanos;
+    /// The run's start: the worker's last reading of the clock, if it took
+    /// one just before the run (a timer's tick), else [`now`](Self::now).
+    fn started(&self) -> Nanos;
     /// The task `id` has won its start (see `module::mark_running`).
     fn mark_running(&self, id: u64);
     /// The run's method and callbacks are over (see `module::count_run`),

@@ -97,7 +97,7 @@ where
             self.retire();
             return Ran { cancelled: true, ..Ran::default() };
         };
-        let started = cx.now();
+        let started = cx.started();
         let paused = self.paused.load(Ordering::Acquire) != 0;
         let failure = if paused {
             // A paused tick: skipped, and the grid goes on (no burst on

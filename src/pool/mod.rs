@@ -1,11 +1,12 @@
 //! [`Pool`]: a module's execution, its queue and its own worker threads,
 //! never more than `max_workers` of them, started on demand and retired when
-//! idle. Each module has its own threads, so a busy module never delays
-//! another one. The workers' loop is in `worker.rs`, their counts in
+//! idle, so a busy module never delays another. The workers' loop is in
+//! `worker.rs`, what a run may ask of it in `context.rs`, their counts in
 //! `counts.rs`; the public [`Module`](crate::Module) is a handle to a pool.
 //!
 //! See `PROTOCOL.md` for the spawn/retire hand-off.
 
+mod context;
 mod counts;
 mod worker;
 

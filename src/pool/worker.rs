@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::counts::{count_run, set_worker_slot, take_counted, WorkerSlot};
+use super::context::{holder, Context};
+use super::counts::{set_worker_slot, take_counted, WorkerSlot};
 use super::Pool;
 use crate::batch::BATCH;
-use crate::event::{Event, Events};
-use crate::job::{Job, Ran, RunContext};
+use crate::event::Event;
+use crate::job::Ran;
 use crate::lifecycle::Phase;
-use crate::schedule::Nanos;
 use crate::store::Queued;
 use crate::sync::{fence, lock, yield_now};
 use crate::threads::set_timer_slack;
@@ -258,7 +258,10 @@ impl Pool {
     /// Gives the recurring entry this worker holds, if any, back to the
     /// timer: it has other work, or ends.
     fn give_back(&self, slot: &WorkerSlot) {
-        if slot.holding.swap(false, Relaxed) {
+        // A load, not a swap: only this worker writes the flag, and this
+        // runs before every job.
+        if slot.holding.load(Relaxed) {
+            slot.holding.store(false, Relaxed);
             self.timer().give_back(holder(slot));
         }
     }
@@ -266,8 +269,9 @@ impl Pool {
     fn run(self: &Arc<Self>, queued: Queued, slot: &WorkerSlot) {
         self.give_back(slot);
         let Queued { job, not_before } = queued;
+        let mut started = None;
         if not_before != 0 {
-            self.rt.wait_until(not_before);
+            started = self.rt.wait_until(not_before);
             if self.rt.life.shut_down_before(not_before) {
                 // Handed over early, and shutdown came before it was due.
                 self.cancel(job);
@@ -285,7 +289,7 @@ impl Pool {
             if events.wanted(log::Level::Warn) { job.share().map(|job| (job, Instant::now())) } else { None };
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
-        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context { module: self, slot }))) {
+        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context { module: self, slot, started }))) {
             Ok(mut ran) => {
                 match take_counted() {
                     // Counted as it ended (see `count_run`), perhaps as
@@ -348,46 +352,4 @@ enum Woke {
     Held(Queued),
     /// Nothing: the keep-alive passed, or the manager is shutting down.
     Idle,
-}
-
-/// A worker's side of running a job: see [`RunContext`].
-struct Context<'a> {
-    module: &'a Arc<Pool>,
-    slot: &'a WorkerSlot,
-}
-
-impl RunContext for Context<'_> {
-    fn events(&self) -> &Events {
-        &self.module.rt.events
-    }
-
-    fn now(&self) -> Nanos {
-        self.module.rt.now()
-    }
-
-    /// For `stats().running` and `running_tasks()`; `count_run` clears it.
-    fn mark_running(&self, id: u64) {
-        self.slot.current.store(id, Relaxed);
-    }
-
-    fn count_run(&self, failed: bool) {
-        count_run(failed);
-    }
-
-    /// Keeps the job in this worker's hands when it may (see `may_hold`):
-    /// the worker then sleeps until its due time and runs it, one wake-up a
-    /// run (the timer thread's and then a worker's otherwise).
-    fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
-        let hold = !self.slot.holding.load(Relaxed) && due.is_some_and(|due| self.module.may_hold(due));
-        let rescheduled = self.module.reschedule(job, due, hold.then(|| holder(self.slot)));
-        if rescheduled && hold {
-            self.slot.holding.store(true, Relaxed);
-        }
-        rescheduled
-    }
-}
-
-/// A worker's token in the timer's held entries: its slot's address.
-fn holder(slot: &WorkerSlot) -> usize {
-    std::ptr::from_ref(slot) as usize
 }

@@ -1,0 +1,61 @@
+//! [`Context`]: a worker's side of running a job, what a job's run may ask
+//! of the module that runs it (see [`RunContext`]), and the token by which
+//! the timer knows the worker that holds a recurring task.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use super::counts::{count_run, WorkerSlot};
+use super::Pool;
+use crate::event::Events;
+use crate::job::{Job, RunContext};
+use crate::schedule::Nanos;
+
+/// A worker's side of running a job: see [`RunContext`].
+pub(super) struct Context<'a> {
+    pub(super) module: &'a Arc<Pool>,
+    pub(super) slot: &'a WorkerSlot,
+    /// The clock's reading just before the run, if the worker took one
+    /// (see `Runtime::wait_until`).
+    pub(super) started: Option<Nanos>,
+}
+
+impl RunContext for Context<'_> {
+    fn events(&self) -> &Events {
+        &self.module.rt.events
+    }
+
+    fn now(&self) -> Nanos {
+        self.module.rt.now()
+    }
+
+    fn started(&self) -> Nanos {
+        self.started.unwrap_or_else(|| self.now())
+    }
+
+    /// For `stats().running` and `running_tasks()`; `count_run` clears it.
+    fn mark_running(&self, id: u64) {
+        self.slot.current.store(id, Relaxed);
+    }
+
+    fn count_run(&self, failed: bool) {
+        count_run(failed);
+    }
+
+    /// Keeps the job in this worker's hands when it may (see `may_hold`):
+    /// the worker then sleeps until its due time and runs it, one wake-up a
+    /// run (the timer thread's and then a worker's otherwise).
+    fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
+        let hold = !self.slot.holding.load(Relaxed) && due.is_some_and(|due| self.module.may_hold(due));
+        let rescheduled = self.module.reschedule(job, due, hold.then(|| holder(self.slot)));
+        if rescheduled && hold {
+            self.slot.holding.store(true, Relaxed);
+        }
+        rescheduled
+    }
+}
+
+/// A worker's token in the timer's held entries: its slot's address.
+pub(super) fn holder(slot: &WorkerSlot) -> usize {
+    std::ptr::from_ref(slot) as usize
+}
