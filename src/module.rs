@@ -135,7 +135,7 @@ impl Module {
     {
         let Task { method, callbacks, name } = task.into();
         let cell = Arc::new(OneShot::new(method, callbacks, name));
-        self.pool.submit(cell.clone())?;
+        self.pool.submit(cell.clone(), &*cell)?;
         // No manager in the handle: cloning that `Arc` on every submission
         // made its count bounce between submitting threads (-25 % of
         // throughput-4p). A cancelled immediate task is told as an event
@@ -164,7 +164,7 @@ impl Module {
         let Task { method, callbacks, name } = task.into();
         let cell = Arc::new(OneShot::new(method, callbacks, name));
         if delay.is_zero() {
-            pool.submit(cell.clone())?;
+            pool.submit(cell.clone(), &*cell)?;
         } else {
             pool.schedule(cell.clone(), due)?;
         }
@@ -205,7 +205,7 @@ impl Module {
         let cell =
             Arc::new(Recurring::new(method, callbacks, nanos, recurrence.pacing_policy(), first_due, name));
         if recurrence.runs_now() {
-            pool.submit(cell.clone())?;
+            pool.submit(cell.clone(), &*cell)?;
         } else {
             pool.schedule(cell.clone(), first_due)?;
         }

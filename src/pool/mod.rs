@@ -117,8 +117,11 @@ impl Pool {
         &self.store.schedule
     }
 
-    /// Queues a job from a user's submission. See `PROTOCOL.md`, "Submit".
-    pub(crate) fn submit(self: &Arc<Self>, job: Arc<dyn Job>) -> Result<(), SubmitError> {
+    /// Queues a job from a user's submission: `queued` is the queue's
+    /// reference to `job`, which the caller keeps (its handle's), so that
+    /// this path takes no reference of its own (two atomic steps on a
+    /// line the worker may be touching). See `PROTOCOL.md`, "Submit".
+    pub(crate) fn submit(self: &Arc<Self>, queued: Arc<dyn Job>, job: &dyn Job) -> Result<(), SubmitError> {
         let life = &self.rt.life;
         if !life.phase().accepts() {
             return Err(SubmitError::ShutDown);
@@ -126,7 +129,7 @@ impl Pool {
         if life.inherited() {
             return Err(SubmitError::Forked);
         }
-        let queued = Queued { job: JobRef::new(Arc::clone(&job)), not_before: 0 };
+        let queued = Queued { job: JobRef::new(queued), not_before: 0 };
         self.store.ready.try_push(queued).map_err(|capacity| SubmitError::QueueFull { capacity })?;
         fence(SeqCst);
         match life.phase() {
