@@ -57,8 +57,7 @@ pub(crate) struct Pool {
     /// Entries of this module in the manager's timer; changed under the
     /// timer lock.
     timers: AtomicUsize,
-    /// The most workers alive at once.
-    peak: AtomicUsize,
+    peak: AtomicUsize, // the most workers alive at once
     /// Failed worker starts in a row (for the retry backoff). std's: a
     /// count for logs, not part of any hand-off.
     spawn_failures: std::sync::atomic::AtomicU32,
@@ -117,10 +116,8 @@ impl Pool {
         &self.store.schedule
     }
 
-    /// Queues a job from a user's submission: `queued` is the queue's
-    /// reference to `job`, which the caller keeps (its handle's), so that
-    /// this path takes no reference of its own (two atomic steps on a
-    /// line the worker may be touching). See `PROTOCOL.md`, "Submit".
+    /// Queues a user's `job`, the queue holding `queued` (the caller keeps
+    /// its own: no atomic step here). See `PROTOCOL.md`, "Submit".
     pub(crate) fn submit(self: &Arc<Self>, queued: Arc<dyn Job>, job: &dyn Job) -> Result<(), SubmitError> {
         let life = &self.rt.life;
         if !life.phase().accepts() {
