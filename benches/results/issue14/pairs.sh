@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # recurring-cpu, taskmanager against deadline-sleep-floor in 8 alternated
 # pairs (each a child process measuring 4 s), for the ratio per pair:
-# output in pairs-recurring-cpu-2026-12-03.txt ("case system cpu_us sleeps").
+# output in pairs-recurring-cpu-<date>.txt ("case system cpu_us sleeps").
 set -euo pipefail
 cargo bench --bench peers --no-run
 peers=$(ls -t target/release/deps/peers-* | grep -v '\.d$' | head -1)
