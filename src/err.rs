@@ -180,6 +180,13 @@ pub enum TaskError {
         /// The panic's message.
         message: String,
     },
+    /// The method returned a failure as its value (a task made with
+    /// [`Task::fallible`](crate::Task::fallible), or a Python task that
+    /// raised): no callback ran.
+    Failed {
+        /// The failure's text.
+        message: String,
+    },
     /// The task ran in another process (through a broker) and failed there.
     Remote(RemoteError),
     /// The task went to a broker, but its result cannot reach this handle:
@@ -226,6 +233,7 @@ impl fmt::Display for TaskError {
             TaskError::CallbackPanicked { index, message } => {
                 write!(f, "callback {index} panicked: {message}")
             }
+            TaskError::Failed { message } => write!(f, "task failed: {message}"),
             TaskError::Remote(e) => write!(f, "task failed in a worker process: {e}"),
             TaskError::ResultLost { reason } => write!(f, "the task's result cannot arrive: {reason}"),
         }

@@ -141,9 +141,8 @@ pub use module::Module;
 pub use module_builder::ModuleBuilder;
 #[cfg(feature = "redis")]
 pub use named::SharedSchedule;
-pub use pool::count_run;
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use schedule::{Pacing, Recurrence};
-pub use task::Task;
+pub use task::{Fallible, Method, MethodMut, Task};
 #[cfg(all(unix, not(loom)))]
 pub use worker::WorkerExit;

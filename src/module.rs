@@ -12,7 +12,7 @@ use crate::manager::Manager;
 use crate::pool::Pool;
 use crate::report::Stats;
 use crate::schedule::{due_after, to_nanos, Recurrence};
-use crate::task::Task;
+use crate::task::{Method, MethodMut, Task};
 
 /// A group of tasks that shares a cap on worker threads: the spec's
 /// `Module(task_manager=..., max_workers=...)`.
@@ -130,7 +130,7 @@ impl Module {
     /// [`SubmitError::Spawn`] if no worker thread could be started.
     pub fn add_task<F, T>(&self, task: impl Into<Task<F, T>>) -> Result<TaskHandle<T>, SubmitError>
     where
-        F: FnOnce() -> T + Send + 'static,
+        F: Method<T>,
         T: Send + 'static,
     {
         let Task { method, callbacks, name } = task.into();
@@ -156,7 +156,7 @@ impl Module {
         task: impl Into<Task<F, T>>,
     ) -> Result<TaskHandle<T>, SubmitError>
     where
-        F: FnOnce() -> T + Send + 'static,
+        F: Method<T>,
         T: Send + 'static,
     {
         let pool = &self.pool;
@@ -188,7 +188,7 @@ impl Module {
         task: impl Into<Task<F, T>>,
     ) -> Result<RecurringHandle, SubmitError>
     where
-        F: FnMut() -> T + Send + 'static,
+        F: MethodMut<T>,
         T: Send + 'static,
     {
         let pool = &self.pool;

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::err::TaskError;
+
 /// A callback: receives the method's return value.
 pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
 
@@ -65,6 +67,100 @@ impl<F, T> Task<F, T> {
         self.callbacks.push(Box::new(callback));
         self
     }
+}
+
+// No bound here: one on `F` would make the compiler infer every closure
+// given as `FnOnce` only, unfit for a recurring task.
+impl<F, T> Task<Fallible<F>, T> {
+    /// A task whose method (`FnOnce() -> Result<T, E>`, or `FnMut` for a
+    /// recurring task, with `E: Display`) reports failure as a value: an
+    /// `Err` counts as
+    /// a failed run (in [`Stats::failed`](crate::Stats::failed), a
+    /// recurring task's failures and the `Failed` event), like a panic,
+    /// and its handle gives [`TaskError::Failed`](crate::TaskError::Failed)
+    /// with the error's text; callbacks get the `Ok` value only. (With
+    /// [`Task::new`], a method returning `Result` is a success whatever it
+    /// returns: the `Result` is its value.)
+    ///
+    /// ```
+    /// use taskmanager::{TaskError, Task, TaskManager};
+    ///
+    /// let manager = TaskManager::new();
+    /// manager.start_thread()?;
+    /// let parsed = manager.add_task(Task::fallible(|| "x42".parse::<u32>()))?;
+    /// assert!(matches!(parsed.join(), Err(TaskError::Failed { .. })));
+    /// manager.shutdown();
+    /// assert_eq!(manager.stats().failed, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fallible(method: F) -> Self {
+        Task::new(Fallible(method))
+    }
+}
+
+/// The method of a [`Task::fallible`]: see there.
+pub struct Fallible<F>(pub(crate) F);
+
+impl<F> fmt::Debug for Fallible<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fallible")
+    }
+}
+
+/// A task's method as its cell runs it once: a value, or a failure.
+/// Implemented for every `FnOnce() -> T` (never fails) and for
+/// [`Fallible`]; not for users to implement.
+pub trait Method<T>: Send + 'static {
+    #[doc(hidden)]
+    fn call(self) -> Result<T, TaskError>;
+}
+
+/// [`Method`] for recurring tasks: every `FnMut() -> T`, and [`Fallible`].
+pub trait MethodMut<T>: Send + 'static {
+    #[doc(hidden)]
+    fn call_mut(&mut self) -> Result<T, TaskError>;
+}
+
+impl<F, T> Method<T> for F
+where
+    F: FnOnce() -> T + Send + 'static,
+{
+    fn call(self) -> Result<T, TaskError> {
+        Ok(self())
+    }
+}
+
+impl<F, T, E> Method<T> for Fallible<F>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    E: fmt::Display,
+{
+    fn call(self) -> Result<T, TaskError> {
+        (self.0)().map_err(failed)
+    }
+}
+
+impl<F, T> MethodMut<T> for F
+where
+    F: FnMut() -> T + Send + 'static,
+{
+    fn call_mut(&mut self) -> Result<T, TaskError> {
+        Ok(self())
+    }
+}
+
+impl<F, T, E> MethodMut<T> for Fallible<F>
+where
+    F: FnMut() -> Result<T, E> + Send + 'static,
+    E: fmt::Display,
+{
+    fn call_mut(&mut self) -> Result<T, TaskError> {
+        (self.0)().map_err(failed)
+    }
+}
+
+fn failed(e: impl fmt::Display) -> TaskError {
+    TaskError::Failed { message: e.to_string() }
 }
 
 impl<F, T> From<F> for Task<F, T>

@@ -2,11 +2,12 @@
 
 mod common;
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::{eventually, ms, started, SOON};
-use taskmanager::{ManualClock, Module, Recurrence, Stats, Task, TaskManager};
+use taskmanager::{ManualClock, Module, Recurrence, Stats, Task, TaskError, TaskManager};
 
 #[test]
 fn a_new_module_has_all_zero_stats() {
@@ -123,20 +124,45 @@ fn the_manager_sums_its_modules_and_shutdown_cancels_are_counted() {
 }
 
 #[test]
-fn a_run_counted_as_failed_by_its_embedder_counts_as_failed_though_it_returned() {
+fn a_fallible_task_that_returns_err_counts_as_failed_everywhere_and_skips_its_callbacks() {
     let manager = started();
     let module = Module::new(&manager, 1).unwrap();
+    let called = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&called);
     let h = module
-        .add_task(|| {
-            taskmanager::count_run(true);
-            "an error reported as a value"
-        })
+        .add_task(Task::fallible(|| "x".parse::<u32>()).callback(move |_: &u32| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }))
         .unwrap();
-    assert_eq!(h.join().unwrap(), "an error reported as a value");
-    module.add_task(|| ()).unwrap().join().unwrap();
-    assert!(eventually(|| module.stats().completed == 1));
+    match h.join() {
+        Err(TaskError::Failed { message }) => assert_eq!(message, "invalid digit found in string"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(module.add_task(Task::fallible(|| "7".parse::<u32>())).unwrap().join(), Ok(7));
     let s = module.stats();
-    assert_eq!((s.completed, s.failed), (1, 1), "the mark does not leak to the next task: {s:?}");
+    assert_eq!((s.completed, s.failed), (1, 1), "{s:?}");
+    assert_eq!(called.load(Ordering::SeqCst), 0, "no value, no callback");
+    // A recurring one: each Err is a failure of the handle, the stats and
+    // the listing alike.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let every = module
+        .schedule_recurring(
+            Recurrence::every(Duration::from_millis(2)).run_now(true),
+            Task::fallible(move || match counted.fetch_add(1, Ordering::SeqCst) % 2 {
+                0 => Err("odd run"),
+                _ => Ok(()),
+            }),
+        )
+        .unwrap();
+    assert!(eventually(|| every.runs() >= 6));
+    every.cancel();
+    every.wait();
+    let (runs, failures) = (every.runs(), every.failures());
+    assert_eq!(failures, runs.div_ceil(2), "every other run fails");
+    assert_eq!(every.last_failure(), Some(TaskError::Failed { message: "odd run".into() }));
+    let s = module.stats();
+    assert_eq!(s.failed, 1 + failures, "{s:?}");
     manager.shutdown();
 }
 

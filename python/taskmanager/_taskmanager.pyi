@@ -5,7 +5,6 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, SupportsFlo
 __all__ = [
     "ManagerCore",
     "ModuleCore",
-    "NamedCore",
     "QueueFull",
     "RecurringCore",
     "ScheduleCore",
@@ -104,15 +103,6 @@ class ModuleCore:
     ) -> ScheduleCore: ...
 
 @final
-class NamedCore:
-    def cancel(self, handle: Any) -> bool: ...
-    def pin(self, handle: Any) -> None: ...
-    @property
-    def id(self) -> int: ...
-    @property
-    def name(self) -> str: ...
-
-@final
 class ScheduleCore:
     @property
     def key(self) -> str: ...
@@ -126,6 +116,7 @@ class ScheduleCore:
 @final
 class TaskCore:
     def cancel(self, handle: Any) -> bool: ...
+    def pin(self, handle: Any) -> None: ...
     @property
     def id(self) -> int: ...
     @property

@@ -28,8 +28,9 @@ class Event:
     duration: Optional[float] = None
     """Seconds the run took (``finished``, ``failed``)."""
     error: Optional[str] = None
-    """A Rust-side failure's description; a Python exception is on the
-    task's handle (and logged on the ``taskmanager`` logger)."""
+    """Why it failed (``failed``): for a Python task, the exception's type
+    and text (the exception itself is on the task's handle, and logged with
+    its traceback on the ``taskmanager`` logger)."""
     ticks: Optional[int] = None
     """How many ticks were skipped (``skipped``)."""
 
@@ -43,12 +44,10 @@ def _event_forwarder(listener: Optional[Callable[[Event], Any]]) -> Callable[...
         duration: Optional[float],
         error: Optional[str],
         ticks: Optional[int],
+        text: str,
     ) -> None:
         if _EVENTS.isEnabledFor(level):
-            detail = f" in {duration:.6f} s" if duration is not None else ""
-            detail += f": {error}" if error else ""
-            detail += f" ({ticks} tick(s))" if ticks is not None else ""
-            _EVENTS.log(level, "task %s (#%d) %s%s", name, task_id, kind, detail)
+            _EVENTS.log(level, "%s", text)
         if listener is not None:
             listener(Event(kind, level, task_id, name, duration, error, ticks))
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use super::{decode_result, Broker, RemoteCell};
 use crate::err::TaskError;
-use crate::lifecycle::Phase;
 
 /// How long one wait for a message lasts: also how soon the listener
 /// notices shutdown.
@@ -21,7 +20,8 @@ const DELETE_BATCH: usize = 256;
 const DELETE_EVERY: Duration = Duration::from_millis(100);
 
 impl Broker {
-    /// The listener's loop, until the manager stops running; then every
+    /// The listener's loop, until the manager stops accepting tasks (it
+    /// may start before the manager does: see `ensure_listener`); then every
     /// handle still waiting is told its result is lost.
     pub(super) fn listen(&self) {
         self.rt.run_thread(&mut || self.listen_until_stopped());
@@ -34,7 +34,7 @@ impl Broker {
         // Result keys settled and not yet deleted, deleted in batches.
         let mut read: Vec<String> = Vec::new();
         let mut deletes = Every::new(DELETE_EVERY);
-        'connect: while self.rt.life.phase() == Phase::Running {
+        'connect: while self.rt.life.phase().accepts() {
             let mut conn = match self.connect() {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -53,7 +53,7 @@ impl Broker {
             // Results that came while this was not subscribed. (The
             // subscription stays: dropping `pubsub` would unsubscribe.)
             self.sweep();
-            while self.rt.life.phase() == Phase::Running {
+            while self.rt.life.phase().accepts() {
                 match pubsub.get_message() {
                     Ok(message) => {
                         if let Ok(payload) = message.get_payload::<String>() {

@@ -125,6 +125,8 @@ pub(crate) struct Broker {
     claims: AtomicBool,
     /// Cluster-wide caps on concurrent runs, by module name.
     caps: StdMutex<HashMap<Arc<str>, usize>>,
+    /// Whether the result listener was started (see `ensure_listener`).
+    listening: AtomicBool,
 }
 
 impl Broker {
@@ -143,6 +145,7 @@ impl Broker {
             hand_back_script: redis::Script::new(scripts::HAND_BACK),
             seen_script: redis::Script::new(scripts::SEEN),
             caps: StdMutex::new(HashMap::new()),
+            listening: AtomicBool::new(false),
             claims: AtomicBool::new(config.claims),
             rt,
             client,
@@ -260,6 +263,7 @@ impl Broker {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
         }
+        self.ensure_listener();
         let seq = self.next_task.fetch_add(1, Relaxed);
         let task = format!("{}-{seq}", self.id);
         let cell = Arc::new(RemoteCell::new(self, task.clone(), name));
@@ -316,16 +320,27 @@ impl Broker {
     /// Starts the result listener and a claimer for each module with
     /// handlers: at the manager's start, or on a registration after it.
     pub(crate) fn start(self: &Arc<Self>) {
-        let me = Arc::clone(self);
-        if let Err(e) = self.rt.threads.spawn("taskmanager-results", move || me.listen()) {
-            log::error!("taskmanager: could not start the broker's result listener: {e}");
-        }
+        self.ensure_listener();
         // Claimers first: the scheduler's first step lists this process
         // as a worker if it claims.
         self.start_claimers();
         let me = Arc::clone(self);
         if let Err(e) = self.rt.threads.spawn("taskmanager-scheduler", move || me.fire_loop()) {
             log::error!("taskmanager: could not start the broker's scheduler: {e}");
+        }
+    }
+
+    /// Starts the result listener unless it runs: at the manager's start,
+    /// or at the first submission, so that a handle of a manager never
+    /// started still gets its result (another process runs the task).
+    fn ensure_listener(self: &Arc<Self>) {
+        if self.listening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = Arc::clone(self);
+        if let Err(e) = self.rt.threads.spawn("taskmanager-results", move || me.listen()) {
+            self.listening.store(false, Ordering::SeqCst);
+            log::error!("taskmanager: could not start the broker's result listener: {e}");
         }
     }
 

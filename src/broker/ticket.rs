@@ -16,6 +16,7 @@ use super::{encode_result, Broker, GROUP};
 use crate::err::RemoteError;
 use crate::job::{JobRef, OneShot};
 use crate::pool::Pool;
+use crate::task::Fallible;
 use crate::timer::driver::Target;
 use crate::unwind::panic_message;
 
@@ -236,7 +237,9 @@ impl Broker {
             in_flight: Arc::clone(in_flight),
             ran: false,
         };
-        let run = move || ticket.run();
+        // A failed run is a failed run here too (stats, events), not only
+        // for its submitter.
+        let run = Fallible(move || ticket.run());
         pool.dispatch(JobRef::new(Arc::new(OneShot::new(run, Vec::new(), Some(name)))), 0);
     }
 
@@ -320,8 +323,9 @@ struct Ticket {
 }
 
 impl Ticket {
-    /// Runs the task's handler, then acknowledges it with the result.
-    fn run(mut self) {
+    /// Runs the task's handler, then acknowledges it with the result;
+    /// returns the handler's failure, if it failed.
+    fn run(mut self) -> Result<(), RemoteError> {
         self.ran = true;
         let (task, module) = (&self.task, &self.module);
         let result =
@@ -359,6 +363,7 @@ impl Ticket {
             self.broker.ack_now(module, &self.stream, std::slice::from_ref(&ack));
         }
         self.in_flight.finish(&self.task.entry);
+        result.map(drop)
     }
 }
 

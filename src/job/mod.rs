@@ -237,11 +237,16 @@ fn tell_started(cx: &dyn RunContext, core: &Core) {
 /// Runs the method, then every callback in order, each under `catch_unwind`.
 /// A panicking method skips the callbacks (there is no value to give them);
 /// a panicking callback does not stop the ones after it.
-fn invoke<T>(method: impl FnOnce() -> T, callbacks: &mut [Callback<T>]) -> Result<T, TaskError> {
-    let value = catch_unwind(AssertUnwindSafe(method)).map_err(|payload| {
+/// A method that returned a failure (see [`Method`](crate::task::Method))
+/// skips them too.
+fn invoke<T>(
+    method: impl FnOnce() -> Result<T, TaskError>,
+    callbacks: &mut [Callback<T>],
+) -> Result<T, TaskError> {
+    let value = catch_unwind(AssertUnwindSafe(method)).unwrap_or_else(|payload| {
         let message = panic_message(payload);
         log::error!("task panicked: {message}");
-        TaskError::Panicked { message }
+        Err(TaskError::Panicked { message })
     })?;
     let mut first_failure = None;
     for (index, callback) in callbacks.iter_mut().enumerate() {

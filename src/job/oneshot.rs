@@ -9,7 +9,7 @@ use super::core::{Core, CANCELLED, DONE, QUEUED, RUNNING, WAITERS};
 use super::{invoke, tell_started, Callbacks, Job, Outcome, Ran, RunContext, Staged};
 use crate::err::TaskError;
 use crate::sync::{lock, Mutex};
-use crate::task::Callback;
+use crate::task::{Callback, Method};
 use crate::unwind::drop_quietly;
 
 enum Stage<F, T> {
@@ -46,7 +46,7 @@ impl<F, T> OneShot<F, T> {
 
 impl<F, T> OneShot<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Method<T>,
     T: Send + 'static,
 {
     /// Ends a cell whose method runs elsewhere (another process, for a task
@@ -79,7 +79,7 @@ where
 
 impl<F, T> Job for OneShot<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Method<T>,
     T: Send + 'static,
 {
     fn core(&self) -> &Core {
@@ -98,7 +98,7 @@ where
         };
         cx.mark_running(self.core.id);
         tell_started(cx, &self.core);
-        let result = invoke(method, callbacks.as_mut_slice());
+        let result = invoke(|| method.call(), callbacks.as_mut_slice());
         // Release what the callbacks hold before the handle says done.
         drop_quietly(callbacks);
         let ran = Ran {
@@ -135,7 +135,7 @@ where
 
 impl<F, T> Staged for OneShot<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Method<T>,
     T: Send + 'static,
 {
     type Stage = Slot<F, T>;
@@ -146,7 +146,7 @@ where
 
 impl<F, T> Outcome<T> for OneShot<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: Method<T>,
     T: Send + 'static,
 {
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {

@@ -11,7 +11,7 @@ use crate::err::TaskError;
 use crate::event::Event;
 use crate::schedule::{next_run, Nanos, Pacing};
 use crate::sync::{lock, AtomicU32, AtomicU64, Mutex};
-use crate::task::Callback;
+use crate::task::{Callback, MethodMut};
 use crate::unwind::drop_quietly;
 
 /// A recurring task's method and callbacks (out while a run has them, gone
@@ -66,7 +66,7 @@ impl<F, T> Recurring<F, T> {
 
 impl<F, T> Recurring<F, T>
 where
-    F: FnMut() -> T + Send + 'static,
+    F: MethodMut<T>,
     T: Send + 'static,
 {
     /// RUNNING -> CANCELLED after a run when it may not go on.
@@ -82,7 +82,7 @@ where
 
 impl<F, T> Job for Recurring<F, T>
 where
-    F: FnMut() -> T + Send + 'static,
+    F: MethodMut<T>,
     T: Send + 'static,
 {
     fn core(&self) -> &Core {
@@ -107,7 +107,7 @@ where
         } else {
             cx.mark_running(self.core.id);
             tell_started(cx, &self.core);
-            let result = invoke(&mut method, callbacks.as_mut_slice());
+            let result = invoke(|| method.call_mut(), callbacks.as_mut_slice());
             cx.count_run(result.is_err());
             self.runs.fetch_add(1, Ordering::Relaxed);
             match result {
@@ -196,7 +196,7 @@ where
 
 impl<F, T> Staged for Recurring<F, T>
 where
-    F: FnMut() -> T + Send + 'static,
+    F: MethodMut<T>,
     T: Send + 'static,
 {
     type Stage = RecurringStage<F, T>;
@@ -207,7 +207,7 @@ where
 
 impl<F, T> Control for Recurring<F, T>
 where
-    F: FnMut() -> T + Send + 'static,
+    F: MethodMut<T>,
     T: Send + 'static,
 {
     fn runs(&self) -> u64 {

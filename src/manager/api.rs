@@ -10,7 +10,7 @@ use crate::handle::{RecurringHandle, TaskHandle};
 use crate::module::Module;
 use crate::report::{RunningTask, Stats, TaskInfo};
 use crate::schedule::Recurrence;
-use crate::task::Task;
+use crate::task::{Method, MethodMut, Task};
 
 /// Queues tasks and runs them when due: the spec's `TaskManager`.
 ///
@@ -105,7 +105,7 @@ impl TaskManager {
     /// As [`Module::add_task`].
     pub fn add_task<F, T>(&self, task: impl Into<Task<F, T>>) -> Result<TaskHandle<T>, SubmitError>
     where
-        F: FnOnce() -> T + Send + 'static,
+        F: Method<T>,
         T: Send + 'static,
     {
         self.default_module().add_task(task)
@@ -122,7 +122,7 @@ impl TaskManager {
         task: impl Into<Task<F, T>>,
     ) -> Result<TaskHandle<T>, SubmitError>
     where
-        F: FnOnce() -> T + Send + 'static,
+        F: Method<T>,
         T: Send + 'static,
     {
         self.default_module().schedule_task(delay, task)
@@ -139,7 +139,7 @@ impl TaskManager {
         task: impl Into<Task<F, T>>,
     ) -> Result<RecurringHandle, SubmitError>
     where
-        F: FnMut() -> T + Send + 'static,
+        F: MethodMut<T>,
         T: Send + 'static,
     {
         self.default_module().schedule_recurring(recurrence, task)

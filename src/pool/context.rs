@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use super::counts::{count_run, WorkerSlot};
+use super::counts::WorkerSlot;
 use super::Pool;
 use crate::event::Events;
 use crate::job::{Job, RunContext};
@@ -38,8 +38,11 @@ impl RunContext for Context<'_> {
         self.slot.current.store(id, Relaxed);
     }
 
+    /// Counted before the handle says done, so a program that waited for
+    /// the task sees it counted; no longer running, before then too.
     fn count_run(&self, failed: bool) {
-        count_run(failed);
+        self.slot.counts.count_run(failed);
+        self.slot.current.store(0, Relaxed);
     }
 
     /// Keeps the job in this worker's hands when it may (see `may_hold`):

@@ -1,11 +1,12 @@
 //! What a module's runs came to: per-worker [`WorkerSlot`]s (the running
-//! task, completed/failed/cancelled counts) and [`count_run`], by which a
-//! run is counted the moment it ends.
+//! task, completed/failed/cancelled counts). A run is counted the moment
+//! its method and callbacks are over, from what it returned (see
+//! `RunContext::count_run`).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use crate::job::{Job, Ran};
+use crate::job::Job;
 use crate::report::Stats;
 use crate::sync::{AtomicU64, Mutex};
 
@@ -35,39 +36,8 @@ pub(crate) struct WorkerSlot {
 }
 
 std::thread_local! {
-    /// The counts of the worker running on this thread (set while it lives).
+    /// The slot of the worker running on this thread (set while it lives).
     static WORKER_COUNTS: std::cell::RefCell<Option<Arc<WorkerSlot>>> = const { std::cell::RefCell::new(None) };
-    /// Whether the current run was counted already, and as failed or not.
-    static COUNTED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
-}
-
-/// Counts the run of the task on this thread as completed, or as failed,
-/// in its module's [`Stats`], now. The core calls it the moment a run's
-/// method and callbacks are over, before the handle says done, so a
-/// program that waited for a task sees it counted. Embedders whose tasks
-/// report errors as values call it too, before they hand the outcome on:
-/// the Python binding does, with `failed` when a Python task raised (the
-/// exception goes to the handle). The first call for a run counts; later
-/// ones, and calls outside a run, do nothing.
-pub fn count_run(failed: bool) {
-    if COUNTED.with(|c| c.get().is_some()) {
-        return;
-    }
-    WORKER_COUNTS.with(|slot| {
-        if let Some(slot) = slot.borrow().as_ref() {
-            let count = if failed { &slot.counts.failed } else { &slot.counts.completed };
-            count.fetch_add(1, Relaxed);
-            // No longer running, before whoever waits for it hears so.
-            slot.current.store(0, Relaxed);
-            COUNTED.with(|c| c.set(Some(failed)));
-        }
-    });
-}
-
-/// Whether the run that just ended on this thread was counted (see
-/// [`count_run`]), and as failed or not; forgets it, for the next run.
-pub(crate) fn take_counted() -> Option<bool> {
-    COUNTED.with(|c| c.take())
 }
 
 /// Makes `slot` this thread's worker slot, or (None) clears it.
@@ -92,16 +62,6 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    pub(crate) fn add(&self, ran: &Ran) {
-        for (count, yes) in
-            [(&self.completed, ran.completed), (&self.failed, ran.failed), (&self.cancelled, ran.cancelled)]
-        {
-            if yes {
-                count.fetch_add(1, Relaxed);
-            }
-        }
-    }
-
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         stats.completed += self.completed.load(Relaxed);
         stats.failed += self.failed.load(Relaxed);
@@ -117,6 +77,12 @@ impl Counts {
         ] {
             to.fetch_add(from.load(Relaxed), Relaxed);
         }
+    }
+
+    /// One run over: completed, or failed.
+    pub(crate) fn count_run(&self, failed: bool) {
+        let count = if failed { &self.failed } else { &self.completed };
+        count.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn count_cancelled(&self) {

@@ -25,7 +25,6 @@ use crate::store::{Queued, ReadyQueue, Store};
 use crate::sync::{fence, lock, AtomicUsize, Condvar, Mutex};
 use crate::timer::driver::{Target, Timer};
 
-pub use counts::count_run;
 pub(crate) use counts::current_task;
 use counts::{Counts, WorkerSlot};
 

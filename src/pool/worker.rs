@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::context::{holder, Context};
-use super::counts::{set_worker_slot, take_counted, WorkerSlot};
+use super::counts::{set_worker_slot, WorkerSlot};
 use super::Pool;
 use crate::batch::BATCH;
 use crate::event::Event;
@@ -290,24 +290,17 @@ impl Pool {
         // Jobs catch their users' panics; this is the last line of defence
         // so that nothing ever kills a worker.
         let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context { module: self, slot, started }))) {
-            Ok(mut ran) => {
-                match take_counted() {
-                    // Counted as it ended (see `count_run`), perhaps as
-                    // failed by an embedder: what is left is a cancel.
-                    Some(failed) => {
-                        (ran.completed, ran.failed) = (!failed, failed);
-                        slot.counts.add(&Ran { cancelled: ran.cancelled, ..Ran::default() });
-                    }
-                    None => slot.counts.add(&ran),
+            Ok(ran) => {
+                // Completed and failed runs were counted as they ended
+                // (`RunContext::count_run`): what is left is a cancel.
+                if ran.cancelled {
+                    slot.counts.count_cancelled();
                 }
                 ran
             }
             Err(payload) => {
                 log::error!("taskmanager: a task panicked outside its own guard");
                 drop_payload(payload);
-                // Whatever the run counted stays counted; the next run
-                // starts afresh.
-                take_counted();
                 Ran::default()
             }
         };

@@ -80,3 +80,33 @@ def test_a_run_is_counted_before_its_handle_is_done(manager, caplog):
         s = module.stats()
         assert s.completed + s.failed == n, s
     assert module.stats().failed == 10
+
+
+def test_a_raising_task_is_counted_failed_once_everywhere_before_its_handle_says_so(manager, caplog):
+    # The core counts a run from what it returned: a Python exception is a
+    # failed run in stats(), in the recurring handle and in get_tasks()
+    # alike (issue 25: the listing said 0 failures), and it is counted
+    # before the handle is settled.
+    caplog.set_level("CRITICAL", logger="taskmanager")
+    module = Module(task_manager=manager, max_workers=1)
+    for n in range(1, 6):
+        failed = module.add_task(lambda: 1 / 0)
+        assert isinstance(failed.exception(SOON), ZeroDivisionError)
+        assert module.stats().failed == n, module.stats()
+    runs = []
+
+    def flaky():
+        runs.append(1)
+        if len(runs) % 2:
+            raise ValueError(f"run {len(runs)}")
+
+    every = module.schedule_task(flaky, 0.002, reoccurring=True, run_now=True)
+    assert wait_until(lambda: every.runs >= 10)
+    assert every.pause()
+    assert wait_until(lambda: module.stats().running == 0)
+    listed = [t for t in manager.get_tasks() if t.id == every.id]
+    assert len(listed) == 1
+    assert listed[0].failures == every.failures == (every.runs + 1) // 2, (listed, every.runs)
+    assert module.stats().failed == 5 + every.failures
+    assert str(every.last_exception).startswith("run ")
+    every.cancel()

@@ -4,173 +4,17 @@
 //! in the worker that claims them, and completes the submitter's handle
 //! when the result comes back.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-
 use pyo3::exceptions::PyValueError;
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyTuple, PyWeakrefReference};
+use pyo3::types::PyTuple;
 
 use serde_json::Value;
-use taskmanager::{Module, RemoteError, SharedSchedule, TaskError, TaskHandle};
+use taskmanager::{Module, RemoteError, SharedSchedule};
 
+use crate::bridge::Raised;
 use crate::errors::submit_error;
+use crate::handles::TaskCore;
 use crate::{checks, future, lifetime};
-
-/// Completes a Python handle when its remote task ends: the core wakes it
-/// (from the broker's result listener, or a cancel).
-///
-/// The bridge holds the Python handle weakly while nobody watches it, so a
-/// handle its user dropped (fire and forget) is freed at once, with its
-/// core handle: the broker then forgets the task, and its result is never
-/// settled (no GIL taken for it). Once watched (a wait, a done-callback,
-/// `concurrent.futures.wait`, an `await`: whatever makes its lock, see
-/// `_handle.py`), it is held strongly until settled, as an executor holds
-/// its futures. The handle holds the bridge (its `_core`): held strongly,
-/// that is a cycle Python's collector cannot see, so the bridge lets go
-/// once it has settled the handle.
-struct Bridge {
-    handle: Mutex<Option<TaskHandle<Value>>>,
-    future: Mutex<Held>,
-}
-
-/// How a bridge holds its Python handle.
-enum Held {
-    Weakly(Py<PyWeakrefReference>),
-    Strongly(Py<PyAny>),
-    Settled,
-}
-
-impl Bridge {
-    fn poll(self: &Arc<Self>) {
-        let waker = Waker::from(Arc::clone(self));
-        let mut slot = self.handle.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(handle) = slot.as_mut() else { return };
-        let Poll::Ready(outcome) = Pin::new(handle).poll(&mut Context::from_waker(&waker)) else { return };
-        // Kept for `cancel`, which finds the task finished.
-        drop(slot);
-        lifetime::attach(|py| {
-            let held =
-                std::mem::replace(&mut *self.future.lock().unwrap_or_else(|p| p.into_inner()), Held::Settled);
-            let future = match held {
-                Held::Strongly(future) => future.into_bound(py),
-                Held::Weakly(weak) => match weak.bind(py).upgrade() {
-                    Some(future) => future,
-                    None => return,
-                },
-                Held::Settled => return,
-            };
-            if let Err(e) = complete(py, &future, outcome) {
-                e.write_unraisable(py, Some(&future));
-            }
-        });
-    }
-
-    /// Holds the handle strongly from now until it is settled.
-    fn pin(&self, future: &Bound<'_, PyAny>) {
-        let mut held = self.future.lock().unwrap_or_else(|p| p.into_inner());
-        if let Held::Weakly(_) = *held {
-            *held = Held::Strongly(future.clone().unbind());
-        }
-    }
-}
-
-impl Wake for Bridge {
-    fn wake(self: Arc<Self>) {
-        self.poll();
-    }
-}
-
-/// What `complete` calls in `taskmanager._broker`, looked up once.
-struct Api {
-    decode: Py<PyAny>,
-    remote_error: Py<PyAny>,
-    result_lost: Py<PyAny>,
-}
-
-static API: PyOnceLock<Api> = PyOnceLock::new();
-
-fn api(py: Python<'_>) -> PyResult<&Api> {
-    API.get_or_try_init(py, || {
-        let broker = py.import("taskmanager._broker")?;
-        Ok::<_, PyErr>(Api {
-            decode: broker.getattr("decode")?.unbind(),
-            remote_error: broker.getattr("RemoteError")?.unbind(),
-            result_lost: broker.getattr("ResultLost")?.unbind(),
-        })
-    })
-}
-
-/// Settles the Python handle `future` with a remote task's outcome: the
-/// JSON value decoded, `taskmanager.RemoteError`, or a cancellation.
-fn complete(py: Python<'_>, future: &Bound<'_, PyAny>, outcome: Result<Value, TaskError>) -> PyResult<()> {
-    let api = api(py)?;
-    let outcome = match outcome {
-        Err(TaskError::Cancelled) => return future::cancel(future),
-        Ok(value) => Ok(api.decode.bind(py).call1((value.to_string(),))?.unbind()),
-        Err(TaskError::Remote(e)) => {
-            Err(api.remote_error.bind(py).call1((e.kind, e.message, e.traceback))?)
-        }
-        Err(other) => Err(api.result_lost.bind(py).call1((other.to_string(),))?),
-    };
-    if future::set_running(future)? {
-        future::settle(future, outcome)?;
-    }
-    Ok(())
-}
-
-/// The core handle of a named task: what `TaskHandle.cancel` and friends
-/// ask.
-#[pyclass(frozen, module = "taskmanager._taskmanager")]
-pub(crate) struct NamedCore {
-    bridge: Arc<Bridge>,
-    id: u64,
-    name: String,
-}
-
-impl Drop for NamedCore {
-    /// The Python handle is gone: so is the core handle, and the broker
-    /// forgets the task. (A poll holds this lock only briefly, never while
-    /// taking the GIL.)
-    fn drop(&mut self) {
-        self.bridge.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
-    }
-}
-
-#[pymethods]
-impl NamedCore {
-    /// Called once something watches the handle (see [`Bridge`]).
-    fn pin(&self, handle: &Bound<'_, PyAny>) {
-        self.bridge.pin(handle);
-    }
-
-    /// Takes the task out of Redis if no worker has claimed it; true if
-    /// this call cancelled it.
-    fn cancel(&self, py: Python<'_>, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let slot = &self.bridge.handle;
-        let won = lifetime::detach(py, || {
-            slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|h| h.cancel())
-        });
-        if won {
-            future::cancel(handle)?;
-        }
-        Ok(won)
-    }
-
-    #[getter]
-    fn id(&self) -> u64 {
-        self.id
-    }
-
-    #[getter]
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-}
 
 /// The handle of a recurring named task kept in Redis.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
@@ -262,15 +106,7 @@ pub(crate) fn add_named<'py>(
     });
     let core = sent.map_err(submit_error)?;
     let future = future::new_handle(py, false)?;
-    let id = core.id();
-    let weak = PyWeakrefReference::new(&future)?.unbind();
-    let bridge = Arc::new(Bridge { handle: Mutex::new(Some(core)), future: Mutex::new(Held::Weakly(weak)) });
-    future.setattr(
-        intern!(py, "_core"),
-        NamedCore { bridge: Arc::clone(&bridge), id, name: name.to_owned() },
-    )?;
-    // The result may be in already: the first poll settles it then.
-    lifetime::detach(py, || bridge.poll());
+    TaskCore::attach(&future, core, Raised::default())?;
     Ok(future)
 }
 

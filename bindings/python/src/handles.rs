@@ -1,6 +1,5 @@
 //! The core handles behind `taskmanager.TaskHandle` and `RecurringHandle`.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use pyo3::prelude::*;
@@ -8,6 +7,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{RecurringHandle, SubmitError, TaskHandle};
 
+use crate::bridge::{Bridge, Bridged, IntoPython, Raised};
 use crate::errors::submit_error;
 use crate::task::RecurringState;
 use crate::{checks, future, lifetime};
@@ -21,29 +21,52 @@ fn settle_cancel(won: bool, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(won)
 }
 
-/// The core handle of a one-shot task.
+/// The core handle of a one-shot task, run here or through the broker: its
+/// bridge settles the Python handle when the core says the task ended.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
 pub(crate) struct TaskCore {
-    pub(crate) handle: TaskHandle<()>,
+    bridge: Arc<dyn Bridged>,
+    id: u64,
+    name: String,
+}
+
+impl TaskCore {
+    /// The core handle of `future` (a new `TaskHandle`), whose task's core
+    /// handle is `handle`.
+    /// `raised` is where its run leaves an exception (see `bridge`).
+    pub(crate) fn attach<T: IntoPython>(
+        future: &Bound<'_, PyAny>,
+        handle: TaskHandle<T>,
+        raised: Raised,
+    ) -> PyResult<()> {
+        let (id, name) = (handle.id(), handle.name());
+        let bridge: Arc<dyn Bridged> = Bridge::new(future, handle, raised)?;
+        future.setattr(pyo3::intern!(future.py(), "_core"), TaskCore { bridge, id, name })
+    }
 }
 
 #[pymethods]
 impl TaskCore {
-    /// Cancels if not started; true if this call cancelled it. `handle`
-    /// (this task's `TaskHandle`) is then cancelled: by the core dropping
-    /// the task, already, and here again for certain (a no-op).
-    fn cancel(&self, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
-        settle_cancel(self.handle.cancel(), handle)
+    /// Cancels if not started (sent through the broker: if no worker
+    /// claimed it); true if this call cancelled it, and then `handle` (this
+    /// task's `TaskHandle`) is cancelled.
+    fn cancel(&self, py: Python<'_>, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Arc::clone(&self.bridge).cancel(py, handle)
+    }
+
+    /// Called once something watches the handle (see `bridge`).
+    fn pin(&self, handle: &Bound<'_, PyAny>) {
+        self.bridge.pin(handle);
     }
 
     #[getter]
     fn id(&self) -> u64 {
-        self.handle.id()
+        self.id
     }
 
     #[getter]
     fn name(&self) -> String {
-        self.handle.name()
+        self.name.clone()
     }
 }
 
@@ -107,7 +130,7 @@ impl RecurringCore {
 
     #[getter]
     fn failures(&self) -> u64 {
-        self.state.failures.load(Ordering::Relaxed)
+        self.handle.failures()
     }
 
     #[getter]

@@ -25,8 +25,10 @@
 //! work for interpreter exit), `lifetime` (exit and fork).
 
 mod aio;
+mod bridge;
 mod broker;
 mod checks;
+mod convert;
 mod errors;
 mod failure;
 mod future;
@@ -60,7 +62,6 @@ fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ModuleCore>()?;
     m.add_class::<TaskCore>()?;
     m.add_class::<RecurringCore>()?;
-    m.add_class::<broker::NamedCore>()?;
     m.add_class::<broker::ScheduleCore>()?;
     Ok(())
 }

@@ -13,6 +13,17 @@ use crate::module::ModuleCore;
 use crate::outstanding::Outstanding;
 use crate::{aio, checks, lifetime};
 
+/// The `logging` level of a `log` level (Trace is 5, below DEBUG).
+pub(crate) fn python_level(level: log::Level) -> u8 {
+    match level {
+        log::Level::Trace => 5,
+        log::Level::Debug => 10,
+        log::Level::Info => 20,
+        log::Level::Warn => 30,
+        log::Level::Error => 40,
+    }
+}
+
 /// Hands an event to the Python forwarder (see `ManagerCore::new`).
 pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
     let (kind, duration, error, ticks) = match event {
@@ -28,21 +39,17 @@ pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
         Event::SpawnFailed { .. } => ("spawn_failed", None, Some(event.to_string()), None),
         _ => ("other", None, None, None),
     };
-    let level = match event.level() {
-        log::Level::Trace => 5,
-        log::Level::Debug => 10,
-        log::Level::Info => 20,
-        log::Level::Warn => 30,
-        log::Level::Error => 40,
-    };
+    let level = python_level(event.level());
     // A module's event (a worker that could not start) names the module.
     let (id, name) = match (event.task(), event) {
         (Some(task), _) => (task.id, task.name.as_str()),
         (None, Event::SpawnFailed { module, .. }) => (0, module.as_str()),
         (None, _) => (0, ""),
     };
+    // The log line is the core's text of the event: one wording.
+    let text = event.to_string();
     lifetime::attach(|py| {
-        let args = (kind, level, id, name, duration, error, ticks);
+        let args = (kind, level, id, name, duration, error, ticks, text);
         let called = args.into_pyobject(py).and_then(|args| lifetime::call(forward.bind(py), &args, None));
         if let Err(e) = called {
             e.write_unraisable(py, Some(forward.bind(py)));

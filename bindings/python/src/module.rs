@@ -11,11 +11,12 @@ use pyo3::types::{PyDict, PyTuple};
 
 use taskmanager::{Module, Recurrence, Task};
 
+use crate::bridge::Raised;
 use crate::errors::submit_error;
 use crate::handles::{RecurringCore, TaskCore};
 use crate::manager::{stats_tuple, ManagerCore, StatsTuple};
 use crate::outstanding::Outstanding;
-use crate::task::{Parts, PyTask, RecurringState};
+use crate::task::{self, Parts, PyTask, RecurringState};
 use crate::{checks, future, lifetime};
 
 /// The Rust module behind a `taskmanager.Module`.
@@ -74,8 +75,10 @@ impl ModuleCore {
         let handle = future::new_handle(py, false)?;
         let name = Arc::clone(&call.name);
         let mut task = self.task(&handle, call);
-        let run = Task::new(move || {
-            lifetime::attach(|py| task.run_once(py));
+        let raised = Raised::default();
+        let left = Arc::clone(&raised);
+        let run = Task::fallible(move || {
+            lifetime::attach(|py| task.run_once(py, &left)).unwrap_or_else(|| Err(task::Raised::not_run()))
         })
         .name(name);
         let core = match delay {
@@ -83,7 +86,7 @@ impl ModuleCore {
             Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
         }
         .map_err(submit_error)?;
-        handle.setattr(intern!(py, "_core"), TaskCore { handle: core })?;
+        TaskCore::attach(&handle, core, raised)?;
         Ok(handle)
     }
 
@@ -100,10 +103,9 @@ impl ModuleCore {
         let task = self.task(&handle, call);
         let state = Arc::new(RecurringState::default());
         let shared = Arc::clone(&state);
-        let run = Task::new(move || {
-            lifetime::attach(|py| task.run_again(py, &shared));
-        })
-        .name(name);
+        let run =
+            Task::fallible(move || lifetime::attach(|py| task.run_again(py, &shared)).unwrap_or(Ok(())))
+                .name(name);
         let recurrence = Recurrence::every(interval).run_now(run_now);
         let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
         handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;

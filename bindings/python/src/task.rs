@@ -1,12 +1,12 @@
 //! A Python task: everything Python it holds, how it runs (method,
 //! callbacks, coroutines) and how it is dropped unrun.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::bridge::{self, PyValue};
 use crate::failure::{exception, log_failure};
 use crate::outstanding::Ticket;
 use crate::{aio, future, lifetime};
@@ -26,27 +26,50 @@ pub(crate) struct PyTask {
     pub(crate) _ticket: Ticket,
 }
 
-/// Extra state a recurring task shares with its handle.
+/// Extra state a recurring task shares with its handle (its failures are
+/// counted by the core, from what each run returns).
 #[derive(Default)]
 pub(crate) struct RecurringState {
-    pub(crate) failures: AtomicU64,
     pub(crate) last_exception: Mutex<Option<Py<PyAny>>>,
+}
+
+/// A Python task's failure as the core sees it: the exception's type and
+/// text (the exception itself goes to the handle). The core counts the run
+/// as failed and tells it in the `Failed` event.
+#[derive(Debug)]
+pub(crate) struct Raised(String);
+
+impl Raised {
+    pub(crate) fn new(py: Python<'_>, err: &PyErr) -> Raised {
+        let kind = err.get_type(py).name().map_or_else(|_| "Exception".to_owned(), |n| n.to_string());
+        let text = err.value(py).str().map_or_else(|_| String::new(), |s| s.to_string());
+        Raised(if text.is_empty() { kind } else { format!("{kind}: {text}") })
+    }
+}
+
+impl Raised {
+    /// The run did not happen: the handle was cancelled first, or the
+    /// interpreter is gone.
+    pub(crate) fn not_run() -> Raised {
+        Raised(
+            "the task did not run: its handle was cancelled, or the interpreter is shutting down".to_owned(),
+        )
+    }
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl PyTask {
     /// Calls the method, then each callback with its value. Returns the
     /// value, or the first exception (the method's, else a callback's).
-    pub(crate) fn call(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
-        // Counted now, before the handle is settled (so whoever waited
-        // sees it), and as failed if it raised: to the core it returned.
-        let outcome = Self::call_inner(py, parts);
-        taskmanager::count_run(outcome.is_err());
-        outcome
-    }
-
+    ///
     /// A coroutine returned (by an `async def` method or callback) is run to
     /// completion here first: its value is the value (see `aio`).
-    pub(crate) fn call_inner(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
+    pub(crate) fn call(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
         let method = parts.method.bind(py);
         let value = lifetime::call(method, parts.args.bind(py), parts.kwargs.as_ref().map(|k| k.bind(py)))
             .and_then(aio::awaited)
@@ -66,33 +89,42 @@ impl PyTask {
         }
     }
 
-    /// A one-shot run: result or exception to the handle, after releasing
-    /// everything the task held.
-    pub(crate) fn run_once(&mut self, py: Python<'_>) {
-        let Some(parts) = self.parts.take() else { return };
-        let future = parts.future.bind(py).clone();
-        match future::set_running(&future) {
+    /// A one-shot run: marks the handle running, calls, and releases
+    /// everything the task held. The value, or the failure (its exception
+    /// kept on `bridge`), goes to the core, which counts the run and then
+    /// has the bridge settle the handle.
+    pub(crate) fn run_once(&mut self, py: Python<'_>, raised: &bridge::Raised) -> Result<PyValue, Raised> {
+        let Some(parts) = self.parts.take() else { return Err(Raised::not_run()) };
+        match future::set_running(parts.future.bind(py)) {
             Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => return e.write_unraisable(py, Some(&future)),
+            // Cancelled (reported already): nothing runs.
+            Ok(false) => return Err(Raised::not_run()),
+            Err(e) => {
+                e.write_unraisable(py, Some(parts.future.bind(py)));
+                return Err(Raised::not_run());
+            }
         }
-        let outcome = Self::call(py, &parts).map_err(|e| exception(py, &e));
+        let outcome = Self::call(py, &parts);
         drop(parts);
-        if let Err(e) = future::settle(&future, outcome) {
-            e.write_unraisable(py, Some(&future));
-        }
+        outcome.map(PyValue).map_err(|e| {
+            let old =
+                raised.lock().unwrap_or_else(PoisonError::into_inner).replace(exception(py, &e).unbind());
+            drop(old);
+            Raised::new(py, &e)
+        })
     }
 
-    /// A recurring run: failures are logged and kept on the handle; the
-    /// schedule goes on.
-    pub(crate) fn run_again(&self, py: Python<'_>, state: &RecurringState) {
-        let Some(parts) = &self.parts else { return };
-        if let Err(e) = Self::call(py, parts) {
-            state.failures.fetch_add(1, Ordering::Relaxed);
+    /// A recurring run: a failure is logged, kept on the handle and told to
+    /// the core; the schedule goes on.
+    pub(crate) fn run_again(&self, py: Python<'_>, state: &RecurringState) -> Result<(), Raised> {
+        let Some(parts) = &self.parts else { return Ok(()) };
+        Self::call(py, parts).map(drop).map_err(|e| {
+            let failure = Raised::new(py, &e);
             let exception = exception(py, &e).unbind();
             let old = state.last_exception.lock().unwrap_or_else(PoisonError::into_inner).replace(exception);
             drop(old);
-        }
+            failure
+        })
     }
 }
 

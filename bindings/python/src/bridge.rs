@@ -1,0 +1,217 @@
+//! [`Bridge`]: settles a Python handle (`taskmanager.TaskHandle`) from its
+//! core handle, for a task run in this process and for one sent through the
+//! broker alike: the core finishes the task (counting it first, so whoever
+//! waited on the handle sees it in `stats()`), then wakes the bridge, which
+//! settles the Python handle with the value, the exception or the
+//! cancellation.
+//!
+//! The bridge holds the Python handle weakly while nobody watches it, so a
+//! handle its user dropped (fire and forget) is freed at once; the task
+//! still runs (dropping never cancels), and nothing is settled for it. Once
+//! watched (a wait, a done-callback, `concurrent.futures.wait`, an `await`:
+//! whatever makes its lock, see `_handle.py`), it is held strongly until
+//! settled, as an executor holds its futures. The handle holds the bridge
+//! (its `_core`): held strongly, that is a cycle Python's collector cannot
+//! see, so the bridge lets go once it has settled the handle.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyWeakrefReference;
+
+use taskmanager::{TaskError, TaskHandle};
+
+use crate::{convert, future, lifetime};
+
+/// A core handle's value, as it becomes the Python handle's result.
+pub(crate) trait IntoPython: Send + 'static {
+    /// Whether the task runs in another process: its cancel talks to Redis.
+    const REMOTE: bool;
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>>;
+}
+
+/// The value of a task run in this process: the method's own return value.
+pub(crate) struct PyValue(pub(crate) Py<PyAny>);
+
+impl IntoPython for PyValue {
+    const REMOTE: bool = false;
+    fn into_python(self, _py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.0)
+    }
+}
+
+/// The value of a task run by a worker through the broker: JSON.
+impl IntoPython for serde_json::Value {
+    const REMOTE: bool = true;
+    fn into_python(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        convert::to_python(py, &self).map(Bound::unbind)
+    }
+}
+
+/// See the module docs.
+pub(crate) struct Bridge<T> {
+    /// The core handle; taken out while a cancel runs (see `cancel`).
+    handle: Mutex<Option<TaskHandle<T>>>,
+    future: Mutex<Held>,
+    /// The exception of a run here that raised: the core keeps only its
+    /// text (see `task::Raised`).
+    raised: Raised,
+}
+
+/// Where a task run here leaves its exception for its bridge: shared from
+/// before the task is submitted (it may run at once).
+pub(crate) type Raised = Arc<Mutex<Option<Py<PyAny>>>>;
+
+/// How a bridge holds its Python handle.
+enum Held {
+    Weakly(Py<PyWeakrefReference>),
+    Strongly(Py<PyAny>),
+    Settled,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<T: IntoPython> Bridge<T> {
+    /// A bridge from `handle` to the Python handle `future`, polled once:
+    /// the core wakes it when the task ends (or settles it now, if it has).
+    pub(crate) fn new(
+        future: &Bound<'_, PyAny>,
+        handle: TaskHandle<T>,
+        raised: Raised,
+    ) -> PyResult<Arc<Self>> {
+        let weak = PyWeakrefReference::new(future)?.unbind();
+        let bridge = Arc::new(Bridge {
+            handle: Mutex::new(Some(handle)),
+            future: Mutex::new(Held::Weakly(weak)),
+            raised,
+        });
+        bridge.poll();
+        Ok(bridge)
+    }
+
+    fn poll(self: &Arc<Self>) {
+        let waker = Waker::from(Arc::clone(self));
+        let mut slot = lock(&self.handle);
+        let Some(handle) = slot.as_mut() else { return };
+        let Poll::Ready(outcome) = Pin::new(handle).poll(&mut Context::from_waker(&waker)) else { return };
+        // Kept for `cancel`, which finds the task finished.
+        drop(slot);
+        lifetime::attach(|py| {
+            let Some(future) = self.take_future(py) else { return };
+            if let Err(e) = self.complete(py, &future, outcome) {
+                e.write_unraisable(py, Some(&future));
+            }
+        });
+    }
+
+    /// The Python handle, if it is still there, and lets go of it.
+    fn take_future<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        match std::mem::replace(&mut *lock(&self.future), Held::Settled) {
+            Held::Strongly(future) => Some(future.into_bound(py)),
+            Held::Weakly(weak) => weak.bind(py).upgrade(),
+            Held::Settled => None,
+        }
+    }
+
+    /// Settles `future` with the task's outcome.
+    fn complete(
+        &self,
+        py: Python<'_>,
+        future: &Bound<'_, PyAny>,
+        outcome: Result<T, TaskError>,
+    ) -> PyResult<()> {
+        let outcome = match outcome {
+            Err(TaskError::Cancelled) => return future::cancel(future),
+            Ok(value) => Ok(value.into_python(py)?),
+            Err(TaskError::Failed { message }) => Err(match lock(&self.raised).take() {
+                Some(exception) => exception.into_bound(py),
+                None => PyRuntimeError::new_err(message).into_value(py).into_any().into_bound(py),
+            }),
+            Err(TaskError::Remote(e)) => {
+                Err(errors(py)?.remote_error.bind(py).call1((e.kind, e.message, e.traceback))?)
+            }
+            Err(other @ TaskError::ResultLost { .. }) => {
+                Err(errors(py)?.result_lost.bind(py).call1((other.to_string(),))?)
+            }
+            Err(other) => {
+                Err(PyRuntimeError::new_err(other.to_string()).into_value(py).into_any().into_bound(py))
+            }
+        };
+        // A task run here marked its handle running as it started; a remote
+        // one's start is not seen here.
+        if future::is_running(future)? || future::set_running(future)? {
+            future::settle(future, outcome)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: IntoPython> Wake for Bridge<T> {
+    fn wake(self: Arc<Self>) {
+        self.poll();
+    }
+}
+
+/// What a `TaskCore` asks of its bridge, whatever the value's type.
+pub(crate) trait Bridged: Send + Sync {
+    /// Holds the Python handle strongly from now until it is settled.
+    fn pin(&self, future: &Bound<'_, PyAny>);
+    /// Cancels the task if it has not started (a remote one: if no worker
+    /// claimed it); true if this call did, and then the Python handle
+    /// `future` is cancelled.
+    fn cancel(self: Arc<Self>, py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<bool>;
+}
+
+impl<T: IntoPython> Bridged for Bridge<T> {
+    fn pin(&self, future: &Bound<'_, PyAny>) {
+        let mut held = lock(&self.future);
+        if let Held::Weakly(_) = *held {
+            *held = Held::Strongly(future.clone().unbind());
+        }
+    }
+
+    fn cancel(self: Arc<Self>, py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<bool> {
+        // Taken out of the slot for the call: a cancel that wins wakes the
+        // bridge, whose poll takes the slot's lock (held across the call, it
+        // deadlocked: issue 25). A wake that found the slot empty meanwhile
+        // is made up for by the poll once the handle is back.
+        let Some(core) = lock(&self.handle).take() else { return Ok(false) };
+        // A remote cancel talks to Redis: without the GIL.
+        let (won, core) =
+            if T::REMOTE { lifetime::detach(py, || (core.cancel(), core)) } else { (core.cancel(), core) };
+        if won {
+            drop(std::mem::replace(&mut *lock(&self.future), Held::Settled));
+            future::cancel(future)?;
+            return Ok(true);
+        }
+        *lock(&self.handle) = Some(core);
+        self.poll();
+        Ok(false)
+    }
+}
+
+/// The exceptions of `taskmanager._broker` a remote failure becomes,
+/// looked up once.
+struct Errors {
+    remote_error: Py<PyAny>,
+    result_lost: Py<PyAny>,
+}
+
+static ERRORS: PyOnceLock<Errors> = PyOnceLock::new();
+
+fn errors(py: Python<'_>) -> PyResult<&Errors> {
+    ERRORS.get_or_try_init(py, || {
+        let broker = py.import("taskmanager._broker")?;
+        Ok::<_, PyErr>(Errors {
+            remote_error: broker.getattr("RemoteError")?.unbind(),
+            result_lost: broker.getattr("ResultLost")?.unbind(),
+        })
+    })
+}
