@@ -57,7 +57,6 @@ for _public in (
     Event,
     RemoteError,
     ResultLost,
-    SharedSchedule,
     ClusterStats,
     ModuleLoad,
     ScheduleInfo,

@@ -22,7 +22,7 @@ from typing import (
     Union,
 )
 
-from . import _broker, _lifetime, _worker
+from . import _lifetime, _names, _worker
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore
 from ._types import _EVENTS, _TRACE, ClusterStats, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
@@ -141,14 +141,18 @@ class Module:
             if task_manager._broker is None:
                 raise ValueError("global_max_workers needs a TaskManager with broker=")
         self.global_max_workers = global_max_workers
-        self._tm_name = type(self).__name__
+        broker = task_manager._broker is not None
+        # With a broker the name identifies the code (see _names); the
+        # native half refuses a second module of one name.
+        self._tm_name = _names.module_name(type(self)) if broker else type(self).__name__
         self._tm_core = ModuleCore(
             task_manager._core, self.max_workers, self.max_queued, self._tm_name, global_max_workers
         )
         task_manager._modules.append(weakref.ref(self))
-        if task_manager._broker is not None:
-            dispatcher = _broker.Dispatcher(self, task_manager._functions)
-            self._tm_core.register_dispatcher(dispatcher, _broker.error_parts)
+        if broker:
+            task_manager._by_class[type(self)] = self
+            for name, method in _names.registrations(self).items():
+                self._tm_core.register(name, method)
 
     def add_task(
         self,
@@ -174,8 +178,6 @@ class Module:
         Redis to whichever process claims it: ``method`` and callbacks must
         have names every process finds (see ``taskmanager._broker``), and
         arguments and the result must be JSON; otherwise TypeError."""
-        if self.task_manager._broker is not None:
-            return _submit_named(self.task_manager, self._tm_core, method, args, kwargs, callback)
         return self._tm_core.add_task(method, args, kwargs, callback, name)
 
     def schedule_task(
@@ -211,10 +213,6 @@ class Module:
         process (registering it again, from any process, keeps the first
         schedule), and the call returns a :class:`SharedSchedule`.
         """
-        if self.task_manager._broker is not None:
-            return _schedule_named(
-                self.task_manager, self._tm_core, method, delay, args, kwargs, callback, reoccurring, run_now, recurring
-            )
         return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
 
     def stats(self) -> Stats:
@@ -310,14 +308,25 @@ class TaskManager:
         self._broker = broker
         # Functions registered with @task, by name, for the broker.
         self._functions: Dict[str, Callable[..., Any]] = {}
+        # With a broker, its module of each Module subclass (one each).
+        self._by_class: Dict[type, "Module"] = {}
+        namer = None if broker is None else _names.Namer(self)
         self._core = ManagerCore(
-            self.max_workers, forward, level, broker, broker_prefix, lease, timeout, ca_file, submit_only, result_ttl
+            self.max_workers,
+            forward,
+            level,
+            broker,
+            broker_prefix,
+            lease,
+            timeout,
+            ca_file,
+            submit_only,
+            result_ttl,
+            namer,
         )
         # Its modules (for the worker command's --concurrency).
         self._modules: List["weakref.ReferenceType[Module]"] = []
         self._default = self._core.default_module()
-        if broker is not None:
-            self._default.register_dispatcher(_broker.Dispatcher(None, self._functions), _broker.error_parts)
         self._started = False
         self._daemon = False
         self._pid: Optional[int] = None  # the process that started it
@@ -326,8 +335,12 @@ class TaskManager:
     def task(self, function: F) -> F:
         """Registers a module-level function for the broker, by its
         ``module:qualname``: decorate it where every process imports it, and
-        any process can submit it and any worker run it. Returns it unchanged."""
-        name = _broker._function_name(function, "task")
+        any process can submit it and any worker run it. Returns it unchanged.
+        (Without a broker it only records the function.)"""
+        name = _names.function_name(function, "task")
+        if self._broker is not None:
+            # Refuses a name registered already, with a ValueError.
+            self._default.register(name, function)
         self._functions[name] = function
         return function
 
@@ -352,8 +365,6 @@ class TaskManager:
         (required), ``args``, ``kwargs``, ``callback``; as
         :meth:`Module.add_task` (``async def`` methods included)."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
-        if self._broker is not None:
-            return _submit_named(self, self._default, t["method"], t.get("args"), t.get("kwargs"), t.get("callback"))
         return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), t.get("name"))
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
@@ -373,8 +384,6 @@ class TaskManager:
             t.get("run_now"),
             t.get("recurring"),
         )
-        if self._broker is not None:
-            return _schedule_named(self, self._default, *fields)
         return self._default.schedule_task(*fields, t.get("name"))
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
@@ -424,6 +433,10 @@ class TaskManager:
         if concurrency is not None:
             concurrency = _check_max_workers(concurrency, name="concurrency")
         return _worker.run_worker(self, drain_timeout, concurrency)
+
+    def _module_of(self, cls: type) -> Optional["Module"]:
+        """With a broker: this manager's module of the Module subclass ``cls``."""
+        return self._by_class.get(cls)
 
     def _live_modules(self) -> List["Module"]:
         modules = [ref() for ref in self._modules]
@@ -481,41 +494,3 @@ class TaskManager:
             f"failed={s.failed}>"
         )
 
-
-def _submit_named(
-    manager: TaskManager, core: Any, method: Any, args: Any, kwargs: Any, callback: Any, delay: Optional[float] = None
-) -> TaskHandle:
-    """A submission through the broker: named, encoded, sent."""
-    name = _broker.task_name(method, manager._functions, "method")
-    payload = _broker.encode(args, kwargs, _broker.callback_names(callback, manager._functions))
-    handle: TaskHandle = core.add_named(name, payload, delay)
-    return handle
-
-
-def _schedule_named(
-    manager: TaskManager,
-    core: Any,
-    method: Any,
-    delay: Any,
-    args: Any,
-    kwargs: Any,
-    callback: Any,
-    reoccurring: Optional[bool],
-    run_now: Optional[bool],
-    recurring: Optional[bool],
-) -> Any:
-    """``schedule_task`` through the broker: delayed in Redis, or a shared
-    recurring schedule under the task's name."""
-    if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-        raise TypeError(f"delay must be a number of seconds, got {_type_name(delay)}")
-    if reoccurring is not None and recurring is not None and bool(reoccurring) != bool(recurring):
-        raise ValueError("reoccurring and recurring disagree; give one")
-    repeat = _check_bool(reoccurring if reoccurring is not None else recurring, "reoccurring", default=False)
-    now = _check_bool(run_now, "run_now", default=False)
-    if not repeat:
-        return _submit_named(manager, core, method, args, kwargs, callback, 0.0 if now else float(delay))
-    if delay < 0.001:
-        raise ValueError(f"delay of a reoccurring task must be at least 0.001 s, got {delay}")
-    name = _broker.task_name(method, manager._functions, "method")
-    payload = _broker.encode(args, kwargs, _broker.callback_names(callback, manager._functions))
-    return _broker.SharedSchedule(core.schedule_named_recurring(name, name, payload, float(delay), now))

@@ -34,7 +34,11 @@ def test_named_tasks_run_and_their_results_and_errors_come_back(redis_server, tm
         with pytest.raises(RemoteError) as info:
             failed.result(timeout=10)
         assert info.value.kind == "TypeError" and "extra" in info.value.message
-        assert "Traceback" in info.value.remote_traceback
+        # An exception raised in the method comes with the worker's traceback.
+        with pytest.raises(RemoteError) as info:
+            mailer.add_task(mailer.fail, args=["no"]).result(timeout=10)
+        assert (info.value.kind, info.value.message) == ("ValueError", "no")
+        assert "Traceback" in info.value.remote_traceback and "raise ValueError" in info.value.remote_traceback
         delayed = mailer.schedule_task(mailer.send, 0.3, args=["later"])
         started = time.monotonic()
         assert delayed.result(timeout=10)["to"] == "later"

@@ -297,11 +297,14 @@ def test_stats_and_get_tasks_cover_the_cluster_and_name_what_was_taken_from_a_de
     stats = app.manager.stats()
     cluster = stats.cluster
     assert {w.pid for w in cluster.workers} == {w.pid for w in workers}, cluster
-    assert all(w.alive and w.modules == ["Jobs", "default"] for w in cluster.workers), cluster
+    assert all(w.alive and w.modules == ["_worker_app:Jobs"] for w in cluster.workers), cluster
     assert [w.running for w in cluster.workers if w.pid == busy] == [1], cluster
     assert (cluster.queued, cluster.running) == (0, 1), cluster
     listed = [t for t in app.manager.get_tasks() if t.id == 0]
-    assert [(t.name, t.module, t.state, t.interval) for t in listed] == [("Jobs.slow", "Jobs", "scheduled", 60.0)]
+    # Keyed by module, method and a digest of its arguments (no name= given).
+    assert [(t.name.partition("#")[0], t.module, t.state, t.interval) for t in listed] == [
+        ("_worker_app:Jobs.slow", "_worker_app:Jobs", "scheduled", 60.0)
+    ]
     assert 55 < listed[0].next_due <= 60
     # The worker running `slow` dies: the other takes it over after the
     # lease, and the stats say from whom.

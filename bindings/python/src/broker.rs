@@ -1,129 +1,316 @@
-//! Named tasks through a broker (Redis): the Python side names its
-//! callables and encodes arguments as JSON text (`taskmanager._broker`);
-//! this file sends them, runs them through the module's Python dispatcher
-//! in the worker that claims them, and completes the submitter's handle
-//! when the result comes back.
+//! The broker mode of the Python package: the same submissions and the same
+//! runner as in-process, with Redis as where a task waits.
+//!
+//! - A submission is checked as every submission is (`module.rs`), then
+//!   named: `taskmanager._names` (the one place of the rule of what a name
+//!   may run) says which module of this manager owns the callable and its
+//!   name there. Its arguments become JSON once (`convert`), and it goes to
+//!   the owner's named task in the core.
+//! - A worker runs only what this manager registered ([`Registry`]): each
+//!   public method of its `Module` subclasses, and each `@manager.task`
+//!   function. A named task runs through [`PyTask::call`], as a task run
+//!   here does (`async def`, callbacks in order, each failure logged), and
+//!   its value goes back as JSON, its exception as a `RemoteError`.
 
-use pyo3::exceptions::PyValueError;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyLookupError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
+use serde_json::{json, Map, Value};
 
-use serde_json::Value;
-use taskmanager::{Module, RemoteError, SharedSchedule};
+use taskmanager::{Module, Recurrence, RemoteError, SharedSchedule as CoreSchedule};
 
 use crate::bridge::Raised;
 use crate::errors::submit_error;
+use crate::failure::exception;
 use crate::handles::TaskCore;
-use crate::{checks, future, lifetime};
+use crate::module::{Call, ModuleCore};
+use crate::task::{Invocation, PyTask};
+use crate::{convert, future, lifetime};
 
-/// The handle of a recurring named task kept in Redis.
-#[pyclass(frozen, module = "taskmanager._taskmanager")]
-pub(crate) struct ScheduleCore {
-    schedule: SharedSchedule,
+/// What this manager's process runs by name: `(module, name)` to its
+/// callable. Callbacks of named tasks are found here too.
+#[derive(Default)]
+pub(crate) struct Registry {
+    runnable: Mutex<HashMap<(String, String), Py<PyAny>>>,
+    modules: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A manager's broker mode, shared by its modules.
+pub(crate) struct Named {
+    pub(crate) registry: Arc<Registry>,
+    /// `namer(callable, what) -> (ModuleCore, name)`, or a TypeError naming
+    /// `what` (see `taskmanager._names`).
+    pub(crate) namer: Py<PyAny>,
+}
+
+impl Named {
+    /// Claims `module` as a module name of this manager: two modules of one
+    /// manager must not share one, or a worker could not tell their tasks
+    /// apart.
+    pub(crate) fn claim_module(&self, module: &str) -> PyResult<()> {
+        if !lock(&self.registry.modules).insert(module.to_owned()) {
+            return Err(PyValueError::new_err(format!(
+                "this TaskManager has a module named {module:?} already: with a broker, a module's name (its \
+                 class's module and qualified name) tells workers whose methods its tasks run, so each Module \
+                 subclass may have one instance per manager"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The owner and name of `callable`.
+    fn name_of(&self, py: Python<'_>, callable: &Bound<'_, PyAny>, what: &str) -> PyResult<(Module, String)> {
+        let named = self.namer.bind(py).call1((callable, what))?;
+        let (owner, name): (Bound<'_, PyAny>, String) = named.extract()?;
+        let owner = owner.cast_into::<ModuleCore>()?;
+        Ok((owner.get().module.clone(), name))
+    }
+
+    /// A call as it crosses processes: `{"args": [...], "kwargs": {...},
+    /// "callbacks": [[module, name], ...]}`.
+    fn payload(&self, py: Python<'_>, call: &Call) -> PyResult<Value> {
+        let args = call.args.bind(py);
+        let mut json_args = Vec::with_capacity(args.len());
+        for (i, arg) in args.iter().enumerate() {
+            json_args.push(convert::to_json(&arg, &format!("args[{i}]"))?);
+        }
+        let mut kwargs = Map::new();
+        if let Some(dict) = &call.kwargs {
+            for (key, value) in dict.bind(py).iter() {
+                let key: String = key.extract()?;
+                let value = convert::to_json(&value, &format!("kwargs[{}]", convert::quoted(&key)))?;
+                kwargs.insert(key, value);
+            }
+        }
+        let many = call.callbacks.len() > 1;
+        let mut callbacks = Vec::with_capacity(call.callbacks.len());
+        for (i, callback) in call.callbacks.iter().enumerate() {
+            let what = if many { format!("callback[{i}]") } else { "callback".to_owned() };
+            let (owner, name) = self.name_of(py, callback.bind(py), &what)?;
+            callbacks.push(json!([owner.name(), name]));
+        }
+        Ok(json!({ "args": json_args, "kwargs": kwargs, "callbacks": callbacks }))
+    }
+
+    /// Sends `call` now, or `delay` from now; returns its `TaskHandle`.
+    pub(crate) fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        call: Call,
+        delay: Option<Duration>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (owner, name) = self.name_of(py, call.method.bind(py), "method")?;
+        let payload = self.payload(py, &call)?;
+        let sent = lifetime::detach(py, || match delay {
+            None => owner.add_named_task(&name, payload),
+            Some(delay) => owner.schedule_named_task(delay, &name, payload),
+        })
+        .map_err(submit_error)?;
+        let handle = future::new_handle(py, false)?;
+        TaskCore::attach(&handle, sent, Raised::default(), Some(&call.name))?;
+        Ok(handle)
+    }
+
+    /// Keeps `call` recurring every `interval`, once per tick across every
+    /// process, under its key: `name=` if given; else the task's module and
+    /// name, and a digest of its arguments if it has any (one method
+    /// scheduled with two sets of arguments is two schedules, as
+    /// in-process).
+    pub(crate) fn recur(
+        &self,
+        py: Python<'_>,
+        call: Call,
+        interval: Duration,
+        run_now: bool,
+    ) -> PyResult<SharedSchedule> {
+        let (owner, name) = self.name_of(py, call.method.bind(py), "method")?;
+        let payload = self.payload(py, &call)?;
+        let key = match (
+            &call.given_name,
+            payload["args"].as_array().is_some_and(Vec::is_empty)
+                && payload["kwargs"].as_object().is_some_and(Map::is_empty),
+        ) {
+            (Some(given), _) => given.to_string(),
+            (None, true) => format!("{}.{name}", owner.name()),
+            (None, false) => {
+                format!("{}.{name}#{:016x}", owner.name(), fnv1a(payload.to_string().as_bytes()))
+            }
+        };
+        let recurrence = Recurrence::every(interval).run_now(run_now);
+        let schedule =
+            lifetime::detach(py, || owner.schedule_named_recurring_as(&key, recurrence, &name, payload))
+                .map_err(submit_error)?;
+        Ok(SharedSchedule { schedule })
+    }
+
+    /// Makes `callable` this process's runner of `module`'s task `name`.
+    pub(crate) fn register(&self, module: &Module, name: &str, callable: Py<PyAny>) -> PyResult<()> {
+        let key = (module.name().to_owned(), name.to_owned());
+        {
+            let mut runnable = lock(&self.registry.runnable);
+            if runnable.contains_key(&key) {
+                return Err(PyValueError::new_err(format!(
+                    "module {:?} of this TaskManager has a task named {name:?} already",
+                    module.name()
+                )));
+            }
+            runnable.insert(key, Python::attach(|py| callable.clone_ref(py)));
+        }
+        let registry = Arc::clone(&self.registry);
+        let handler = move |payload: Value| {
+            lifetime::attach(|py| run(py, &registry, callable.bind(py), &payload)).unwrap_or_else(|| {
+                Err(RemoteError::new("RuntimeError", "the worker's interpreter is shutting down"))
+            })
+        };
+        module.register(name, handler).map_err(submit_error)
+    }
+}
+
+/// Runs a named task in this worker: the same runner as a task run here.
+fn run(
+    py: Python<'_>,
+    registry: &Registry,
+    method: &Bound<'_, PyAny>,
+    payload: &Value,
+) -> Result<Value, RemoteError> {
+    let invocation = decode(py, registry, method, payload).map_err(|e| remote_error(py, &e))?;
+    let value = PyTask::call(py, &invocation).map_err(|e| remote_error(py, &e))?;
+    convert::to_json(value.bind(py), "the result").map_err(|e| remote_error(py, &e))
+}
+
+/// A payload (see [`Named::payload`]) as the call to make.
+fn decode(
+    py: Python<'_>,
+    registry: &Registry,
+    method: &Bound<'_, PyAny>,
+    payload: &Value,
+) -> PyResult<Invocation> {
+    let not_a_call = || {
+        PyValueError::new_err(format!(
+            "the task's arguments are not a taskmanager Python call ({{\"args\": [...], \"kwargs\": {{...}}}}): {}",
+            truncated(&payload.to_string())
+        ))
+    };
+    let object = payload.as_object().ok_or_else(not_a_call)?;
+    let args = match object.get("args") {
+        None => PyTuple::empty(py),
+        Some(Value::Array(items)) => {
+            PyTuple::new(py, items.iter().map(|v| convert::to_python(py, v)).collect::<PyResult<Vec<_>>>()?)?
+        }
+        Some(_) => return Err(not_a_call()),
+    };
+    let kwargs = match object.get("kwargs") {
+        None => None,
+        Some(Value::Object(map)) if map.is_empty() => None,
+        Some(Value::Object(map)) => {
+            let dict = PyDict::new(py);
+            for (key, value) in map {
+                dict.set_item(key, convert::to_python(py, value)?)?;
+            }
+            Some(dict.unbind())
+        }
+        Some(_) => return Err(not_a_call()),
+    };
+    let mut callbacks = Vec::new();
+    for callback in object.get("callbacks").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(module), Some(name)) = (callback[0].as_str(), callback[1].as_str()) else {
+            return Err(not_a_call());
+        };
+        let found =
+            lock(&registry.runnable).get(&(module.to_owned(), name.to_owned())).map(|c| c.clone_ref(py));
+        let found = found.ok_or_else(|| {
+            PyLookupError::new_err(format!(
+                "callback {name:?} of module {module:?} is not runnable in this worker"
+            ))
+        })?;
+        callbacks.push(found);
+    }
+    Ok(Invocation { method: method.clone().unbind(), args: args.unbind(), kwargs, callbacks })
+}
+
+fn truncated(text: &str) -> &str {
+    match text.char_indices().nth(200) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// What a submitter learns of an exception raised in a worker: its type's
+/// name, its text and the worker's traceback.
+fn remote_error(py: Python<'_>, err: &PyErr) -> RemoteError {
+    let kind = err.get_type(py).name().map_or_else(|_| "Exception".to_owned(), |n| n.to_string());
+    let message = err.value(py).str().map_or_else(|_| String::new(), |s| s.to_string());
+    let traceback = format_traceback(py, err).unwrap_or_default();
+    RemoteError { kind, message, traceback }
+}
+
+fn format_traceback(py: Python<'_>, err: &PyErr) -> PyResult<String> {
+    static FORMAT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let format = FORMAT.import(py, "traceback", "format_exception")?;
+    let exception = exception(py, err);
+    let lines = format.call1((exception.get_type(), &exception, exception.getattr("__traceback__")?))?;
+    Ok(lines.extract::<Vec<String>>()?.concat())
+}
+
+/// FNV-1a, 64 bits: a schedule key's digest of its arguments, the same in
+/// every process and version (std's hashers promise neither).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The handle of a recurring task kept in Redis: it fires once per tick
+/// across every process, and `cancel`/`pause`/`resume` act cluster-wide.
+#[pyclass(frozen, module = "taskmanager")]
+pub(crate) struct SharedSchedule {
+    schedule: CoreSchedule,
 }
 
 #[pymethods]
-impl ScheduleCore {
+impl SharedSchedule {
+    /// The schedule's key in Redis.
     #[getter]
     fn key(&self) -> String {
         self.schedule.key().to_owned()
     }
 
+    /// Whether this call created it (False: it existed, made by this or
+    /// another process, and was kept).
     #[getter]
     fn created(&self) -> bool {
         self.schedule.created()
     }
 
+    /// Removes the schedule everywhere; True if it existed.
     fn cancel(&self, py: Python<'_>) -> PyResult<bool> {
         lifetime::detach(py, || self.schedule.cancel()).map_err(submit_error)
     }
 
+    /// Ticks pass without running until `resume`; True if it exists.
     fn pause(&self, py: Python<'_>) -> PyResult<bool> {
         lifetime::detach(py, || self.schedule.pause()).map_err(submit_error)
     }
 
+    /// Resumes on its grid; True if it exists.
     fn resume(&self, py: Python<'_>) -> PyResult<bool> {
         lifetime::detach(py, || self.schedule.resume()).map_err(submit_error)
     }
 
-    /// (ticks run, ticks skipped), or None once cancelled.
+    /// (ticks run, ticks skipped while a run was still going), cluster-wide;
+    /// None once cancelled.
     fn counts(&self, py: Python<'_>) -> PyResult<Option<(u64, u64)>> {
         lifetime::detach(py, || self.schedule.counts()).map_err(submit_error)
     }
-}
 
-fn parse(args: &str) -> PyResult<Value> {
-    serde_json::from_str(args).map_err(|e| PyValueError::new_err(format!("args: not JSON text: {e}")))
-}
-
-/// Runs every named task this process claims for the module through
-/// `dispatch(name, args_json) -> result_json`; an exception it raises
-/// becomes the submitter's `RemoteError` (type name, message,
-/// traceback text from `dispatch`'s `error_parts`).
-pub(crate) fn register_dispatcher(
-    module: &Module,
-    dispatch: Py<PyAny>,
-    error_parts: Py<PyAny>,
-) -> PyResult<()> {
-    let handler = move |name: &str, args: Value| -> Result<Value, RemoteError> {
-        let ran = lifetime::attach(|py| {
-            let call = PyTuple::new(py, [name.to_owned(), args.to_string()])?;
-            match lifetime::call(dispatch.bind(py), &call, None) {
-                Ok(text) => Ok::<_, PyErr>(Ok(text.extract::<String>()?)),
-                Err(e) => {
-                    let parts = PyTuple::new(py, [e.into_value(py)])?;
-                    let (kind, message, traceback): (String, String, String) =
-                        lifetime::call(error_parts.bind(py), &parts, None)?.extract()?;
-                    Ok(Err(RemoteError { kind, message, traceback }))
-                }
-            }
-        });
-        match ran {
-            Some(Ok(Ok(text))) => serde_json::from_str(&text)
-                .map_err(|e| RemoteError::new("TypeError", format!("the result is not JSON: {e}"))),
-            Some(Ok(Err(error))) => Err(error),
-            Some(Err(e)) => Err(RemoteError::new("RuntimeError", e.to_string())),
-            None => Err(RemoteError::new("RuntimeError", "the worker's interpreter is shutting down")),
-        }
-    };
-    module.register_fallback(handler).map_err(submit_error)
-}
-
-/// Sends the named task `name` with `args` (JSON text) now, or `delay`
-/// seconds from now; returns its `TaskHandle`.
-pub(crate) fn add_named<'py>(
-    module: &Module,
-    py: Python<'py>,
-    name: &str,
-    args: &str,
-    delay: Option<f64>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let value = parse(args)?;
-    let delay = delay.map(checks::seconds).transpose()?;
-    let sent = lifetime::detach(py, || match delay {
-        None => module.add_named_task(name, value),
-        Some(delay) => module.schedule_named_task(delay, name, value),
-    });
-    let core = sent.map_err(submit_error)?;
-    let future = future::new_handle(py, false)?;
-    TaskCore::attach(&future, core, Raised::default())?;
-    Ok(future)
-}
-
-/// Keeps the named task `name` recurring every `interval` seconds in
-/// Redis under `key`, once cluster-wide.
-pub(crate) fn schedule_named_recurring(
-    module: &Module,
-    py: Python<'_>,
-    key: &str,
-    name: &str,
-    args: &str,
-    interval: f64,
-    run_now: bool,
-) -> PyResult<ScheduleCore> {
-    let value = parse(args)?;
-    let recurrence = taskmanager::Recurrence::every(checks::seconds(interval)?).run_now(run_now);
-    let schedule = lifetime::detach(py, || module.schedule_named_recurring_as(key, recurrence, name, value))
-        .map_err(submit_error)?;
-    Ok(ScheduleCore { schedule })
+    fn __repr__(&self) -> String {
+        format!("<SharedSchedule {:?}>", self.schedule.key())
+    }
 }

@@ -71,7 +71,7 @@ fn convert(value: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResul
             };
             let key = key.to_cow()?.into_owned();
             let len = path.len();
-            path.push_str(&format!("[{key:?}]"));
+            path.push_str(&format!("[{}]", quoted(&key)));
             let item = convert(&item, path, depth + 1)?;
             path.truncate(len);
             object.insert(key, item);
@@ -98,6 +98,11 @@ fn sequence<'py>(
         path.truncate(len);
     }
     Ok(Value::Array(array))
+}
+
+/// `key` as Python's `repr` quotes a str, for paths like `kwargs['b']`.
+pub(crate) fn quoted(key: &str) -> String {
+    format!("'{}'", key.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {

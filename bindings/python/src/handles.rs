@@ -33,13 +33,16 @@ pub(crate) struct TaskCore {
 impl TaskCore {
     /// The core handle of `future` (a new `TaskHandle`), whose task's core
     /// handle is `handle`.
-    /// `raised` is where its run leaves an exception (see `bridge`).
+    /// `raised` is where its run leaves an exception (see `bridge`);
+    /// `name`, if given, is the handle's name instead of the core's.
     pub(crate) fn attach<T: IntoPython>(
         future: &Bound<'_, PyAny>,
         handle: TaskHandle<T>,
         raised: Raised,
+        name: Option<&str>,
     ) -> PyResult<()> {
-        let (id, name) = (handle.id(), handle.name());
+        let id = handle.id();
+        let name = name.map_or_else(|| handle.name(), str::to_owned);
         let bridge: Arc<dyn Bridged> = Bridge::new(future, handle, raised)?;
         future.setattr(pyo3::intern!(future.py(), "_core"), TaskCore { bridge, id, name })
     }

@@ -62,6 +62,6 @@ fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ModuleCore>()?;
     m.add_class::<TaskCore>()?;
     m.add_class::<RecurringCore>()?;
-    m.add_class::<broker::ScheduleCore>()?;
+    m.add_class::<broker::SharedSchedule>()?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use taskmanager::{BatchRunner, Event, Stats, TaskManager, TaskState};
 
+use crate::broker::Named;
 use crate::module::ModuleCore;
 use crate::outstanding::Outstanding;
 use crate::{aio, checks, lifetime};
@@ -111,6 +112,8 @@ pub(crate) type ClusterTuple = (
 pub(crate) struct ManagerCore {
     pub(crate) manager: TaskManager,
     pub(crate) outstanding: Arc<Outstanding>,
+    /// With a broker: how its modules name and run tasks (see `broker`).
+    pub(crate) named: Option<Arc<Named>>,
 }
 
 #[pymethods]
@@ -120,9 +123,11 @@ impl ManagerCore {
     /// With `broker` (a `redis://` or `rediss://` URL), named tasks go
     /// through Redis (`broker.rs`), with the key `prefix`, `lease` and
     /// `timeout` (seconds), trusting the CA in the PEM file `ca_file` for TLS;
-    /// `submit_only`: this process never claims a task.
+    /// `submit_only`: this process never claims a task; `namer(callable,
+    /// what) -> (ModuleCore, name)` names a broker's tasks (see
+    /// `taskmanager._names`).
     #[new]
-    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None))]
+    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None))]
     // The Python constructor's keywords, one to one.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -136,7 +141,13 @@ impl ManagerCore {
         ca_file: Option<&str>,
         submit_only: bool,
         result_ttl: Option<f64>,
+        namer: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        let named = match (broker, namer) {
+            (Some(_), Some(namer)) => Some(Arc::new(Named { registry: Arc::default(), namer })),
+            (Some(_), None) => return Err(PyValueError::new_err("a broker needs namer=")),
+            (None, _) => None,
+        };
         let mut builder =
             TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
         if let Some(url) = broker {
@@ -172,7 +183,10 @@ impl ManagerCore {
                 builder.listener(move |event: &Event| forward_event(&forward, event)).listener_level(level);
         }
         let manager = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(ManagerCore { manager, outstanding: Arc::default() })
+        if let Some(named) = &named {
+            named.claim_module(manager.default_module().name())?;
+        }
+        Ok(ManagerCore { manager, outstanding: Arc::default(), named })
     }
 
     fn start(&self) -> PyResult<()> {
@@ -183,6 +197,7 @@ impl ManagerCore {
         ModuleCore {
             module: self.manager.default_module().clone(),
             outstanding: Arc::clone(&self.outstanding),
+            named: self.named.clone(),
         }
     }
 

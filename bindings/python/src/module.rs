@@ -12,11 +12,12 @@ use pyo3::types::{PyDict, PyTuple};
 use taskmanager::{Module, Recurrence, Task};
 
 use crate::bridge::Raised;
+use crate::broker::Named;
 use crate::errors::submit_error;
 use crate::handles::{RecurringCore, TaskCore};
 use crate::manager::{stats_tuple, ManagerCore, StatsTuple};
 use crate::outstanding::Outstanding;
-use crate::task::{self, Parts, PyTask, RecurringState};
+use crate::task::{self, Invocation, Parts, PyTask, RecurringState};
 use crate::{checks, future, lifetime};
 
 /// The Rust module behind a `taskmanager.Module`.
@@ -24,6 +25,8 @@ use crate::{checks, future, lifetime};
 pub(crate) struct ModuleCore {
     pub(crate) module: Module,
     pub(crate) outstanding: Arc<Outstanding>,
+    /// With a broker: its tasks go through Redis (see `broker`).
+    pub(crate) named: Option<Arc<Named>>,
 }
 
 /// A submission's checked parts, before it has a handle.
@@ -33,6 +36,9 @@ pub(crate) struct Call {
     pub(crate) kwargs: Option<Py<PyDict>>,
     pub(crate) callbacks: Vec<Py<PyAny>>,
     pub(crate) name: Arc<str>,
+    /// The `name=` given, if one was (with a broker, a recurring task's
+    /// key).
+    pub(crate) given_name: Option<Arc<str>>,
 }
 
 impl Call {
@@ -44,12 +50,15 @@ impl Call {
         name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Call> {
         let py = method.py();
+        let given = name.is_some();
         let method = checks::method(method)?;
+        let name = checks::name(name, &method)?;
         Ok(Call {
             args: checks::args(py, args)?.unbind(),
             kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
             callbacks: checks::callbacks(callback)?,
-            name: checks::name(name, &method)?,
+            given_name: given.then(|| Arc::clone(&name)),
+            name,
             method: method.unbind(),
         })
     }
@@ -58,9 +67,12 @@ impl Call {
 impl ModuleCore {
     /// The task for `call`, reporting to `future`, counted as outstanding.
     fn task(&self, future: &Bound<'_, PyAny>, call: Call) -> PyTask {
-        let Call { method, args, kwargs, callbacks, name: _ } = call;
+        let Call { method, args, kwargs, callbacks, .. } = call;
         PyTask {
-            parts: Some(Parts { future: future.clone().unbind(), method, args, kwargs, callbacks }),
+            parts: Some(Parts {
+                future: future.clone().unbind(),
+                call: Invocation { method, args, kwargs, callbacks },
+            }),
             _ticket: self.outstanding.enter(),
         }
     }
@@ -86,7 +98,7 @@ impl ModuleCore {
             Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
         }
         .map_err(submit_error)?;
-        TaskCore::attach(&handle, core, raised)?;
+        TaskCore::attach(&handle, core, raised, None)?;
         Ok(handle)
     }
 
@@ -126,8 +138,8 @@ impl ModuleCore {
         global_max_workers: Option<usize>,
     ) -> PyResult<Self> {
         let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
-        if let Some(name) = name {
-            builder = builder.name(name);
+        if let Some(name) = &name {
+            builder = builder.name(name.as_str());
         }
         if let Some(max_queued) = max_queued {
             builder = builder.max_queued(max_queued);
@@ -135,8 +147,12 @@ impl ModuleCore {
         if let Some(cap) = global_max_workers {
             builder = builder.global_max_workers(cap);
         }
+        let named = manager.named.clone();
+        if let (Some(named), Some(name)) = (&named, &name) {
+            named.claim_module(name)?;
+        }
         let module = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding) })
+        Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding), named })
     }
 
     /// `Module.add_task`: checks the arguments and queues
@@ -151,7 +167,10 @@ impl ModuleCore {
         name: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let call = Call::check(method, args, kwargs, callback, name)?;
-        self.submit_once(method.py(), call, None)
+        match &self.named {
+            None => self.submit_once(method.py(), call, None),
+            Some(named) => named.submit(method.py(), call, None),
+        }
     }
 
     /// `Module.schedule_task`: checks the arguments and schedules
@@ -182,12 +201,19 @@ impl ModuleCore {
             let call = Call::check(&method, args, kwargs, callback, name)?;
             // `run_now` on a one-shot task: it runs once, now.
             let now = checks::flag(run_now, "run_now", false)?;
-            return self.submit_once(py, call, if now { None } else { Some(seconds) });
+            let delay = if now { None } else { Some(seconds) };
+            return match &self.named {
+                None => self.submit_once(py, call, delay),
+                Some(named) => named.submit(py, call, delay.map(checks::seconds).transpose()?),
+            };
         }
         let interval = checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?;
         let call = Call::check(&method, args, kwargs, callback, name)?;
         let now = checks::flag(run_now, "run_now", false)?;
-        self.submit_recurring(py, call, interval, now)
+        match &self.named {
+            None => self.submit_recurring(py, call, interval, now),
+            Some(named) => Ok(Bound::new(py, named.recur(py, call, interval, now)?)?.into_any()),
+        }
     }
 
     /// The module's stats, as the fields of `taskmanager.Stats`, in order.
@@ -208,36 +234,11 @@ impl ModuleCore {
         })
     }
 
-    /// Runs this module's named tasks, in the process that claims them,
-    /// through `dispatch(name, args_json) -> result_json` (see `broker.rs`).
-    fn register_dispatcher(&self, dispatch: Py<PyAny>, error_parts: Py<PyAny>) -> PyResult<()> {
-        crate::broker::register_dispatcher(&self.module, dispatch, error_parts)
-    }
-
-    /// Sends the named task `name` with `args` (JSON text) through the
-    /// broker, now or `delay` seconds from now; returns its `TaskHandle`.
-    #[pyo3(signature = (name, args, delay=None))]
-    fn add_named<'py>(
-        &self,
-        py: Python<'py>,
-        name: &str,
-        args: &str,
-        delay: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        crate::broker::add_named(&self.module, py, name, args, delay)
-    }
-
-    /// Keeps the named task recurring in Redis under `key`.
-    fn schedule_named_recurring(
-        &self,
-        py: Python<'_>,
-        key: &str,
-        name: &str,
-        args: &str,
-        interval: f64,
-        run_now: bool,
-    ) -> PyResult<crate::broker::ScheduleCore> {
-        crate::broker::schedule_named_recurring(&self.module, py, key, name, args, interval, run_now)
+    /// With a broker: makes `callable` this process's runner of this
+    /// module's task `name` (see `broker`).
+    fn register(&self, name: &str, callable: Py<PyAny>) -> PyResult<()> {
+        let named = self.named.as_ref().ok_or_else(|| PyValueError::new_err("register() needs a broker"))?;
+        named.register(&self.module, name, callable)
     }
 
     fn queued(&self) -> usize {

@@ -11,13 +11,20 @@ use crate::failure::{exception, log_failure};
 use crate::outstanding::Ticket;
 use crate::{aio, future, lifetime};
 
-/// Everything Python a task holds.
-pub(crate) struct Parts {
-    pub(crate) future: Py<PyAny>,
+/// What a run calls: the method with its arguments, then each callback
+/// with its value. A task run here and a task a worker took from the
+/// broker both run through [`PyTask::call`].
+pub(crate) struct Invocation {
     pub(crate) method: Py<PyAny>,
     pub(crate) args: Py<PyTuple>,
     pub(crate) kwargs: Option<Py<PyDict>>,
     pub(crate) callbacks: Vec<Py<PyAny>>,
+}
+
+/// Everything Python a task holds.
+pub(crate) struct Parts {
+    pub(crate) future: Py<PyAny>,
+    pub(crate) call: Invocation,
 }
 
 /// A task's Python objects and its ticket. See the module docs.
@@ -69,13 +76,13 @@ impl PyTask {
     ///
     /// A coroutine returned (by an `async def` method or callback) is run to
     /// completion here first: its value is the value (see `aio`).
-    pub(crate) fn call(py: Python<'_>, parts: &Parts) -> Result<Py<PyAny>, PyErr> {
-        let method = parts.method.bind(py);
-        let value = lifetime::call(method, parts.args.bind(py), parts.kwargs.as_ref().map(|k| k.bind(py)))
+    pub(crate) fn call(py: Python<'_>, call: &Invocation) -> Result<Py<PyAny>, PyErr> {
+        let method = call.method.bind(py);
+        let value = lifetime::call(method, call.args.bind(py), call.kwargs.as_ref().map(|k| k.bind(py)))
             .and_then(aio::awaited)
             .inspect_err(|e| log_failure(py, "task", method, e))?;
         let mut failure = None;
-        for callback in &parts.callbacks {
+        for callback in &call.callbacks {
             let callback = callback.bind(py);
             let args = PyTuple::new(py, [&value])?;
             if let Err(e) = lifetime::call(callback, &args, None).and_then(aio::awaited) {
@@ -104,7 +111,7 @@ impl PyTask {
                 return Err(Raised::not_run());
             }
         }
-        let outcome = Self::call(py, &parts);
+        let outcome = Self::call(py, &parts.call);
         drop(parts);
         outcome.map(PyValue).map_err(|e| {
             let old =
@@ -118,7 +125,7 @@ impl PyTask {
     /// the core; the schedule goes on.
     pub(crate) fn run_again(&self, py: Python<'_>, state: &RecurringState) -> Result<(), Raised> {
         let Some(parts) = &self.parts else { return Ok(()) };
-        Self::call(py, parts).map(drop).map_err(|e| {
+        Self::call(py, &parts.call).map(drop).map_err(|e| {
             let failure = Raised::new(py, &e);
             let exception = exception(py, &e).unbind();
             let old = state.last_exception.lock().unwrap_or_else(PoisonError::into_inner).replace(exception);
