@@ -179,6 +179,18 @@ def test_a_second_sigint_hands_back_at_once(cluster):
     print(f"figure: python second SIGINT: exited {took:.2f} s after it")
 
 
+def test_the_ready_line_names_the_default_module_beside_the_program_modules(cluster):
+    c = cluster()
+    worker = c.worker()
+    app = c.submitter()
+    # Ready once it ran something.
+    assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    worker.send_signal(signal.SIGTERM)
+    assert exit_of(worker) == 0
+    ready = [line for line in worker.stdout.read().splitlines() if " ready: " in line]
+    assert len(ready) == 1 and ready[0].endswith(f"worker {worker.pid} ready: default, Jobs"), ready
+
+
 def test_concurrency_sets_max_workers_of_the_program_modules(cluster):
     c = cluster(TM_MAX_WORKERS=1)
     app = c.submitter()
