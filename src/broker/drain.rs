@@ -27,7 +27,9 @@ impl Broker {
     ) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            if in_flight.abandoned() {
+            // Checked before connecting too: with Redis down, a claimer that
+            // holds nothing would otherwise retry until its drain timed out.
+            if in_flight.abandoned() || holds_nothing(in_flight) {
                 return;
             }
             let Some(c) = self.connected(&mut conn, stream, &mut backoff, &mut false) else { continue };
@@ -180,4 +182,10 @@ impl Broker {
         }
         back
     }
+}
+
+/// Whether a claimer has nothing left to do: no task of its runs or waits
+/// here, and none waits to be handed back.
+fn holds_nothing(in_flight: &InFlight) -> bool {
+    in_flight.held().is_empty() && in_flight.returned.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
 }

@@ -191,6 +191,25 @@ def test_the_ready_line_names_the_default_module_beside_the_program_modules(clus
     assert len(ready) == 1 and ready[0].endswith(f"worker {worker.pid} ready: default, Jobs"), ready
 
 
+def test_an_idle_worker_stopped_while_redis_is_down_exits_at_once_with_0(cluster, redis_server):
+    c = cluster()
+    worker = c.worker("--drain-timeout", "30")
+    app = c.submitter()
+    assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    redis_server.kill()
+    time.sleep(0.5)  # its threads notice: the claimer is reconnecting
+    worker.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    code = exit_of(worker, timeout=40)
+    took = time.monotonic() - signalled
+    out = worker.stdout.read()
+    # Holding nothing, it has nothing to wait for (it waited the whole
+    # 30 s drain timeout, then exited 1 with "0 task(s) handed back").
+    assert code == 0, out
+    assert took < 10, f"{took:.1f} s: {out}"
+    print(f"figure: python idle worker, Redis down, SIGTERM: exited {took:.2f} s after it")
+
+
 def test_concurrency_sets_max_workers_of_the_program_modules(cluster):
     c = cluster(TM_MAX_WORKERS=1)
     app = c.submitter()
