@@ -6,6 +6,8 @@
 //! for TLS, which checks the server's certificate against the system's
 //! trusted roots, or against the CA file of `Builder::broker_ca_file` only.
 
+use std::time::Duration;
+
 use super::BrokerConfig;
 use crate::err::ConfigError;
 
@@ -59,6 +61,30 @@ pub(super) fn redis_error(e: &redis::RedisError) -> String {
         return text;
     };
     format!("{hint}: {text}")
+}
+
+/// What went wrong in the call `what` to Redis at `addr`, whose limit is
+/// `timeout`, in words a user can act on: a call that timed out says after
+/// how long, a refused connection says so. The cause follows.
+pub(super) fn call_error(e: &redis::RedisError, addr: &str, timeout: Duration, what: &str) -> String {
+    let cause = redis_error(e);
+    if e.is_timeout() {
+        format!("Redis at {addr} did not answer within {} ({what}): {cause}", shown(timeout))
+    } else if e.is_connection_refusal() {
+        format!("Redis at {addr} refused the connection ({what}): is it running there? {cause}")
+    } else {
+        // Led by the cause: it may say what to do (a password, a CA file).
+        format!("{cause} (Redis at {addr}, {what})")
+    }
+}
+
+/// `1.0 s`, `0.5 s`, `20 ms`.
+fn shown(d: Duration) -> String {
+    if d >= Duration::from_millis(100) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 /// Makes `ring` the process's rustls provider unless the application chose

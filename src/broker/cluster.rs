@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
 
 use super::pace::millis;
-use super::{redis_error, Broker, GROUP};
+use super::{Broker, GROUP};
 use crate::cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};
 use crate::err::SubmitError;
 
@@ -59,15 +59,7 @@ impl Broker {
         if !self.is_worker() {
             return;
         }
-        let left = self.with_conn(|conn| {
-            redis::pipe()
-                .cmd("ZREM")
-                .arg(self.workers_key())
-                .arg(&self.id)
-                .cmd("DEL")
-                .arg(self.worker_hash(&self.id))
-                .query::<()>(conn)
-        });
+        let left = self.forget(&self.workers_key(), &self.worker_hash(&self.id), &self.id);
         if let Err(e) = left {
             log::warn!("taskmanager: could not take this worker off the cluster's list: {e}");
         }
@@ -76,7 +68,8 @@ impl Broker {
     /// The cluster's stats, read from Redis (not atomically: each part is
     /// as of its own read).
     pub(crate) fn cluster_stats(&self) -> Result<ClusterStats, SubmitError> {
-        self.with_conn(|conn| self.read_cluster(conn)).map_err(|e| SubmitError::Broker(redis_error(&e)))
+        self.with_conn(|conn| self.read_cluster(conn))
+            .map_err(|e| SubmitError::Broker(self.call_error("reading the cluster's stats", &e)))
     }
 
     fn read_cluster(&self, conn: &mut redis::Connection) -> redis::RedisResult<ClusterStats> {

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -44,7 +44,6 @@ pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send
 /// A handler for every name without one of its own: given the name too.
 pub(crate) type Fallback = Arc<dyn Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync>;
 
-use client::redis_error;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 
@@ -120,6 +119,7 @@ pub(crate) struct Broker {
     renew_script: redis::Script,
     hand_back_script: redis::Script,
     seen_script: redis::Script,
+    forget_script: redis::Script,
     /// Whether this process claims tasks (`Builder::submit_only`, undone by
     /// `run_worker`); read when claimers start.
     claims: AtomicBool,
@@ -144,6 +144,7 @@ impl Broker {
             renew_script: redis::Script::new(scripts::RENEW),
             hand_back_script: redis::Script::new(scripts::HAND_BACK),
             seen_script: redis::Script::new(scripts::SEEN),
+            forget_script: redis::Script::new(scripts::FORGET),
             caps: StdMutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
             claims: AtomicBool::new(config.claims),
@@ -172,28 +173,69 @@ impl Broker {
 
     /// A connection with the broker timeout on every call.
     fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(self.config.timeout)?;
-        conn.set_read_timeout(Some(self.config.timeout))?;
-        conn.set_write_timeout(Some(self.config.timeout))?;
+        let conn = self.connect_within(self.config.timeout)?;
+        self.set_timeouts(&conn)?;
         Ok(conn)
+    }
+
+    /// A connection made within `limit`. The redis crate gives each reply of
+    /// the handshake (`AUTH`, `SELECT`) its own whole read timeout, so each
+    /// gets a share.
+    fn connect_within(&self, limit: Duration) -> redis::RedisResult<redis::Connection> {
+        let info = &self.client.get_connection_info().redis;
+        let handshake = u32::from(info.password.is_some()) + u32::from(info.db != 0);
+        self.client.get_connection_with_timeout(limit / handshake.max(1))
     }
 
     /// Runs `f` on a pooled connection (made if none is idle); a connection
     /// that failed is dropped, not pooled.
+    ///
+    /// The broker timeout bounds the whole call: a connection made for it
+    /// gives its reads and writes only what the connect left (else a Redis
+    /// that accepts but never answers took the timeout twice: once in the
+    /// connect's handshake, once for the reply). A pooled connection's call
+    /// gets the whole timeout.
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> redis::RedisResult<T> {
+        let started = Instant::now();
         let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => self.connect()?,
+        let (mut conn, fresh) = match pooled {
+            Some(conn) => (conn, false),
+            None => (self.connect()?, true),
         };
+        if fresh {
+            let left = self.config.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+            }
+            conn.set_read_timeout(Some(left))?;
+            conn.set_write_timeout(Some(left))?;
+        }
         let result = f(&mut conn);
-        if result.is_ok() {
+        if result.is_ok() && (!fresh || self.set_timeouts(&conn).is_ok()) {
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         }
         result
+    }
+
+    fn set_timeouts(&self, conn: &redis::Connection) -> redis::RedisResult<()> {
+        conn.set_read_timeout(Some(self.config.timeout))?;
+        conn.set_write_timeout(Some(self.config.timeout))
+    }
+
+    /// `ZREM member` from `set` and `DEL hash` in one call (`scripts::FORGET`);
+    /// returns both counts.
+    fn forget(&self, set: &str, hash: &str, member: &str) -> redis::RedisResult<(i64, i64)> {
+        self.with_conn(|conn| self.forget_script.key(set).key(hash).arg(member).invoke(conn))
+    }
+
+    /// A failed call's error, for the user: where Redis is, what the call
+    /// was, and for a timeout after how long (see `client::call_error`).
+    fn call_error(&self, what: &str, e: &redis::RedisError) -> String {
+        let addr = self.client.get_connection_info().addr.to_string();
+        client::call_error(e, &addr, self.config.timeout, what)
     }
 
     /// Registers `handler` as `name` on `pool`'s module; once the manager
@@ -271,10 +313,10 @@ impl Broker {
         Ok((task, cell))
     }
 
-    /// Redis did not take `task`: it waits no more.
-    fn not_sent(&self, task: &str, e: &redis::RedisError) -> SubmitError {
+    /// Redis did not take `task` (the call `what`): it waits no more.
+    fn not_sent(&self, task: &str, what: &str, e: &redis::RedisError) -> SubmitError {
         self.stop_waiting(task);
-        SubmitError::Broker(redis_error(e))
+        SubmitError::Broker(self.call_error(what, e))
     }
 
     fn stop_waiting(&self, task: &str) {
@@ -312,7 +354,7 @@ impl Broker {
                 .arg(&reply)
                 .query::<String>(conn)
         });
-        let entry = sent.map_err(|e| self.not_sent(&task, &e))?;
+        let entry = sent.map_err(|e| self.not_sent(&task, &format!("XADD to {stream}"), &e))?;
         cell.set_place(Place::Stream { stream, entry });
         Ok(cell)
     }

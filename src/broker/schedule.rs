@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::pace::{millis, Every};
-use super::{redis_error, Broker, RemoteCell};
+use super::{Broker, RemoteCell};
 use crate::err::SubmitError;
 use crate::lifecycle::Phase;
 
@@ -59,7 +59,7 @@ impl Broker {
                 .arg(&reply)
                 .invoke::<i64>(conn)
         });
-        sent.map_err(|e| self.not_sent(&task, &e))?;
+        sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;
         cell.set_place(super::Place::Delayed { task });
         Ok(cell)
     }
@@ -67,13 +67,7 @@ impl Broker {
     /// Takes a delayed task out of Redis before it falls due; true if it
     /// did (false: it fell due, and went to its stream).
     pub(super) fn unschedule(&self, task: &str) -> bool {
-        let removed = self.with_conn(|conn| {
-            redis::pipe()
-                .atomic()
-                .zrem(self.delayed_key(), task)
-                .del(format!("{}:t:{task}", self.config.prefix))
-                .query::<(i64, i64)>(conn)
-        });
+        let removed = self.forget(&self.delayed_key(), &format!("{}:t:{task}", self.config.prefix), task);
         removed.is_ok_and(|(n, _)| n == 1)
     }
 
@@ -104,20 +98,18 @@ impl Broker {
                 .arg(key)
                 .invoke::<i64>(conn)
         });
-        created.map(|n| n == 1).map_err(|e| SubmitError::Broker(redis_error(&e)))
+        created
+            .map(|n| n == 1)
+            .map_err(|e| SubmitError::Broker(self.call_error(&format!("RECUR of {key}"), &e)))
     }
 
     /// Removes a recurring task cluster-wide; returns whether it existed. A
     /// run in progress finishes.
     pub(crate) fn cancel_recurring(&self, key: &str) -> Result<bool, SubmitError> {
-        let removed = self.with_conn(|conn| {
-            redis::pipe()
-                .atomic()
-                .zrem(self.recurring_key(), key)
-                .del(self.recurring_hash(key))
-                .query::<(i64, i64)>(conn)
-        });
-        removed.map(|(_, n)| n == 1).map_err(|e| SubmitError::Broker(redis_error(&e)))
+        let removed = self.forget(&self.recurring_key(), &self.recurring_hash(key), key);
+        removed
+            .map(|(_, n)| n == 1)
+            .map_err(|e| SubmitError::Broker(self.call_error(&format!("cancelling the schedule {key}"), &e)))
     }
 
     /// Pauses (or resumes) a recurring task cluster-wide: its ticks pass
@@ -130,7 +122,7 @@ impl Broker {
                 .arg(if paused { "1" } else { "0" })
                 .invoke::<i64>(conn)
         });
-        set.map(|n| n == 1).map_err(|e| SubmitError::Broker(redis_error(&e)))
+        set.map(|n| n == 1).map_err(|e| SubmitError::Broker(self.call_error(&format!("pausing {hash}"), &e)))
     }
 
     /// A recurring task's counts: ticks run and ticks skipped because the
@@ -147,7 +139,7 @@ impl Broker {
         match counts {
             Ok((Some(ticks), skipped)) => Ok(Some((ticks, skipped.unwrap_or(0)))),
             Ok((None, _)) => Ok(None),
-            Err(e) => Err(SubmitError::Broker(redis_error(&e))),
+            Err(e) => Err(SubmitError::Broker(self.call_error(&format!("HMGET of {hash}"), &e))),
         }
     }
 

@@ -44,6 +44,15 @@ end
 return n
 ";
 
+/// Takes a member out of a sorted set and deletes its hash, in one reply (a
+/// pipeline's replies would each wait a whole read timeout on a Redis that
+/// never answers). Returns {removed from the set, hash deleted}.
+///
+/// KEYS: sorted set, hash. ARGV: member.
+pub(super) const FORGET: &str = r"
+return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
+";
+
 /// Schedules a one-shot task `ARGV[1]` ms from now by the server's clock:
 /// its fields go to a hash, its id to the sorted set of delayed tasks.
 ///

@@ -17,6 +17,7 @@ starts. (test_worker_command.py covers ``submit_only`` processes.)
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -257,3 +258,29 @@ def test_a_task_that_raises_in_a_worker_process_comes_back_typed_and_the_worker_
         assert worker.poll() is None, "the worker process still runs"
     finally:
         cleanup(manager, workers)
+
+
+def test_a_submission_to_a_redis_that_never_answers_fails_within_broker_timeout_saying_where(redis_server, tmp_path):
+    # SIGSTOP: the kernel still accepts connections, Redis never answers.
+    # Both a pooled connection (the reply never comes) and a new one (its
+    # handshake never ends) must fail within one broker_timeout; a new one
+    # took two (the handshake's timeout, then the reply's).
+    manager, mailer, _ = _broker_app.make(redis_server.url, uuid.uuid4().hex, str(tmp_path / "log"), timeout=1)
+    stopped = False
+    try:
+        mailer.add_task(mailer.send, args=["before"])  # leaves a pooled connection
+        os.kill(redis_server.pid, signal.SIGSTOP)
+        stopped = True
+        for connection in ("pooled", "new"):
+            started = time.monotonic()
+            with pytest.raises(ConnectionError) as raised:
+                mailer.add_task(mailer.send, args=[connection])
+            took = time.monotonic() - started
+            message = str(raised.value)
+            print(f"figure: python broker_timeout=1, Redis stopped, {connection} connection: {took:.2f} s")
+            assert 0.9 <= took < 1.9, f"{connection}: {took:.2f} s: {message}"
+            assert f"Redis at 127.0.0.1:{redis_server.port} did not answer within 1.0 s (XADD to " in message, message
+    finally:
+        if stopped:
+            os.kill(redis_server.pid, signal.SIGCONT)
+        manager.shutdown()
