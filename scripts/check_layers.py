@@ -37,8 +37,8 @@ LAYERS = [
     # L3, execution: a module's pool, its workers and counts.
     {"pool", "pool/context", "pool/counts", "pool/worker"},
     # L3b, the Redis store (feature `redis`): claims into pools, results.
-    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/listener", "broker/pace",
-     "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
+    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/listener",
+     "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
     # L4, the manager: module registry, start, shutdown, listings.
     {"manager", "manager/listing"},
     # L5, the public face: handles and Module (which know no manager).

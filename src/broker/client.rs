@@ -5,10 +5,14 @@
 //! `redis://user:password@host:port/db` (an ACL user), and `rediss://...`
 //! for TLS, which checks the server's certificate against the system's
 //! trusted roots, or against the CA file of `Builder::broker_ca_file` only.
+//!
+//! Calls (`Broker::with_conn`) go through a pool of connections, each call
+//! within the broker timeout as a whole; a failed one's error says where
+//! Redis is, what the call was and, for a timeout, after how long.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::BrokerConfig;
+use super::{Broker, BrokerConfig};
 use crate::err::ConfigError;
 
 /// The client for `config`: its URL, and for TLS its CA file. Nothing is
@@ -43,6 +47,75 @@ pub(super) fn open(config: &BrokerConfig) -> Result<redis::Client, ConfigError> 
 
 const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
+impl Broker {
+    /// A connection with the broker timeout on every call.
+    pub(super) fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let conn = self.connect_within(self.config.timeout)?;
+        self.set_timeouts(&conn)?;
+        Ok(conn)
+    }
+
+    /// A connection made within `limit`. The redis crate gives each reply of
+    /// the handshake (`AUTH`, `SELECT`) its own whole read timeout, so each
+    /// gets a share.
+    fn connect_within(&self, limit: Duration) -> redis::RedisResult<redis::Connection> {
+        let info = &self.client.get_connection_info().redis;
+        let handshake = u32::from(info.password.is_some()) + u32::from(info.db != 0);
+        self.client.get_connection_with_timeout(limit / handshake.max(1))
+    }
+
+    /// Runs `f` on a pooled connection (made if none is idle); a connection
+    /// that failed is dropped, not pooled.
+    ///
+    /// The broker timeout bounds the whole call: a connection made for it
+    /// gives its reads and writes only what the connect left (else a Redis
+    /// that accepts but never answers took the timeout twice: once in the
+    /// connect's handshake, once for the reply). A pooled connection's call
+    /// gets the whole timeout.
+    pub(super) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        let started = Instant::now();
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (mut conn, fresh) = match pooled {
+            Some(conn) => (conn, false),
+            None => (self.connect()?, true),
+        };
+        if fresh {
+            let left = self.config.timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+            }
+            conn.set_read_timeout(Some(left))?;
+            conn.set_write_timeout(Some(left))?;
+        }
+        let result = f(&mut conn);
+        if result.is_ok() && (!fresh || self.set_timeouts(&conn).is_ok()) {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        }
+        result
+    }
+
+    fn set_timeouts(&self, conn: &redis::Connection) -> redis::RedisResult<()> {
+        conn.set_read_timeout(Some(self.config.timeout))?;
+        conn.set_write_timeout(Some(self.config.timeout))
+    }
+
+    /// `ZREM member` from `set` and `DEL hash` in one call (`scripts::FORGET`);
+    /// returns both counts.
+    pub(super) fn forget(&self, set: &str, hash: &str, member: &str) -> redis::RedisResult<(i64, i64)> {
+        self.with_conn(|conn| self.forget_script.key(set).key(hash).arg(member).invoke(conn))
+    }
+
+    /// A failed call's error, for the user: where Redis is, what the call
+    /// was, and for a timeout after how long (see `describe`).
+    pub(super) fn call_error(&self, what: &str, e: &redis::RedisError) -> String {
+        let addr = self.client.get_connection_info().addr.to_string();
+        describe(e, &addr, self.config.timeout, what)
+    }
+}
+
 /// What went wrong in a call to Redis; for a refused password or an
 /// untrusted certificate, led by what to do (the redis crate's own words,
 /// kept after it, say neither).
@@ -66,7 +139,7 @@ pub(super) fn redis_error(e: &redis::RedisError) -> String {
 /// What went wrong in the call `what` to Redis at `addr`, whose limit is
 /// `timeout`, in words a user can act on: a call that timed out says after
 /// how long, a refused connection says so. The cause follows.
-pub(super) fn call_error(e: &redis::RedisError, addr: &str, timeout: Duration, what: &str) -> String {
+fn describe(e: &redis::RedisError, addr: &str, timeout: Duration, what: &str) -> String {
     let cause = redis_error(e);
     if e.is_timeout() {
         format!("Redis at {addr} did not answer within {} ({what}): {cause}", shown(timeout))

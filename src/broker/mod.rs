@@ -19,6 +19,7 @@ mod claimer;
 mod client;
 mod cluster;
 mod drain;
+mod firing;
 mod listener;
 mod pace;
 mod remote;
@@ -30,7 +31,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -127,6 +128,8 @@ pub(crate) struct Broker {
     caps: StdMutex<HashMap<Arc<str>, usize>>,
     /// Whether the result listener was started (see `ensure_listener`).
     listening: AtomicBool,
+    /// Whether the scheduler thread was started (`firing.rs`).
+    firing: AtomicBool,
 }
 
 impl Broker {
@@ -148,6 +151,7 @@ impl Broker {
             caps: StdMutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
             claims: AtomicBool::new(config.claims),
+            firing: AtomicBool::new(false),
             rt,
             client,
             config,
@@ -169,73 +173,6 @@ impl Broker {
 
     fn reply_channel(&self) -> String {
         format!("{}:done:{}", self.config.prefix, self.id)
-    }
-
-    /// A connection with the broker timeout on every call.
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.connect_within(self.config.timeout)?;
-        self.set_timeouts(&conn)?;
-        Ok(conn)
-    }
-
-    /// A connection made within `limit`. The redis crate gives each reply of
-    /// the handshake (`AUTH`, `SELECT`) its own whole read timeout, so each
-    /// gets a share.
-    fn connect_within(&self, limit: Duration) -> redis::RedisResult<redis::Connection> {
-        let info = &self.client.get_connection_info().redis;
-        let handshake = u32::from(info.password.is_some()) + u32::from(info.db != 0);
-        self.client.get_connection_with_timeout(limit / handshake.max(1))
-    }
-
-    /// Runs `f` on a pooled connection (made if none is idle); a connection
-    /// that failed is dropped, not pooled.
-    ///
-    /// The broker timeout bounds the whole call: a connection made for it
-    /// gives its reads and writes only what the connect left (else a Redis
-    /// that accepts but never answers took the timeout twice: once in the
-    /// connect's handshake, once for the reply). A pooled connection's call
-    /// gets the whole timeout.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> redis::RedisResult<T> {
-        let started = Instant::now();
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let (mut conn, fresh) = match pooled {
-            Some(conn) => (conn, false),
-            None => (self.connect()?, true),
-        };
-        if fresh {
-            let left = self.config.timeout.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
-            }
-            conn.set_read_timeout(Some(left))?;
-            conn.set_write_timeout(Some(left))?;
-        }
-        let result = f(&mut conn);
-        if result.is_ok() && (!fresh || self.set_timeouts(&conn).is_ok()) {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-        }
-        result
-    }
-
-    fn set_timeouts(&self, conn: &redis::Connection) -> redis::RedisResult<()> {
-        conn.set_read_timeout(Some(self.config.timeout))?;
-        conn.set_write_timeout(Some(self.config.timeout))
-    }
-
-    /// `ZREM member` from `set` and `DEL hash` in one call (`scripts::FORGET`);
-    /// returns both counts.
-    fn forget(&self, set: &str, hash: &str, member: &str) -> redis::RedisResult<(i64, i64)> {
-        self.with_conn(|conn| self.forget_script.key(set).key(hash).arg(member).invoke(conn))
-    }
-
-    /// A failed call's error, for the user: where Redis is, what the call
-    /// was, and for a timeout after how long (see `client::call_error`).
-    fn call_error(&self, what: &str, e: &redis::RedisError) -> String {
-        let addr = self.client.get_connection_info().addr.to_string();
-        client::call_error(e, &addr, self.config.timeout, what)
     }
 
     /// Registers `handler` as `name` on `pool`'s module; once the manager
@@ -274,6 +211,7 @@ impl Broker {
         self.claims.store(claims, Ordering::SeqCst);
         if claims && self.rt.life.phase() == crate::lifecycle::Phase::Running {
             self.start_claimers();
+            self.start_firing();
         }
     }
 
@@ -366,10 +304,7 @@ impl Broker {
         // Claimers first: the scheduler's first step lists this process
         // as a worker if it claims.
         self.start_claimers();
-        let me = Arc::clone(self);
-        if let Err(e) = self.rt.threads.spawn("taskmanager-scheduler", move || me.fire_loop()) {
-            log::error!("taskmanager: could not start the broker's scheduler: {e}");
-        }
+        self.start_firing();
     }
 
     /// Starts the result listener unless it runs: at the manager's start,

@@ -31,6 +31,11 @@ impl Every {
         Every { period, last: now.checked_sub(period).unwrap_or(now) }
     }
 
+    /// How long until it is due (zero if it is).
+    pub(super) fn left(&self) -> Duration {
+        self.period.saturating_sub(self.last.elapsed())
+    }
+
     pub(super) fn due(&mut self) -> bool {
         if self.last.elapsed() < self.period {
             return false;

@@ -1,32 +1,23 @@
 //! Delayed and recurring named tasks, kept in Redis so that they survive
 //! any one process and fire once cluster-wide: the scheduler thread of
-//! every running process calls the `FIRE` script, which moves what is due
-//! into the modules' streams atomically.
+//! every worker process (`firing.rs`) calls the `FIRE` script, which moves
+//! what is due into the modules' streams atomically.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::pace::{millis, Every};
+use super::pace::millis;
 use super::{Broker, RemoteCell};
 use crate::err::SubmitError;
-use crate::lifecycle::Phase;
-
-/// The longest the scheduler sleeps between calls: also how late a task
-/// scheduled by another process may fire, at most, and how soon the
-/// scheduler notices shutdown.
-const MAX_SLEEP: Duration = Duration::from_millis(50);
-
-/// Most entries of each kind one `FIRE` call moves.
-const FIRE_BATCH: usize = 200;
 
 impl Broker {
-    fn delayed_key(&self) -> String {
+    pub(super) fn delayed_key(&self) -> String {
         format!("{}:delayed", self.config.prefix)
     }
 
-    fn recurring_key(&self) -> String {
+    pub(super) fn recurring_key(&self) -> String {
         format!("{}:recur", self.config.prefix)
     }
 
@@ -51,12 +42,14 @@ impl Broker {
             self.schedule_script
                 .key(&delayed)
                 .key(&hash)
+                .key(self.recurring_key())
                 .arg(millis(delay))
                 .arg(&task)
                 .arg(module)
                 .arg(name)
                 .arg(&args)
                 .arg(&reply)
+                .arg(self.wake_channel())
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;
@@ -90,12 +83,14 @@ impl Broker {
             self.recur_script
                 .key(self.recurring_key())
                 .key(self.recurring_hash(key))
+                .key(self.delayed_key())
                 .arg(module)
                 .arg(name)
                 .arg(args.to_string())
                 .arg(millis(interval))
                 .arg(first)
                 .arg(key)
+                .arg(self.wake_channel())
                 .invoke::<i64>(conn)
         });
         created
@@ -141,40 +136,5 @@ impl Broker {
             Ok((None, _)) => Ok(None),
             Err(e) => Err(SubmitError::Broker(self.call_error(&format!("HMGET of {hash}"), &e))),
         }
-    }
-
-    /// The scheduler thread: fires what is due, then sleeps until the next
-    /// due entry (at most `MAX_SLEEP`), until the manager stops running.
-    pub(super) fn fire_loop(&self) {
-        let (delayed, recurring) = (self.delayed_key(), self.recurring_key());
-        let mut backoff = Duration::from_millis(100);
-        // This worker's heartbeat in the cluster's list: at once, then every
-        // third of the lease.
-        let mut seen = Every::now_due(self.config.lease / 3);
-        while self.rt.life.phase() == Phase::Running {
-            let fired = self.with_conn(|conn| {
-                if seen.due() {
-                    self.announce(conn)?;
-                }
-                self.fire_script
-                    .key(&delayed)
-                    .key(&recurring)
-                    .arg(&self.config.prefix)
-                    .arg(FIRE_BATCH)
-                    .invoke::<i64>(conn)
-            });
-            match fired {
-                Ok(wait) => {
-                    backoff = Duration::from_millis(100);
-                    let wait = u64::try_from(wait).map_or(MAX_SLEEP, Duration::from_millis);
-                    std::thread::sleep(wait.min(MAX_SLEEP));
-                }
-                Err(e) => {
-                    log::warn!("taskmanager: scheduler cannot reach the broker: {e}; retrying");
-                    super::pace::back_off(&mut backoff);
-                }
-            }
-        }
-        self.leave();
     }
 }

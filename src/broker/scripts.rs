@@ -54,16 +54,25 @@ return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
 ";
 
 /// Schedules a one-shot task `ARGV[1]` ms from now by the server's clock:
-/// its fields go to a hash, its id to the sorted set of delayed tasks.
+/// its fields go to a hash, its id to the sorted set of delayed tasks. If
+/// it falls due before everything scheduled (delayed or recurring), it
+/// publishes its due time on the wake channel: the sleeping schedulers
+/// (`firing.rs`) fire again. Returns its due time.
 ///
-/// KEYS: delayed set, task hash. ARGV: delay ms, task id, module, name,
-/// args, reply.
+/// KEYS: delayed set, task hash, recurring set. ARGV: delay ms, task id,
+/// module, name, args, reply, wake channel.
 pub(super) const SCHEDULE: &str = r"
+local function sooner(set, due)
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  return not first[2] or due < tonumber(first[2])
+end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local due = now + tonumber(ARGV[1])
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
-return now + tonumber(ARGV[1])
+if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
+redis.call('ZADD', KEYS[1], due, ARGV[2])
+return due
 ";
 
 /// Moves due delayed tasks into their modules' streams, and fires due
@@ -127,17 +136,23 @@ return next_due
 /// Registers a recurring task under its key, once: if the key exists, its
 /// schedule is kept as it is (every replica registers the same task at
 /// start-up; one schedule results). The first run is `ARGV[5]` ms from now
-/// (0 with `run_now`). Returns 1 if this call created it.
+/// (0 with `run_now`); if that is before everything scheduled, it wakes
+/// the schedulers, as `SCHEDULE` does. Returns 1 if this call created it.
 ///
-/// KEYS: recurring set, its hash. ARGV: module, name, args, interval ms,
-/// first delay ms, key.
+/// KEYS: recurring set, its hash, delayed set. ARGV: module, name, args,
+/// interval ms, first delay ms, key, wake channel.
 pub(super) const RECUR: &str = r"
+local function sooner(set, due)
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  return not first[2] or due < tonumber(first[2])
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[2], 'module', ARGV[1], 'name', ARGV[2], 'args', ARGV[3], 'interval', ARGV[4],
   'due', due, 'paused', '0', 'running', '', 'ticks', 0, 'skipped', 0)
+if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
 redis.call('ZADD', KEYS[1], due, ARGV[6])
 return 1
 ";

@@ -175,7 +175,8 @@ impl Builder {
     }
 
     /// Makes this process a submitter only: it sends named tasks and gets
-    /// their results, and fires shared schedules, but never claims a task
+    /// their results, but never claims a task nor fires a shared schedule
+    /// (the workers fire them)
     /// (a web process beside dedicated workers; see
     /// [`run_worker`](TaskManager::run_worker)). By default every started
     /// manager with a broker also works.

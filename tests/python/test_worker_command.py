@@ -210,6 +210,23 @@ def test_an_idle_worker_stopped_while_redis_is_down_exits_at_once_with_0(cluster
     print(f"figure: python idle worker, Redis down, SIGTERM: exited {took:.2f} s after it")
 
 
+def test_a_long_idle_worker_fires_a_delayed_task_from_a_submit_only_process_on_time(cluster):
+    # The program is submit_only; the worker command makes it a worker,
+    # which fires schedules (a submit_only process fires none). Idle, it
+    # sleeps; the submission wakes it.
+    c = cluster()
+    worker = c.worker()
+    app = c.submitter()
+    assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    time.sleep(3)
+    sent = time.monotonic()
+    delayed = app.jobs.schedule_task(app.jobs.slow, 0.2, args=[0.0, "delayed"])
+    assert delayed.result(timeout=20)["pid"] == worker.pid
+    took = time.monotonic() - sent
+    assert 0.2 <= took < 1.5, f"{took:.2f} s"
+    print(f"figure: python 0.2 s delayed task to a worker idle for 3 s: result after {took:.2f} s")
+
+
 def test_concurrency_sets_max_workers_of_the_program_modules(cluster):
     c = cluster(TM_MAX_WORKERS=1)
     app = c.submitter()
