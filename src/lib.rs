@@ -144,5 +144,6 @@ pub use named::SharedSchedule;
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use schedule::{Pacing, Recurrence};
 pub use task::{Fallible, Method, MethodMut, Task};
+pub use threads::block_process_signals;
 #[cfg(all(unix, not(loom)))]
 pub use worker::WorkerExit;

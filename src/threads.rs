@@ -34,8 +34,11 @@ pub(crate) fn set_timer_slack(_slack: Duration) {}
 /// main thread, and only a signal delivered there interrupts its
 /// `time.sleep` (seen: one Ctrl-C in 100 ignored for the whole sleep).
 /// Signals a thread causes itself (SIGSEGV, SIGPIPE, ...) are not blocked.
+///
+/// Public for threads an embedder starts beside the manager's, which must
+/// not take those signals either (the Python package's log forwarder).
 #[cfg(all(unix, not(loom)))]
-pub(crate) fn block_process_signals() {
+pub fn block_process_signals() {
     use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
     let mut set = SigSet::empty();
     for signal in [
@@ -56,8 +59,9 @@ pub(crate) fn block_process_signals() {
     }
 }
 
+/// Blocks process-wide signals on the calling thread: nothing to do here.
 #[cfg(not(all(unix, not(loom))))]
-pub(crate) fn block_process_signals() {}
+pub fn block_process_signals() {}
 
 /// Starts a thread: given its name and body, runs the body on a new thread
 /// (see [`Builder::spawn_handler`](crate::Builder::spawn_handler)).
