@@ -22,7 +22,7 @@ from typing import (
     Union,
 )
 
-from . import _lifetime, _names, _worker
+from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore
 from ._types import _EVENTS, _TRACE, ClusterStats, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
@@ -303,6 +303,9 @@ class TaskManager:
         # the level it has now (read once: configure logging first). By
         # default (WARNING) none are forwarded: failures are logged, with
         # their traceback, on the taskmanager logger already.
+        # The core's other records reach the taskmanager loggers by the same
+        # rule (see _logging.py).
+        _logging.sync_level()
         level = _TRACE if listener is not None else _EVENTS.getEffectiveLevel()
         forward = _event_forwarder(listener) if listener is not None or level <= logging.INFO else None
         self._broker = broker

@@ -21,8 +21,9 @@
 //! `task` (a Python task's parts and runs), `handles` (`TaskCore`,
 //! `RecurringCore`), `future` (settling handles), `aio` (coroutines on a
 //! worker's loop), `checks` (arguments), `errors` (the core's errors as
-//! exceptions), `failure` (logging exceptions), `outstanding` (counting
-//! work for interpreter exit), `lifetime` (exit and fork).
+//! exceptions), `failure` (logging exceptions), `logbridge` (the core's `log` records
+//! into Python's `logging`), `outstanding` (counting work for interpreter
+//! exit), `lifetime` (exit and fork).
 
 mod aio;
 mod bridge;
@@ -34,6 +35,7 @@ mod failure;
 mod future;
 mod handles;
 mod lifetime;
+mod logbridge;
 mod manager;
 mod module;
 mod outstanding;
@@ -54,6 +56,8 @@ use crate::module::ModuleCore;
 // module for it), and importing it re-enables the GIL with a warning.
 #[pymodule(gil_used = true)]
 fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logbridge::install();
+    m.add_function(wrap_pyfunction!(logbridge::_set_log_level, m)?)?;
     m.add("QueueFull", m.py().get_type::<QueueFull>())?;
     m.add_class::<ManagerCore>()?;
     m.add_function(wrap_pyfunction!(lifetime::_finalizing, m)?)?;

@@ -12,18 +12,7 @@ use taskmanager::{BatchRunner, Event, Stats, TaskManager, TaskState};
 use crate::broker::Named;
 use crate::module::ModuleCore;
 use crate::outstanding::Outstanding;
-use crate::{aio, checks, lifetime};
-
-/// The `logging` level of a `log` level (Trace is 5, below DEBUG).
-pub(crate) fn python_level(level: log::Level) -> u8 {
-    match level {
-        log::Level::Trace => 5,
-        log::Level::Debug => 10,
-        log::Level::Info => 20,
-        log::Level::Warn => 30,
-        log::Level::Error => 40,
-    }
-}
+use crate::{aio, checks, lifetime, logbridge};
 
 /// Hands an event to the Python forwarder (see `ManagerCore::new`).
 pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
@@ -40,7 +29,7 @@ pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
         Event::SpawnFailed { .. } => ("spawn_failed", None, Some(event.to_string()), None),
         _ => ("other", None, None, None),
     };
-    let level = python_level(event.level());
+    let level = logbridge::python_level(event.level());
     // A module's event (a worker that could not start) names the module.
     let (id, name) = match (event.task(), event) {
         (Some(task), _) => (task.id, task.name.as_str()),
@@ -171,14 +160,8 @@ impl ManagerCore {
                 builder = builder.broker_result_ttl(crate::checks::seconds(ttl)?);
             }
         }
-        if let Some(forward) = forward {
-            let level = match level {
-                0..=5 => log::Level::Trace,
-                6..=10 => log::Level::Debug,
-                11..=20 => log::Level::Info,
-                21..=30 => log::Level::Warn,
-                _ => log::Level::Error,
-            };
+        // At a level no event reaches (CRITICAL), nobody listens.
+        if let (Some(forward), Some(level)) = (forward, logbridge::level_filter(level).to_level()) {
             builder =
                 builder.listener(move |event: &Event| forward_event(&forward, event)).listener_level(level);
         }
