@@ -216,6 +216,11 @@ fn deliver(py: Python<'_>, batch: VecDeque<Queued>, dropped: u64) {
         line: line!(),
     });
     for record in batch.into_iter().chain(dropped) {
+        // The GIL may have changed hands inside the last call, and the exit
+        // hook may have barred our threads meanwhile (`lifetime`, rule 1).
+        if lifetime::finalizing() {
+            return;
+        }
         if let Err(e) = deliver_one(py, &record) {
             e.write_unraisable(py, None);
         }
