@@ -437,6 +437,16 @@ class TaskManager:
             concurrency = _check_max_workers(concurrency, name="concurrency")
         return _worker.run_worker(self, drain_timeout, concurrency)
 
+    def _runs(self) -> List[str]:
+        """What this process runs by name, a module each: ``name [task,
+        ...]``; the default module runs the ``@manager.task`` functions."""
+        runs = [f"default [{', '.join(sorted(self._functions))}]"] if self._functions else []
+        for module in self._live_modules():
+            names = _names.runnable_names(type(module))
+            if names:
+                runs.append(f"{module._tm_name} [{', '.join(names)}]")
+        return runs
+
     def _module_of(self, cls: type) -> Optional["Module"]:
         """With a broker: this manager's module of the Module subclass ``cls``."""
         return self._by_class.get(cls)

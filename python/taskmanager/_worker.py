@@ -67,10 +67,7 @@ def run_worker(manager: "TaskManager", drain_timeout: float, concurrency: Option
     core = manager._core
     try:
         manager.start_thread()
-        # The default module runs the @manager.task functions: it works
-        # like any other, so it is listed with them.
-        names = ["default", *(m._tm_name for m in manager._live_modules())]
-        LOG.info("worker %d ready: %s", os.getpid(), ", ".join(names))
+        LOG.info("worker %d ready: %s", os.getpid(), "; ".join(manager._runs()))
         while not stop.wait(0.5):
             pass
         core.begin_shutdown(False)

@@ -62,3 +62,9 @@ jobs = Jobs(
     max_workers=int(os.environ.get("TM_MAX_WORKERS", "1")),
     global_max_workers=int(_cap) if _cap else None,
 )
+
+
+@manager.task
+def pid() -> int:
+    """A registered function: the default module runs it."""
+    return os.getpid()

@@ -29,6 +29,8 @@ def unreachable_broker():
     prefix of its own that its claimer's warnings name."""
     prefix = uuid.uuid4().hex
     manager = TaskManager(broker=f"redis://127.0.0.1:{closed_port()}", broker_prefix=prefix, broker_timeout=0.5)
+    # A registered task: the process claims (a claimer runs for its module).
+    manager.task(add)
     manager.start_thread()
     return manager, prefix
 

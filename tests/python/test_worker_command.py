@@ -185,10 +185,14 @@ def test_the_ready_line_names_the_default_module_beside_the_program_modules(clus
     app = c.submitter()
     # Ready once it ran something.
     assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    assert app.manager.add_task({"method": app.pid}).result(timeout=20) == worker.pid
     worker.send_signal(signal.SIGTERM)
     assert exit_of(worker) == 0
     ready = [line for line in worker.stdout.read().splitlines() if " ready: " in line]
-    assert len(ready) == 1 and ready[0].endswith(f"worker {worker.pid} ready: default, Jobs"), ready
+    # Each module with the tasks it runs; the default one runs the
+    # @manager.task functions.
+    assert len(ready) == 1, ready
+    assert ready[0].endswith(f"worker {worker.pid} ready: default [_worker_app:pid]; _worker_app:Jobs [slow]"), ready
 
 
 def test_an_idle_worker_stopped_while_redis_is_down_exits_at_once_with_0(cluster, redis_server):
@@ -345,7 +349,7 @@ def test_stats_and_get_tasks_cover_the_cluster_and_name_what_was_taken_from_a_de
     stats = app.manager.stats()
     cluster = stats.cluster
     assert {w.pid for w in cluster.workers} == {w.pid for w in workers}, cluster
-    assert all(w.alive and w.modules == ["_worker_app:Jobs"] for w in cluster.workers), cluster
+    assert all(w.alive and w.modules == ["_worker_app:Jobs", "default"] for w in cluster.workers), cluster
     assert [w.running for w in cluster.workers if w.pid == busy] == [1], cluster
     assert (cluster.queued, cluster.running) == (0, 1), cluster
     listed = [t for t in app.manager.get_tasks() if t.id == 0]
