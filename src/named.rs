@@ -21,7 +21,9 @@ impl Module {
     /// Registers `handler` as the task `name` of this module. Once the
     /// manager runs, this process claims the module's named tasks from the
     /// broker, as many at a time as the module has workers, and runs each on
-    /// one of them.
+    /// one of them. It claims only the names it registered: a task of a
+    /// name this process does not know stays in Redis for a process that
+    /// does (a rolling deploy's new task waits for an upgraded worker).
     ///
     /// A handler takes the task's JSON arguments and returns its JSON value,
     /// or a [`RemoteError`](RemoteError) that the submitter's handle
@@ -34,17 +36,6 @@ impl Module {
     {
         let broker = self.broker()?;
         broker.register(&self.pool, name, Arc::new(handler));
-        Ok(())
-    }
-
-    /// Registers `handler` for every task name of this module that has no
-    /// handler of its own: it gets the name with the arguments. (The
-    /// Python package resolves its callables' names this way.)
-    pub fn register_fallback<F>(&self, handler: F) -> Result<(), SubmitError>
-    where
-        F: Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync + 'static,
-    {
-        self.broker()?.register_fallback(&self.pool, Arc::new(handler));
         Ok(())
     }
 

@@ -67,15 +67,12 @@ fn a_named_task_runs_on_a_registered_handler_and_its_value_comes_back() {
         Err(TaskError::Remote(e)) => assert_eq!((e.kind.as_str(), e.message.as_str()), ("ValueError", "no")),
         other => panic!("expected a remote ValueError, got {other:?}"),
     }
-    let unknown = math.add_named_task("nope", json!(null)).unwrap();
-    match outcome(unknown) {
-        Err(TaskError::Remote(e)) => assert_eq!(e.kind, "UnknownTask", "{e:?}"),
-        other => panic!("expected UnknownTask, got {other:?}"),
-    }
     manager.shutdown();
-    // Acknowledged and deleted: nothing of the tasks is left in Redis.
-    let stream = server.command(&["XLEN", &format!("{prefix}:s:math")]);
-    assert_eq!(stream, "0");
+    // Acknowledged and deleted: nothing of the tasks is left in Redis (a
+    // stream per task name).
+    for name in ["add", "fail"] {
+        assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:math/{name}")]), "0", "{name}");
+    }
 }
 
 #[test]
@@ -327,7 +324,7 @@ fn redis_killed_and_restarted_mid_run_loses_no_acknowledged_submission() {
         let value = match handle.join_timeout(Duration::from_secs(30)) {
             Ok(value) => value,
             Err(e) => {
-                let stream = format!("{prefix}:s:jobs");
+                let stream = format!("{prefix}:s:jobs/echo");
                 panic!(
                     "accepted task {i} has no result ({e:?}); stream length {}, pending {}, results stored {}",
                     server.command(&["XLEN", &stream]),
@@ -397,7 +394,7 @@ fn cancelling_a_named_task_takes_it_out_of_redis_unless_a_worker_claimed_it() {
     let queued = jobs.add_named_task("echo", json!([1])).unwrap();
     assert!(queued.cancel(), "an unclaimed task cancels");
     assert_eq!(outcome(queued), Err(TaskError::Cancelled));
-    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs")]), "0");
+    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs/echo")]), "0");
     // Delayed: out of the delayed set before it falls due.
     let delayed = jobs.schedule_named_task(Duration::from_secs(60), "echo", json!([2])).unwrap();
     assert!(delayed.cancel());
@@ -417,17 +414,31 @@ fn cancelling_a_named_task_takes_it_out_of_redis_unless_a_worker_claimed_it() {
 }
 
 #[test]
-fn a_fallback_handler_takes_every_name_without_its_own() {
+fn a_task_of_a_name_a_worker_does_not_know_stays_in_redis_for_one_that_does() {
+    // Issue 25: a worker acknowledged such a task as failed (a rolling
+    // deploy's old workers failed every task of a new method; two apps on
+    // one Redis lost each other's tasks). A stream per name: it never
+    // reads them.
     let server = RedisServer::start();
-    let manager = manager(&server, &prefix(), Duration::from_secs(30));
-    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
-    jobs.register("own", |_| Ok(json!("own handler"))).unwrap();
-    jobs.register_fallback(|name, args| Ok(json!({ "name": name, "args": args }))).unwrap();
-    manager.start_thread().unwrap();
-    let own = jobs.add_named_task("own", json!(null)).unwrap();
-    let other = jobs.add_named_task("pkg.mod:func", json!([7])).unwrap();
-    assert_eq!(outcome(own), Ok(json!("own handler")));
-    assert_eq!(outcome(other), Ok(json!({ "name": "pkg.mod:func", "args": [7] })));
+    let prefix = prefix();
+    let old = manager(&server, &prefix, Duration::from_secs(30));
+    let jobs = Module::builder(&old).name("jobs").build().unwrap();
+    jobs.register("known", |_| Ok(json!("old worker"))).unwrap();
+    old.start_thread().unwrap();
+    let new_method = jobs.add_named_task("added_in_v2", json!([7])).unwrap();
+    assert_eq!(outcome(jobs.add_named_task("known", json!(null)).unwrap()), Ok(json!("old worker")));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs/added_in_v2")]), "1", "still waiting");
+    assert_eq!(jobs.stats().failed, 0, "the old worker did not take it");
+    // An upgraded worker comes: it runs it.
+    let upgraded = manager(&server, &prefix, Duration::from_secs(30));
+    let v2 = Module::builder(&upgraded).name("jobs").build().unwrap();
+    v2.register("added_in_v2", |args| Ok(json!({ "upgraded": args }))).unwrap();
+    upgraded.start_thread().unwrap();
+    assert_eq!(outcome(new_method), Ok(json!({ "upgraded": [7] })));
+    assert_eq!((jobs.stats().completed, v2.stats().completed), (1, 1));
+    old.shutdown();
+    upgraded.shutdown();
 }
 
 /// Sends `signal` (`TERM`, `INT`) to a worker process.
@@ -567,7 +578,7 @@ fn a_submit_only_process_never_runs_a_task_even_with_the_handler_registered() {
     let handles: Vec<_> = (0..20).map(|i| jobs.add_named_task("echo", json!([i])).unwrap()).collect();
     // Nobody claims them yet: they wait in the stream.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs")]), "20");
+    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs/echo")]), "20");
     let worker = Workers::start(1, &server.url(), &prefix, 30_000, None);
     for handle in handles {
         assert_eq!(outcome(handle).unwrap()["pid"], json!(worker.0[0].id()));

@@ -73,7 +73,7 @@ fn a_submission_to_a_redis_that_never_answers_fails_within_the_timeout_saying_wh
     for (why, took) in [(&pooled, took_pooled), (&fresh, took_fresh)] {
         assert!(took >= timeout.mul_f64(0.9) && took < limit, "took {took:?}: {why}");
         let expected = format!(
-            "Redis at 127.0.0.1:{} did not answer within 1.0 s (XADD to timeouts:s:default)",
+            "Redis at 127.0.0.1:{} did not answer within 1.0 s (XADD to timeouts:s:default/x)",
             server.port()
         );
         assert!(why.starts_with(&expected), "{why}");

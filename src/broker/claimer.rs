@@ -1,15 +1,17 @@
 //! A module's claimer: the thread that takes the module's tasks from Redis
 //! into its pool, never more than the pool has free workers for, keeps
-//! their leases alive, and takes over tasks whose holder died.
+//! their leases alive, and takes over tasks whose holder died. It reads one
+//! stream per task name this process registered for the module, and no
+//! other: a task it could not run is never taken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::streams::{StreamClaimReply, StreamPendingCountReply, StreamReadReply};
 
 use super::pace::{back_off, millis, Every};
-use super::ticket::{Ack, Claimed, InFlight};
+use super::ticket::{Ack, Claimed, Entry, InFlight};
 use super::{Broker, GROUP};
 use crate::lifecycle::Phase;
 use crate::pool::Pool;
@@ -26,11 +28,28 @@ struct Timers<'a> {
     recover: &'a mut bool,
 }
 
+/// A claimer's streams (its module's, one per registered task name), and
+/// those whose consumer group it made on this connection.
+#[derive(Default)]
+pub(super) struct Streams {
+    pub(super) keys: Vec<String>,
+    grouped: HashSet<String>,
+    /// Where the next claim starts among `keys` (rotates, for fairness).
+    next: usize,
+}
+
+impl Streams {
+    /// A new connection: groups are made again (Redis may have lost them).
+    pub(super) fn reconnected(&mut self) {
+        self.grouped.clear();
+    }
+}
+
 impl Broker {
     /// The claimer's loop, until the manager stops running; then it drains
     /// (see [`drain`](Self::drain)).
     pub(super) fn claim(self: &Arc<Self>, pool: &Arc<Pool>, in_flight: &Arc<InFlight>) {
-        let stream = self.stream_key(&pool.name);
+        let mut streams = Streams::default();
         let mut heartbeat = Every::new(self.config.lease / 3);
         // Taken over from the dead: checked at once, then every half lease.
         let mut reclaim = Every::now_due(self.config.lease / 2);
@@ -39,10 +58,13 @@ impl Broker {
         // Set on every new connection: see `claim_once`.
         let mut recover = true;
         while self.rt.life.phase() == Phase::Running {
-            let Some(c) = self.connected(&mut conn, &stream, &mut backoff, &mut recover) else { continue };
+            let Some(c) = self.connected(&mut conn, &pool.name, &mut backoff, &mut recover) else { continue };
+            if recover {
+                streams.reconnected();
+            }
             let mut timers =
                 Timers { heartbeat: &mut heartbeat, reclaim: &mut reclaim, recover: &mut recover };
-            match self.claim_once(c, pool, &stream, in_flight, &mut timers) {
+            match self.claim_once(c, pool, &mut streams, in_flight, &mut timers) {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     log::warn!("taskmanager: broker error for module {}: {e}; reconnecting", pool.name);
@@ -52,8 +74,8 @@ impl Broker {
             }
         }
         // From now on finished tasks acknowledge themselves.
-        self.ack_now(&pool.name, &stream, &in_flight.stop_queueing());
-        self.drain(pool, &stream, in_flight, conn, &mut heartbeat);
+        self.ack_now(&pool.name, &in_flight.stop_queueing());
+        self.drain(pool, in_flight, conn, &mut heartbeat);
     }
 
     /// The claimer's connection, made if there is none (then `fresh` is
@@ -61,18 +83,21 @@ impl Broker {
     pub(super) fn connected<'c>(
         &self,
         conn: &'c mut Option<redis::Connection>,
-        stream: &str,
+        module: &str,
         backoff: &mut Duration,
         fresh: &mut bool,
     ) -> Option<&'c mut redis::Connection> {
         if conn.is_none() {
-            match self.claimer_connection(stream) {
+            match self.claimer_connection() {
                 Ok(c) => {
                     *conn = Some(c);
                     *fresh = true;
                 }
                 Err(e) => {
-                    log::warn!("taskmanager: broker unreachable ({stream}): {e}; retrying");
+                    log::warn!(
+                        "taskmanager: broker unreachable for module {module} (key prefix {}): {e}; retrying",
+                        self.config.prefix
+                    );
                     back_off(backoff);
                     return None;
                 }
@@ -81,21 +106,42 @@ impl Broker {
         conn.as_mut()
     }
 
-    fn claimer_connection(&self, stream: &str) -> redis::RedisResult<redis::Connection> {
+    fn claimer_connection(&self) -> redis::RedisResult<redis::Connection> {
         let mut conn = self.connect()?;
         conn.set_read_timeout(Some(self.config.timeout + BLOCK))?;
         self.load_scripts(&mut conn)?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query(&mut conn);
-        match created {
-            Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
-            _ => Ok(conn),
+        Ok(conn)
+    }
+
+    /// Brings `streams` up to the names registered now (a name may be
+    /// registered after the start), making the consumer group of each new
+    /// one.
+    fn update_streams(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        streams: &mut Streams,
+    ) -> redis::RedisResult<()> {
+        streams.keys = self.streams(module);
+        for stream in &streams.keys {
+            if streams.grouped.contains(stream) {
+                continue;
+            }
+            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(stream)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query(conn);
+            match created {
+                Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
+                _ => {
+                    streams.grouped.insert(stream.clone());
+                }
+            }
         }
+        Ok(())
     }
 
     /// One step: hands back what the pool dropped, renews leases when due,
@@ -106,13 +152,14 @@ impl Broker {
         self: &Arc<Self>,
         conn: &mut redis::Connection,
         pool: &Arc<Pool>,
-        stream: &str,
+        streams: &mut Streams,
         in_flight: &Arc<InFlight>,
         timers: &mut Timers<'_>,
     ) -> redis::RedisResult<()> {
-        self.return_unrun(conn, &pool.name, stream, in_flight)?;
+        self.update_streams(conn, &pool.name, streams)?;
+        self.return_unrun(conn, &pool.name, in_flight)?;
         if timers.heartbeat.due() {
-            self.renew(conn, &pool.name, stream, in_flight)?;
+            self.renew(conn, &pool.name, in_flight)?;
         }
         let mut unsent = Unsent::take(in_flight);
         let acks = &mut unsent.acks;
@@ -123,12 +170,12 @@ impl Broker {
             if acks.is_empty() {
                 in_flight.wait_while_full(max, BLOCK);
             }
-            return self.send_acks(conn, &pool.name, stream, acks);
+            return self.send_acks(conn, &pool.name, acks);
         }
         let mut places: Vec<String> = Vec::new();
         if let Some(cap) = self.global_cap(&pool.name) {
             // Places given back by the acks first.
-            self.send_acks(conn, &pool.name, stream, acks)?;
+            self.send_acks(conn, &pool.name, acks)?;
             places = self
                 .acquire_script
                 .key(&places_key)
@@ -150,31 +197,19 @@ impl Broker {
             spare = places.len();
         }
         let mut claimed = Vec::new();
-        if *timers.recover {
+        if *timers.recover && !streams.keys.is_empty() {
             // After (re)connecting: this consumer's own pending entries
             // (`XREADGROUP ... 0`). One it does not hold was delivered in a
             // reply lost with the connection: run it now. (Finished tasks'
             // acknowledgements go first, so theirs are not among them.)
-            self.send_acks(conn, &pool.name, stream, acks)?;
-            let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(GROUP)
-                .arg(&self.id)
-                .arg("COUNT")
-                .arg(1000)
-                .arg("STREAMS")
-                .arg(stream)
-                .arg("0")
-                .query(conn)?;
+            self.send_acks(conn, &pool.name, acks)?;
+            let mut read = redis::cmd("XREADGROUP");
+            read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1000).arg("STREAMS");
+            read.arg(&streams.keys).arg(vec!["0"; streams.keys.len()]);
+            let reply: Option<StreamReadReply> = read.query(conn)?;
             let held = in_flight.held().clone();
-            let lost: Vec<Claimed> = reply
-                .map(|r| r.keys)
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|key| key.ids.iter())
-                .filter(|entry| !held.contains(&entry.id))
-                .map(Claimed::from)
-                .collect();
+            let lost: Vec<Claimed> =
+                claimed_from(reply).into_iter().filter(|c| !held.contains(&c.entry)).collect();
             *timers.recover = lost.len() > spare;
             if !lost.is_empty() {
                 log::warn!(
@@ -184,14 +219,22 @@ impl Broker {
                 );
             }
             claimed.extend(lost.into_iter().take(spare));
+        } else {
+            *timers.recover = false;
         }
         if claimed.is_empty() && timers.reclaim.due() {
-            claimed.extend(self.take_over(conn, &pool.name, stream, spare)?);
+            claimed.extend(self.take_over(conn, &pool.name, &streams.keys, spare)?);
         }
         if claimed.is_empty() {
-            claimed = self.read_new(conn, &pool.name, stream, in_flight, spare, acks)?;
+            claimed = self.read_new(conn, &pool.name, streams, in_flight, spare, acks)?;
         }
-        self.send_acks(conn, &pool.name, stream, acks)?;
+        self.send_acks(conn, &pool.name, acks)?;
+        if claimed.len() > spare {
+            // A blocking read takes one entry of each stream with news: what
+            // the free workers cannot take goes back at once.
+            let extra: Vec<Entry> = claimed.split_off(spare).into_iter().map(|c| c.entry).collect();
+            self.hand_back(conn, &pool.name, &extra, &[])?;
+        }
         if places.len() > claimed.len() {
             let unused = places.split_off(claimed.len());
             redis::cmd("ZREM").arg(&places_key).arg(&unused).query::<i64>(conn)?;
@@ -199,15 +242,15 @@ impl Broker {
         if in_flight.abandoned() || self.rt.life.phase() != Phase::Running {
             // Shutdown began (or `give_up` ran) while this read was under
             // way: a draining worker claims nothing more.
-            let entries: Vec<String> = claimed.iter().map(|c| c.entry.clone()).collect();
-            self.hand_back(conn, &pool.name, stream, &entries, &places)?;
+            let entries: Vec<Entry> = claimed.into_iter().map(|c| c.entry).collect();
+            self.hand_back(conn, &pool.name, &entries, &places)?;
             return Ok(());
         }
         in_flight.held().extend(claimed.iter().map(|c| c.entry.clone()));
         in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).extend(places.iter().cloned());
         for (i, mut task) in claimed.into_iter().enumerate() {
             task.place = places.get(i).cloned();
-            self.hand_over(pool, stream, task, in_flight);
+            self.hand_over(pool, task, in_flight);
         }
         Ok(())
     }
@@ -217,49 +260,65 @@ impl Broker {
         &self,
         conn: &mut redis::Connection,
         module: &str,
-        stream: &str,
         acks: &mut Vec<Ack>,
     ) -> redis::RedisResult<()> {
-        if let Some(cmd) = self.ack_cmd(module, stream, acks) {
+        if let Some(cmd) = self.ack_cmd(module, acks) {
             self.eval::<i64>(conn, &cmd)?;
             acks.clear();
         }
         Ok(())
     }
 
-    /// Reads up to `spare` new entries. With acknowledgements to send, they
-    /// go in the same round trip and the read does not wait; without, the
-    /// read waits up to [`BLOCK`] for an entry, and meanwhile finished
-    /// tasks acknowledge themselves.
+    /// Claims up to `spare` new entries (the `CLAIM` script, across the
+    /// module's streams), with the acknowledgements of tasks finished since
+    /// the last step in the same round trip. With none to claim and none to
+    /// acknowledge, waits up to [`BLOCK`] for an entry on any of its
+    /// streams; meanwhile finished tasks acknowledge themselves.
     fn read_new(
         &self,
         conn: &mut redis::Connection,
         module: &str,
-        stream: &str,
+        streams: &mut Streams,
         in_flight: &InFlight,
         spare: usize,
         acks: &mut Vec<Ack>,
     ) -> redis::RedisResult<Vec<Claimed>> {
-        let mut read = redis::cmd("XREADGROUP");
-        read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(spare);
+        if streams.keys.is_empty() {
+            // Nothing registered yet (a name may come later): idle a read's
+            // time, acknowledging what finished.
+            self.send_acks(conn, module, acks)?;
+            in_flight.wait_while_full(0, BLOCK);
+            return Ok(Vec::new());
+        }
         if acks.is_empty() {
-            if in_flight.begin_wait() {
-                read.arg("BLOCK").arg(millis(BLOCK)).arg("STREAMS").arg(stream).arg(">");
-                let reply = read.query::<Option<StreamReadReply>>(conn);
-                in_flight.end_wait();
-                return Ok(claimed_from(reply?));
-            }
-            // Tasks finished meanwhile: send theirs with the read.
             acks.append(&mut in_flight.take_acks());
         }
-        read.arg("STREAMS").arg(stream).arg(">");
+        streams.next = (streams.next + 1) % streams.keys.len();
+        let mut claim = redis::cmd("EVALSHA");
+        claim.arg(self.claim_script.get_hash()).arg(streams.keys.len()).arg(&streams.keys);
+        claim.arg(GROUP).arg(&self.id).arg(spare).arg(streams.next);
         let mut pipe = redis::pipe();
-        if let Some(ack) = self.ack_cmd(module, stream, acks) {
+        if let Some(ack) = self.ack_cmd(module, acks) {
             pipe.add_command(ack).ignore();
         }
-        let (reply,): (Option<StreamReadReply>,) = pipe.add_command(read).query(conn)?;
+        let claimed: (Option<StreamReadReply>,) = match pipe.add_command(claim).query(conn) {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                self.load_scripts(conn)?;
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
         acks.clear();
-        Ok(claimed_from(reply))
+        let claimed = claimed_from(claimed.0);
+        if !claimed.is_empty() || !in_flight.begin_wait() {
+            return Ok(claimed);
+        }
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1).arg("BLOCK").arg(millis(BLOCK));
+        read.arg("STREAMS").arg(&streams.keys).arg(vec![">"; streams.keys.len()]);
+        let reply = read.query::<Option<StreamReadReply>>(conn);
+        in_flight.end_wait();
+        Ok(claimed_from(reply?))
     }
 
     /// Takes over up to `spare` entries whose holder stopped renewing their
@@ -271,29 +330,37 @@ impl Broker {
         &self,
         conn: &mut redis::Connection,
         module: &str,
-        stream: &str,
+        streams: &[String],
         spare: usize,
     ) -> redis::RedisResult<Vec<Claimed>> {
         let lease = millis(self.config.lease);
-        let stale: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(stream)
-            .arg(GROUP)
-            .arg("IDLE")
-            .arg(lease)
-            .arg("-")
-            .arg("+")
-            .arg(spare)
-            .query(conn)?;
-        if stale.ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<&str> = stale.ids.iter().map(|p| p.id.as_str()).collect();
-        let reply: StreamClaimReply =
-            redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
-        let mut from: HashMap<&str, u64> = HashMap::new();
-        for entry in &reply.ids {
-            if let Some(p) = stale.ids.iter().find(|p| p.id == entry.id) {
-                *from.entry(p.consumer.as_str()).or_default() += 1;
+        let mut taken = Vec::new();
+        let mut from: HashMap<String, u64> = HashMap::new();
+        for stream in streams {
+            let want = spare - taken.len();
+            if want == 0 {
+                break;
+            }
+            let stale: StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(GROUP)
+                .arg("IDLE")
+                .arg(lease)
+                .arg("-")
+                .arg("+")
+                .arg(want)
+                .query(conn)?;
+            if stale.ids.is_empty() {
+                continue;
+            }
+            let ids: Vec<&str> = stale.ids.iter().map(|p| p.id.as_str()).collect();
+            let reply: StreamClaimReply =
+                redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
+            for entry in &reply.ids {
+                if let Some(p) = stale.ids.iter().find(|p| p.id == entry.id) {
+                    *from.entry(p.consumer.clone()).or_default() += 1;
+                }
+                taken.push(Claimed::from(stream, entry));
             }
         }
         for (holder, n) in &from {
@@ -303,7 +370,7 @@ impl Broker {
             );
             redis::cmd("HINCRBY").arg(self.reclaimed_key()).arg(holder).arg(n).query::<i64>(conn)?;
         }
-        Ok(reply.ids.iter().map(Claimed::from).collect())
+        Ok(taken)
     }
 }
 
@@ -333,7 +400,6 @@ fn claimed_from(reply: Option<StreamReadReply>) -> Vec<Claimed> {
         .map(|r| r.keys)
         .unwrap_or_default()
         .iter()
-        .flat_map(|key| key.ids.iter())
-        .map(Claimed::from)
+        .flat_map(|key| key.ids.iter().map(|entry| Claimed::from(&key.key, entry)))
         .collect()
 }

@@ -1,7 +1,7 @@
 //! The cluster as Redis sees it: each worker's heartbeat in the worker
 //! list, and [`ClusterStats`] read back for `cluster_stats`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
@@ -100,8 +100,10 @@ impl Broker {
         }
         streams.sort();
         streams.dedup();
+        // One stream per task name: a module's load is its streams' sum.
+        let mut loads: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for stream in streams {
-            let name = stream[prefix.len() + 3..].to_owned();
+            let Some((module, _name)) = self.stream_parts(&stream) else { continue };
             let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(conn)?;
             let group = groups.groups.iter().find(|g| g.name == GROUP);
             // The group's lag is what no worker has read; XLEN only when
@@ -121,9 +123,12 @@ impl Broker {
                     *holding.entry(c.name).or_default() += c.pending;
                 }
             }
-            stats.modules.push(ModuleLoad { name, queued, running });
+            let load = loads.entry(module).or_default();
+            load.0 += queued;
+            load.1 += running;
         }
-        stats.modules.sort_by(|a, b| a.name.cmp(&b.name));
+        stats.modules =
+            loads.into_iter().map(|(name, (queued, running))| ModuleLoad { name, queued, running }).collect();
         stats.delayed = redis::cmd("ZCARD").arg(format!("{prefix}:delayed")).query(conn)?;
         let reclaimed: HashMap<String, u64> = redis::cmd("HGETALL").arg(self.reclaimed_key()).query(conn)?;
         stats.reclaimed = reclaimed.values().sum();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::claimer::BLOCK;
 use super::pace::{back_off, millis, Every};
-use super::ticket::InFlight;
+use super::ticket::{by_stream, Entry, InFlight};
 use super::{Broker, GROUP};
 use crate::pool::Pool;
 
@@ -20,7 +20,6 @@ impl Broker {
     pub(super) fn drain(
         &self,
         pool: &Arc<Pool>,
-        stream: &str,
         in_flight: &InFlight,
         mut conn: Option<redis::Connection>,
         heartbeat: &mut Every,
@@ -32,10 +31,10 @@ impl Broker {
             if in_flight.abandoned() || holds_nothing(in_flight) {
                 return;
             }
-            let Some(c) = self.connected(&mut conn, stream, &mut backoff, &mut false) else { continue };
-            let step = self.return_unrun(c, &pool.name, stream, in_flight).and_then(|()| {
+            let Some(c) = self.connected(&mut conn, &pool.name, &mut backoff, &mut false) else { continue };
+            let step = self.return_unrun(c, &pool.name, in_flight).and_then(|()| {
                 if heartbeat.due() {
-                    self.renew(c, &pool.name, stream, in_flight)
+                    self.renew(c, &pool.name, in_flight)
                 } else {
                     Ok(())
                 }
@@ -67,17 +66,16 @@ impl Broker {
         &self,
         conn: &mut redis::Connection,
         module: &str,
-        stream: &str,
         in_flight: &InFlight,
     ) -> redis::RedisResult<()> {
-        let held: Vec<String> = in_flight.held().iter().cloned().collect();
-        if !held.is_empty() {
+        let held: Vec<Entry> = in_flight.held().iter().cloned().collect();
+        for (stream, ids) in by_stream(&held) {
             redis::cmd("XCLAIM")
                 .arg(stream)
                 .arg(GROUP)
                 .arg(&self.id)
                 .arg(0)
-                .arg(&held)
+                .arg(&ids)
                 .arg("JUSTID")
                 .query::<redis::Value>(conn)?;
         }
@@ -98,16 +96,15 @@ impl Broker {
         &self,
         conn: &mut redis::Connection,
         module: &str,
-        stream: &str,
         in_flight: &InFlight,
     ) -> redis::RedisResult<()> {
         let returned = in_flight.take_returned();
         if returned.is_empty() {
             return Ok(());
         }
-        let entries: Vec<String> = returned.iter().map(|(entry, _)| entry.clone()).collect();
+        let entries: Vec<Entry> = returned.iter().map(|(entry, _)| entry.clone()).collect();
         let places: Vec<String> = returned.iter().filter_map(|(_, place)| place.clone()).collect();
-        match self.hand_back(conn, module, stream, &entries, &places) {
+        match self.hand_back(conn, module, &entries, &places) {
             Ok(_) => {
                 in_flight.forget_places(&places);
                 Ok(())
@@ -127,13 +124,15 @@ impl Broker {
         &self,
         conn: &mut redis::Connection,
         module: &str,
-        stream: &str,
-        entries: &[String],
+        entries: &[Entry],
         places: &[String],
     ) -> redis::RedisResult<usize> {
         let mut back = 0;
+        for (stream, ids) in by_stream(entries) {
+            back +=
+                self.hand_back_script.key(stream).arg(GROUP).arg(&self.id).arg(&ids).invoke::<usize>(conn)?;
+        }
         if !entries.is_empty() {
-            back = self.hand_back_script.key(stream).arg(GROUP).arg(&self.id).arg(entries).invoke(conn)?;
             log::warn!("taskmanager: handed back {back} task(s) of module {module} to the cluster");
         }
         if !places.is_empty() {
@@ -164,14 +163,13 @@ impl Broker {
         }
         let mut back = 0;
         for (module, in_flight) in held {
-            let stream = self.stream_key(&module);
             // Tasks that ran are acknowledged, not handed back.
-            self.ack_now(&module, &stream, &in_flight.stop_queueing());
+            self.ack_now(&module, &in_flight.stop_queueing());
             let (entries, places) = in_flight.take_all();
             if entries.is_empty() && places.is_empty() {
                 continue;
             }
-            match self.with_conn(|conn| self.hand_back(conn, &module, &stream, &entries, &places)) {
+            match self.with_conn(|conn| self.hand_back(conn, &module, &entries, &places)) {
                 Ok(n) => back += n,
                 Err(e) => log::error!(
                     "taskmanager: could not hand back {} task(s) of module {module} ({e}); other workers take \

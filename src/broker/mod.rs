@@ -42,9 +42,6 @@ use crate::runtime::Runtime;
 /// What a named handler gets and gives: JSON in, JSON or an error out.
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
-/// A handler for every name without one of its own: given the name too.
-pub(crate) type Fallback = Arc<dyn Fn(&str, Value) -> Result<Value, RemoteError> + Send + Sync>;
-
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 
@@ -90,7 +87,6 @@ const GROUP: &str = "taskmanager";
 struct Registered {
     pool: Arc<Pool>,
     handlers: HashMap<String, Handler>,
-    fallback: Option<Fallback>,
     claiming: bool,
     /// What its claimer holds.
     in_flight: Arc<ticket::InFlight>,
@@ -112,6 +108,7 @@ pub(crate) struct Broker {
     waiting: StdMutex<HashMap<String, Weak<RemoteCell>>>,
     next_task: AtomicU64,
     ack_script: redis::Script,
+    claim_script: redis::Script,
     schedule_script: redis::Script,
     fire_script: redis::Script,
     recur_script: redis::Script,
@@ -139,6 +136,7 @@ impl Broker {
         let id = format!("{}-{:x}-{:x}", hostname(), std::process::id(), nanos & 0xffff_ffff_ffff);
         Ok(Broker {
             ack_script: redis::Script::new(scripts::ACK),
+            claim_script: redis::Script::new(scripts::CLAIM),
             schedule_script: redis::Script::new(scripts::SCHEDULE),
             fire_script: redis::Script::new(scripts::FIRE),
             recur_script: redis::Script::new(scripts::RECUR),
@@ -163,8 +161,20 @@ impl Broker {
         })
     }
 
-    fn stream_key(&self, module: &str) -> String {
-        format!("{}:s:{module}", self.config.prefix)
+    /// The stream of `module`'s task `name`: one per name, so that a worker
+    /// reads only the tasks it can run (a task of a name it does not know
+    /// waits for a worker that does). `%` and `/` are escaped in both parts
+    /// (`stream_parts` reads them back).
+    pub(super) fn stream_key(&self, module: &str, name: &str) -> String {
+        format!("{}:s:{}/{}", self.config.prefix, escape(module), escape(name))
+    }
+
+    /// The module and task name of a stream key, if it is one of this
+    /// prefix's.
+    pub(super) fn stream_parts(&self, key: &str) -> Option<(String, String)> {
+        let rest = key.strip_prefix(&self.config.prefix)?.strip_prefix(":s:")?;
+        let (module, name) = rest.split_once('/')?;
+        Some((unescape(module), unescape(name)))
     }
 
     fn result_key(&self, task: &str) -> String {
@@ -183,18 +193,11 @@ impl Broker {
         });
     }
 
-    /// Registers `fallback` for every name of `pool`'s module without a
-    /// handler of its own.
-    pub(crate) fn register_fallback(self: &Arc<Self>, pool: &Arc<Pool>, fallback: Fallback) {
-        self.registered(pool, |entry| entry.fallback = Some(fallback));
-    }
-
     fn registered(self: &Arc<Self>, pool: &Arc<Pool>, change: impl FnOnce(&mut Registered)) {
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         let entry = modules.entry(Arc::clone(&pool.name)).or_insert_with(|| Registered {
             pool: Arc::clone(pool),
             handlers: HashMap::new(),
-            fallback: None,
             claiming: false,
             in_flight: Arc::default(),
         });
@@ -228,13 +231,16 @@ impl Broker {
 
     fn handler(&self, module: &str, name: &str) -> Option<Handler> {
         let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        let registered = modules.get(module)?;
-        if let Some(handler) = registered.handlers.get(name) {
-            return Some(Arc::clone(handler));
-        }
-        let fallback = Arc::clone(registered.fallback.as_ref()?);
-        let name = name.to_owned();
-        Some(Arc::new(move |args| fallback(&name, args)))
+        modules.get(module)?.handlers.get(name).map(Arc::clone)
+    }
+
+    /// The streams `module`'s claimer reads: one per registered name.
+    fn streams(&self, module: &str) -> Vec<String> {
+        let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<&String> =
+            modules.get(module).map(|r| r.handlers.keys().collect()).unwrap_or_default();
+        names.sort();
+        names.into_iter().map(|name| self.stream_key(module, name)).collect()
     }
 
     /// A new task id and its handle's cell, registered as waiting for a
@@ -277,7 +283,7 @@ impl Broker {
         args: &Value,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let (task, cell) = self.new_waiting(name)?;
-        let (args, stream, reply) = (args.to_string(), self.stream_key(module), self.reply_channel());
+        let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
         let sent = self.with_conn(|conn| {
             redis::cmd("XADD")
                 .arg(&stream)
@@ -373,6 +379,16 @@ fn decode_result(text: &str) -> Result<Value, TaskError> {
         message: field("message"),
         traceback: field("traceback"),
     }))
+}
+
+/// A key part with `%` and `/` escaped (see `Broker::stream_key`; the
+/// `FIRE` script escapes the same way).
+fn escape(part: &str) -> String {
+    part.replace('%', "%25").replace('/', "%2F")
+}
+
+fn unescape(part: &str) -> String {
+    part.replace("%2F", "/").replace("%25", "%")
 }
 
 fn hostname() -> String {

@@ -11,27 +11,28 @@
 /// already by a worker that reclaimed it) is skipped: one result per task.
 ///
 /// A recurring tick's ack also clears its task's running mark, so the next
-/// tick may run, and counts the tick as failed if its result is an error.
-/// A task's cluster-wide place (`global_max_workers`) is given back, acked
-/// or not. Returns how many were acknowledged.
+/// tick may run, and counts the tick as failed if it failed. A task's
+/// cluster-wide place (`global_max_workers`) is given back, acked or not.
+/// Returns how many were acknowledged.
 ///
-/// KEYS: stream, the module's place set (any key when there is no cap).
-/// ARGV: group, result TTL in ms, key prefix, then 6 per task: entry id,
-/// task id, reply channel (empty: nobody waits), recurring key (empty: not
-/// a tick), place (empty: none), result JSON.
+/// KEYS: the module's place set (any key when there is no cap).
+/// ARGV: group, result TTL in ms, key prefix, then 8 per task: stream,
+/// entry id, task id, reply channel (empty: nobody waits), recurring key
+/// (empty: not a tick), place (empty: none), 1 if it succeeded (else 0),
+/// result JSON.
 pub(super) const ACK: &str = r"
 local n = 0
-for i = 4, #ARGV, 6 do
-  local entry, task, reply, rec, place, result = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  if redis.call('XACK', KEYS[1], ARGV[1], entry) == 1 then
+for i = 4, #ARGV, 8 do
+  local stream, entry, task, reply, rec, place, ok, result =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  if redis.call('XACK', stream, ARGV[1], entry) == 1 then
     n = n + 1
-    redis.call('XDEL', KEYS[1], entry)
+    redis.call('XDEL', stream, entry)
     if rec ~= '' then
       local hash = ARGV[3] .. ':rec:' .. rec
       if redis.call('HGET', hash, 'running') == task then
         redis.call('HSET', hash, 'running', '')
-        -- The result is {'ok': ...} or {'err': ...} (JSON): characters 3 to 5 tell.
-        if string.sub(result, 3, 5) == 'err' then redis.call('HINCRBY', hash, 'failures', 1) end
+        if ok ~= '1' then redis.call('HINCRBY', hash, 'failures', 1) end
       end
     end
     if reply ~= '' then
@@ -39,9 +40,35 @@ for i = 4, #ARGV, 6 do
       redis.call('PUBLISH', reply, task .. '\n' .. result)
     end
   end
-  if place ~= '' then redis.call('ZREM', KEYS[2], place) end
+  if place ~= '' then redis.call('ZREM', KEYS[1], place) end
 end
 return n
+";
+
+/// Claims up to `ARGV[3]` new entries for consumer `ARGV[2]` from the
+/// streams `KEYS` (a module's, one per task name), starting at the stream
+/// `ARGV[4]` (mod their number; the claimer rotates it, so a busy name
+/// does not starve the others), without blocking. Returns what
+/// `XREADGROUP` on those streams would (`{{stream, {{id, {field, value,
+/// ...}}, ...}}, ...}`), or nil if there was nothing. A stream whose group is
+/// missing (Redis lost its data) is an error: the claimer reconnects and
+/// makes the groups again.
+///
+/// KEYS: streams. ARGV: group, consumer, most entries, first stream.
+pub(super) const CLAIM: &str = r"
+local out, got, want = {}, 0, tonumber(ARGV[3])
+local n = #KEYS
+for i = 0, n - 1 do
+  if got >= want then break end
+  local stream = KEYS[((tonumber(ARGV[4]) + i) % n) + 1]
+  local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want - got, 'STREAMS', stream, '>')
+  if read then
+    out[#out + 1] = read[1]
+    got = got + #read[1][2]
+  end
+end
+if #out == 0 then return false end
+return out
 ";
 
 /// Takes a member out of a sorted set and deletes its hash, in one reply (a
@@ -75,7 +102,7 @@ redis.call('ZADD', KEYS[1], due, ARGV[2])
 return due
 ";
 
-/// Moves due delayed tasks into their modules' streams, and fires due
+/// Moves due delayed tasks into their names' streams, and fires due
 /// recurring ticks, by the server's clock; atomic, so each runs once
 /// whichever process calls it. A recurring task's next due time moves on
 /// its grid past now (missed ticks are skipped, never run in a burst), and
@@ -86,6 +113,11 @@ return due
 /// KEYS: delayed set, recurring set. ARGV: prefix, at most this many of
 /// each per call.
 pub(super) const FIRE: &str = r"
+-- A task's stream, as `Broker::stream_key` names it.
+local function stream(prefix, module, name)
+  local function escape(part) return (string.gsub(part, '[%%/]', {['%'] = '%25', ['/'] = '%2F'})) end
+  return prefix .. ':s:' .. escape(module) .. '/' .. escape(name)
+end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local prefix = ARGV[1]
@@ -94,7 +126,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0
   local hash = prefix .. ':t:' .. id
   local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply')
   if f[1] then
-    redis.call('XADD', prefix .. ':s:' .. f[1], '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', f[4])
+    redis.call('XADD', stream(prefix, f[1], f[2]), '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', f[4])
   end
   redis.call('ZREM', KEYS[1], id)
   redis.call('DEL', hash)
@@ -116,7 +148,7 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 
       redis.call('HINCRBY', hash, 'skipped', 1)
     else
       local id = key .. '@' .. due
-      redis.call('XADD', prefix .. ':s:' .. f[1], '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', '', 'rec', key)
+      redis.call('XADD', stream(prefix, f[1], f[2]), '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', '', 'rec', key)
       redis.call('HSET', hash, 'running', id)
       redis.call('HINCRBY', hash, 'ticks', 1)
     end

@@ -2,7 +2,7 @@
 //! ([`InFlight`]), queued on the module's pool as a [`Ticket`], run, then
 //! acknowledged with its result; or, dropped unrun, handed back.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,16 +20,32 @@ use crate::task::Fallible;
 use crate::timer::driver::Target;
 use crate::unwind::panic_message;
 
+/// A stream entry: its stream (one per task name) and its id there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct Entry {
+    pub(super) stream: String,
+    pub(super) id: String,
+}
+
+/// `entries`' ids by stream, each stream once, in order.
+pub(super) fn by_stream<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut streams: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for entry in entries {
+        streams.entry(entry.stream.as_str()).or_default().push(entry.id.as_str());
+    }
+    streams
+}
+
 /// The entries this claimer handed to the pool that have not finished, and
 /// the cluster-wide places they hold (with `global_max_workers`).
 #[derive(Default)]
 pub(super) struct InFlight {
-    pub(super) entries: Mutex<HashSet<String>>,
+    pub(super) entries: Mutex<HashSet<Entry>>,
     pub(super) done: Condvar,
     pub(super) places: Mutex<Vec<String>>,
     /// Entries the pool dropped unrun (a shutdown cancelled them), with
     /// their places: the claimer hands them back.
-    pub(super) returned: Mutex<Vec<(String, Option<String>)>>,
+    pub(super) returned: Mutex<Vec<(Entry, Option<String>)>>,
     /// Set by [`Broker::give_up`]: the claimer holds nothing any more.
     pub(super) abandoned: AtomicBool,
     /// Whether its claimer thread runs (changed under `entries`' lock).
@@ -52,20 +68,22 @@ pub(super) struct Acks {
 
 /// A finished task's acknowledgement (see `scripts::ACK`).
 pub(super) struct Ack {
-    pub(super) entry: String,
+    pub(super) entry: Entry,
     pub(super) task: String,
     pub(super) reply: String,
     pub(super) rec: String,
     pub(super) place: Option<String>,
+    /// Whether the run succeeded (`result` is then `{"ok": ...}`).
+    pub(super) ok: bool,
     pub(super) result: String,
 }
 
 impl InFlight {
-    pub(super) fn held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    pub(super) fn held(&self) -> std::sync::MutexGuard<'_, HashSet<Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn finish(&self, entry: &str) {
+    pub(super) fn finish(&self, entry: &Entry) {
         self.held().remove(entry);
         self.done.notify_all();
     }
@@ -124,12 +142,12 @@ impl InFlight {
     }
 
     /// A claimed entry the pool dropped without running it.
-    pub(super) fn unrun(&self, entry: &str, place: Option<String>) {
-        self.returned.lock().unwrap_or_else(|p| p.into_inner()).push((entry.to_owned(), place));
+    pub(super) fn unrun(&self, entry: &Entry, place: Option<String>) {
+        self.returned.lock().unwrap_or_else(|p| p.into_inner()).push((entry.clone(), place));
         self.finish(entry);
     }
 
-    pub(super) fn take_returned(&self) -> Vec<(String, Option<String>)> {
+    pub(super) fn take_returned(&self) -> Vec<(Entry, Option<String>)> {
         std::mem::take(&mut *self.returned.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -167,8 +185,8 @@ impl InFlight {
     /// Takes what the claimer held: every entry, and the places of entries
     /// the pool dropped unrun (a running task's place frees itself when its
     /// lease runs out).
-    pub(super) fn take_all(&self) -> (Vec<String>, Vec<String>) {
-        let mut entries: Vec<String> = self.held().drain().collect();
+    pub(super) fn take_all(&self) -> (Vec<Entry>, Vec<String>) {
+        let mut entries: Vec<Entry> = self.held().drain().collect();
         let mut places = Vec::new();
         for (entry, place) in self.take_returned() {
             entries.push(entry);
@@ -193,7 +211,7 @@ impl InFlight {
 
 /// A claimed stream entry.
 pub(super) struct Claimed {
-    pub(super) entry: String,
+    pub(super) entry: Entry,
     pub(super) task: String,
     pub(super) name: String,
     pub(super) args: String,
@@ -205,10 +223,10 @@ pub(super) struct Claimed {
 }
 
 impl Claimed {
-    pub(super) fn from(entry: &StreamId) -> Claimed {
+    pub(super) fn from(stream: &str, entry: &StreamId) -> Claimed {
         let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
         Claimed {
-            entry: entry.id.clone(),
+            entry: Entry { stream: stream.to_owned(), id: entry.id.clone() },
             task: field("id"),
             name: field("name"),
             args: field("args"),
@@ -221,18 +239,11 @@ impl Claimed {
 
 impl Broker {
     /// Queues a claimed task on the pool: run its handler, then acknowledge.
-    pub(super) fn hand_over(
-        self: &Arc<Self>,
-        pool: &Arc<Pool>,
-        stream: &str,
-        task: Claimed,
-        in_flight: &Arc<InFlight>,
-    ) {
+    pub(super) fn hand_over(self: &Arc<Self>, pool: &Arc<Pool>, task: Claimed, in_flight: &Arc<InFlight>) {
         let name: Arc<str> = Arc::from(task.name.as_str());
         let ticket = Ticket {
             broker: Arc::clone(self),
             module: Arc::clone(&pool.name),
-            stream: stream.to_owned(),
             task,
             in_flight: Arc::clone(in_flight),
             ran: false,
@@ -247,26 +258,26 @@ impl Broker {
         format!("{}:cap:{module}", self.config.prefix)
     }
 
-    /// Sends `acks` (see `scripts::ACK`), all of one stream, in one call;
-    /// false if `acks` is empty. In a pipeline, `pipe` gets the call.
-    pub(super) fn ack_cmd(&self, module: &str, stream: &str, acks: &[Ack]) -> Option<redis::Cmd> {
+    /// The call that sends `acks` (see `scripts::ACK`), of any of
+    /// `module`'s streams, at once; None if `acks` is empty.
+    pub(super) fn ack_cmd(&self, module: &str, acks: &[Ack]) -> Option<redis::Cmd> {
         if acks.is_empty() {
             return None;
         }
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.ack_script.get_hash()).arg(2).arg(stream).arg(self.places_key(module));
+        cmd.arg(self.ack_script.get_hash()).arg(1).arg(self.places_key(module));
         cmd.arg(GROUP).arg(millis(self.config.result_ttl).max(1)).arg(&self.config.prefix);
         for ack in acks {
-            cmd.arg(&ack.entry).arg(&ack.task).arg(&ack.reply).arg(&ack.rec);
-            cmd.arg(ack.place.as_deref().unwrap_or("")).arg(&ack.result);
+            cmd.arg(&ack.entry.stream).arg(&ack.entry.id).arg(&ack.task).arg(&ack.reply).arg(&ack.rec);
+            cmd.arg(ack.place.as_deref().unwrap_or("")).arg(if ack.ok { "1" } else { "0" }).arg(&ack.result);
         }
         Some(cmd)
     }
 
     /// Sends `acks` now, on a pooled connection; retries for half a lease,
     /// then leaves them pending (they will run again elsewhere).
-    pub(super) fn ack_now(&self, module: &str, stream: &str, acks: &[Ack]) {
-        let Some(cmd) = self.ack_cmd(module, stream, acks) else { return };
+    pub(super) fn ack_now(&self, module: &str, acks: &[Ack]) {
+        let Some(cmd) = self.ack_cmd(module, acks) else { return };
         let give_up = std::time::Instant::now() + self.config.lease / 2;
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -307,7 +318,8 @@ impl Broker {
 
     /// Loads the scripts sent by hash in pipelines.
     pub(super) fn load_scripts(&self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
-        self.ack_script.prepare_invoke().load(conn).map(drop)
+        self.ack_script.prepare_invoke().load(conn)?;
+        self.claim_script.prepare_invoke().load(conn).map(drop)
     }
 }
 
@@ -316,7 +328,6 @@ impl Broker {
 struct Ticket {
     broker: Arc<Broker>,
     module: Arc<str>,
-    stream: String,
     task: Claimed,
     in_flight: Arc<InFlight>,
     ran: bool,
@@ -355,12 +366,13 @@ impl Ticket {
             reply: std::mem::take(&mut task.reply),
             rec: std::mem::take(&mut task.rec),
             place,
+            ok: result.is_ok(),
             result: encode_result(&result),
         };
         // Queued before the entry stops being held: whoever takes every
         // held entry (a drain, `give_up`) finds it in one or the other.
         if let Some(ack) = self.in_flight.queue_ack(ack) {
-            self.broker.ack_now(module, &self.stream, std::slice::from_ref(&ack));
+            self.broker.ack_now(module, std::slice::from_ref(&ack));
         }
         self.in_flight.finish(&self.task.entry);
         result.map(drop)

@@ -214,7 +214,7 @@ def test_redis_killed_and_restarted_mid_run_loses_no_acknowledged_submission(red
         )
         diagnosis = ""
         if lost or never_ran:
-            stream = f"{prefix}:s:Mailer"
+            stream = f"{prefix}:s:_broker_app:Mailer/send"
             diagnosis = (
                 f"; stream length {server.command('XLEN', stream)!r}, "
                 f"pending {server.command('XPENDING', stream, 'taskmanager')!r}, "

@@ -65,7 +65,7 @@ def test_a_broker_outage_is_a_warning_on_a_taskmanager_logger(caplog):
     record = next(r for r in caplog.records if is_outage_warning(r, prefix))
     assert record.name == "taskmanager.broker.claimer"
     # The logger's name says where it comes from: the core's prefix is cut.
-    assert record.getMessage().startswith("broker unreachable (")
+    assert record.getMessage().startswith("broker unreachable for module default (")
     # Made where the Rust code logged it, not where logging was called.
     assert record.pathname.endswith("claimer.rs") and record.lineno > 0
 
