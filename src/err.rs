@@ -309,7 +309,7 @@ impl std::error::Error for StartError {
 /// ```
 /// use taskmanager::{RunningTask, ShutdownTimedOut};
 ///
-/// let backlog = ShutdownTimedOut { still_running: 0, cancelled: 3, running: vec![] };
+/// let backlog = ShutdownTimedOut { still_running: 0, cancelled: 3, running: vec![], handed_back: 0 };
 /// assert_eq!(
 ///     backlog.to_string(),
 ///     "shutdown timed out: 3 queued task(s) not started were cancelled; none was running"
@@ -318,6 +318,7 @@ impl std::error::Error for StartError {
 ///     still_running: 1,
 ///     cancelled: 0,
 ///     running: vec![RunningTask { id: 7, name: "poller".into() }],
+///     handed_back: 0,
 /// };
 /// assert_eq!(
 ///     stuck.to_string(),
@@ -332,6 +333,10 @@ pub struct ShutdownTimedOut {
     pub cancelled: usize,
     /// The tasks still running, by id and name.
     pub running: Vec<RunningTask>,
+    /// With a broker: the tasks this process had claimed and not finished
+    /// (running or not started), handed back to the cluster, where other
+    /// workers run them at once.
+    pub handed_back: usize,
 }
 
 impl fmt::Display for ShutdownTimedOut {

@@ -136,7 +136,7 @@ pub use err::{ConfigError, RemoteError, ShutdownTimedOut, StartError, SubmitErro
 pub use event::{Event, TaskRef};
 pub use handle::{JoinTimeoutError, RecurringHandle, TaskHandle};
 pub use lifecycle::after_fork_in_child;
-pub use manager::{Builder, TaskManager};
+pub use manager::{Builder, Drain, TaskManager};
 pub use module::Module;
 pub use module_builder::ModuleBuilder;
 #[cfg(feature = "redis")]

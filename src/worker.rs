@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
 use crate::err::{ShutdownTimedOut, StartError};
-use crate::manager::TaskManager;
+use crate::manager::{Drain, TaskManager};
 
 /// How a worker ended: see [`TaskManager::run_worker`].
 #[derive(Debug)]
@@ -36,9 +36,6 @@ impl WorkerExit {
         }
     }
 }
-
-/// How often the drain checks for its end and for a second signal.
-const STEP: Duration = Duration::from_millis(50);
 
 impl TaskManager {
     /// Runs this process as a worker: starts the manager (claiming tasks
@@ -98,20 +95,20 @@ impl TaskManager {
         );
         self.begin_shutdown();
         let deadline = Instant::now().checked_add(drain_timeout);
-        loop {
-            if self.await_termination(STEP) {
-                return Ok(WorkerExit::Drained);
-            }
-            if let Ok(second) = rx.try_recv() {
-                log::warn!("taskmanager: {second} received again: handing back what is unfinished");
-                return Ok(WorkerExit::Interrupted(self.shutdown_timeout(Duration::ZERO).err()));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(match self.shutdown_timeout(Duration::ZERO) {
-                    Ok(()) => WorkerExit::Drained,
-                    Err(report) => WorkerExit::TimedOut(report),
-                });
-            }
-        }
+        let mut second = None;
+        Ok(
+            match self.drain(deadline, || {
+                second = rx.try_recv().ok();
+                second.is_some()
+            }) {
+                Drain::Ended => WorkerExit::Drained,
+                Drain::TimedOut(report) => WorkerExit::TimedOut(report),
+                Drain::Interrupted => {
+                    let second = second.unwrap_or(Signal::SIGTERM);
+                    log::warn!("taskmanager: {second} received again: handing back what is unfinished");
+                    WorkerExit::Interrupted(self.shutdown_timeout(Duration::ZERO).err())
+                }
+            },
+        )
     }
 }

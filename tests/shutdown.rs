@@ -185,7 +185,7 @@ fn bounded_shutdown_timed_out_by_a_backlog_says_none_was_running() {
     held.recv_timeout(SOON).expect("the worker holds its first job");
     let behind: Vec<_> = (0..3).map(|_| module.add_task(|| "never").unwrap()).collect();
     let report = manager.shutdown_timeout(ms(50)).unwrap_err();
-    assert_eq!(report, ShutdownTimedOut { still_running: 0, cancelled: 3, running: vec![] });
+    assert_eq!(report, ShutdownTimedOut { still_running: 0, cancelled: 3, running: vec![], handed_back: 0 });
     let message = report.to_string();
     assert_eq!(message, "shutdown timed out: 3 queued task(s) not started were cancelled; none was running");
     assert!(!message.contains("still running"), "{message}");
@@ -199,7 +199,12 @@ fn bounded_shutdown_timed_out_by_a_backlog_says_none_was_running() {
 #[test]
 fn shutdown_timed_out_messages_say_what_was_left() {
     let task = |id, name: &str| RunningTask { id, name: name.into() };
-    let report = |still_running, cancelled, running| ShutdownTimedOut { still_running, cancelled, running };
+    let report = |still_running, cancelled, running| ShutdownTimedOut {
+        still_running,
+        cancelled,
+        running,
+        handed_back: 0,
+    };
     assert_eq!(
         report(2, 0, vec![task(1, "a"), task(2, "b")]).to_string(),
         "shutdown timed out: 2 task(s) still running (a, b); no queued task was cancelled"

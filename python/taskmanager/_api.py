@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import weakref
 from typing import (
     Any,
@@ -233,7 +232,8 @@ class TaskManager:
 
     ``start_thread()`` starts running in the background. Tasks given to the
     manager itself run on its default module (``max_workers`` wide; by
-    default ``min(32, os.cpu_count() + 4)``, as ThreadPoolExecutor).
+    default ``min(32, CPUs + 4)``, as ThreadPoolExecutor, counting the CPUs
+    this process may use; the core's rule, the same in Rust).
 
     A started manager keeps the interpreter alive while it has work (like a
     non-daemon thread) until :meth:`shutdown`; Ctrl-C then stops it, and the
@@ -277,7 +277,6 @@ class TaskManager:
         submit_only: bool = False,
         broker_result_ttl: Optional[float] = None,
     ) -> None:
-        default = min(32, (os.cpu_count() or 1) + 4)
         for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{what} must be a str (or None), got {_type_name(value)}")
@@ -296,7 +295,7 @@ class TaskManager:
             raise ValueError("submit_only=True needs broker=")
         lease = None if broker_lease is None else _check_timeout(broker_lease)
         timeout = None if broker_timeout is None else _check_timeout(broker_timeout)
-        self.max_workers = _check_max_workers(max_workers, default=default)
+        given = None if max_workers is None else _check_max_workers(max_workers)
         if listener is not None and not callable(listener):
             raise TypeError(f"listener must be callable (or None), got {_type_name(listener)}")
         # Events go to the listener, and to the taskmanager.events logger at
@@ -315,7 +314,7 @@ class TaskManager:
         self._by_class: Dict[type, "Module"] = {}
         namer = None if broker is None else _names.Namer(self)
         self._core = ManagerCore(
-            self.max_workers,
+            given,
             forward,
             level,
             broker,
@@ -327,6 +326,8 @@ class TaskManager:
             result_ttl,
             namer,
         )
+        # The core's default when not given: min(32, CPUs + 4).
+        self.max_workers: int = self._core.max_workers
         # Its modules (for the worker command's --concurrency).
         self._modules: List["weakref.ReferenceType[Module]"] = []
         self._default = self._core.default_module()
@@ -405,20 +406,13 @@ class TaskManager:
         """
         wait = _check_bool(wait, "wait")
         cancel_pending = _check_bool(cancel_pending, "cancel_pending")
-        deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+        limit = None if timeout is None else _check_timeout(timeout)
         self._core.begin_shutdown(cancel_pending)
         if not wait or self._core.is_manager_thread():
             return
-        while True:
-            step = 0.1 if deadline is None else min(0.1, max(0.0, deadline - time.monotonic()))
-            if self._core.await_termination(step):
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                cancelled = self._core.cancel_pending()
-                # With a broker, what this process claimed and did not
-                # finish goes back to the cluster now, not after its lease.
-                self._core.hand_back()
-                raise ShutdownTimedOut(self._core.running_tasks(), cancelled)
+        # The core's one drain loop: at the deadline it cancels what is
+        # queued and, with a broker, hands back what this process claimed.
+        self._core.drain(limit, ShutdownTimedOut)
 
     def run_worker(self, drain_timeout: float = 30.0, concurrency: Optional[int] = None) -> int:
         """Runs this process as a worker until SIGTERM or SIGINT (Ctrl-C);

@@ -7,6 +7,8 @@ import dataclasses
 import logging
 from typing import Any, Callable, List, Optional, Tuple
 
+from ._taskmanager import _shutdown_timed_out_text
+
 _EVENTS = logging.getLogger("taskmanager.events")
 _TRACE = 5  # below DEBUG: a run's start
 
@@ -198,18 +200,11 @@ class ShutdownTimedOut(TimeoutError):
     cancelled; none was running``.
     """
 
+    handed_back: int = 0
+    """With a broker: the claimed tasks handed back to the cluster then."""
+
     def __init__(self, running: List[Tuple[int, str]], cancelled: int) -> None:
-        if cancelled:
-            left_queued = f"{cancelled} queued task(s) not started were cancelled"
-        else:
-            left_queued = "no queued task was cancelled"
-        if running:
-            names = ", ".join(name for _, name in running)
-            message = f"{len(running)} task(s) still running ({names}); {left_queued}"
-        elif cancelled:
-            message = f"{left_queued}; none was running"
-        else:
-            message = "no task was running or queued; the manager's threads had not all exited"
-        super().__init__(f"shutdown timed out: {message}")
+        # The core's words (err.rs), one text in both languages.
+        super().__init__(_shutdown_timed_out_text(list(running), cancelled))
         self.running = running
         self.cancelled = cancelled

@@ -17,9 +17,10 @@ import os
 import signal
 import sys
 import threading
-import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any, List, Optional
+
+from ._types import ShutdownTimedOut
 
 if TYPE_CHECKING:
     from ._api import TaskManager
@@ -71,13 +72,13 @@ def run_worker(manager: "TaskManager", drain_timeout: float, concurrency: Option
         while not stop.wait(0.5):
             pass
         core.begin_shutdown(False)
-        deadline = time.monotonic() + drain_timeout
-        while not core.await_termination(0.1):
-            if time.monotonic() >= deadline:
-                core.cancel_pending()
-                back = core.hand_back()
-                LOG.warning("drain timed out: %d task(s) handed back to the cluster", back)
-                return TIMED_OUT
+        try:
+            # The core's one drain loop; a second signal's _StopNow comes
+            # out of it (signal handlers run between its steps).
+            core.drain(drain_timeout, ShutdownTimedOut)
+        except ShutdownTimedOut as timed_out:
+            LOG.warning("drain timed out: %d task(s) handed back to the cluster", timed_out.handed_back)
+            return TIMED_OUT
         return DRAINED
     except _StopNow as stopped:
         core.begin_shutdown(True)

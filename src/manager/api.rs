@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Manager;
+use super::{Drain, Manager};
 use crate::err::{ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::module::Module;
@@ -179,6 +179,18 @@ impl TaskManager {
                 Ok(())
             }
         }
+    }
+
+    /// After a shutdown has begun: waits for its end until `deadline`
+    /// (None: no limit), asking `interrupted` every 50 ms whether to stop
+    /// waiting (a second signal, a Ctrl-C). The one wait behind
+    /// [`shutdown_timeout`](Self::shutdown_timeout) and
+    /// [`run_worker`](Self::run_worker): at the deadline queued tasks are
+    /// cancelled and, with a broker, what this process claimed and has not
+    /// finished is handed back ([`Drain::TimedOut`]); an interrupted wait
+    /// cancels nothing.
+    pub fn drain(&self, deadline: Option<Instant>, mut interrupted: impl FnMut() -> bool) -> Drain {
+        self.inner.shared.drain(deadline, &mut interrupted)
     }
 
     /// Shuts down without starting anything more: stops accepting, cancels

@@ -6,7 +6,7 @@
 //! See `PROTOCOL.md` for who owns what under which lock.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::err::{ConfigError, ShutdownTimedOut, StartError};
 use crate::pool::{current_task, Pool};
@@ -237,31 +237,80 @@ impl Manager {
     /// `shutdown_timeout`: begins, waits until `deadline`, and past it
     /// cancels what is still queued and reports what still runs. Inside a
     /// task of this manager it waits for everything but that task.
+    /// The one wait for a begun shutdown's end (`shutdown_timeout`,
+    /// `run_worker`, and the Python package's `shutdown` and worker):
+    /// waits in steps of at most [`DRAIN_STEP`], asking `interrupted`
+    /// between them, until every task and thread has ended
+    /// ([`Drain::Ended`]), `interrupted` says so ([`Drain::Interrupted`],
+    /// nothing cancelled), or `deadline` passes: then what is queued is
+    /// cancelled, what this process claimed from a broker is handed back,
+    /// and the report says what was left ([`Drain::TimedOut`]).
+    pub(crate) fn drain(&self, deadline: Option<Instant>, interrupted: &mut dyn FnMut() -> bool) -> Drain {
+        loop {
+            let step = Instant::now() + DRAIN_STEP;
+            let until = deadline.map_or(step, |d| d.min(step));
+            let ended = if self.on_own_thread() {
+                self.wait_threads(Some(until), 1).is_some()
+            } else {
+                self.await_termination(Some(until))
+            };
+            if ended {
+                return Drain::Ended;
+            }
+            if interrupted() {
+                return Drain::Interrupted;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Drain::TimedOut(self.give_up());
+            }
+        }
+    }
+
     pub(crate) fn shutdown_until(&self, deadline: Instant) -> Result<(), ShutdownTimedOut> {
         self.begin_shutdown(false);
-        let ended = if self.on_own_thread() {
-            self.wait_threads(Some(deadline), 1).is_some()
-        } else {
-            self.await_termination(Some(deadline))
-        };
-        if ended {
-            return Ok(());
+        match self.drain(Some(deadline), &mut || false) {
+            Drain::TimedOut(report) => Err(report),
+            Drain::Ended | Drain::Interrupted => Ok(()),
         }
+    }
+
+    /// A bounded wait ran out: cancels what is queued, hands back what was
+    /// claimed from a broker, and says what was left.
+    fn give_up(&self) -> ShutdownTimedOut {
         self.rt.life.give_up();
         let cancelled = self.modules().iter().map(|m| m.cancel_queued()).sum();
+        #[allow(unused_mut)]
+        let mut handed_back = 0;
         #[cfg(feature = "redis")]
         if let Some(broker) = &self.broker {
             // What this process claimed and has not finished goes back to
             // the cluster now, not after a lease.
-            broker.give_up();
+            handed_back = broker.give_up();
         }
         let me = current_task();
         let running: Vec<RunningTask> =
             self.running_tasks().into_iter().filter(|t| Some(t.id) != me).collect();
-        Err(ShutdownTimedOut { still_running: running.len(), cancelled, running })
+        ShutdownTimedOut { still_running: running.len(), cancelled, running, handed_back }
     }
 
     pub(crate) fn running_tasks(&self) -> Vec<RunningTask> {
         self.modules().iter().flat_map(|m| m.running()).collect()
     }
+}
+
+/// How often [`Shared::drain`] asks whether it was interrupted: also how
+/// soon a Ctrl-C reaches a Python `shutdown()` that waits.
+pub(crate) const DRAIN_STEP: Duration = Duration::from_millis(50);
+
+/// How a wait for a shutdown's end ended (see [`TaskManager::drain`]).
+#[derive(Debug)]
+pub enum Drain {
+    /// Every task and thread ended.
+    Ended,
+    /// The deadline passed first: queued tasks were cancelled and what was
+    /// claimed from a broker handed back; the report says what was left.
+    TimedOut(ShutdownTimedOut),
+    /// The caller's `interrupted` said to stop waiting; nothing was
+    /// cancelled.
+    Interrupted,
 }

@@ -63,6 +63,7 @@ fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lifetime::_finalizing, m)?)?;
     m.add_function(wrap_pyfunction!(lifetime::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(lifetime::_exit_with_sigint_at_end, m)?)?;
+    m.add_function(wrap_pyfunction!(manager::_shutdown_timed_out_text, m)?)?;
     m.add_class::<ModuleCore>()?;
     m.add_class::<TaskCore>()?;
     m.add_class::<RecurringCore>()?;

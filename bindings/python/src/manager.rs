@@ -2,12 +2,12 @@
 //! GIL batches and its events.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use taskmanager::{BatchRunner, Event, Stats, TaskManager, TaskState};
+use taskmanager::{BatchRunner, Drain, Event, RunningTask, ShutdownTimedOut, Stats, TaskManager, TaskState};
 
 use crate::broker::Named;
 use crate::module::ModuleCore;
@@ -116,11 +116,11 @@ impl ManagerCore {
     /// what) -> (ModuleCore, name)` names a broker's tasks (see
     /// `taskmanager._names`).
     #[new]
-    #[pyo3(signature = (default_max_workers, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None))]
+    #[pyo3(signature = (default_max_workers=None, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None))]
     // The Python constructor's keywords, one to one.
     #[allow(clippy::too_many_arguments)]
     fn new(
-        default_max_workers: usize,
+        default_max_workers: Option<usize>,
         forward: Option<Py<PyAny>>,
         level: u32,
         broker: Option<&str>,
@@ -137,8 +137,11 @@ impl ManagerCore {
             (Some(_), None) => return Err(PyValueError::new_err("a broker needs namer=")),
             (None, _) => None,
         };
-        let mut builder =
-            TaskManager::builder().batch_runner(Arc::new(GilBatch)).default_max_workers(default_max_workers);
+        // None: the core's default (one rule for both languages).
+        let mut builder = TaskManager::builder().batch_runner(Arc::new(GilBatch));
+        if let Some(max_workers) = default_max_workers {
+            builder = builder.default_max_workers(max_workers);
+        }
         if let Some(url) = broker {
             builder = builder.broker(url);
             if let Some(prefix) = prefix {
@@ -170,6 +173,12 @@ impl ManagerCore {
             named.claim_module(manager.default_module().name())?;
         }
         Ok(ManagerCore { manager, outstanding: Arc::default(), named })
+    }
+
+    /// The default module's `max_workers`.
+    #[getter]
+    fn max_workers(&self) -> usize {
+        self.manager.default_module().max_workers()
     }
 
     fn start(&self) -> PyResult<()> {
@@ -206,6 +215,38 @@ impl ManagerCore {
     /// not finished back to the cluster (0 without a broker).
     fn hand_back(&self, py: Python<'_>) -> usize {
         lifetime::detach(py, || self.manager.hand_back_claimed())
+    }
+
+    /// After `begin_shutdown`: waits for the end, at most `timeout` seconds
+    /// (None: no limit), through the core's one drain loop (see
+    /// `TaskManager::drain`). Python's signal handlers run every step, so
+    /// Ctrl-C (or a worker's second signal) interrupts it with their
+    /// exception. At the deadline, raises `timed_out(running, cancelled)`
+    /// (`taskmanager.ShutdownTimedOut`) with `handed_back` set: queued
+    /// tasks were cancelled, claimed ones handed back to the cluster.
+    #[pyo3(signature = (timeout, timed_out))]
+    fn drain(&self, py: Python<'_>, timeout: Option<f64>, timed_out: &Bound<'_, PyAny>) -> PyResult<()> {
+        let deadline = timeout.map(checks::seconds).transpose()?.and_then(|t| Instant::now().checked_add(t));
+        let mut raised: Option<PyErr> = None;
+        let end = lifetime::detach(py, || {
+            self.manager.drain(deadline, || {
+                raised = lifetime::attach(|py| py.check_signals().err()).flatten();
+                raised.is_some()
+            })
+        });
+        match end {
+            Drain::Ended => Ok(()),
+            Drain::Interrupted => {
+                Err(raised.unwrap_or_else(|| PyRuntimeError::new_err("the wait was interrupted")))
+            }
+            Drain::TimedOut(report) => {
+                let running: Vec<(u64, String)> =
+                    report.running.into_iter().map(|t| (t.id, t.name)).collect();
+                let error = timed_out.call1((running, report.cancelled))?;
+                error.setattr("handed_back", report.handed_back)?;
+                Err(PyErr::from_value(error))
+            }
+        }
     }
 
     /// Waits up to `timeout` seconds for the end; true if it ended.
@@ -312,4 +353,12 @@ impl Drop for ManagerCore {
         // Workers may need the GIL to finish: wait for them detached.
         Python::attach(|py| lifetime::detach(py, || self.manager.shutdown()));
     }
+}
+
+/// The text of `taskmanager.ShutdownTimedOut`: the core's, for `running`
+/// (`(id, name)` pairs) and `cancelled`.
+#[pyfunction]
+pub(crate) fn _shutdown_timed_out_text(running: Vec<(u64, String)>, cancelled: usize) -> String {
+    let running: Vec<RunningTask> = running.into_iter().map(|(id, name)| RunningTask { id, name }).collect();
+    ShutdownTimedOut { still_running: running.len(), cancelled, running, handed_back: 0 }.to_string()
 }
