@@ -5,8 +5,9 @@
     python broker_app.py                              # submits, prints who ran each
 
 Every process imports this same file, so the names are the same everywhere:
-``Mailer.send`` (a method of a Module subclass) and ``broker_app:shout`` (a
-function registered with ``@manager.task``). The manager is ``submit_only``:
+the task ``send`` of the module ``broker_app:Mailer`` (a public method of a
+Module subclass) and ``broker_app:shout`` (a function registered with
+``@manager.task``). The manager is ``submit_only``:
 a process that runs this file only submits; the worker command makes its
 process a worker.
 """
