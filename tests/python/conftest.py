@@ -9,13 +9,19 @@ Tests that need Redis take ``redis_server``: a real ``redis-server`` on a
 free loopback port without persistence (redis_harness.py), stopped when the
 test ends, whatever its outcome. Without the binary they fail (never skip),
 saying how to install it.
+
+Tests of the public API that must behave alike with and without a broker
+take ``tm``: a factory of started TaskManagers in the mode of the ``mode``
+parameter, ``"inprocess"`` or ``"redis"`` (against one ``redis-server`` for
+the session, each manager under a key prefix of its own). See ``tm``.
 """
 
 import threading
+import uuid
 
 import pytest
 
-from taskmanager import Module, TaskManager
+from taskmanager import Module, ShutdownTimedOut, TaskManager
 
 from redis_harness import RedisServer, start_for_test
 
@@ -77,3 +83,67 @@ def redis_server_factory():
     finally:
         for server in servers:
             server.stop()
+
+
+MODES = ("inprocess", "redis")
+# How long a parity test's teardown waits for its managers' running tasks.
+TEARDOWN_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="session")
+def session_redis():
+    """One ``redis-server`` for every parity test of the session (started
+    at the first that needs it); tests keep apart by key prefix. Fails
+    (never skips) without the binary, as ``redis_server``."""
+    server = start_for_test()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=MODES)
+def mode(request):
+    """The mode a parity test runs in: ``"inprocess"`` or ``"redis"``.
+    Override per test with ``@pytest.mark.parametrize("mode", [...],
+    indirect=True)`` (e.g. to mark one mode xfail)."""
+    return request.param
+
+
+@pytest.fixture
+def tm(mode, request, gate):
+    """``make(max_workers=None, start=True, **options)``: a TaskManager in
+    this test's mode (with ``"redis"``, ``broker=`` the session's server and
+    a fresh ``broker_prefix``; ``options`` go to the constructor), started
+    unless ``start=False``. Also ``make.mode`` and ``make.url`` (the Redis
+    URL, or None). At teardown ``gate`` is set, then each manager is shut
+    down with ``cancel_pending=True`` within 10 s (a manager whose tasks are
+    still running then fails the test with ShutdownTimedOut, never hangs
+    it)."""
+    url = request.getfixturevalue("session_redis").url if mode == "redis" else None
+    made = []
+
+    def make(max_workers=None, start=True, **options):
+        if url is not None:
+            options.setdefault("broker", url)
+            options.setdefault("broker_prefix", f"parity-{uuid.uuid4().hex}")
+        manager = TaskManager(max_workers, **options)
+        made.append(manager)
+        if start:
+            manager.start_thread()
+        return manager
+
+    make.mode = mode
+    make.url = url
+    try:
+        yield make
+    finally:
+        gate.set()
+        errors = []
+        for manager in made:
+            try:
+                manager.shutdown(cancel_pending=True, timeout=TEARDOWN_TIMEOUT)
+            except ShutdownTimedOut as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
