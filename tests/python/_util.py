@@ -65,3 +65,41 @@ def settle(read, quiet=0.1, timeout=SOON):
             return value
         value = again
     return value
+
+
+# State shared between a test and its tasks in both modes of the parity
+# tests (conftest.py's ``tm`` and ``token``): with a broker a task gets only
+# JSON arguments, so it finds the test's list and gate by a token. The
+# worker is the test's own process, so it sees these dicts.
+SEEN = {}
+GATES = {}
+_SEEN_LOCK = threading.Lock()
+
+
+def note(token, value):
+    """Appends ``value`` to what the test of ``token`` has seen."""
+    with _SEEN_LOCK:
+        SEEN[token].append(value)
+
+
+def seen(token):
+    """A copy of what the test of ``token`` has seen so far."""
+    with _SEEN_LOCK:
+        return list(SEEN[token])
+
+
+def new_token():
+    import uuid
+
+    token = uuid.uuid4().hex
+    with _SEEN_LOCK:
+        SEEN[token] = []
+    GATES[token] = threading.Event()
+    return token
+
+
+def drop_token(token):
+    """Opens the token's gate and forgets its state."""
+    GATES.pop(token).set()
+    with _SEEN_LOCK:
+        SEEN.pop(token, None)

@@ -23,6 +23,7 @@ import pytest
 
 from taskmanager import Module, ShutdownTimedOut, TaskManager
 
+from _util import drop_token, new_token
 from redis_harness import RedisServer, start_for_test
 
 
@@ -147,3 +148,17 @@ def tm(mode, request, gate):
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+@pytest.fixture
+def token(tm):
+    """A key into ``_util.SEEN`` (what the test's tasks saw: ``note``,
+    ``seen``) and ``_util.GATES`` (an event its tasks may wait on), passed
+    to tasks as a JSON argument. The gate opens at teardown, before the
+    managers shut down (this fixture depends on ``tm``, so it is torn down
+    first)."""
+    key = new_token()
+    try:
+        yield key
+    finally:
+        drop_token(key)

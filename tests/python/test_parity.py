@@ -27,30 +27,13 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-import uuid
 from decimal import Decimal
 
 import pytest
 
 from taskmanager import Module, RecurringHandle, RemoteError, SharedSchedule
 
-from _util import SOON, wait_until
-
-# What a test's tasks saw, and the gates they wait on, by token.
-SEEN = {}
-GATES = {}
-LOCK = threading.Lock()
-
-
-def seen(token):
-    with LOCK:
-        return list(SEEN[token])
-
-
-def note(token, value):
-    with LOCK:
-        SEEN[token].append(value)
-
+from _util import GATES, SOON, note, seen, wait_until
 
 class Jobs(Module):
     """The tasks of the parity tests (one instance per manager)."""
@@ -105,23 +88,6 @@ def add(a, b):
 async def add_async(a, b):
     await asyncio.sleep(0.001)
     return a + b
-
-
-@pytest.fixture
-def token(tm):
-    """A key into SEEN and GATES for this test; its gate is opened at
-    teardown, before the managers shut down (this fixture depends on
-    ``tm``, so it is torn down first)."""
-    key = uuid.uuid4().hex
-    with LOCK:
-        SEEN[key] = []
-    GATES[key] = threading.Event()
-    try:
-        yield key
-    finally:
-        GATES.pop(key).set()
-        with LOCK:
-            SEEN.pop(key)
 
 
 def jobs_of(tm, max_workers=4):
