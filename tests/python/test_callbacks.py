@@ -1,14 +1,74 @@
 """Callbacks: forms accepted, order, the value they receive, and what a
-failing callback does."""
+failing callback does.
 
+The tests taking ``tm`` run in both modes (in-process and with a Redis
+broker, conftest.py): their tasks and callbacks are methods of the
+module-level ``Calls`` Module subclass, with JSON arguments, and record
+what they see under the test's ``token`` (_util.SEEN). The others use
+lambdas, builtins or closures (which only run in-process) or a
+RecurringHandle's counters."""
+
+import itertools
 import logging
 import threading
 
 import pytest
 
-from taskmanager import TaskManager
+from taskmanager import Module, RemoteError, TaskManager
 
-from _util import SOON, Recorder, wait_until
+from _util import SOON, Recorder, note, seen, wait_until
+
+# Counters of recurring tests, by token.
+COUNTERS = {}
+# Handles a callback submitted, by token.
+FOLLOW = {}
+
+
+class Calls(Module):
+    """Tasks and callbacks of the tests run in both modes. Tasks return
+    ``[token, value]`` (their callbacks find the test by it)."""
+
+    def tagged(self, token, value):
+        return [token, value]
+
+    def fail_with(self, token, message):
+        raise ZeroDivisionError(message)
+
+    def count(self, token):
+        return [token, next(COUNTERS[token])]
+
+    def a(self, result):
+        note(result[0], ("a", result[1]))
+
+    def b(self, result):
+        note(result[0], ("b", result[1]))
+
+    def c(self, result):
+        note(result[0], ("c", result[1]))
+
+    def slow(self, result):
+        threading.Event().wait(0.05)
+        note(result[0], ("slow", result[1]))
+
+    def failing(self, result):
+        note(result[0], ("failing", result[1]))
+        raise CallbackError(f"callback failed on {result[1]}")
+
+    def second_failure(self, result):
+        raise KeyError("second")
+
+    def submit_more(self, result):
+        token, value = result
+        FOLLOW[token] = self.add_task(self.tagged, args=[token, value * 2], callback=self.a)
+
+
+def calls_of(tm, max_workers=4):
+    manager = tm()
+    return manager, Calls(task_manager=manager, max_workers=max_workers)
+
+
+def values(token):
+    return [v for _, v in seen(token)]
 
 
 def tagged(log, tag):
@@ -19,7 +79,17 @@ def tagged(log, tag):
 
 
 @pytest.mark.parametrize("form", [list, tuple])
-def test_callbacks_sequence_in_order(module, form):
+def test_callbacks_sequence_in_order(tm, token, form):
+    _, calls = calls_of(tm)
+    h = calls.add_task(calls.tagged, args=[token, {"v": 1}], callback=form([calls.a, calls.b, calls.c]))
+    assert h.result(SOON) == [token, {"v": 1}]
+    assert seen(token) == [("a", {"v": 1}), ("b", {"v": 1}), ("c", {"v": 1})]
+
+
+@pytest.mark.parametrize("form", [list, tuple])
+def test_callbacks_get_the_very_object_returned(module, form):
+    """In-process only: with a broker the value crosses as JSON (the
+    handle's result is a copy)."""
     log = []
     h = module.add_task(lambda: {"v": 1}, callback=form([tagged(log, "a"), tagged(log, "b"), tagged(log, "c")]))
     value = h.result(SOON)
@@ -29,34 +99,32 @@ def test_callbacks_sequence_in_order(module, form):
     assert all(v is value for _, v in log)
 
 
-def test_single_callable_callback(module):
-    seen = Recorder()
-    assert module.add_task(lambda: 5, callback=seen).result(SOON) == 5
-    assert seen.snapshot() == [5]
+def test_single_callable_callback(tm, token):
+    _, calls = calls_of(tm)
+    assert calls.add_task(calls.tagged, args=[token, 5], callback=calls.a).result(SOON) == [token, 5]
+    assert seen(token) == [("a", 5)]
 
 
 @pytest.mark.parametrize("callback", [None, [], ()])
-def test_no_callbacks(module, callback):
-    assert module.add_task(lambda: "v", callback=callback).result(SOON) == "v"
+def test_no_callbacks(tm, token, callback):
+    _, calls = calls_of(tm)
+    assert calls.add_task(calls.tagged, args=[token, "v"], callback=callback).result(SOON) == [token, "v"]
 
 
 def test_callback_gets_none_return(module):
+    """In-process only: a callback that finds its test by the value needs
+    a value with the token in it."""
     seen = Recorder()
     module.add_task(lambda: None, callback=seen).result(SOON)
     assert seen.snapshot() == [None]
 
 
-def test_callbacks_run_before_handle_is_done(module):
+def test_callbacks_run_before_handle_is_done(tm, token):
     """result() returning means every callback has run."""
-    log = []
-
-    def slow_cb(value):
-        threading.Event().wait(0.05)
-        log.append(value)
-
-    h = module.add_task(lambda: 3, callback=[slow_cb, slow_cb])
-    assert h.result(SOON) == 3
-    assert log == [3, 3]
+    _, calls = calls_of(tm)
+    h = calls.add_task(calls.tagged, args=[token, 3], callback=[calls.slow, calls.slow])
+    assert h.result(SOON) == [token, 3]
+    assert seen(token) == [("slow", 3), ("slow", 3)]
 
 
 def test_callback_bound_methods_and_builtins(module):
@@ -66,36 +134,50 @@ def test_callback_bound_methods_and_builtins(module):
     assert out == ["x"]
 
 
-def test_callback_same_callable_twice(module):
-    seen = Recorder()
-    module.add_task(lambda: 1, callback=[seen, seen]).result(SOON)
-    assert seen.snapshot() == [1, 1]
+def test_callback_same_callable_twice(tm, token):
+    _, calls = calls_of(tm)
+    calls.add_task(calls.tagged, args=[token, 1], callback=[calls.a, calls.a]).result(SOON)
+    assert seen(token) == [("a", 1), ("a", 1)]
 
 
-def test_callbacks_not_called_when_method_raises(module):
-    seen = Recorder()
-    h = module.add_task(lambda: 1 / 0, callback=[seen])
-    with pytest.raises(ZeroDivisionError):
-        h.result(SOON)
-    assert seen.snapshot() == []
+def test_callbacks_not_called_when_method_raises(tm, token):
+    _, calls = calls_of(tm)
+    h = calls.add_task(calls.fail_with, args=[token, "division"], callback=[calls.a])
+    if tm.mode == "inprocess":
+        with pytest.raises(ZeroDivisionError):
+            h.result(SOON)
+    else:
+        with pytest.raises(RemoteError) as info:
+            h.result(SOON)
+        assert info.value.kind == "ZeroDivisionError"
+    assert seen(token) == []
 
 
-def test_callbacks_on_schedule_and_dict_forms(manager, module):
-    seen = Recorder()
-    manager.add_task({"method": lambda: "d", "callback": [seen]}).result(SOON)
-    manager.schedule_task({"method": lambda: "s", "delay": 0.01, "callback": (seen,)}).result(SOON)
-    module.schedule_task(lambda: "m", 0.01, callback=seen).result(SOON)
-    assert sorted(seen.snapshot()) == ["d", "m", "s"]
+def test_callbacks_on_schedule_and_dict_forms(tm, token):
+    manager, calls = calls_of(tm)
+    manager.task(tagged_function)
+    manager.add_task({"method": tagged_function, "args": [token, "d"], "callback": [calls.a]}).result(SOON)
+    manager.schedule_task(
+        {"method": tagged_function, "args": [token, "s"], "delay": 0.01, "callback": (calls.a,)}
+    ).result(SOON)
+    calls.schedule_task(calls.tagged, 0.01, args=[token, "m"], callback=calls.a).result(SOON)
+    assert sorted(values(token)) == ["d", "m", "s"]
 
 
-def test_recurring_callbacks_each_run(module):
-    seen = Recorder()
-    count = iter(range(1000))
-    h = module.schedule_task(lambda: next(count), 0.02, reoccurring=True, callback=seen)
-    assert wait_until(lambda: len(seen) >= 3)
-    h.cancel()
-    values = seen.snapshot()
-    assert values[:3] == [0, 1, 2]
+def tagged_function(token, value):
+    return [token, value]
+
+
+def test_recurring_callbacks_each_run(tm, token):
+    _, calls = calls_of(tm)
+    COUNTERS[token] = itertools.count()
+    try:
+        h = calls.schedule_task(calls.count, 0.02, args=[token], reoccurring=True, callback=calls.a)
+        assert wait_until(lambda: len(seen(token)) >= 3)
+        h.cancel()
+        assert values(token)[:3] == [0, 1, 2]
+    finally:
+        COUNTERS.pop(token)
 
 
 class CallbackError(Exception):
@@ -104,6 +186,28 @@ class CallbackError(Exception):
 
 def failing_callback(value):
     raise CallbackError(f"callback failed on {value}")
+
+
+def test_failing_callback_later_ones_run_result_raises(tm, token, caplog):
+    caplog.set_level(logging.ERROR, logger="taskmanager")
+    _, calls = calls_of(tm)
+    h = calls.add_task(
+        calls.tagged, args=[token, 9], callback=[calls.a, calls.failing, calls.b, calls.second_failure, calls.b]
+    )
+    if tm.mode == "inprocess":
+        with pytest.raises(CallbackError, match="callback failed on 9") as info:
+            h.result(SOON)
+        # The first callback exception is the handle's, the same object each time.
+        assert h.exception() is info.value
+    else:
+        with pytest.raises(RemoteError) as info:
+            h.result(SOON)
+        assert (info.value.kind, info.value.message) == ("CallbackError", "callback failed on 9")
+    assert seen(token) == [("a", 9), ("failing", 9), ("b", 9), ("b", 9)]  # later callbacks still ran
+    # Each failure is logged once, with its traceback, where it ran.
+    records = [r for r in caplog.records if r.name == "taskmanager"]
+    assert [type(r.exc_info[1]) for r in records] == [CallbackError, KeyError]
+    assert all(r.levelno >= logging.ERROR for r in records)
 
 
 def test_failing_callback_logged_later_ones_run_result_raises(module, caplog):
@@ -142,11 +246,12 @@ def test_failing_callback_log_has_traceback(module, caplog):
     assert "failing_callback" in caplog.text
 
 
-def test_failing_callback_does_not_break_worker(single, caplog):
+def test_failing_callback_does_not_break_worker(tm, token, caplog):
     caplog.set_level(logging.CRITICAL, logger="taskmanager")
-    with pytest.raises(CallbackError):
-        single.add_task(lambda: 1, callback=failing_callback).result(SOON)
-    assert single.add_task(lambda: "alive").result(SOON) == "alive"
+    _, calls = calls_of(tm, max_workers=1)
+    failed = calls.add_task(calls.tagged, args=[token, 1], callback=calls.failing)
+    assert failed.exception(SOON) is not None
+    assert calls.add_task(calls.tagged, args=[token, "alive"]).result(SOON) == [token, "alive"]
 
 
 def test_failing_callback_in_recurring_counts_as_failure(module, caplog):
@@ -156,6 +261,16 @@ def test_failing_callback_in_recurring_counts_as_failure(module, caplog):
     h.cancel()
     assert isinstance(h.last_exception, CallbackError)
     assert h.runs >= h.failures >= 2
+
+
+def test_a_callback_may_submit_more_work(tm, token):
+    _, calls = calls_of(tm)
+    try:
+        calls.add_task(calls.tagged, args=[token, 21], callback=calls.submit_more).result(SOON)
+        assert FOLLOW[token].result(SOON) == [token, 42]
+        assert wait_until(lambda: seen(token) == [("a", 42)]), seen(token)
+    finally:
+        FOLLOW.pop(token, None)
 
 
 def test_callback_may_submit_more_work(manager, module):
