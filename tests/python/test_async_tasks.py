@@ -1,6 +1,11 @@
 """``async def`` methods and callbacks: their coroutines run to completion on
 the worker, on an event loop the worker thread keeps, and their values and
-exceptions are the task's."""
+exceptions are the task's.
+
+The tests taking ``tm`` run in both modes (in-process and with a Redis
+broker, conftest.py) through the module-level ``Async`` Module subclass and
+the registered ``double``; the others need closures, loop objects or a
+RecurringHandle's counters, which only exist in-process."""
 
 import asyncio
 import gc
@@ -10,9 +15,12 @@ import warnings
 
 import pytest
 
-from taskmanager import Module, TaskManager
+from taskmanager import Module, RemoteError, TaskManager
 
-from _util import SOON, Recorder, settle, wait_until
+from _util import GATES, SOON, Recorder, note, seen, settle, wait_until
+
+# Barriers of the tests run in both modes, by token.
+BARRIERS = {}
 
 
 class Boom(Exception):
@@ -34,6 +42,67 @@ async def running_loop():
     return asyncio.get_running_loop()
 
 
+class Async(Module):
+    """The tasks of the tests run in both modes (one per manager)."""
+
+    async def double(self, x):
+        return await double(x)
+
+    def returns_a_coroutine(self, x):
+        return double(x)
+
+    async def failing(self):
+        await failing()
+
+    async def record(self, token, value):
+        await asyncio.sleep(0.001)
+        note(token, value)  # after an await: only a coroutine that runs gets here
+        return value
+
+    def echo(self, token, value):
+        return [token, value]
+
+    async def async_callback(self, result):
+        await asyncio.sleep(0.001)
+        note(result[0], ("async", result[1]))
+
+    def sync_callback(self, result):
+        note(result[0], ("sync", result[1]))
+
+    async def bad_callback(self, result):
+        raise Boom(f"callback got {result[1]}")
+
+    async def inside(self):
+        loop = asyncio.get_running_loop()
+        assert asyncio.get_event_loop() is loop
+        await asyncio.sleep(0.001)
+        return [loop.is_running(), threading.current_thread().name]
+
+    async def loop_id(self):
+        await asyncio.sleep(0)
+        return id(asyncio.get_running_loop())
+
+    async def meet(self, token):
+        BARRIERS[token].wait()  # the two run at once, on two workers
+        return await self.loop_id()
+
+    async def start_background(self, token):
+        async def background():
+            await asyncio.sleep(0.01)
+            GATES[token].set()
+
+        asyncio.get_running_loop().create_task(background())
+
+    async def wait_a_little(self):
+        await asyncio.sleep(0.05)
+
+
+def async_of(tm, max_workers=4):
+    manager = tm()
+    manager.task(double)
+    return manager, Async(task_manager=manager, max_workers=max_workers)
+
+
 class NoUnawaited:
     """Records warnings (from every thread) and fails if a coroutine was
     never awaited, once garbage is collected."""
@@ -49,6 +118,104 @@ class NoUnawaited:
         self._catch.__exit__(*exc)
         unawaited = [str(w.message) for w in self.caught if "never awaited" in str(w.message)]
         assert unawaited == [], unawaited
+
+
+def test_result_of_an_async_task_in_both_modes(tm):
+    manager, mod = async_of(tm)
+    with NoUnawaited():
+        assert mod.add_task(mod.double, args=(21,)).result(SOON) == 42
+        assert mod.schedule_task(mod.double, 0.01, kwargs={"x": 4}).result(SOON) == 8
+        assert mod.schedule_task(mod.double, 60, args=(1,), run_now=True).result(SOON) == 2
+        assert manager.add_task({"method": double, "args": (5,)}).result(SOON) == 10
+        assert manager.schedule_task({"method": double, "args": (6,), "delay": 0}).result(SOON) == 12
+
+
+def test_a_method_returning_a_coroutine_is_awaited_in_both_modes(tm):
+    _, mod = async_of(tm)
+    with NoUnawaited():
+        assert mod.add_task(mod.returns_a_coroutine, args=[3]).result(SOON) == 6
+
+
+def test_a_recurring_async_task_runs_its_body_in_both_modes(tm, token):
+    _, mod = async_of(tm)
+    with NoUnawaited():
+        h = mod.schedule_task(mod.record, 0.02, args=[token, "ran"], reoccurring=True)
+        assert wait_until(lambda: len(seen(token)) >= 3)
+        assert h.cancel()
+
+
+def test_async_callbacks_are_awaited_with_the_value_in_both_modes(tm, token):
+    _, mod = async_of(tm)
+    with NoUnawaited():
+        h = mod.add_task(mod.echo, args=[token, 10], callback=[mod.async_callback, mod.sync_callback])
+        assert h.result(SOON) == [token, 10]
+        assert seen(token) == [("async", 10), ("sync", 10)]
+
+
+def test_a_recurring_async_callback_in_both_modes(tm, token):
+    _, mod = async_of(tm)
+    with NoUnawaited():
+        h = mod.schedule_task(mod.echo, 0.02, args=[token, 2], callback=mod.async_callback, reoccurring=True)
+        assert wait_until(lambda: len(seen(token)) >= 2)
+        assert h.cancel()
+        assert set(seen(token)) == {("async", 2)}
+
+
+def test_an_exception_in_a_coroutine_goes_to_the_handle_in_each_modes_form(tm):
+    _, mod = async_of(tm)
+    with NoUnawaited():
+        h = mod.add_task(mod.failing)
+        exc = h.exception(SOON)
+        if tm.mode == "inprocess":
+            assert isinstance(exc, Boom) and str(exc) == "in a coroutine"
+        else:
+            assert isinstance(exc, RemoteError)
+            assert (exc.kind, exc.message) == ("Boom", "in a coroutine")
+            # The traceback reaches into the coroutine.
+            assert "in failing" in exc.remote_traceback
+
+
+def test_an_exception_in_an_async_callback_goes_to_the_handle_in_both_modes(tm, token):
+    _, mod = async_of(tm)
+    with NoUnawaited():
+        h = mod.add_task(mod.echo, args=[token, 7], callback=[mod.bad_callback, mod.sync_callback])
+        exc = h.exception(SOON)
+        if tm.mode == "inprocess":
+            assert isinstance(exc, Boom) and str(exc) == "callback got 7"
+        else:
+            assert isinstance(exc, RemoteError) and (exc.kind, exc.message) == ("Boom", "callback got 7")
+        assert seen(token) == [("sync", 7)]  # the callbacks after it still ran
+
+
+def test_get_running_loop_inside_in_both_modes(tm):
+    _, mod = async_of(tm)
+    running, thread = mod.add_task(mod.inside).result(SOON)
+    assert running
+    assert thread != threading.main_thread().name
+
+
+def test_the_loop_is_reused_across_a_workers_tasks_in_both_modes(tm):
+    _, mod = async_of(tm, max_workers=1)
+    with NoUnawaited():
+        handles = [mod.add_task(mod.loop_id) for _ in range(5)]
+        assert len({h.result(SOON) for h in handles}) == 1
+
+
+def test_workers_have_loops_of_their_own_in_both_modes(tm, token):
+    _, mod = async_of(tm, max_workers=2)
+    BARRIERS[token] = threading.Barrier(2, timeout=SOON)
+    try:
+        first, second = mod.add_task(mod.meet, args=[token]), mod.add_task(mod.meet, args=[token])
+        assert first.result(SOON) != second.result(SOON)
+    finally:
+        BARRIERS.pop(token).abort()
+
+
+def test_tasks_a_coroutine_leaves_go_on_with_the_next_in_both_modes(tm, token):
+    _, mod = async_of(tm, max_workers=1)
+    mod.add_task(mod.start_background, args=[token]).result(SOON)
+    mod.add_task(mod.wait_a_little).result(SOON)
+    assert GATES[token].is_set()
 
 
 def test_result_of_an_async_task(module, manager):
@@ -242,7 +409,8 @@ def test_the_loop_is_closed_when_the_worker_exits():
     ],
     ids=["add_task", "schedule_task", "recurring", "dict add_task", "dict schedule_task"],
 )
-def test_a_coroutine_object_as_method_is_a_type_error(manager, module, submit):
+def test_a_coroutine_object_as_method_is_a_type_error(tm, submit):
+    manager, module = async_of(tm)
     with NoUnawaited():
         coro = double(1)
         message = r"^method must be callable, got a coroutine object .*pass the async function itself: double, not "
@@ -254,11 +422,12 @@ def test_a_coroutine_object_as_method_is_a_type_error(manager, module, submit):
 
 
 @pytest.mark.parametrize("callback, name", [("one", r"callback"), ("list", r"callback\[1\]")])
-def test_a_coroutine_object_as_callback_is_a_type_error(module, callback, name):
+def test_a_coroutine_object_as_callback_is_a_type_error(tm, callback, name):
+    _, module = async_of(tm)
     with NoUnawaited():
         coro = double(1)
-        given = coro if callback == "one" else [print, coro]
+        given = coro if callback == "one" else [module.sync_callback, coro]
         with pytest.raises(TypeError, match=rf"^{name} must be callable, got a coroutine object"):
-            module.add_task(print, callback=given)
+            module.add_task(module.echo, args=["t", 1], callback=given)
         assert coro.cr_frame is None
         del coro, given
