@@ -104,20 +104,25 @@ def test_recurring_that_always_raises_keeps_running(module, caplog):
 
 # --- bad arguments -----------------------------------------------------------------------
 
-# The ways to submit, each as f(module-or-manager kwargs) -> handle.
-def _mod_add(ctx, method=print, **kw):
-    return ctx["module"].add_task(method, **kw)
+# The ways to submit, each as f(module-or-manager kwargs) -> handle; the
+# method defaults to the context's (``print`` in-process).
+_DEFAULT = object()
 
 
-def _mod_sched(ctx, method=print, delay=1, **kw):
-    return ctx["module"].schedule_task(method, delay, **kw)
+def _mod_add(ctx, method=_DEFAULT, **kw):
+    return ctx["module"].add_task(ctx["method"] if method is _DEFAULT else method, **kw)
 
 
-def _dict_add(ctx, method=print, **kw):
-    return ctx["manager"].add_task({"method": method, **kw})
+def _mod_sched(ctx, method=_DEFAULT, delay=1, **kw):
+    return ctx["module"].schedule_task(ctx["method"] if method is _DEFAULT else method, delay, **kw)
 
 
-def _dict_sched(ctx, method=print, delay=1, **kw):
+def _dict_add(ctx, method=_DEFAULT, **kw):
+    return ctx["manager"].add_task({"method": ctx["method"] if method is _DEFAULT else method, **kw})
+
+
+def _dict_sched(ctx, method=_DEFAULT, delay=1, **kw):
+    method = ctx["method"] if method is _DEFAULT else method
     return ctx["manager"].schedule_task({"method": method, "delay": delay, **kw})
 
 
@@ -127,92 +132,112 @@ SCHED_FORMS = [_mod_sched, _dict_sched]
 
 @pytest.fixture
 def ctx(manager, module):
-    return {"manager": manager, "module": module}
+    """In-process: any callable runs."""
+    return {"manager": manager, "module": module, "method": print, "callback": print}
+
+
+class Target(Module):
+    """The method and callback of ``both`` (named, so they run with a broker)."""
+
+    def run(self, *args, **kwargs):
+        return None
+
+    def callback(self, value):
+        return None
+
+
+@pytest.fixture
+def both(tm):
+    """As ``ctx``, in both modes (conftest.py's ``mode``): the argument
+    checks are one path, with or without a broker."""
+    manager = tm()
+    module = Target(task_manager=manager, max_workers=4)
+    return {"manager": manager, "module": module, "method": module.run, "callback": module.callback}
 
 
 @pytest.mark.parametrize("form", ADD_FORMS)
 @pytest.mark.parametrize("method", [None, 42, "print", [print], (print,)])
-def test_bad_method(ctx, form, method):
+def test_bad_method(both, form, method):
     with pytest.raises(TypeError, match="method"):
-        form(ctx, method=method)
+        form(both, method=method)
 
 
 @pytest.mark.parametrize("form", ADD_FORMS)
 @pytest.mark.parametrize("callback", [42, "print", object(), {"cb": print}])
-def test_bad_callback(ctx, form, callback):
+def test_bad_callback(both, form, callback):
     with pytest.raises(TypeError, match="callback"):
-        form(ctx, callback=callback)
+        form(both, callback=callback)
 
 
 @pytest.mark.parametrize("form", ADD_FORMS)
 @pytest.mark.parametrize("container", [list, tuple])
-def test_bad_callback_in_sequence_names_index(ctx, form, container):
+def test_bad_callback_in_sequence_names_index(both, form, container):
     with pytest.raises(TypeError, match=r"callback\[1\]"):
-        form(ctx, callback=container([print, "not callable", print]))
+        form(both, callback=container([both["callback"], "not callable", both["callback"]]))
     with pytest.raises(TypeError, match=r"callback\[0\]"):
-        form(ctx, callback=container([None]))
+        form(both, callback=container([None]))
 
 
 @pytest.mark.parametrize("form", ADD_FORMS)
 @pytest.mark.parametrize("args", ["abc", 5, {"a": 1}, {1, 2}, b"xy"])
-def test_bad_args(ctx, form, args):
+def test_bad_args(both, form, args):
     with pytest.raises(TypeError, match="args"):
-        form(ctx, args=args)
+        form(both, args=args)
 
 
 @pytest.mark.parametrize("form", ADD_FORMS)
 @pytest.mark.parametrize("kwargs", [[("a", 1)], "a=1", 3, ("a",)])
-def test_bad_kwargs_type(ctx, form, kwargs):
+def test_bad_kwargs_type(both, form, kwargs):
     with pytest.raises(TypeError, match="kwargs"):
-        form(ctx, kwargs=kwargs)
+        form(both, kwargs=kwargs)
 
 
 @pytest.mark.parametrize("form", ADD_FORMS)
 @pytest.mark.parametrize("kwargs", [{1: "a"}, {"ok": 1, None: 2}, {("t",): 1}])
-def test_bad_kwargs_keys(ctx, form, kwargs):
+def test_bad_kwargs_keys(both, form, kwargs):
     with pytest.raises(TypeError, match="kwargs"):
-        form(ctx, kwargs=kwargs)
+        form(both, kwargs=kwargs)
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("delay", [-1, -0.001, math.nan, math.inf, -math.inf, 1e300])
-def test_bad_delay_value(ctx, form, delay):
+def test_bad_delay_value(both, form, delay):
     with pytest.raises(ValueError, match="delay"):
-        form(ctx, delay=delay)
+        form(both, delay=delay)
     with pytest.raises(ValueError, match="delay"):
-        form(ctx, delay=delay, reoccurring=True)
+        form(both, delay=delay, reoccurring=True)
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
-def test_huge_int_delay(ctx, form):
+def test_huge_int_delay(both, form):
     """An int too large for a float is a bad delay too: ValueError naming
     the delay, like 1e300, not an OverflowError."""
     with pytest.raises(ValueError, match="delay"):
-        form(ctx, delay=10**400)
+        form(both, delay=10**400)
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
-def test_huge_negative_int_delay(ctx, form):
+def test_huge_negative_int_delay(both, form):
     """An int too large for a float but negative is below the lower bound,
     and the error says so (not "at most")."""
     with pytest.raises(ValueError, match="delay must be >= 0"):
-        form(ctx, delay=-(10**400))
+        form(both, delay=-(10**400))
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("delay", ["1", None, True, False, [1], 1j])
-def test_bad_delay_type(ctx, form, delay):
+def test_bad_delay_type(both, form, delay):
     with pytest.raises(TypeError, match="delay"):
-        form(ctx, delay=delay)
+        form(both, delay=delay)
 
 
 @pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("delay", [0, 0.0])
-def test_zero_delay_recurring(ctx, form, delay):
+def test_zero_delay_recurring(both, form, delay):
     with pytest.raises(ValueError, match="delay"):
-        form(ctx, delay=delay, reoccurring=True)
+        form(both, delay=delay, reoccurring=True)
     with pytest.raises(ValueError, match="delay"):
-        form(ctx, delay=delay, reoccurring=True, run_now=True)
+        form(both, delay=delay, reoccurring=True, run_now=True)
 
 
 def test_zero_delay_recurring_alias(ctx):
@@ -249,9 +274,9 @@ def test_recurring_delay_at_min_interval(ctx, form):
 @pytest.mark.parametrize("form", SCHED_FORMS)
 @pytest.mark.parametrize("name", ["reoccurring", "run_now"])
 @pytest.mark.parametrize("value", [1, 0, "yes", "True", 1.0, [True]])
-def test_bad_flags(ctx, form, name, value):
+def test_bad_flags(both, form, name, value):
     with pytest.raises(TypeError, match=name):
-        form(ctx, **{name: value})
+        form(both, **{name: value})
 
 
 @pytest.mark.parametrize("value", [1, "yes"])
