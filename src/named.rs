@@ -49,7 +49,7 @@ impl Module {
     /// once the manager is shutting down.
     pub fn add_named_task(&self, name: &str, args: Value) -> Result<TaskHandle<Value>, SubmitError> {
         let broker = self.broker()?;
-        let cell = broker.submit(&self.pool.name, name, &args)?;
+        let cell = broker.submit(&self.pool, name, &args)?;
         Ok(TaskHandle::new(cell, None))
     }
 
@@ -66,7 +66,7 @@ impl Module {
         args: Value,
     ) -> Result<TaskHandle<Value>, SubmitError> {
         let broker = self.broker()?;
-        let cell = broker.schedule(&self.pool.name, name, &args, delay)?;
+        let cell = broker.schedule(&self.pool, name, &args, delay)?;
         Ok(TaskHandle::new(cell, None))
     }
 

@@ -245,14 +245,18 @@ impl Broker {
 
     /// A new task id and its handle's cell, registered as waiting for a
     /// result before the task is sent (the result may come back at once).
-    fn new_waiting(self: &Arc<Self>, name: &str) -> Result<(String, Arc<RemoteCell>), SubmitError> {
+    fn new_waiting(
+        self: &Arc<Self>,
+        pool: &Arc<Pool>,
+        name: &str,
+    ) -> Result<(String, Arc<RemoteCell>), SubmitError> {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
         }
         self.ensure_listener();
         let seq = self.next_task.fetch_add(1, Relaxed);
         let task = format!("{}-{seq}", self.id);
-        let cell = Arc::new(RemoteCell::new(self, task.clone(), name));
+        let cell = Arc::new(RemoteCell::new(self, pool, task.clone(), name));
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::downgrade(&cell));
         Ok((task, cell))
     }
@@ -278,11 +282,12 @@ impl Broker {
     /// once Redis has it.
     pub(crate) fn submit(
         self: &Arc<Self>,
-        module: &str,
+        pool: &Arc<Pool>,
         name: &str,
         args: &Value,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
-        let (task, cell) = self.new_waiting(name)?;
+        let module: &str = &pool.name;
+        let (task, cell) = self.new_waiting(pool, name)?;
         let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
         let sent = self.with_conn(|conn| {
             redis::cmd("XADD")

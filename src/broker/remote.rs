@@ -11,6 +11,8 @@ use serde_json::Value;
 use super::Broker;
 use crate::err::TaskError;
 use crate::job::{Core, OneShot, Outcome, Waitable};
+use crate::pool::Pool;
+use crate::timer::driver::Target;
 
 /// Where a sent task waits in Redis, for a cancel.
 pub(crate) enum Place {
@@ -29,15 +31,18 @@ pub(crate) struct RemoteCell {
     place: Mutex<Place>,
     /// Weak: the broker holds waiting cells.
     broker: Weak<Broker>,
+    /// The submitting module, whose stats count a cancel.
+    pool: Weak<Pool>,
 }
 
 impl RemoteCell {
-    pub(super) fn new(broker: &Arc<Broker>, task: String, name: &str) -> Self {
+    pub(super) fn new(broker: &Arc<Broker>, pool: &Arc<Pool>, task: String, name: &str) -> Self {
         RemoteCell {
             cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(Arc::from(name))),
             task,
             place: Mutex::new(Place::Nowhere),
             broker: Arc::downgrade(broker),
+            pool: Arc::downgrade(pool),
         }
     }
 
@@ -72,6 +77,11 @@ impl Waitable for RemoteCell {
         drop(place);
         if removed {
             broker.stop_waiting(&self.task);
+            // Counted where it was submitted, as a task cancelled in the
+            // module's queue is.
+            if let Some(pool) = self.pool.upgrade() {
+                pool.count_cancelled();
+            }
             return self.cell.cancel();
         }
         false

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::pace::millis;
 use super::{Broker, RemoteCell};
 use crate::err::SubmitError;
+use crate::pool::Pool;
 
 impl Broker {
     pub(super) fn delayed_key(&self) -> String {
@@ -29,12 +30,13 @@ impl Broker {
     /// clock; returns its handle's cell once Redis has it.
     pub(crate) fn schedule(
         self: &Arc<Self>,
-        module: &str,
+        pool: &Arc<Pool>,
         name: &str,
         args: &Value,
         delay: Duration,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
-        let (task, cell) = self.new_waiting(name)?;
+        let module: &str = &pool.name;
+        let (task, cell) = self.new_waiting(pool, name)?;
         let (delayed, hash, reply) =
             (self.delayed_key(), format!("{}:t:{task}", self.config.prefix), self.reply_channel());
         let args = args.to_string();

@@ -465,21 +465,6 @@ def test_get_tasks_lists_a_recurring_task_until_cancelled(tm, token):
     assert wait_until(lambda: not [t for t in manager.get_tasks() if t.name.startswith("every")])
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "inprocess",
-        pytest.param(
-            "redis",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="parity gap: with a broker a task cancelled before it ran is not counted in its "
-                "module's stats().cancelled (it was removed from Redis, never from the local queue)",
-            ),
-        ),
-    ],
-    indirect=True,
-)
 def test_a_task_cancelled_before_it_ran_counts_as_cancelled(tm, token):
     _, jobs = jobs_of(tm)
     assert jobs.schedule_task(jobs.record, 30, args=[token, "never"]).cancel()
