@@ -32,11 +32,12 @@ LAYERS = [
     # L1, task cells and their state machine.
     {"job", "job/core", "job/oneshot", "job/recurring"},
     # L2, services: the runtime (life, clock, settings, events, threads),
-    # the timer, and the store seam (ready queue + timer).
-    {"runtime", "timer/driver", "timer/state", "store", "store/ready"},
-    # L3, execution: a module's pool, its workers and counts.
-    {"pool", "pool/context", "pool/counts", "pool/worker"},
-    # L3b, the Redis store (feature `redis`): claims into pools, results.
+    # and the timer, which hands due work to a `Target` (the pool).
+    {"runtime", "timer/driver", "timer/state"},
+    # L3, execution: a module's pool, its ready queue, workers and counts.
+    {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
+    # L3b, the Redis flavour (feature `redis`): claims into pools through
+    # `Target::dispatch`, schedules and results in Redis.
     {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/listener",
      "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
     # L4, the manager: module registry, start, shutdown, listings.

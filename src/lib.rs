@@ -119,7 +119,6 @@ mod pool;
 mod report;
 mod runtime;
 mod schedule;
-mod store;
 mod sync;
 mod task;
 mod threads;

@@ -1,14 +1,16 @@
 //! What a module's runs came to: per-worker [`WorkerSlot`]s (the running
-//! task, completed/failed/cancelled counts). A run is counted the moment
+//! task, completed/failed/cancelled counts), and the module's reports read
+//! from them (`Pool::stats`, `Pool::running`). A run is counted the moment
 //! its method and callbacks are over, from what it returned (see
 //! `RunContext::count_run`).
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 
+use super::Pool;
 use crate::job::Job;
-use crate::report::Stats;
-use crate::sync::{AtomicU64, Mutex};
+use crate::report::{RunningTask, Stats};
+use crate::sync::{lock, AtomicU64, Mutex};
 
 /// What one worker is running, for reports (a shutdown that timed out).
 /// Written by its worker around each task; read by reporters.
@@ -87,5 +89,46 @@ impl Counts {
 
     pub(crate) fn count_cancelled(&self) {
         self.cancelled.fetch_add(1, Relaxed);
+    }
+}
+
+/// What a module reports, read from its workers' slots.
+impl Pool {
+    /// See [`Module::stats`](crate::Module::stats).
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            queued: self.ready.len(),
+            peak_concurrency: self.peak.load(Relaxed),
+            workers: self.alive.load(SeqCst),
+            pending_timers: self.timers.load(Relaxed),
+            ..Stats::default()
+        };
+        let workers = lock(&self.workers);
+        self.counts.add_to(&mut stats);
+        for slot in workers.iter() {
+            slot.counts.add_to(&mut stats);
+            stats.running += usize::from(slot.current.load(Relaxed) != 0);
+        }
+        stats
+    }
+
+    /// The tasks this module's workers are running right now.
+    pub(crate) fn running(&self) -> Vec<RunningTask> {
+        let workers = lock(&self.workers).clone();
+        workers
+            .iter()
+            .filter_map(|slot| {
+                let id = slot.current.load(SeqCst);
+                if id == 0 {
+                    return None;
+                }
+                let named = lock(&slot.named);
+                let name = match named.as_deref().map(Job::core) {
+                    Some(core) if core.id() == id => core.name(),
+                    _ => format!("task-{id}"),
+                };
+                Some(RunningTask { id, name })
+            })
+            .collect()
     }
 }

@@ -1,13 +1,15 @@
 //! [`Pool`]: a module's execution, its queue and its own worker threads,
 //! never more than `max_workers` of them, started on demand and retired when
-//! idle, so a busy module never delays another. The workers' loop is in
-//! `worker.rs`, what a run may ask of it in `context.rs`, their counts in
-//! `counts.rs`; the public [`Module`](crate::Module) is a handle to a pool.
+//! idle, so a busy module never delays another. The queue is in `ready.rs`,
+//! the workers' loop in `worker.rs`, what a run may ask of it in
+//! `context.rs`, their counts and the reports read from them in `counts.rs`;
+//! the public [`Module`](crate::Module) is a handle to a pool.
 //!
 //! See `PROTOCOL.md` for the spawn/retire hand-off.
 
 mod context;
 mod counts;
+mod ready;
 mod worker;
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -18,15 +20,14 @@ use crate::err::{ConfigError, SubmitError};
 use crate::event::Event;
 use crate::job::{Job, JobRef};
 use crate::lifecycle::Phase;
-use crate::report::{RunningTask, Stats};
 use crate::runtime::Runtime;
 use crate::schedule::Nanos;
-use crate::store::{Queued, ReadyQueue, Store};
 use crate::sync::{fence, lock, AtomicUsize, Condvar, Mutex};
 use crate::timer::driver::{Target, Timer};
 
 pub(crate) use counts::current_task;
 use counts::{Counts, WorkerSlot};
+use ready::{Queued, ReadyQueue};
 
 /// The first wait before retrying a worker start that failed; it doubles
 /// with each failure in a row, up to `SPAWN_RETRY_MAX`.
@@ -37,7 +38,10 @@ const SPAWN_RETRY_MAX: Duration = Duration::from_secs(1);
 pub(crate) struct Pool {
     pub(crate) name: Arc<str>,
     pub(crate) rt: Arc<Runtime>,
-    store: Store<Pool>,
+    /// Due work, from every source (see `ready.rs`): what workers take.
+    ready: ReadyQueue,
+    /// The manager's timer, where this pool's scheduled work waits.
+    timer: Arc<Timer<Pool>>,
     /// std's: changed only before the manager starts, when no worker exists
     /// (see `set_max_workers`), so never part of a hand-off.
     max_workers: std::sync::atomic::AtomicUsize,
@@ -70,7 +74,8 @@ impl Pool {
         Pool {
             name,
             rt: Arc::clone(timer.runtime()),
-            store: Store { ready: ReadyQueue::new(capacity), schedule: Arc::clone(timer) },
+            ready: ReadyQueue::new(capacity),
+            timer: Arc::clone(timer),
             max_workers: std::sync::atomic::AtomicUsize::new(max_workers),
             alive: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
@@ -107,12 +112,12 @@ impl Pool {
 
     /// Tasks queued, waiting for a worker.
     pub(crate) fn queued(&self) -> usize {
-        self.store.ready.len()
+        self.ready.len()
     }
 
     /// The timer this pool's scheduled work waits in.
     pub(crate) fn timer(&self) -> &Arc<Timer<Pool>> {
-        &self.store.schedule
+        &self.timer
     }
 
     /// Queues a user's `job`, the queue holding `queued` (the caller keeps
@@ -126,7 +131,7 @@ impl Pool {
             return Err(SubmitError::Forked);
         }
         let queued = Queued { job: JobRef::new(queued), not_before: 0 };
-        self.store.ready.try_push(queued).map_err(|capacity| SubmitError::QueueFull { capacity })?;
+        self.ready.try_push(queued).map_err(|capacity| SubmitError::QueueFull { capacity })?;
         fence(SeqCst);
         match life.phase() {
             Phase::Created => Ok(()),
@@ -150,7 +155,7 @@ impl Pool {
 
     /// Puts a new job in the timer, due at `due`.
     pub(crate) fn schedule(self: &Arc<Self>, job: Arc<dyn Job>, due: Nanos) -> Result<(), SubmitError> {
-        self.store.schedule.schedule(self, job, due)
+        self.timer.schedule(self, job, due)
     }
 
     /// Puts a recurring job back in the timer after a run, or in the hands
@@ -161,7 +166,7 @@ impl Pool {
         due: Option<Nanos>,
         holder: Option<usize>,
     ) -> bool {
-        self.store.schedule.reschedule(self, job, due, holder)
+        self.timer.reschedule(self, job, due, holder)
     }
 
     /// Whether a worker that ran a recurring job, next due at `due`, should
@@ -176,7 +181,7 @@ impl Pool {
     /// the models stay deterministic.
     fn may_hold(&self, due: Nanos) -> bool {
         const LOOM_HOLDS_FROM: Nanos = 30 * 60 * 1_000_000_000;
-        if !self.store.ready.is_empty() || self.rt.life.phase() != Phase::Running {
+        if !self.ready.is_empty() || self.rt.life.phase() != Phase::Running {
             return false;
         }
         let wait = due.saturating_sub(self.rt.now());
@@ -188,7 +193,7 @@ impl Pool {
 
     /// Takes the next queued job, if any.
     fn pop(&self) -> Option<Queued> {
-        self.store.ready.pop()
+        self.ready.pop()
     }
 
     /// A worker could not be started for queued work: logs it, tells it as
@@ -209,7 +214,7 @@ impl Pool {
             retry_in,
         });
         if self.alive.load(SeqCst) == 0 {
-            self.store.schedule.retry_spawn(self, Instant::now() + retry_in);
+            self.timer.retry_spawn(self, Instant::now() + retry_in);
         }
     }
 
@@ -218,48 +223,10 @@ impl Pool {
         std::iter::from_fn(|| self.pop()).map(|q| self.cancel(q.job)).filter(|&c| c).count()
     }
 
-    /// See [`Module::stats`](crate::Module::stats).
-    pub(crate) fn stats(&self) -> Stats {
-        let mut stats = Stats {
-            queued: self.store.ready.len(),
-            peak_concurrency: self.peak.load(Relaxed),
-            workers: self.alive.load(SeqCst),
-            pending_timers: self.timers.load(Relaxed),
-            ..Stats::default()
-        };
-        let workers = lock(&self.workers);
-        self.counts.add_to(&mut stats);
-        for slot in workers.iter() {
-            slot.counts.add_to(&mut stats);
-            stats.running += usize::from(slot.current.load(Relaxed) != 0);
-        }
-        stats
-    }
-
-    /// The tasks this module's workers are running right now.
-    pub(crate) fn running(&self) -> Vec<RunningTask> {
-        let workers = lock(&self.workers).clone();
-        workers
-            .iter()
-            .filter_map(|slot| {
-                let id = slot.current.load(SeqCst);
-                if id == 0 {
-                    return None;
-                }
-                let named = lock(&slot.named);
-                let name = match named.as_deref().map(Job::core) {
-                    Some(core) if core.id() == id => core.name(),
-                    _ => format!("task-{id}"),
-                };
-                Some(RunningTask { id, name })
-            })
-            .collect()
-    }
-
     /// Whether nothing refers to this module but the manager's registry and
     /// it holds no work: it can be forgotten.
     pub(crate) fn is_forgotten(self: &Arc<Self>) -> bool {
-        Arc::strong_count(self) == 1 && self.store.ready.is_empty()
+        Arc::strong_count(self) == 1 && self.ready.is_empty()
     }
 
     /// Wakes every idle worker: the manager is shutting down.
@@ -326,15 +293,14 @@ impl Target for Pool {
     }
 
     fn enqueue(&self, job: JobRef, not_before: Nanos) {
-        self.store.ready.push(Queued { job, not_before });
+        self.ready.push(Queued { job, not_before });
     }
 
     /// After `enqueue`s: with more than one job queued and more than one
     /// worker idle, wakes them all (one call); else as `kick`.
     fn kick_queued(self: &Arc<Self>) {
         fence(SeqCst);
-        if self.store.ready.len() > 1 && self.idle.load(SeqCst) > 1 && self.rt.life.phase() != Phase::Created
-        {
+        if self.ready.len() > 1 && self.idle.load(SeqCst) > 1 && self.rt.life.phase() != Phase::Created {
             self.wake_all();
             self.announce_wake();
             return;
@@ -365,7 +331,7 @@ impl Target for Pool {
     /// allows; logs a failure to spawn (the work stays queued for the next
     /// kick). Callers fence between their push and this.
     fn kick(self: &Arc<Self>) {
-        if self.rt.life.phase() == Phase::Created || self.store.ready.is_empty() {
+        if self.rt.life.phase() == Phase::Created || self.ready.is_empty() {
             return;
         }
         if let Err(e) = self.ensure_worker() {
@@ -377,7 +343,7 @@ impl Target for Pool {
         // When every worker is busy this costs one load.
         let mut backlog = None;
         while self.alive.load(SeqCst) < self.max_workers() {
-            let left = backlog.get_or_insert_with(|| self.store.ready.len().saturating_sub(1));
+            let left = backlog.get_or_insert_with(|| self.ready.len().saturating_sub(1));
             if *left == 0 {
                 return;
             }

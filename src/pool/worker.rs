@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::context::{holder, Context};
 use super::counts::{set_worker_slot, WorkerSlot};
+use super::ready::Queued;
 use super::Pool;
 use crate::batch::BATCH;
 use crate::event::Event;
 use crate::job::Ran;
 use crate::lifecycle::Phase;
-use crate::store::Queued;
 use crate::sync::{fence, lock, yield_now};
 use crate::threads::set_timer_slack;
 use crate::timer::driver::{HeldNow, Target};
@@ -129,7 +129,7 @@ impl Pool {
             // the wait), or the check below sees its job.
             self.idle.fetch_add(1, SeqCst);
             fence(SeqCst);
-            if self.store.ready.is_empty() && self.rt.life.phase() == Phase::Running {
+            if self.ready.is_empty() && self.rt.life.phase() == Phase::Running {
                 parked = self.wake.wait_timeout(parked, until - now).unwrap_or_else(|e| e.into_inner()).0;
             }
             self.idle.fetch_sub(1, SeqCst);
@@ -333,7 +333,7 @@ impl Pool {
     fn retire(&self) -> bool {
         self.alive.fetch_sub(1, SeqCst);
         fence(SeqCst);
-        self.store.ready.is_empty() || !self.reserve()
+        self.ready.is_empty() || !self.reserve()
     }
 }
 

@@ -1,5 +1,12 @@
 //! [`ReadyQueue`]: a module's tasks that are due, waiting for a worker, in
-//! submission order; optionally bounded.
+//! the order they came; optionally bounded.
+//!
+//! Every source of work ends here, so the pool's caps, wake-ups and
+//! retirement are one code path: a submission (`try_push`), and through
+//! the pool's [`Target`](crate::timer::driver::Target) the timer, a
+//! recurring run and, with a broker, the Redis claimer (`push`). Workers
+//! only ever pop from it; a second backend adds a source, never a second
+//! queue (see `PROTOCOL.md`, "Where work waits").
 
 use std::sync::atomic::Ordering::SeqCst;
 
