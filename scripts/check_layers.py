@@ -38,8 +38,8 @@ LAYERS = [
     {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
     # L3b, the Redis flavour (feature `redis`): claims into pools through
     # `Target::dispatch`, schedules and results in Redis.
-    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/listener",
-     "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
+    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/lease",
+     "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
     # L4, the manager: module registry, start, shutdown, listings.
     {"manager", "manager/listing"},
     # L5, the public face: handles and Module (which know no manager).

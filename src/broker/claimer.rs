@@ -1,14 +1,14 @@
 //! A module's claimer: the thread that takes the module's tasks from Redis
 //! into its pool, never more than the pool has free workers for, keeps
-//! their leases alive, and takes over tasks whose holder died. It reads one
-//! stream per task name this process registered for the module, and no
-//! other: a task it could not run is never taken.
+//! their leases alive and takes over tasks whose holder died (`lease.rs`).
+//! It reads one stream per task name this process registered for the
+//! module, and no other: a task it could not run is never taken.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::{StreamClaimReply, StreamPendingCountReply, StreamReadReply};
+use redis::streams::StreamReadReply;
 
 use super::pace::{back_off, millis, Every};
 use super::ticket::{Ack, Claimed, Entry, InFlight};
@@ -319,58 +319,6 @@ impl Broker {
         let reply = read.query::<Option<StreamReadReply>>(conn);
         in_flight.end_wait();
         Ok(claimed_from(reply?))
-    }
-
-    /// Takes over up to `spare` entries whose holder stopped renewing their
-    /// lease (a dead process), and counts them against that holder in the
-    /// cluster's `reclaimed` hash. `XCLAIM` with the lease as its minimum
-    /// idle time re-checks each entry atomically: one renewed meanwhile, or
-    /// taken by another live worker first, is left alone.
-    fn take_over(
-        &self,
-        conn: &mut redis::Connection,
-        module: &str,
-        streams: &[String],
-        spare: usize,
-    ) -> redis::RedisResult<Vec<Claimed>> {
-        let lease = millis(self.config.lease);
-        let mut taken = Vec::new();
-        let mut from: HashMap<String, u64> = HashMap::new();
-        for stream in streams {
-            let want = spare - taken.len();
-            if want == 0 {
-                break;
-            }
-            let stale: StreamPendingCountReply = redis::cmd("XPENDING")
-                .arg(stream)
-                .arg(GROUP)
-                .arg("IDLE")
-                .arg(lease)
-                .arg("-")
-                .arg("+")
-                .arg(want)
-                .query(conn)?;
-            if stale.ids.is_empty() {
-                continue;
-            }
-            let ids: Vec<&str> = stale.ids.iter().map(|p| p.id.as_str()).collect();
-            let reply: StreamClaimReply =
-                redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
-            for entry in &reply.ids {
-                if let Some(p) = stale.ids.iter().find(|p| p.id == entry.id) {
-                    *from.entry(p.consumer.clone()).or_default() += 1;
-                }
-                taken.push(Claimed::from(stream, entry));
-            }
-        }
-        for (holder, n) in &from {
-            log::warn!(
-                "taskmanager: took over {n} task(s) of module {module} from {holder}, which stopped renewing \
-                 its lease"
-            );
-            redis::cmd("HINCRBY").arg(self.reclaimed_key()).arg(holder).arg(n).query::<i64>(conn)?;
-        }
-        Ok(taken)
     }
 }
 

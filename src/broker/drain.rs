@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::claimer::BLOCK;
-use super::pace::{back_off, millis, Every};
+use super::pace::{back_off, Every};
 use super::ticket::{by_stream, Entry, InFlight};
 use super::{Broker, GROUP};
 use crate::pool::Pool;
@@ -55,39 +55,6 @@ impl Broker {
             }
             drop(in_flight.done.wait_timeout(held, BLOCK / 2).unwrap_or_else(|p| p.into_inner()));
         }
-    }
-
-    /// The lease heartbeat: `XCLAIM ... JUSTID` to itself resets the idle
-    /// time of each entry this claimer holds, without counting a delivery.
-    /// Only entries it really holds: one delivered in a reply that never
-    /// arrived must go idle (and be recovered). Also extends the leases of
-    /// its cluster-wide places.
-    pub(super) fn renew(
-        &self,
-        conn: &mut redis::Connection,
-        module: &str,
-        in_flight: &InFlight,
-    ) -> redis::RedisResult<()> {
-        let held: Vec<Entry> = in_flight.held().iter().cloned().collect();
-        for (stream, ids) in by_stream(&held) {
-            redis::cmd("XCLAIM")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&self.id)
-                .arg(0)
-                .arg(&ids)
-                .arg("JUSTID")
-                .query::<redis::Value>(conn)?;
-        }
-        let held = in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if !held.is_empty() {
-            self.renew_script
-                .key(self.places_key(module))
-                .arg(millis(self.config.lease))
-                .arg(&held)
-                .invoke::<i64>(conn)?;
-        }
-        Ok(())
     }
 
     /// Hands back the entries the pool dropped unrun, and frees their

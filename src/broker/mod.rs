@@ -20,6 +20,7 @@ mod client;
 mod cluster;
 mod drain;
 mod firing;
+mod lease;
 mod listener;
 mod pace;
 mod remote;

@@ -1,0 +1,100 @@
+//! Leases: a claimed entry belongs to its claimer while the claimer's
+//! heartbeat keeps resetting its idle time in the consumer group; an entry
+//! idle longer than the lease belongs to a dead process, and a live
+//! claimer takes it over. So a long task of a live worker is never re-run,
+//! and a dead worker's tasks run again after at most a lease.
+
+use std::collections::HashMap;
+
+use redis::streams::{StreamClaimReply, StreamPendingCountReply};
+
+use super::pace::millis;
+use super::ticket::{by_stream, Claimed, Entry, InFlight};
+use super::{Broker, GROUP};
+
+impl Broker {
+    /// The lease heartbeat: `XCLAIM ... JUSTID` to itself resets the idle
+    /// time of each entry this claimer holds, without counting a delivery.
+    /// Only entries it really holds: one delivered in a reply that never
+    /// arrived must go idle (and be recovered). Also extends the leases of
+    /// its cluster-wide places.
+    pub(super) fn renew(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        in_flight: &InFlight,
+    ) -> redis::RedisResult<()> {
+        let held: Vec<Entry> = in_flight.held().iter().cloned().collect();
+        for (stream, ids) in by_stream(&held) {
+            redis::cmd("XCLAIM")
+                .arg(stream)
+                .arg(GROUP)
+                .arg(&self.id)
+                .arg(0)
+                .arg(&ids)
+                .arg("JUSTID")
+                .query::<redis::Value>(conn)?;
+        }
+        let held = in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !held.is_empty() {
+            self.renew_script
+                .key(self.places_key(module))
+                .arg(millis(self.config.lease))
+                .arg(&held)
+                .invoke::<i64>(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Takes over up to `spare` entries whose holder stopped renewing their
+    /// lease (a dead process), and counts them against that holder in the
+    /// cluster's `reclaimed` hash. `XCLAIM` with the lease as its minimum
+    /// idle time re-checks each entry atomically: one renewed meanwhile, or
+    /// taken by another live worker first, is left alone.
+    pub(super) fn take_over(
+        &self,
+        conn: &mut redis::Connection,
+        module: &str,
+        streams: &[String],
+        spare: usize,
+    ) -> redis::RedisResult<Vec<Claimed>> {
+        let lease = millis(self.config.lease);
+        let mut taken = Vec::new();
+        let mut from: HashMap<String, u64> = HashMap::new();
+        for stream in streams {
+            let want = spare - taken.len();
+            if want == 0 {
+                break;
+            }
+            let stale: StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(GROUP)
+                .arg("IDLE")
+                .arg(lease)
+                .arg("-")
+                .arg("+")
+                .arg(want)
+                .query(conn)?;
+            if stale.ids.is_empty() {
+                continue;
+            }
+            let ids: Vec<&str> = stale.ids.iter().map(|p| p.id.as_str()).collect();
+            let reply: StreamClaimReply =
+                redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
+            for entry in &reply.ids {
+                if let Some(p) = stale.ids.iter().find(|p| p.id == entry.id) {
+                    *from.entry(p.consumer.clone()).or_default() += 1;
+                }
+                taken.push(Claimed::from(stream, entry));
+            }
+        }
+        for (holder, n) in &from {
+            log::warn!(
+                "taskmanager: took over {n} task(s) of module {module} from {holder}, which stopped renewing \
+                 its lease"
+            );
+            redis::cmd("HINCRBY").arg(self.reclaimed_key()).arg(holder).arg(n).query::<i64>(conn)?;
+        }
+        Ok(taken)
+    }
+}
