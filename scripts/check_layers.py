@@ -11,14 +11,20 @@ Imports are read from code, comments skipped: every `crate::a::b::...` and
 `super::...` path. A path resolves to the deepest file it names; a path that
 stops at a folder resolves through that folder's `pub use` re-exports, so
 `crate::job::Core` counts as a use of `job/core` when `job/mod.rs` says
-`pub(crate) use core::Core`.
+`pub(crate) use core::Core`. A path through the crate root resolves through
+`lib.rs`'s `pub use` lines the same way: `crate::Recurrence` is a use of
+`schedule`, and `crate::Builder` (`pub use manager::{Builder, ...}`) one of
+`manager/builder`.
 
-    python3 scripts/check_layers.py
+    python3 scripts/check_layers.py              # check src/
+    python3 scripts/check_layers.py --self-test  # show that it catches a bad import
 """
 
 import pathlib
 import re
+import shutil
 import sys
+import tempfile
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 MAX_LINES = 400
@@ -61,6 +67,9 @@ SKIP = {"loom_tests"}  # a test module: uses the public face
 PATH = re.compile(r"\b(crate|super)((?:::[A-Za-z_][A-Za-z0-9_]*)+)")
 GROUP = re.compile(r"\b(crate|super)::((?:[a-z_][a-z0-9_]*::)*)\{([^}]*)\}")
 REEXPORT = re.compile(r"pub(?:\([a-z]+\))?\s+use\s+(?:self::)?([a-z_][a-z0-9_]*)::(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
+# lib.rs's re-exports, possibly nested (`pub use a::b::{C, D as E};`).
+ROOT_USE = re.compile(r"\bpub\s+use\s+((?:[a-z_][a-z0-9_]*::)+)(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*(?:\s+as\s+[A-Za-z_][A-Za-z0-9_]*)?)\s*;")
+ITEM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\s+as\s+([A-Za-z_][A-Za-z0-9_]*))?")
 
 
 def code_lines(text):
@@ -70,23 +79,23 @@ def code_lines(text):
         yield line.split("//", 1)[0] if "//" in line and '"' not in line else line
 
 
-def unit_of(path):
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def unit_of(src, path):
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] == "mod":
         parts.pop()
     return "/".join(parts)
 
 
-def file_of(unit):
-    for candidate in (SRC / f"{unit}.rs", SRC / unit / "mod.rs"):
+def file_of(src, unit):
+    for candidate in (src / f"{unit}.rs", src / unit / "mod.rs"):
         if candidate.exists():
             return candidate
     return None
 
 
-def reexports(unit):
+def reexports(src, unit):
     """Item name -> child unit, from a folder's `pub use child::Item` lines."""
-    path = SRC / unit / "mod.rs"
+    path = src / unit / "mod.rs"
     found = {}
     if path.exists():
         for line in code_lines(path.read_text()):
@@ -96,32 +105,52 @@ def reexports(unit):
     return found
 
 
-def resolve(segments):
-    """The unit a path of segments (after `crate`) names, or None."""
+def root_reexports(src):
+    """Item name -> the path (segments) it stands for, from lib.rs's `pub use`
+    lines: `pub use schedule::{Pacing, Recurrence};` gives
+    `Recurrence -> ["schedule", "Recurrence"]`."""
+    text = "\n".join(code_lines((src / "lib.rs").read_text()))
+    found = {}
+    for prefix, items in ROOT_USE.findall(text):
+        head = prefix.rstrip(":").split("::")
+        for name, alias in ITEM.findall(items.strip("{}")):
+            if name != "as":
+                found[alias or name] = head + [name]
+    return found
+
+
+def resolve(src, segments, root):
+    """The unit a path of segments (after `crate`) names, or None. `root` is
+    lib.rs's re-exports: a first segment that is no file is looked up there."""
+    if segments and not file_of(src, segments[0]) and segments[0] in root:
+        segments = root[segments[0]] + segments[1:]
     unit = None
-    for i, seg in enumerate(segments):
+    for seg in segments:
         deeper = f"{unit}/{seg}" if unit else seg
-        if file_of(deeper):
+        if file_of(src, deeper):
             unit = deeper
             continue
-        if unit and (SRC / unit / "mod.rs").exists():
-            return reexports(unit).get(seg, unit)
+        if unit and (src / unit / "mod.rs").exists():
+            return reexports(src, unit).get(seg, unit)
         return unit
     return unit
 
 
-def super_base(unit):
+def super_base(src, unit):
     """The segments `super::` stands for in `unit`'s file."""
     parts = unit.split("/")
-    is_folder = (SRC / unit / "mod.rs").exists()
+    is_folder = (src / unit / "mod.rs").exists()
     return parts if not is_folder else parts[:-1]
 
 
-def main():
+def check(src):
+    """The violations in the crate at `src`, and a one-line summary."""
     layer_of = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    through_root = root_reexports(src)
+    units = {unit_of(src, p) for p in src.rglob("*.rs")}
     modules, errors = {}, []
-    for path in sorted(SRC.rglob("*.rs")):
-        unit = unit_of(path)
+    for path in sorted(src.rglob("*.rs")):
+        unit = unit_of(src, path)
         if unit in SKIP:
             continue
         text = path.read_text()
@@ -140,12 +169,14 @@ def main():
         for root, segments in targets:
             segments = list(segments)
             if root == "super":
-                base = super_base(unit)
-                if not base:
-                    continue
-                segments = base[:-1] + segments
-            target = resolve(segments)
-            if target and target != unit and target in {unit_of(p) for p in SRC.rglob("*.rs")}:
+                # `super::super::x`: each `super` goes one folder up.
+                base = super_base(src, unit)[:-1]
+                while segments and segments[0] == "super":
+                    segments.pop(0)
+                    base = base[:-1]
+                segments = base + segments
+            target = resolve(src, segments, through_root)
+            if target and target != unit and target in units:
                 resolved.add(target)
         modules[unit] = resolved
         if unit not in layer_of:
@@ -169,8 +200,52 @@ def main():
         errors.append(f"{a} uses {b}, a higher layer ({layer_of[b]} > {layer_of[a]})")
     for a, b in sorted(cyclic - upward):
         errors.append(f"{a} uses {b}, closing an import cycle")
-    print(f"layers: {len(modules)} files in {len(LAYERS)} layers, {len(edges)} imports, "
-          f"{len(upward)} upward, {len(cyclic)} on cycles")
+    summary = (f"layers: {len(modules)} files in {len(LAYERS)} layers, {len(edges)} imports, "
+               f"{len(upward)} upward, {len(cyclic)} on cycles")
+    return errors, summary
+
+
+# Bad imports the check must catch, each into a copy of src/: (file, line
+# added, what the error must say). The first two go through the crate root.
+PLANTED = [
+    ("timer/heap.rs", "use crate::Module;", "timer/heap uses module, a higher layer"),
+    ("job/core.rs", "use crate::{Builder, Stats};", "job/core uses manager/builder, a higher layer"),
+    ("schedule.rs", "use crate::SubmitError;", "schedule uses err, closing an import cycle"),
+    ("pool/ready.rs", "use super::super::Module;", "pool/ready uses module, a higher layer"),
+]
+
+
+def self_test():
+    """Each planted import, in a copy of src/, must fail the check with its
+    message; the unchanged copy must pass. Nothing in src/ is touched."""
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for file, line, expected in [(None, None, None)] + PLANTED:
+            copy = pathlib.Path(tmp) / "src"
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(SRC, copy)
+            if file:
+                target = copy / file
+                target.write_text(f"{line}\n{target.read_text()}")
+            errors, _ = check(copy)
+            if file is None:
+                ok = not errors
+                what = "unchanged copy passes"
+            else:
+                ok = any(expected in e for e in errors)
+                what = f"{line!r} in {file}: {expected}"
+            print(f"{'ok  ' if ok else 'FAIL'} {what}")
+            if not ok:
+                failed += 1
+                print("  got: " + ("; ".join(errors) or "no error"))
+    return 1 if failed else 0
+
+
+def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
+    errors, summary = check(SRC)
+    print(summary)
     if errors:
         print("\n".join(errors), file=sys.stderr)
         return 1
