@@ -114,7 +114,7 @@ impl Broker {
     pub(crate) fn pause_recurring(&self, key: &str, paused: bool) -> Result<bool, SubmitError> {
         let hash = self.recurring_hash(key);
         let set = self.with_conn(|conn| {
-            redis::Script::new("if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end redis.call('HSET', KEYS[1], 'paused', ARGV[1]) return 1")
+            redis::Script::new(super::scripts::PAUSE)
                 .key(&hash)
                 .arg(if paused { "1" } else { "0" })
                 .invoke::<i64>(conn)

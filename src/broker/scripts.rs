@@ -1,5 +1,7 @@
 //! The Lua scripts that make the broker's multi-step moves atomic in Redis
 //! (each runs alone on the server: no other client sees a half-done move).
+//! Every one of them is here; `PROTOCOL.md`, "Redis", has the key layout
+//! and a table of who calls which.
 
 /// Acknowledges tasks that ran, any number in one call (a claimer sends
 /// those finished since its last round trip together). For each: `XACK`
@@ -222,6 +224,17 @@ for i = 2, #ARGV do
   redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
 end
 return #ARGV - 1
+";
+
+/// Pauses (`ARGV[1]` = 1) or resumes (0) a recurring task, if it exists:
+/// `FIRE` moves a paused task's due time on its grid and adds no tick.
+/// Returns 1 if it exists.
+///
+/// KEYS: the task's hash. ARGV: 1 or 0.
+pub(super) const PAUSE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'paused', ARGV[1])
+return 1
 ";
 
 /// Takes a task out of its module's stream if no worker has claimed it (it
