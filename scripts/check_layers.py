@@ -29,37 +29,38 @@ import tempfile
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 MAX_LINES = 400
 
-# Lowest first. A file not listed here is an error: place it.
+# Lowest first, numbered as errors cite them and as PROTOCOL.md's "Layers"
+# diagram shows them. A file not listed here is an error: place it.
 LAYERS = [
-    # L0, pure: time arithmetic, the timer heap, errors, event values,
+    # 0, pure: time arithmetic, the timer heap, errors, event values,
     # reports, primitives, a manager's phase, per-thread OS settings.
     {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
      "lifecycle", "threads", "cluster"},
-    # L1, task cells and their state machine.
+    # 1, task cells and their state machine.
     {"job", "job/core", "job/oneshot", "job/recurring"},
-    # L2, services: the runtime (life, clock, settings, events, threads),
+    # 2, services: the runtime (life, clock, settings, events, threads),
     # and the timer, which hands due work to a `Target` (the pool).
     {"runtime", "timer/driver", "timer/state"},
-    # L3, execution: a module's pool, its ready queue, workers and counts.
+    # 3, execution: a module's pool, its ready queue, workers and counts.
     {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
-    # L3b, the Redis flavour (feature `redis`): claims into pools through
+    # 4, the Redis flavour (feature `redis`): claims into pools through
     # `Target::dispatch`, schedules and results in Redis.
     {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/lease",
      "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
-    # L4, the manager: module registry, start, shutdown, listings.
+    # 5, the manager: module registry, start, drain, shutdown, listings.
     {"manager", "manager/listing"},
-    # L5, the public face: handles and Module (which know no manager).
+    # 6, the public face: handles and Module (which know no manager).
     {"handle", "module"},
-    # L5b, named tasks (feature `redis`): Module calls through the broker.
+    # 7, named tasks (feature `redis`): Module calls through the broker.
     {"named"},
-    # L6, TaskManager, and its Builder (which makes one).
+    # 8, TaskManager; 9, its Builder (which makes one).
     {"manager/api"},
     {"manager/builder"},
-    # L6b, a process's life as a worker (TaskManager::run_worker).
+    # 10, a process's life as a worker (TaskManager::run_worker).
     {"worker"},
-    # L7, ways to make a Module from a TaskManager.
+    # 11, ways to make a Module from a TaskManager.
     {"module_builder"},
-    # L8, the crate root: docs and re-exports.
+    # 12, the crate root: docs and re-exports.
     {"lib"},
 ]
 SKIP = {"loom_tests"}  # a test module: uses the public face

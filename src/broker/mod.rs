@@ -1,19 +1,19 @@
-//! The Redis store (feature `redis`): named tasks cross processes through
-//! Redis streams, one per module, read by a consumer group. See
-//! `PROTOCOL.md`, "Redis", for the key layout and why streams.
+//! The Redis mode (feature `redis`): named tasks cross processes through
+//! Redis streams, one per task name, read by a consumer group; a claimed
+//! task enters its module's pool through `Target::dispatch`, like the
+//! timer's. See `PROTOCOL.md`, "Redis", for the files, the key layout, the
+//! scripts and why streams.
 //!
-//! - Submit: `XADD` the task (id, handler name, JSON arguments, reply
-//!   channel) to its module's stream; the call returns once Redis has it.
-//! - Claim (`claimer.rs`): each process's claimer reads (`XREADGROUP`) only
-//!   as many entries as its module has free workers, and hands each to the
-//!   module's pool. An entry stays pending in the group until acknowledged.
-//! - Lease: the claimer's heartbeat resets the idle time of what it holds;
-//!   an entry idle longer than the lease belongs to a dead process and is
-//!   taken over (`XPENDING IDLE` + `XCLAIM`) by a live one. A long task of a live worker
-//!   is never re-run.
-//! - Ack (`scripts.rs`): after the run, one script acknowledges, deletes the
-//!   entry, stores the result (with an expiry) and tells the submitter.
-//! - Results (`listener.rs`): the submitter's listener completes the handle.
+//! - Submit: `XADD` the task (id, name, JSON arguments, reply channel) to
+//!   its name's stream; the call returns once Redis has it.
+//! - Claim (`claimer.rs`): a module's claimer reads only as many entries
+//!   as the pool has free workers; each stays pending until acknowledged.
+//! - Lease (`lease.rs`): the heartbeat resets the idle time of what a
+//!   claimer holds; an entry idle past the lease (a dead holder) is taken
+//!   over by a live one, so a live worker's long task is never re-run.
+//! - Ack (`ticket.rs`, `scripts.rs`): after the run, one script
+//!   acknowledges, deletes the entry, stores the result and tells the
+//!   submitter, whose listener (`listener.rs`) completes the handle.
 
 mod claimer;
 mod client;
