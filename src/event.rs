@@ -44,14 +44,14 @@ pub enum Event {
         /// How long the run took, callbacks included.
         duration: Duration,
     },
-    /// A run failed: the method or a callback panicked (warn; the panic
-    /// itself is logged at error when it is caught).
+    /// A run failed: the method or a callback panicked, or a
+    /// [`Task::fallible`](crate::Task::fallible) method returned an error
+    /// (warn; a panic itself is logged at error when it is caught).
     Failed {
         /// The task.
         task: TaskRef,
-        /// What went wrong: the panic; None when an embedder marked the run
-        /// failed ([`count_run`](crate::count_run)), whose error is in
-        /// the task's handle.
+        /// What went wrong; None if the run said it failed without saying
+        /// why (the task's handle has the error).
         error: Option<TaskError>,
         /// How long the run took.
         duration: Duration,
