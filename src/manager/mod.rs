@@ -234,9 +234,6 @@ impl Manager {
         }
     }
 
-    /// `shutdown_timeout`: begins, waits until `deadline`, and past it
-    /// cancels what is still queued and reports what still runs. Inside a
-    /// task of this manager it waits for everything but that task.
     /// The one wait for a begun shutdown's end (`shutdown_timeout`,
     /// `run_worker`, and the Python package's `shutdown` and worker):
     /// waits in steps of at most [`DRAIN_STEP`], asking `interrupted`
@@ -266,6 +263,9 @@ impl Manager {
         }
     }
 
+    /// `shutdown_timeout`: begins, waits until `deadline`, and past it
+    /// cancels what is still queued and reports what still runs. Inside a
+    /// task of this manager it waits for everything but that task.
     pub(crate) fn shutdown_until(&self, deadline: Instant) -> Result<(), ShutdownTimedOut> {
         self.begin_shutdown(false);
         match self.drain(Some(deadline), &mut || false) {
