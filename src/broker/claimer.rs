@@ -36,6 +36,8 @@ pub(super) struct Streams {
     grouped: HashSet<String>,
     /// Where the next claim starts among `keys` (rotates, for fairness).
     next: usize,
+    /// Whether the last blocking read found nothing (see `read_new`).
+    quiet: bool,
 }
 
 impl Streams {
@@ -293,6 +295,12 @@ impl Broker {
         if acks.is_empty() {
             acks.append(&mut in_flight.take_acks());
         }
+        // Idle (the last blocking read found nothing) with nothing to
+        // acknowledge: straight to the blocking read, one command per
+        // BLOCK, as with one stream.
+        if streams.quiet && acks.is_empty() {
+            return self.wait_new(conn, streams, in_flight);
+        }
         streams.next = (streams.next + 1) % streams.keys.len();
         let mut claim = redis::cmd("EVALSHA");
         claim.arg(self.claim_script.get_hash()).arg(streams.keys.len()).arg(&streams.keys);
@@ -310,15 +318,34 @@ impl Broker {
         };
         acks.clear();
         let claimed = claimed_from(claimed.0);
-        if !claimed.is_empty() || !in_flight.begin_wait() {
+        if !claimed.is_empty() {
             return Ok(claimed);
+        }
+        self.wait_new(conn, streams, in_flight)
+    }
+
+    /// Waits up to [`BLOCK`] for a new entry on any of the streams (one of
+    /// each stream with news; the caller hands back what the free workers
+    /// cannot take), while finished tasks acknowledge themselves.
+    fn wait_new(
+        &self,
+        conn: &mut redis::Connection,
+        streams: &mut Streams,
+        in_flight: &InFlight,
+    ) -> redis::RedisResult<Vec<Claimed>> {
+        if !in_flight.begin_wait() {
+            // Tasks finished meanwhile: their acknowledgements go first.
+            streams.quiet = false;
+            return Ok(Vec::new());
         }
         let mut read = redis::cmd("XREADGROUP");
         read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1).arg("BLOCK").arg(millis(BLOCK));
         read.arg("STREAMS").arg(&streams.keys).arg(vec![">"; streams.keys.len()]);
         let reply = read.query::<Option<StreamReadReply>>(conn);
         in_flight.end_wait();
-        Ok(claimed_from(reply?))
+        let claimed = claimed_from(reply?);
+        streams.quiet = claimed.is_empty();
+        Ok(claimed)
     }
 }
 
