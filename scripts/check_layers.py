@@ -45,7 +45,7 @@ LAYERS = [
     {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
     # 4, the Redis flavour (feature `redis`): claims into pools through
     # `Target::dispatch`, schedules and results in Redis.
-    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/lease",
+    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
      "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
     # 5, the manager: module registry, start, drain, shutdown, listings.
     {"manager", "manager/listing"},

@@ -15,18 +15,6 @@ use crate::err::SubmitError;
 const FORGET: Duration = Duration::from_secs(24 * 3600);
 
 impl Broker {
-    pub(super) fn reclaimed_key(&self) -> String {
-        format!("{}:reclaimed", self.config.prefix)
-    }
-
-    fn workers_key(&self) -> String {
-        format!("{}:workers", self.config.prefix)
-    }
-
-    fn worker_hash(&self, id: &str) -> String {
-        format!("{}:w:{id}", self.config.prefix)
-    }
-
     /// Whether this process claims tasks (and so is listed as a worker).
     fn is_worker(&self) -> bool {
         self.claims.load(std::sync::atomic::Ordering::SeqCst)

@@ -35,10 +35,6 @@ const POLL: Duration = Duration::from_millis(50);
 const FIRE_BATCH: usize = 200;
 
 impl Broker {
-    pub(super) fn wake_channel(&self) -> String {
-        format!("{}:wake", self.config.prefix)
-    }
-
     /// Starts the scheduler thread if this process claims tasks and it is
     /// not running yet: at the manager's start, or when a process becomes a
     /// worker after it (`set_claims`).

@@ -20,6 +20,7 @@ mod client;
 mod cluster;
 mod drain;
 mod firing;
+mod keys;
 mod lease;
 mod listener;
 mod pace;
@@ -160,30 +161,6 @@ impl Broker {
             waiting: StdMutex::new(HashMap::new()),
             next_task: AtomicU64::new(0),
         })
-    }
-
-    /// The stream of `module`'s task `name`: one per name, so that a worker
-    /// reads only the tasks it can run (a task of a name it does not know
-    /// waits for a worker that does). `%` and `/` are escaped in both parts
-    /// (`stream_parts` reads them back).
-    pub(super) fn stream_key(&self, module: &str, name: &str) -> String {
-        format!("{}:s:{}/{}", self.config.prefix, escape(module), escape(name))
-    }
-
-    /// The module and task name of a stream key, if it is one of this
-    /// prefix's.
-    pub(super) fn stream_parts(&self, key: &str) -> Option<(String, String)> {
-        let rest = key.strip_prefix(&self.config.prefix)?.strip_prefix(":s:")?;
-        let (module, name) = rest.split_once('/')?;
-        Some((unescape(module), unescape(name)))
-    }
-
-    fn result_key(&self, task: &str) -> String {
-        format!("{}:r:{task}", self.config.prefix)
-    }
-
-    fn reply_channel(&self) -> String {
-        format!("{}:done:{}", self.config.prefix, self.id)
     }
 
     /// Registers `handler` as `name` on `pool`'s module; once the manager
@@ -385,16 +362,6 @@ fn decode_result(text: &str) -> Result<Value, TaskError> {
         message: field("message"),
         traceback: field("traceback"),
     }))
-}
-
-/// A key part with `%` and `/` escaped (see `Broker::stream_key`; the
-/// `FIRE` script escapes the same way).
-fn escape(part: &str) -> String {
-    part.replace('%', "%25").replace('/', "%2F")
-}
-
-fn unescape(part: &str) -> String {
-    part.replace("%2F", "/").replace("%25", "%")
 }
 
 fn hostname() -> String {

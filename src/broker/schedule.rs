@@ -14,18 +14,6 @@ use crate::err::SubmitError;
 use crate::pool::Pool;
 
 impl Broker {
-    pub(super) fn delayed_key(&self) -> String {
-        format!("{}:delayed", self.config.prefix)
-    }
-
-    pub(super) fn recurring_key(&self) -> String {
-        format!("{}:recur", self.config.prefix)
-    }
-
-    pub(super) fn recurring_hash(&self, key: &str) -> String {
-        format!("{}:rec:{key}", self.config.prefix)
-    }
-
     /// Schedules the named task to run once, `delay` from now by Redis's
     /// clock; returns its handle's cell once Redis has it.
     pub(crate) fn schedule(

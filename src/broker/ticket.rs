@@ -254,10 +254,6 @@ impl Broker {
         pool.dispatch(JobRef::new(Arc::new(OneShot::new(run, Vec::new(), Some(name)))), 0);
     }
 
-    pub(super) fn places_key(&self, module: &str) -> String {
-        format!("{}:cap:{module}", self.config.prefix)
-    }
-
     /// The call that sends `acks` (see `scripts::ACK`), of any of
     /// `module`'s streams, at once; None if `acks` is empty.
     pub(super) fn ack_cmd(&self, module: &str, acks: &[Ack]) -> Option<redis::Cmd> {
