@@ -9,7 +9,9 @@
 #   3. the same wheel on the oldest and the newest other CPython (3.9+) found
 #      (pyenv's versions, else python3.9 ... python3.14 on PATH): the suite
 #      without the argument fuzzing (tests/python/test_fuzz.py, which checks
-#      the native argument parsing, the same code on every version).
+#      the native argument parsing, the same code on every version), and
+#      with the parity tests in-process only (TASKMANAGER_MODES=inprocess;
+#      the broker's own test files still run on every version).
 #      TASKMANAGER_ALL_PYTHONS=1 runs the whole suite on every version found.
 # Needs cargo and python3 (with venv and pip); fetches Python packages from PyPI.
 set -euo pipefail
@@ -102,6 +104,9 @@ else
     else
         chosen=$(printf '%s\n' "$(echo "$found" | head -n1)" "$(echo "$found" | tail -n1)" | awk '!seen[$1]++')
         options=(--ignore=tests/python/test_fuzz.py)
+        # The parity tests' Redis half too runs on the default interpreter
+        # only (the same native code; CI's time budget): see conftest.py.
+        export TASKMANAGER_MODES=inprocess
         echo "the oldest and the newest, without tests/python/test_fuzz.py"
     fi
     ran=""
