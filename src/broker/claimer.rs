@@ -292,24 +292,39 @@ impl Broker {
             in_flight.wait_while_full(0, BLOCK);
             return Ok(Vec::new());
         }
-        if acks.is_empty() {
-            acks.append(&mut in_flight.take_acks());
+        // One stream (a module with one task name): the blocking read takes
+        // as many as the free workers, one command a step. Several: the
+        // blocking read is for an idle claimer (the last one found
+        // nothing); while work flows, the CLAIM script takes exactly what
+        // is free across them, fairly.
+        let one = streams.keys.len() == 1;
+        if acks.is_empty() && (one || streams.quiet) {
+            if let Some(claimed) = self.wait_new(conn, streams, in_flight, spare)? {
+                return Ok(claimed);
+            }
         }
-        // Idle (the last blocking read found nothing) with nothing to
-        // acknowledge: straight to the blocking read, one command per
-        // BLOCK, as with one stream.
-        if streams.quiet && acks.is_empty() {
-            return self.wait_new(conn, streams, in_flight);
-        }
-        streams.next = (streams.next + 1) % streams.keys.len();
-        let mut claim = redis::cmd("EVALSHA");
-        claim.arg(self.claim_script.get_hash()).arg(streams.keys.len()).arg(&streams.keys);
-        claim.arg(GROUP).arg(&self.id).arg(spare).arg(streams.next);
+        // Tasks finished meanwhile (or since the last step): their
+        // acknowledgements go in the same round trip, and the read does
+        // not wait.
+        acks.append(&mut in_flight.take_acks());
+        let read = if one {
+            let mut read = redis::cmd("XREADGROUP");
+            read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(spare);
+            read.arg("STREAMS").arg(&streams.keys).arg(">");
+            read
+        } else {
+            streams.next = (streams.next + 1) % streams.keys.len();
+            let mut claim = redis::cmd("EVALSHA");
+            claim.arg(self.claim_script.get_hash()).arg(streams.keys.len() + 1);
+            claim.arg(self.ready_key(module)).arg(&streams.keys);
+            claim.arg(GROUP).arg(&self.id).arg(spare).arg(streams.next);
+            claim
+        };
         let mut pipe = redis::pipe();
         if let Some(ack) = self.ack_cmd(module, acks) {
             pipe.add_command(ack).ignore();
         }
-        let claimed: (Option<StreamReadReply>,) = match pipe.add_command(claim).query(conn) {
+        let claimed: (Option<StreamReadReply>,) = match pipe.add_command(read).query(conn) {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
                 self.load_scripts(conn)?;
                 return Ok(Vec::new());
@@ -318,34 +333,38 @@ impl Broker {
         };
         acks.clear();
         let claimed = claimed_from(claimed.0);
-        if !claimed.is_empty() {
+        if !claimed.is_empty() || one {
             return Ok(claimed);
         }
-        self.wait_new(conn, streams, in_flight)
+        Ok(self.wait_new(conn, streams, in_flight, spare)?.unwrap_or_default())
     }
 
-    /// Waits up to [`BLOCK`] for a new entry on any of the streams (one of
-    /// each stream with news; the caller hands back what the free workers
-    /// cannot take), while finished tasks acknowledge themselves.
+    /// Waits up to [`BLOCK`] for new entries on any of the streams, at most
+    /// `spare` over them (with more streams than that, one of each stream
+    /// with news: the caller hands back what the free workers cannot
+    /// take), while finished tasks acknowledge themselves. None, without
+    /// waiting, if some finished meanwhile: their acknowledgements go
+    /// first.
     fn wait_new(
         &self,
         conn: &mut redis::Connection,
         streams: &mut Streams,
         in_flight: &InFlight,
-    ) -> redis::RedisResult<Vec<Claimed>> {
+        spare: usize,
+    ) -> redis::RedisResult<Option<Vec<Claimed>>> {
         if !in_flight.begin_wait() {
-            // Tasks finished meanwhile: their acknowledgements go first.
             streams.quiet = false;
-            return Ok(Vec::new());
+            return Ok(None);
         }
+        let count = (spare / streams.keys.len()).max(1);
         let mut read = redis::cmd("XREADGROUP");
-        read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1).arg("BLOCK").arg(millis(BLOCK));
+        read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(count).arg("BLOCK").arg(millis(BLOCK));
         read.arg("STREAMS").arg(&streams.keys).arg(vec![">"; streams.keys.len()]);
         let reply = read.query::<Option<StreamReadReply>>(conn);
         in_flight.end_wait();
         let claimed = claimed_from(reply?);
         streams.quiet = claimed.is_empty();
-        Ok(claimed)
+        Ok(Some(claimed))
     }
 }
 

@@ -96,8 +96,14 @@ impl Broker {
     ) -> redis::RedisResult<usize> {
         let mut back = 0;
         for (stream, ids) in by_stream(entries) {
-            back +=
-                self.hand_back_script.key(stream).arg(GROUP).arg(&self.id).arg(&ids).invoke::<usize>(conn)?;
+            back += self
+                .hand_back_script
+                .key(stream)
+                .key(self.ready_key(module))
+                .arg(GROUP)
+                .arg(&self.id)
+                .arg(&ids)
+                .invoke::<usize>(conn)?;
         }
         if !entries.is_empty() {
             log::warn!("taskmanager: handed back {back} task(s) of module {module} to the cluster");

@@ -70,6 +70,13 @@ impl Broker {
         format!("{}:rec:{key}", self.config.prefix)
     }
 
+    /// `P:ready:<module>`: the module's streams that may hold entries no
+    /// worker has read (added with each entry, taken out by `CLAIM` when it
+    /// finds one drained): a claim reads those, not every stream.
+    pub(super) fn ready_key(&self, module: &str) -> String {
+        format!("{}:ready:{module}", self.config.prefix)
+    }
+
     /// `P:cap:<module>`: the module's cluster-wide places
     /// (`global_max_workers`), scored by lease deadline.
     pub(super) fn places_key(&self, module: &str) -> String {

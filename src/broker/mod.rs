@@ -111,6 +111,7 @@ pub(crate) struct Broker {
     next_task: AtomicU64,
     ack_script: redis::Script,
     claim_script: redis::Script,
+    submit_script: redis::Script,
     schedule_script: redis::Script,
     fire_script: redis::Script,
     recur_script: redis::Script,
@@ -139,6 +140,7 @@ impl Broker {
         Ok(Broker {
             ack_script: redis::Script::new(scripts::ACK),
             claim_script: redis::Script::new(scripts::CLAIM),
+            submit_script: redis::Script::new(scripts::SUBMIT),
             schedule_script: redis::Script::new(scripts::SCHEDULE),
             fire_script: redis::Script::new(scripts::FIRE),
             recur_script: redis::Script::new(scripts::RECUR),
@@ -268,9 +270,9 @@ impl Broker {
         let (task, cell) = self.new_waiting(pool, name)?;
         let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
         let sent = self.with_conn(|conn| {
-            redis::cmd("XADD")
-                .arg(&stream)
-                .arg("*")
+            self.submit_script
+                .key(&stream)
+                .key(self.ready_key(module))
                 .arg("id")
                 .arg(&task)
                 .arg("name")
@@ -279,7 +281,7 @@ impl Broker {
                 .arg(&args)
                 .arg("reply")
                 .arg(&reply)
-                .query::<String>(conn)
+                .invoke::<String>(conn)
         });
         let entry = sent.map_err(|e| self.not_sent(&task, &format!("XADD to {stream}"), &e))?;
         cell.set_place(Place::Stream { stream, entry });

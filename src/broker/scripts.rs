@@ -47,26 +47,49 @@ end
 return n
 ";
 
-/// Claims up to `ARGV[3]` new entries for consumer `ARGV[2]` from the
-/// streams `KEYS` (a module's, one per task name), starting at the stream
-/// `ARGV[4]` (mod their number; the claimer rotates it, so a busy name
-/// does not starve the others), without blocking. Returns what
-/// `XREADGROUP` on those streams would (`{{stream, {{id, {field, value,
-/// ...}}, ...}}, ...}`), or nil if there was nothing. A stream whose group is
-/// missing (Redis lost its data) is an error: the claimer reconnects and
-/// makes the groups again.
+/// Sends a task: `XADD`s its fields to its stream and marks the stream
+/// ready (see `CLAIM`). Returns the entry's id.
 ///
-/// KEYS: streams. ARGV: group, consumer, most entries, first stream.
+/// KEYS: stream, the module's ready set. ARGV: field, value, ...
+pub(super) const SUBMIT: &str = r"
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))
+redis.call('SADD', KEYS[2], KEYS[1])
+return id
+";
+
+/// Claims up to `ARGV[3]` new entries for consumer `ARGV[2]` from the
+/// module's streams that may have some (its ready set, `KEYS[1]`), among
+/// those this claimer reads (`KEYS[2..]`, one per task name it knows),
+/// starting at the ready stream `ARGV[4]` (mod their number; the claimer
+/// rotates it, so a busy name does not starve the others), without
+/// blocking; a stream found drained leaves the ready set (a new entry puts
+/// it back). So a claim costs what has work, not every name the module
+/// has. Returns what `XREADGROUP` on those streams would (`{{stream,
+/// {{id, {field, value, ...}}, ...}}, ...}`), or nil if there was nothing.
+/// A stream whose group is missing (Redis lost its data) is an error: the
+/// claimer reconnects and makes the groups again.
+///
+/// KEYS: the ready set, then the claimer's streams. ARGV: group, consumer,
+/// most entries, first stream.
 pub(super) const CLAIM: &str = r"
+local mine = {}
+for i = 2, #KEYS do mine[KEYS[i]] = true end
+local ready = redis.call('SMEMBERS', KEYS[1])
 local out, got, want = {}, 0, tonumber(ARGV[3])
-local n = #KEYS
+local n = #ready
 for i = 0, n - 1 do
   if got >= want then break end
-  local stream = KEYS[((tonumber(ARGV[4]) + i) % n) + 1]
-  local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want - got, 'STREAMS', stream, '>')
-  if read then
-    out[#out + 1] = read[1]
-    got = got + #read[1][2]
+  local stream = ready[((tonumber(ARGV[4]) + i) % n) + 1]
+  if mine[stream] then
+    local asked = want - got
+    local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', asked, 'STREAMS', stream, '>')
+    local taken = 0
+    if read then
+      out[#out + 1] = read[1]
+      taken = #read[1][2]
+      got = got + taken
+    end
+    if taken < asked then redis.call('SREM', KEYS[1], stream) end
   end
 end
 if #out == 0 then return false end
@@ -128,7 +151,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0
   local hash = prefix .. ':t:' .. id
   local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply')
   if f[1] then
-    redis.call('XADD', stream(prefix, f[1], f[2]), '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', f[4])
+    local key = stream(prefix, f[1], f[2])
+    redis.call('XADD', key, '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', f[4])
+    redis.call('SADD', prefix .. ':ready:' .. f[1], key)
   end
   redis.call('ZREM', KEYS[1], id)
   redis.call('DEL', hash)
@@ -150,7 +175,9 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 
       redis.call('HINCRBY', hash, 'skipped', 1)
     else
       local id = key .. '@' .. due
-      redis.call('XADD', stream(prefix, f[1], f[2]), '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', '', 'rec', key)
+      local into = stream(prefix, f[1], f[2])
+      redis.call('XADD', into, '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', '', 'rec', key)
+      redis.call('SADD', prefix .. ':ready:' .. f[1], into)
       redis.call('HSET', hash, 'running', id)
       redis.call('HINCRBY', hash, 'ticks', 1)
     end
@@ -256,7 +283,7 @@ return redis.call('XDEL', KEYS[1], ARGV[2])
 /// (acknowledged, or taken over by another worker) is left alone. Returns
 /// how many went back.
 ///
-/// KEYS: stream. ARGV: group, consumer, entry ids.
+/// KEYS: stream, its module's ready set. ARGV: group, consumer, entry ids.
 pub(super) const HAND_BACK: &str = r"
 local n = 0
 for i = 3, #ARGV do
@@ -271,6 +298,7 @@ for i = 3, #ARGV do
     end
   end
 end
+if n > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
 return n
 ";
 
