@@ -161,6 +161,13 @@ impl<T: IntoPython> Wake for Bridge<T> {
 
 /// What a `TaskCore` asks of its bridge, whatever the value's type.
 pub(crate) trait Bridged: Send + Sync {
+    /// The Python handle is gone (its user dropped it): so is the core
+    /// handle. The task still runs; a task sent through the broker is
+    /// forgotten by it, and its result is never settled (no GIL taken for
+    /// it). Without this, the core handle and the waker it holds kept each
+    /// other (and every result of a fire-and-forget submitter was settled
+    /// for nobody, the GIL taken for each).
+    fn forget(&self);
     /// Holds the Python handle strongly from now until it is settled.
     fn pin(&self, future: &Bound<'_, PyAny>);
     /// Cancels the task if it has not started (a remote one: if no worker
@@ -170,6 +177,13 @@ pub(crate) trait Bridged: Send + Sync {
 }
 
 impl<T: IntoPython> Bridged for Bridge<T> {
+    fn forget(&self) {
+        // Dropped outside the lock: a poll never holds it while taking the
+        // GIL, and dropping the core handle may drop the task's value.
+        let core = lock(&self.handle).take();
+        drop(core);
+    }
+
     fn pin(&self, future: &Bound<'_, PyAny>) {
         let mut held = lock(&self.future);
         if let Held::Weakly(_) = *held {

@@ -48,6 +48,13 @@ impl TaskCore {
     }
 }
 
+impl Drop for TaskCore {
+    /// The Python handle is gone (see `Bridged::forget`).
+    fn drop(&mut self) {
+        self.bridge.forget();
+    }
+}
+
 #[pymethods]
 impl TaskCore {
     /// Cancels if not started (sent through the broker: if no worker
