@@ -5,9 +5,11 @@
 //! settles the Python handle with the value, the exception or the
 //! cancellation.
 //!
-//! The bridge holds the Python handle weakly while nobody watches it, so a
-//! handle its user dropped (fire and forget) is freed at once; the task
-//! still runs (dropping never cancels), and nothing is settled for it. Once
+//! For a task sent through the broker, the bridge holds the Python handle
+//! weakly while nobody watches it, so a handle its user dropped (fire and
+//! forget) is freed at once; the task still runs (dropping never cancels),
+//! and nothing is settled for it. (A task run here holds its handle until
+//! it runs in any case: its bridge holds it strongly from the start.) Once
 //! watched (a wait, a done-callback, `concurrent.futures.wait`, an `await`:
 //! whatever makes its lock, see `_handle.py`), it is held strongly until
 //! settled, as an executor holds its futures. The handle holds the bridge
@@ -86,12 +88,16 @@ impl<T: IntoPython> Bridge<T> {
         handle: TaskHandle<T>,
         raised: Raised,
     ) -> PyResult<Arc<Self>> {
-        let weak = PyWeakrefReference::new(future)?.unbind();
-        let bridge = Arc::new(Bridge {
-            handle: Mutex::new(Some(handle)),
-            future: Mutex::new(Held::Weakly(weak)),
-            raised,
-        });
+        // A task run here holds its handle until it runs anyway (to mark it
+        // running): held strongly from the start, with no weak reference to
+        // make and upgrade per task. A remote one, weakly (see the module
+        // docs).
+        let held = if T::REMOTE {
+            Held::Weakly(PyWeakrefReference::new(future)?.unbind())
+        } else {
+            Held::Strongly(future.clone().unbind())
+        };
+        let bridge = Arc::new(Bridge { handle: Mutex::new(Some(handle)), future: Mutex::new(held), raised });
         bridge.poll();
         Ok(bridge)
     }
@@ -146,7 +152,7 @@ impl<T: IntoPython> Bridge<T> {
         };
         // A task run here marked its handle running as it started; a remote
         // one's start is not seen here.
-        if future::is_running(future)? || future::set_running(future)? {
+        if !T::REMOTE || future::set_running(future)? {
             future::settle(future, outcome)?;
         }
         Ok(())

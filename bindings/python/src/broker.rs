@@ -116,7 +116,7 @@ impl Named {
         })
         .map_err(submit_error)?;
         let handle = future::new_handle(py, false)?;
-        TaskCore::attach(&handle, sent, Raised::default(), Some(&call.name))?;
+        TaskCore::attach(&handle, sent, Raised::default(), call.name)?;
         Ok(handle)
     }
 

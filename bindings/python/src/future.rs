@@ -79,12 +79,6 @@ fn watched(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(!future.getattr(intern!(future.py(), "_cond"))?.is_none())
 }
 
-/// Whether the handle is running (a task here marked it so as it started).
-pub(crate) fn is_running(future: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let py = future.py();
-    future.getattr(intern!(py, "_state"))?.eq(api(py)?.running.bind(py))
-}
-
 /// Marks the handle running; false if it was cancelled instead (and then
 /// makes sure the cancellation was reported).
 pub(crate) fn set_running(future: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -27,22 +27,22 @@ fn settle_cancel(won: bool, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
 pub(crate) struct TaskCore {
     bridge: Arc<dyn Bridged>,
     id: u64,
-    name: String,
+    /// The task's name: given at submission (no string made per task).
+    name: Arc<str>,
 }
 
 impl TaskCore {
     /// The core handle of `future` (a new `TaskHandle`), whose task's core
     /// handle is `handle`.
     /// `raised` is where its run leaves an exception (see `bridge`);
-    /// `name`, if given, is the handle's name instead of the core's.
+    /// `name` is the handle's name (the task's, or its `name=`).
     pub(crate) fn attach<T: IntoPython>(
         future: &Bound<'_, PyAny>,
         handle: TaskHandle<T>,
         raised: Raised,
-        name: Option<&str>,
+        name: Arc<str>,
     ) -> PyResult<()> {
         let id = handle.id();
-        let name = name.map_or_else(|| handle.name(), str::to_owned);
         let bridge: Arc<dyn Bridged> = Bridge::new(future, handle, raised)?;
         future.setattr(pyo3::intern!(future.py(), "_core"), TaskCore { bridge, id, name })
     }
@@ -75,8 +75,8 @@ impl TaskCore {
     }
 
     #[getter]
-    fn name(&self) -> String {
-        self.name.clone()
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 

@@ -92,13 +92,13 @@ impl ModuleCore {
         let run = Task::fallible(move || {
             lifetime::attach(|py| task.run_once(py, &left)).unwrap_or_else(|| Err(task::Raised::not_run()))
         })
-        .name(name);
+        .name(Arc::clone(&name));
         let core = match delay {
             None => self.module.add_task(run),
             Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
         }
         .map_err(submit_error)?;
-        TaskCore::attach(&handle, core, raised, None)?;
+        TaskCore::attach(&handle, core, raised, name)?;
         Ok(handle)
     }
 
