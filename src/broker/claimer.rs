@@ -32,7 +32,7 @@ struct Timers<'a> {
 /// those whose consumer group it made on this connection.
 #[derive(Default)]
 pub(super) struct Streams {
-    pub(super) keys: Vec<String>,
+    pub(super) keys: Arc<Vec<String>>,
     grouped: HashSet<String>,
     /// Where the next claim starts among `keys` (rotates, for fairness).
     next: usize,
@@ -124,8 +124,13 @@ impl Broker {
         module: &str,
         streams: &mut Streams,
     ) -> redis::RedisResult<()> {
-        streams.keys = self.streams(module);
-        for stream in &streams.keys {
+        let keys = self.streams(module);
+        if Arc::ptr_eq(&keys, &streams.keys) && !streams.grouped.is_empty() {
+            // No name registered since the last step, groups made.
+            return Ok(());
+        }
+        streams.keys = keys;
+        for stream in streams.keys.iter() {
             if streams.grouped.contains(stream) {
                 continue;
             }
@@ -207,7 +212,7 @@ impl Broker {
             self.send_acks(conn, &pool.name, acks)?;
             let mut read = redis::cmd("XREADGROUP");
             read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1000).arg("STREAMS");
-            read.arg(&streams.keys).arg(vec!["0"; streams.keys.len()]);
+            read.arg(streams.keys.as_slice()).arg(vec!["0"; streams.keys.len()]);
             let reply: Option<StreamReadReply> = read.query(conn)?;
             let held = in_flight.held().clone();
             let lost: Vec<Claimed> =
@@ -310,13 +315,13 @@ impl Broker {
         let read = if one {
             let mut read = redis::cmd("XREADGROUP");
             read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(spare);
-            read.arg("STREAMS").arg(&streams.keys).arg(">");
+            read.arg("STREAMS").arg(streams.keys.as_slice()).arg(">");
             read
         } else {
             streams.next = (streams.next + 1) % streams.keys.len();
             let mut claim = redis::cmd("EVALSHA");
             claim.arg(self.claim_script.get_hash()).arg(streams.keys.len() + 1);
-            claim.arg(self.ready_key(module)).arg(&streams.keys);
+            claim.arg(self.ready_key(module)).arg(streams.keys.as_slice());
             claim.arg(GROUP).arg(&self.id).arg(spare).arg(streams.next);
             claim
         };
@@ -359,7 +364,7 @@ impl Broker {
         let count = (spare / streams.keys.len()).max(1);
         let mut read = redis::cmd("XREADGROUP");
         read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(count).arg("BLOCK").arg(millis(BLOCK));
-        read.arg("STREAMS").arg(&streams.keys).arg(vec![">"; streams.keys.len()]);
+        read.arg("STREAMS").arg(streams.keys.as_slice()).arg(vec![">"; streams.keys.len()]);
         let reply = read.query::<Option<StreamReadReply>>(conn);
         in_flight.end_wait();
         let claimed = claimed_from(reply?);

@@ -89,6 +89,9 @@ const GROUP: &str = "taskmanager";
 struct Registered {
     pool: Arc<Pool>,
     handlers: HashMap<String, Handler>,
+    /// Its claimer's streams, one per name, sorted: made at registration,
+    /// so a claim step only compares a pointer (see `claimer::Streams`).
+    streams: Arc<Vec<String>>,
     claiming: bool,
     /// What its claimer holds.
     in_flight: Arc<ticket::InFlight>,
@@ -168,20 +171,18 @@ impl Broker {
     /// Registers `handler` as `name` on `pool`'s module; once the manager
     /// runs, this process claims the module's tasks.
     pub(crate) fn register(self: &Arc<Self>, pool: &Arc<Pool>, name: &str, handler: Handler) {
-        self.registered(pool, |entry| {
-            entry.handlers.insert(name.to_owned(), handler);
-        });
-    }
-
-    fn registered(self: &Arc<Self>, pool: &Arc<Pool>, change: impl FnOnce(&mut Registered)) {
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         let entry = modules.entry(Arc::clone(&pool.name)).or_insert_with(|| Registered {
             pool: Arc::clone(pool),
             handlers: HashMap::new(),
+            streams: Arc::default(),
             claiming: false,
             in_flight: Arc::default(),
         });
-        change(entry);
+        entry.handlers.insert(name.to_owned(), handler);
+        let mut names: Vec<&String> = entry.handlers.keys().collect();
+        names.sort();
+        entry.streams = Arc::new(names.into_iter().map(|name| self.stream_key(&pool.name, name)).collect());
         drop(modules);
         if self.rt.life.phase() == crate::lifecycle::Phase::Running {
             self.start_claimers();
@@ -215,12 +216,9 @@ impl Broker {
     }
 
     /// The streams `module`'s claimer reads: one per registered name.
-    fn streams(&self, module: &str) -> Vec<String> {
+    fn streams(&self, module: &str) -> Arc<Vec<String>> {
         let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        let mut names: Vec<&String> =
-            modules.get(module).map(|r| r.handlers.keys().collect()).unwrap_or_default();
-        names.sort();
-        names.into_iter().map(|name| self.stream_key(module, name)).collect()
+        modules.get(module).map(|r| Arc::clone(&r.streams)).unwrap_or_default()
     }
 
     /// A new task id and its handle's cell, registered as waiting for a

@@ -62,7 +62,7 @@ pub(crate) struct Bridge<T> {
     future: Mutex<Held>,
     /// The exception of a run here that raised: the core keeps only its
     /// text (see `task::Raised`).
-    raised: Raised,
+    raised: Option<Raised>,
 }
 
 /// Where a task run here leaves its exception for its bridge: shared from
@@ -76,7 +76,9 @@ enum Held {
     Settled,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A mutex's guard, poisoned or not (a panic elsewhere leaves data that
+/// is still whole: every change under these locks is one assignment).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -86,7 +88,7 @@ impl<T: IntoPython> Bridge<T> {
     pub(crate) fn new(
         future: &Bound<'_, PyAny>,
         handle: TaskHandle<T>,
-        raised: Raised,
+        raised: Option<Raised>,
     ) -> PyResult<Arc<Self>> {
         // A task run here holds its handle until it runs anyway (to mark it
         // running): held strongly from the start, with no weak reference to
@@ -136,16 +138,18 @@ impl<T: IntoPython> Bridge<T> {
         let outcome = match outcome {
             Err(TaskError::Cancelled) => return future::cancel(future),
             Ok(value) => Ok(value.into_python(py)?),
-            Err(TaskError::Failed { message }) => Err(match lock(&self.raised).take() {
-                Some(exception) => exception.into_bound(py),
-                None => PyRuntimeError::new_err(message).into_value(py).into_any().into_bound(py),
-            }),
-            Err(TaskError::Remote(e)) => {
-                Err(errors(py)?.remote_error.bind(py).call1((e.kind, e.message, e.traceback))?)
+            Err(TaskError::Failed { message }) => {
+                Err(match self.raised.as_ref().and_then(|r| lock(r).take()) {
+                    Some(exception) => exception.into_bound(py),
+                    None => PyRuntimeError::new_err(message).into_value(py).into_any().into_bound(py),
+                })
             }
-            Err(other @ TaskError::ResultLost { .. }) => {
-                Err(errors(py)?.result_lost.bind(py).call1((other.to_string(),))?)
-            }
+            Err(TaskError::Remote(e)) => Err(REMOTE_ERROR
+                .import(py, "taskmanager._broker", "RemoteError")?
+                .call1((e.kind, e.message, e.traceback))?),
+            Err(other @ TaskError::ResultLost { .. }) => Err(RESULT_LOST
+                .import(py, "taskmanager._broker", "ResultLost")?
+                .call1((other.to_string(),))?),
             Err(other) => {
                 Err(PyRuntimeError::new_err(other.to_string()).into_value(py).into_any().into_bound(py))
             }
@@ -219,19 +223,5 @@ impl<T: IntoPython> Bridged for Bridge<T> {
 
 /// The exceptions of `taskmanager._broker` a remote failure becomes,
 /// looked up once.
-struct Errors {
-    remote_error: Py<PyAny>,
-    result_lost: Py<PyAny>,
-}
-
-static ERRORS: PyOnceLock<Errors> = PyOnceLock::new();
-
-fn errors(py: Python<'_>) -> PyResult<&Errors> {
-    ERRORS.get_or_try_init(py, || {
-        let broker = py.import("taskmanager._broker")?;
-        Ok::<_, PyErr>(Errors {
-            remote_error: broker.getattr("RemoteError")?.unbind(),
-            result_lost: broker.getattr("ResultLost")?.unbind(),
-        })
-    })
-}
+static REMOTE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static RESULT_LOST: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

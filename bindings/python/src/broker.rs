@@ -13,7 +13,7 @@
 //!   its value goes back as JSON, its exception as a `RemoteError`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyLookupError, PyValueError};
@@ -24,7 +24,7 @@ use serde_json::{json, Map, Value};
 
 use taskmanager::{Module, Recurrence, RemoteError, SharedSchedule as CoreSchedule};
 
-use crate::bridge::Raised;
+use crate::bridge::lock;
 use crate::errors::submit_error;
 use crate::failure::exception;
 use crate::handles::TaskCore;
@@ -38,10 +38,6 @@ use crate::{convert, future, lifetime};
 pub(crate) struct Registry {
     runnable: Mutex<HashMap<(String, String), Py<PyAny>>>,
     modules: Mutex<HashSet<String>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A manager's broker mode, shared by its modules.
@@ -116,7 +112,8 @@ impl Named {
         })
         .map_err(submit_error)?;
         let handle = future::new_handle(py, false)?;
-        TaskCore::attach(&handle, sent, Raised::default(), call.name)?;
+        // A remote task's exception arrives as a RemoteError, not here.
+        TaskCore::attach(&handle, sent, None, call.name)?;
         Ok(handle)
     }
 
@@ -153,7 +150,13 @@ impl Named {
     }
 
     /// Makes `callable` this process's runner of `module`'s task `name`.
-    pub(crate) fn register(&self, module: &Module, name: &str, callable: Py<PyAny>) -> PyResult<()> {
+    pub(crate) fn register(
+        &self,
+        py: Python<'_>,
+        module: &Module,
+        name: &str,
+        callable: Py<PyAny>,
+    ) -> PyResult<()> {
         let key = (module.name().to_owned(), name.to_owned());
         {
             let mut runnable = lock(&self.registry.runnable);
@@ -163,7 +166,7 @@ impl Named {
                     module.name()
                 )));
             }
-            runnable.insert(key, Python::attach(|py| callable.clone_ref(py)));
+            runnable.insert(key, callable.clone_ref(py));
         }
         let registry = Arc::clone(&self.registry);
         let handler = move |payload: Value| {

@@ -34,12 +34,13 @@ pub(crate) struct TaskCore {
 impl TaskCore {
     /// The core handle of `future` (a new `TaskHandle`), whose task's core
     /// handle is `handle`.
-    /// `raised` is where its run leaves an exception (see `bridge`);
+    /// `raised` is where a run here leaves its exception (see `bridge`;
+    /// None for a task sent through the broker);
     /// `name` is the handle's name (the task's, or its `name=`).
     pub(crate) fn attach<T: IntoPython>(
         future: &Bound<'_, PyAny>,
         handle: TaskHandle<T>,
-        raised: Raised,
+        raised: Option<Raised>,
         name: Arc<str>,
     ) -> PyResult<()> {
         let id = handle.id();

@@ -98,7 +98,7 @@ impl ModuleCore {
             Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
         }
         .map_err(submit_error)?;
-        TaskCore::attach(&handle, core, raised, name)?;
+        TaskCore::attach(&handle, core, Some(raised), name)?;
         Ok(handle)
     }
 
@@ -236,9 +236,9 @@ impl ModuleCore {
 
     /// With a broker: makes `callable` this process's runner of this
     /// module's task `name` (see `broker`).
-    fn register(&self, name: &str, callable: Py<PyAny>) -> PyResult<()> {
+    fn register(&self, py: Python<'_>, name: &str, callable: Py<PyAny>) -> PyResult<()> {
         let named = self.named.as_ref().ok_or_else(|| PyValueError::new_err("register() needs a broker"))?;
-        named.register(&self.module, name, callable)
+        named.register(py, &self.module, name, callable)
     }
 
     fn queued(&self) -> usize {
