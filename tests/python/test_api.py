@@ -498,14 +498,8 @@ def test_local_subclass_with_extra_state():
     """In-process only: a class defined in a function (with a broker its
     methods have no name another process finds)."""
 
-    class LocalCounter(Module):
-        def __init__(self, start, **kwargs):
-            super().__init__(**kwargs)
-            self.count = start
-
-        def bump(self, by):
-            self.count += by
-            return self.count
+    class LocalCounter(Counter):
+        pass
 
     m = TaskManager()
     m.start_thread()

@@ -179,12 +179,17 @@ def test_a_second_sigint_hands_back_at_once(cluster):
     print(f"figure: python second SIGINT: exited {took:.2f} s after it")
 
 
-def test_the_ready_line_names_the_default_module_beside_the_program_modules(cluster):
-    c = cluster()
-    worker = c.worker()
+def ready_worker(c, *options):
+    """A worker started with ``options`` and the test's submitter, once the
+    worker has run a probe task (it is past its start-up)."""
+    worker = c.worker(*options)
     app = c.submitter()
-    # Ready once it ran something.
     assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    return worker, app
+
+
+def test_the_ready_line_names_the_default_module_beside_the_program_modules(cluster):
+    worker, app = ready_worker(cluster())
     assert app.manager.add_task({"method": app.pid}).result(timeout=20) == worker.pid
     worker.send_signal(signal.SIGTERM)
     assert exit_of(worker) == 0
@@ -196,10 +201,7 @@ def test_the_ready_line_names_the_default_module_beside_the_program_modules(clus
 
 
 def test_an_idle_worker_stopped_while_redis_is_down_exits_at_once_with_0(cluster, redis_server):
-    c = cluster()
-    worker = c.worker("--drain-timeout", "30")
-    app = c.submitter()
-    assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    worker, app = ready_worker(cluster(), "--drain-timeout", "30")
     redis_server.kill()
     time.sleep(0.5)  # its threads notice: the claimer is reconnecting
     worker.send_signal(signal.SIGTERM)
@@ -218,10 +220,7 @@ def test_a_long_idle_worker_fires_a_delayed_task_from_a_submit_only_process_on_t
     # The program is submit_only; the worker command makes it a worker,
     # which fires schedules (a submit_only process fires none). Idle, it
     # sleeps; the submission wakes it.
-    c = cluster()
-    worker = c.worker()
-    app = c.submitter()
-    assert app.jobs.add_task(app.jobs.slow, args=[0.0, "probe"]).result(timeout=20)["pid"] == worker.pid
+    worker, app = ready_worker(cluster())
     time.sleep(3)
     sent = time.monotonic()
     delayed = app.jobs.schedule_task(app.jobs.slow, 0.2, args=[0.0, "delayed"])
