@@ -134,19 +134,12 @@ impl Broker {
             if streams.grouped.contains(stream) {
                 continue;
             }
-            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(stream)
-                .arg(GROUP)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query(conn);
-            match created {
+            let mut create = redis::cmd("XGROUP");
+            create.arg("CREATE").arg(stream).arg(GROUP).arg("0").arg("MKSTREAM");
+            match create.query::<()>(conn) {
                 Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
-                _ => {
-                    streams.grouped.insert(stream.clone());
-                }
-            }
+                _ => streams.grouped.insert(stream.clone()),
+            };
         }
         Ok(())
     }
