@@ -208,12 +208,22 @@ pub struct RemoteError {
     pub message: String,
     /// A traceback, or empty.
     pub traceback: String,
+    /// The qualified names of the error's types, most derived first (the
+    /// Python package gives each class of the exception's MRO, as
+    /// `module.QualName`), for [`Retry::on`](crate::Retry::on); may be
+    /// empty.
+    pub kinds: Vec<String>,
 }
 
 impl RemoteError {
     /// An error of `kind` saying `message`, with no traceback.
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        RemoteError { kind: kind.into(), message: message.into(), traceback: String::new() }
+        RemoteError {
+            kind: kind.into(),
+            message: message.into(),
+            traceback: String::new(),
+            kinds: Vec::new(),
+        }
     }
 }
 

@@ -56,6 +56,18 @@ pub enum Event {
         /// How long the run took.
         duration: Duration,
     },
+    /// A run failed and the task runs again after `after` (warn; see
+    /// [`Task::retry`](crate::Task::retry)). Its handle waits on.
+    Retrying {
+        /// The task.
+        task: TaskRef,
+        /// Which retry comes next: 1 for the first.
+        retry: u32,
+        /// How long until it runs.
+        after: Duration,
+        /// How the run failed.
+        error: TaskError,
+    },
     /// A recurring task's ticks were skipped: a run overran them, or the
     /// task was paused (info).
     Skipped {
@@ -101,7 +113,7 @@ impl Event {
         match self {
             Event::Started { .. } => log::Level::Trace,
             Event::Finished { .. } | Event::Cancelled { .. } => log::Level::Debug,
-            Event::Failed { .. } => log::Level::Warn,
+            Event::Failed { .. } | Event::Retrying { .. } => log::Level::Warn,
             Event::Skipped { .. } | Event::Paused { .. } | Event::Resumed { .. } => log::Level::Info,
             Event::SpawnFailed { .. } => log::Level::Error,
         }
@@ -114,6 +126,7 @@ impl Event {
             Event::Started { task }
             | Event::Finished { task, .. }
             | Event::Failed { task, .. }
+            | Event::Retrying { task, .. }
             | Event::Skipped { task, .. }
             | Event::Cancelled { task }
             | Event::Paused { task }
@@ -141,6 +154,9 @@ impl fmt::Display for Event {
                 write!(f, "failed after {duration:?}: {error}")
             }
             Event::Failed { error: None, duration, .. } => write!(f, "failed after {duration:?}"),
+            Event::Retrying { retry, after, error, .. } => {
+                write!(f, "failed ({error}); retry {retry} in {after:?}")
+            }
             Event::Skipped { ticks, .. } => write!(f, "skipped {ticks} tick(s)"),
             Event::Cancelled { .. } => f.write_str("cancelled"),
             Event::Paused { .. } => f.write_str("paused"),

@@ -117,6 +117,7 @@ mod module_builder;
 mod named;
 mod pool;
 mod report;
+mod retry;
 mod runtime;
 mod schedule;
 mod sync;
@@ -141,8 +142,9 @@ pub use module_builder::ModuleBuilder;
 #[cfg(feature = "redis")]
 pub use named::SharedSchedule;
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
+pub use retry::Retry;
 pub use schedule::{Pacing, Recurrence};
-pub use task::{Fallible, Method, MethodMut, Task};
+pub use task::{Attempt, Fallible, Method, MethodMut, Retrying, Task};
 pub use threads::block_process_signals;
 #[cfg(all(unix, not(loom)))]
 pub use worker::WorkerExit;

@@ -139,8 +139,9 @@ impl Module {
         // No manager in the handle: cloning that `Arc` on every submission
         // made its count bounce between submitting threads (-25 % of
         // throughput-4p). A cancelled immediate task is told as an event
-        // when its worker passes it.
-        Ok(TaskHandle::new(cell, None))
+        // when its worker passes it. One that may retry may wait in the
+        // timer, which its cancel must take it out of.
+        Ok(TaskHandle::new(cell, F::RETRIES.then(|| Arc::clone(self.pool.timer()))))
     }
 
     /// Runs a task once, `delay` from now: the spec's `schedule_task` with

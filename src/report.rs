@@ -15,8 +15,12 @@ pub struct Stats {
     pub running: usize,
     /// Runs that returned (each run of a recurring task counts).
     pub completed: u64,
-    /// Runs whose method or a callback panicked.
+    /// Runs that failed (the method or a callback panicked, or a fallible
+    /// method returned an error) and were not retried: for a task with
+    /// [`Task::retry`](crate::Task::retry), its last failure only.
     pub failed: u64,
+    /// Failed runs followed by a retry ([`Task::retry`](crate::Task::retry)).
+    pub retried: u64,
     /// Tasks cancelled before they ran (by a handle, `cancel_pending` or
     /// shutdown), and recurring tasks ended by a cancel.
     pub cancelled: u64,
@@ -37,6 +41,7 @@ impl std::ops::AddAssign for Stats {
         self.completed += other.completed;
         self.failed += other.failed;
         self.cancelled += other.cancelled;
+        self.retried += other.retried;
         self.peak_concurrency += other.peak_concurrency;
         self.workers += other.workers;
         self.pending_timers += other.pending_timers;

@@ -2,9 +2,13 @@
 //! keys. The spec's `args` and `kwargs` are whatever the closure captures.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::err::TaskError;
+use crate::retry::Retry;
+use crate::unwind::panic_message;
 
 /// A callback: receives the method's return value.
 pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
@@ -67,6 +71,27 @@ impl<F, T> Task<F, T> {
         self.callbacks.push(Box::new(callback));
         self
     }
+
+    /// Runs the task again when it fails (panics, or a
+    /// [`fallible`](Self::fallible) method returns an error), as `retry`
+    /// says: the handle settles after the last attempt, with the first
+    /// success or the last failure. Between attempts the task waits in the
+    /// timer, holding no worker; each retry is counted in
+    /// [`Stats::retried`](crate::Stats::retried) and told as
+    /// [`Event::Retrying`](crate::Event::Retrying). Callbacks run after
+    /// the successful attempt only.
+    ///
+    /// For one-shot tasks whose method may be called more than once
+    /// (`FnMut`); a recurring task's next run is its retry. If the manager
+    /// shuts down while the task waits to retry, the handle reports it
+    /// cancelled, as any task the shutdown cancels.
+    pub fn retry(self, retry: Retry) -> Task<Retrying<F>, T> {
+        Task {
+            method: Retrying { method: self.method, retry: Arc::new(retry), attempt: 1 },
+            callbacks: self.callbacks,
+            name: self.name,
+        }
+    }
 }
 
 // No bound here: one on `F` would make the compiler infer every closure
@@ -108,11 +133,85 @@ impl<F> fmt::Debug for Fallible<F> {
 }
 
 /// A task's method as its cell runs it once: a value, or a failure.
-/// Implemented for every `FnOnce() -> T` (never fails) and for
-/// [`Fallible`]; not for users to implement.
+/// Implemented for every `FnOnce() -> T` (never fails), for [`Fallible`]
+/// and for [`Retrying`]; not for users to implement.
 pub trait Method<T>: Send + 'static {
     #[doc(hidden)]
     fn call(self) -> Result<T, TaskError>;
+
+    /// One attempt: a method that may run again after a failure (see
+    /// [`Task::retry`]) gives itself back with when to.
+    #[doc(hidden)]
+    fn attempt(self) -> Attempt<Self, T>
+    where
+        Self: Sized,
+    {
+        Attempt::Done(self.call())
+    }
+
+    /// Whether [`attempt`](Self::attempt) may ask to run again: its cell's
+    /// handle then needs the timer, to take it out when cancelled while it
+    /// waits to retry.
+    #[doc(hidden)]
+    const RETRIES: bool = false;
+}
+
+/// What one attempt of a [`Method`] came to.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Attempt<M, T> {
+    /// The last attempt: its outcome settles the task.
+    Done(Result<T, TaskError>),
+    /// It failed with `error`, and runs again (retry number `retry`, 1 for
+    /// the first) `after` from now.
+    Again { method: M, error: TaskError, retry: u32, after: Duration },
+}
+
+/// The method of a task made with [`Task::retry`]: see there.
+pub struct Retrying<F> {
+    method: F,
+    retry: Arc<Retry>,
+    /// The attempt about to run, 1 for the first.
+    attempt: u32,
+}
+
+impl<F> fmt::Debug for Retrying<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retrying").field("retry", &self.retry).field("attempt", &self.attempt).finish()
+    }
+}
+
+impl<F, T> Method<T> for Retrying<F>
+where
+    F: MethodMut<T>,
+{
+    fn call(mut self) -> Result<T, TaskError> {
+        self.method.call_mut()
+    }
+
+    fn attempt(mut self) -> Attempt<Self, T> {
+        // Caught here, not by the cell: a method that panicked runs again.
+        let result =
+            catch_unwind(AssertUnwindSafe(|| self.method.call_mut())).unwrap_or_else(|p| Err(panicked(p)));
+        match result {
+            Err(error) if self.retry.allows(self.attempt, &error) => {
+                let retry = self.attempt;
+                self.attempt += 1;
+                let after = self.retry.next_delay(retry);
+                Attempt::Again { method: self, error, retry, after }
+            }
+            done => Attempt::Done(done),
+        }
+    }
+
+    const RETRIES: bool = true;
+}
+
+/// A method's panic, logged, as its task's failure.
+pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> TaskError {
+    let message = panic_message(payload);
+    log::error!("task panicked: {message}");
+    TaskError::Panicked { message }
 }
 
 /// [`Method`] for recurring tasks: every `FnMut() -> T`, and [`Fallible`].

@@ -344,7 +344,8 @@ fn encode_result(result: &Result<Value, RemoteError>) -> String {
     match result {
         Ok(value) => json!({ "ok": value }).to_string(),
         Err(e) => {
-            json!({ "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback } }).to_string()
+            json!({ "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback, "kinds": e.kinds } })
+                .to_string()
         }
     }
 }
@@ -361,6 +362,11 @@ fn decode_result(text: &str) -> Result<Value, TaskError> {
         kind: field("kind"),
         message: field("message"),
         traceback: field("traceback"),
+        kinds: err
+            .get("kinds")
+            .and_then(Value::as_array)
+            .map(|kinds| kinds.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
     }))
 }
 

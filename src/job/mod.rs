@@ -30,7 +30,7 @@ use crate::err::TaskError;
 use crate::event::{Event, Events};
 use crate::schedule::Nanos;
 use crate::sync::{lock, Mutex};
-use crate::task::Callback;
+use crate::task::{panicked, Attempt, Callback, Method};
 use crate::timer::Slotted;
 use crate::unwind::panic_message;
 
@@ -64,6 +64,8 @@ pub(crate) struct Ran {
     /// The task was cancelled before it ran, or (recurring) ended by a
     /// cancel that came during this run.
     pub(crate) cancelled: bool,
+    /// The run failed and the task waits in the timer to run again.
+    pub(crate) retried: bool,
     /// Why it failed.
     pub(crate) error: Option<TaskError>,
 }
@@ -84,7 +86,10 @@ pub(crate) trait RunContext {
     /// The run's method and callbacks are over (see `module::count_run`),
     /// before its handle says so.
     fn count_run(&self, failed: bool);
-    /// Puts a recurring job back in the timer at `due`; false (the job then
+    /// The run failed and the task will run again (see
+    /// [`Task::retry`](crate::Task::retry)): counted as retried, not failed.
+    fn count_retry(&self);
+    /// Puts a recurring job (or a one-shot one to retry) back in the timer at `due`; false (the job then
     /// retires) if it was cancelled meanwhile, has no next due time, or the
     /// manager is shutting down.
     fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool;
@@ -243,11 +248,23 @@ fn invoke<T>(
     method: impl FnOnce() -> Result<T, TaskError>,
     callbacks: &mut [Callback<T>],
 ) -> Result<T, TaskError> {
-    let value = catch_unwind(AssertUnwindSafe(method)).unwrap_or_else(|payload| {
-        let message = panic_message(payload);
-        log::error!("task panicked: {message}");
-        Err(TaskError::Panicked { message })
-    })?;
+    let value = catch_unwind(AssertUnwindSafe(method)).unwrap_or_else(|payload| Err(panicked(payload)))?;
+    call_back(value, callbacks)
+}
+
+/// One attempt of a one-shot method ([`Method::attempt`]), then, if that
+/// was the last, its callbacks as [`invoke`] runs them.
+fn attempt<M: Method<T>, T>(method: M, callbacks: &mut [Callback<T>]) -> Attempt<M, T> {
+    let attempt = catch_unwind(AssertUnwindSafe(|| method.attempt()))
+        .unwrap_or_else(|payload| Attempt::Done(Err(panicked(payload))));
+    match attempt {
+        Attempt::Done(Ok(value)) => Attempt::Done(call_back(value, callbacks)),
+        other => other,
+    }
+}
+
+/// Gives `value` to every callback in order (see [`invoke`]).
+fn call_back<T>(value: T, callbacks: &mut [Callback<T>]) -> Result<T, TaskError> {
     let mut first_failure = None;
     for (index, callback) in callbacks.iter_mut().enumerate() {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback(&value))) {

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::core::{Core, CANCELLED, DONE, QUEUED, RUNNING, WAITERS};
-use super::{invoke, tell_started, Callbacks, Job, Outcome, Ran, RunContext, Staged};
+use super::{attempt, tell_started, Callbacks, Job, Outcome, Ran, RunContext, Staged};
 use crate::err::TaskError;
+use crate::event::Event;
+use crate::schedule::{due_after, Nanos};
 use crate::sync::{lock, Mutex};
+use crate::task::Attempt;
 use crate::task::{Callback, Method};
 use crate::unwind::drop_quietly;
 
@@ -64,6 +67,56 @@ where
         true
     }
 
+    /// A failed attempt that runs again `after` from now: counted and told
+    /// as a retry (before the next attempt can start), then the method and
+    /// callbacks go back in the cell, and the cell back in the timer (see
+    /// [`Task::retry`](crate::Task::retry)). If the timer refuses it (the
+    /// manager is shutting down), the task is cancelled, as the shutdown
+    /// cancels every task waiting in the timer.
+    fn retry_later(
+        self: &Arc<Self>,
+        cx: &dyn RunContext,
+        method: F,
+        callbacks: Callbacks<T>,
+        error: TaskError,
+        retry: u32,
+        after: std::time::Duration,
+    ) -> Ran {
+        cx.count_retry();
+        cx.events().emit(log::Level::Warn, || Event::Retrying {
+            task: self.core.task_ref(),
+            retry,
+            after,
+            error: error.clone(),
+        });
+        lock(&self.stage).stage = Stage::Pending(method, callbacks);
+        let due = due_after(cx.now(), after).unwrap_or(Nanos::MAX);
+        let job: Arc<dyn Job> = self.clone();
+        if cx.reschedule(job, Some(due)) {
+            return Ran { retried: true, error: Some(error), ..Ran::default() };
+        }
+        self.end_cancelled(RUNNING);
+        Ran { cancelled: true, ..Ran::default() }
+    }
+
+    /// Moves `from` -> CANCELLED, dropping the method and callbacks, and
+    /// wakes whoever waits; false if the phase was not `from`.
+    fn end_cancelled(&self, from: u32) -> bool {
+        let mut slot = lock(&self.stage);
+        let Some(old) = self.core.shift(from, CANCELLED, 0) else {
+            return false;
+        };
+        let payload = std::mem::replace(&mut slot.stage, Stage::Cancelled);
+        let waker = slot.waker.take();
+        drop(slot);
+        self.core.notify(old & WAITERS != 0);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        drop_quietly(payload);
+        true
+    }
+
     fn complete(&self, result: Result<T, TaskError>) {
         let mut slot = lock(&self.stage);
         slot.stage = Stage::Done(result.map_err(Box::new));
@@ -98,14 +151,19 @@ where
         };
         cx.mark_running(self.core.id);
         tell_started(cx, &self.core);
-        let result = invoke(|| method.call(), callbacks.as_mut_slice());
+        let result = match attempt(method, callbacks.as_mut_slice()) {
+            Attempt::Done(result) => result,
+            Attempt::Again { method, error, retry, after } => {
+                return self.retry_later(cx, method, callbacks, error, retry, after);
+            }
+        };
         // Release what the callbacks hold before the handle says done.
         drop_quietly(callbacks);
         let ran = Ran {
             completed: result.is_ok(),
             failed: result.is_err(),
-            cancelled: false,
             error: result.as_ref().err().cloned(),
+            ..Ran::default()
         };
         // Counted before the handle says done: whoever waited sees it.
         cx.count_run(ran.failed);
@@ -117,19 +175,7 @@ where
     }
 
     fn cancel(&self) -> bool {
-        let mut slot = lock(&self.stage);
-        let Some(old) = self.core.shift(QUEUED, CANCELLED, 0) else {
-            return false;
-        };
-        let payload = std::mem::replace(&mut slot.stage, Stage::Cancelled);
-        let waker = slot.waker.take();
-        drop(slot);
-        self.core.notify(old & WAITERS != 0);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        drop_quietly(payload);
-        true
+        self.end_cancelled(QUEUED)
     }
 }
 

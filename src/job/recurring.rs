@@ -124,8 +124,8 @@ where
         let mut ran = Ran {
             completed: !paused && failure.is_none(),
             failed: failure.is_some(),
-            cancelled: false,
             error: failure.clone(),
+            ..Ran::default()
         };
         {
             let mut stage = lock(&self.stage);

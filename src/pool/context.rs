@@ -45,6 +45,12 @@ impl RunContext for Context<'_> {
         self.slot.current.store(0, Relaxed);
     }
 
+    /// Not failed: the task runs again; no longer running meanwhile.
+    fn count_retry(&self) {
+        self.slot.counts.count_retry();
+        self.slot.current.store(0, Relaxed);
+    }
+
     /// Keeps the job in this worker's hands when it may (see `may_hold`):
     /// the worker then sleeps until its due time and runs it, one wake-up a
     /// run (the timer thread's and then a worker's otherwise).

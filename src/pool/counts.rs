@@ -54,13 +54,14 @@ pub(crate) fn current_task() -> Option<u64> {
         .filter(|&id| id != 0)
 }
 
-/// Completed, failed and cancelled counts. std's atomics, also under
+/// Completed, failed, cancelled and retried counts. std's atomics, also under
 /// loom: statistics, not part of any hand-off.
 #[derive(Default)]
 pub(crate) struct Counts {
     completed: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicU64,
     cancelled: std::sync::atomic::AtomicU64,
+    retried: std::sync::atomic::AtomicU64,
 }
 
 impl Counts {
@@ -68,6 +69,7 @@ impl Counts {
         stats.completed += self.completed.load(Relaxed);
         stats.failed += self.failed.load(Relaxed);
         stats.cancelled += self.cancelled.load(Relaxed);
+        stats.retried += self.retried.load(Relaxed);
     }
 
     /// Moves `other`'s counts into these (a worker's, as it exits).
@@ -76,6 +78,7 @@ impl Counts {
             (&other.completed, &self.completed),
             (&other.failed, &self.failed),
             (&other.cancelled, &self.cancelled),
+            (&other.retried, &self.retried),
         ] {
             to.fetch_add(from.load(Relaxed), Relaxed);
         }
@@ -85,6 +88,10 @@ impl Counts {
     pub(crate) fn count_run(&self, failed: bool) {
         let count = if failed { &self.failed } else { &self.completed };
         count.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn count_retry(&self) {
+        self.retried.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn count_cancelled(&self) {

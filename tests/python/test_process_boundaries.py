@@ -9,6 +9,7 @@ rethrown") every time, and a forked child hung at exit.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,6 +61,22 @@ def _kill(proc):
     return "", ""
 
 
+def _stacks(pid):
+    """Every thread's native stack of a hung child, when gdb is installed:
+    a hang seen once in hundreds of runs must leave its evidence."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "(no gdb: no stacks)"
+    try:
+        done = subprocess.run(
+            [gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+            capture_output=True, text=True, timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        return "(gdb timed out)"
+    return "thread stacks:\n" + done.stdout[-20000:]
+
+
 def run_many(tmp_path, source, runs=RUNS, sigint_when_ready=False):
     """Runs ``source`` ``runs`` times (``PARALLEL`` at a time). With
     ``sigint_when_ready``, each child is sent one SIGINT once it prints
@@ -85,8 +102,9 @@ def run_many(tmp_path, source, runs=RUNS, sigint_when_ready=False):
                 try:
                     out, err = proc.communicate(timeout=HARD_TIMEOUT)
                 except subprocess.TimeoutExpired:
+                    stacks = _stacks(proc.pid)
                     out, err = _kill(proc)
-                    pytest.fail(f"child hung for {HARD_TIMEOUT} s; stderr: {err[-2000:]}")
+                    pytest.fail(f"child hung for {HARD_TIMEOUT} s; stderr: {err[-2000:]}\n{stacks}")
                 end = time.monotonic()
                 results.append(Run(proc.returncode, end - t0, out, err, end - signalled if signalled else None))
         finally:
