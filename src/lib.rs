@@ -140,7 +140,7 @@ pub use manager::{Builder, Drain, TaskManager};
 pub use module::Module;
 pub use module_builder::ModuleBuilder;
 #[cfg(feature = "redis")]
-pub use named::SharedSchedule;
+pub use named::{NamedTask, SharedSchedule};
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use retry::Retry;
 pub use schedule::{Pacing, Recurrence};

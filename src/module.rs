@@ -77,6 +77,11 @@ impl Module {
         &self.pool.name
     }
 
+    /// The module's default retry policy ([`ModuleBuilder::retry`](crate::ModuleBuilder::retry)), if it has one.
+    pub fn retry(&self) -> Option<&crate::Retry> {
+        self.pool.retry.get().map(|r| &**r)
+    }
+
     /// The handle to `pool`, a module of `manager`.
     pub(crate) fn from_pool(pool: Arc<Pool>, manager: &Manager) -> Module {
         #[cfg(not(feature = "redis"))]

@@ -81,6 +81,7 @@ pub struct ModuleBuilder {
     max_queued: usize,
     #[cfg(feature = "redis")]
     global_max_workers: Option<usize>,
+    retry: Option<crate::Retry>,
 }
 
 impl ModuleBuilder {
@@ -92,6 +93,7 @@ impl ModuleBuilder {
             max_queued: usize::MAX,
             #[cfg(feature = "redis")]
             global_max_workers: None,
+            retry: None,
         }
     }
 
@@ -136,6 +138,16 @@ impl ModuleBuilder {
         self
     }
 
+    /// The module's default [`Retry`](crate::Retry) for the tasks that can
+    /// use one: its named tasks (each carries the policy to the worker
+    /// that runs it) and the Python package's tasks. A Rust task run here
+    /// retries only with [`Task::retry`](crate::Task::retry): its closure
+    /// may be an `FnOnce`, which cannot run twice.
+    pub fn retry(mut self, retry: crate::Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
     /// Makes the module.
     ///
     /// # Errors
@@ -157,6 +169,10 @@ impl ModuleBuilder {
             (None, _) => None,
         };
         let pool = self.manager.add_pool(self.max_workers, self.max_queued, self.name)?;
+        if let Some(retry) = self.retry {
+            // A new pool: nothing set it before.
+            let _ = pool.retry.set(std::sync::Arc::new(retry));
+        }
         #[cfg(feature = "redis")]
         if let Some((cap, broker)) = global {
             broker.set_global_cap(&pool.name, cap);

@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::err::{RemoteError, SubmitError};
 use crate::handle::TaskHandle;
 use crate::module::Module;
+use crate::retry::Retry;
 use crate::schedule::Recurrence;
 
 /// Named tasks, which cross processes through the manager's broker
@@ -42,15 +43,15 @@ impl Module {
     /// Sends the task `name` of this module, with `args`, to the broker: any
     /// process that registered `name` runs it. Returns once Redis has it;
     /// the handle's [`join`](TaskHandle::join) gives the handler's value.
+    /// With the module's default [`Retry`](crate::Retry), if it has one;
+    /// [`named_task`](Self::named_task) sets one per task.
     ///
     /// # Errors
     /// [`SubmitError::Broker`] if Redis did not take it within the broker
     /// timeout, or the manager has no broker; [`SubmitError::ShutDown`]
     /// once the manager is shutting down.
     pub fn add_named_task(&self, name: &str, args: Value) -> Result<TaskHandle<Value>, SubmitError> {
-        let broker = self.broker()?;
-        let cell = broker.submit(&self.pool, name, &args)?;
-        Ok(TaskHandle::new(cell, None))
+        self.named_task(name, args).submit()
     }
 
     /// Runs the task `name` of this module once, `delay` from now by
@@ -65,9 +66,25 @@ impl Module {
         name: &str,
         args: Value,
     ) -> Result<TaskHandle<Value>, SubmitError> {
-        let broker = self.broker()?;
-        let cell = broker.schedule(&self.pool, name, &args, delay)?;
-        Ok(TaskHandle::new(cell, None))
+        self.named_task(name, args).delay(delay).submit()
+    }
+
+    /// The task `name` of this module with `args`, to set options on before
+    /// [`submit`](NamedTask::submit):
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use taskmanager::{Module, Retry};
+    /// # fn send(mailer: &Module) -> Result<(), taskmanager::SubmitError> {
+    /// let handle = mailer
+    ///     .named_task("send", serde_json::json!({"to": "a@example.com"}))
+    ///     .retry(Retry::new(5).on(["builtins.ConnectionError"]))
+    ///     .delay(Duration::from_secs(10))
+    ///     .submit()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn named_task(&self, name: &str, args: Value) -> NamedTask<'_> {
+        NamedTask { module: self, name: name.to_owned(), args, delay: None, retry: self.retry().cloned() }
     }
 
     /// Runs the task `name` of this module every `recurrence.interval()`,
@@ -111,6 +128,59 @@ impl Module {
 
     fn broker(&self) -> Result<&Arc<Broker>, SubmitError> {
         self.broker.as_ref().ok_or_else(no_broker)
+    }
+}
+
+/// A named task about to be sent ([`Module::named_task`]).
+#[must_use = "a named task is sent by `submit`"]
+pub struct NamedTask<'a> {
+    module: &'a Module,
+    name: String,
+    args: Value,
+    delay: Option<Duration>,
+    retry: Option<Retry>,
+}
+
+impl NamedTask<'_> {
+    /// Runs it `delay` from now, by Redis's clock.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Runs it again after a failure, as `retry` says, in whichever worker
+    /// claims each attempt (instead of the module's default). The handle
+    /// settles after the last attempt. Only [`Retry::on`]'s error kinds
+    /// choose which failures retry: a [`Retry::when`] predicate does not
+    /// cross processes, and is ignored here.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Sends it: returns once Redis has it.
+    ///
+    /// # Errors
+    /// As [`Module::add_named_task`].
+    pub fn submit(self) -> Result<TaskHandle<Value>, SubmitError> {
+        let broker = self.module.broker()?;
+        let pool = &self.module.pool;
+        let retry = self.retry.as_ref();
+        let cell = match self.delay {
+            None => broker.submit(pool, &self.name, &self.args, retry)?,
+            Some(delay) => broker.schedule(pool, &self.name, &self.args, delay, retry)?,
+        };
+        Ok(TaskHandle::new(cell, None))
+    }
+}
+
+impl std::fmt::Debug for NamedTask<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedTask")
+            .field("name", &self.name)
+            .field("delay", &self.delay)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
     }
 }
 

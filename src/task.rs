@@ -165,6 +165,10 @@ pub enum Attempt<M, T> {
     /// It failed with `error`, and runs again (retry number `retry`, 1 for
     /// the first) `after` from now.
     Again { method: M, error: TaskError, retry: u32, after: Duration },
+    /// It failed with `error`, and retry `retry` runs `after` from now
+    /// elsewhere: a named task's worker scheduled it in Redis. This cell
+    /// ends; the run counts as retried, not failed.
+    RetriedElsewhere { error: TaskError, retry: u32, after: Duration },
 }
 
 /// The method of a task made with [`Task::retry`]: see there.

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use redis::streams::StreamReadReply;
 
+use super::in_flight::{Ack, Entry, InFlight};
 use super::pace::{back_off, millis, Every};
-use super::ticket::{Ack, Claimed, Entry, InFlight};
+use super::ticket::Claimed;
 use super::{Broker, GROUP};
 use crate::lifecycle::Phase;
 use crate::pool::Pool;

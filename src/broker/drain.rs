@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::claimer::BLOCK;
+use super::in_flight::{by_stream, Entry, InFlight};
 use super::pace::{back_off, Every};
-use super::ticket::{by_stream, Entry, InFlight};
 use super::{Broker, GROUP};
 use crate::pool::Pool;
 

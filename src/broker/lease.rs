@@ -8,8 +8,9 @@ use std::collections::HashMap;
 
 use redis::streams::{StreamClaimReply, StreamPendingCountReply};
 
+use super::in_flight::{by_stream, Entry, InFlight};
 use super::pace::millis;
-use super::ticket::{by_stream, Claimed, Entry, InFlight};
+use super::ticket::Claimed;
 use super::{Broker, GROUP};
 
 impl Broker {

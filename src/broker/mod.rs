@@ -20,11 +20,13 @@ mod client;
 mod cluster;
 mod drain;
 mod firing;
+mod in_flight;
 mod keys;
 mod lease;
 mod listener;
 mod pace;
 mod remote;
+mod retrying;
 mod schedule;
 mod scripts;
 mod ticket;
@@ -39,6 +41,7 @@ use serde_json::{json, Value};
 
 use crate::err::{ConfigError, RemoteError, SubmitError, TaskError};
 use crate::pool::Pool;
+use crate::retry::Retry;
 use crate::runtime::Runtime;
 
 /// What a named handler gets and gives: JSON in, JSON or an error out.
@@ -94,7 +97,7 @@ struct Registered {
     streams: Arc<Vec<String>>,
     claiming: bool,
     /// What its claimer holds.
-    in_flight: Arc<ticket::InFlight>,
+    in_flight: Arc<in_flight::InFlight>,
 }
 
 /// One manager's connection to the broker. See the module docs.
@@ -263,23 +266,20 @@ impl Broker {
         pool: &Arc<Pool>,
         name: &str,
         args: &Value,
+        retry: Option<&Retry>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name)?;
         let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
+        let retry = retry.map(retrying::encode);
         let sent = self.with_conn(|conn| {
-            self.submit_script
-                .key(&stream)
-                .key(self.ready_key(module))
-                .arg("id")
-                .arg(&task)
-                .arg("name")
-                .arg(name)
-                .arg("args")
-                .arg(&args)
-                .arg("reply")
-                .arg(&reply)
-                .invoke::<String>(conn)
+            let mut call = self.submit_script.key(&stream);
+            call.key(self.ready_key(module));
+            call.arg("id").arg(&task).arg("name").arg(name).arg("args").arg(&args).arg("reply").arg(&reply);
+            if let Some(retry) = &retry {
+                call.arg("retry").arg(retry);
+            }
+            call.invoke::<String>(conn)
         });
         let entry = sent.map_err(|e| self.not_sent(&task, &format!("XADD to {stream}"), &e))?;
         cell.set_place(Place::Stream { stream, entry });

@@ -71,7 +71,9 @@ impl Waitable for RemoteCell {
         let place = self.place.lock().unwrap_or_else(|p| p.into_inner());
         let removed = match &*place {
             Place::Nowhere => false,
-            Place::Stream { stream, entry } => broker.unqueue(stream, entry),
+            // Gone from its stream, it may wait to retry (a failed run
+            // scheduled it under its task id): taken out of there.
+            Place::Stream { stream, entry } => broker.unqueue(stream, entry) || broker.unschedule(&self.task),
             Place::Delayed { task } => broker.unschedule(task),
         };
         drop(place);

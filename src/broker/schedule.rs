@@ -22,6 +22,7 @@ impl Broker {
         name: &str,
         args: &Value,
         delay: Duration,
+        retry: Option<&crate::retry::Retry>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name)?;
@@ -40,6 +41,7 @@ impl Broker {
                 .arg(&args)
                 .arg(&reply)
                 .arg(self.wake_channel())
+                .arg(retry.map(super::retrying::encode).unwrap_or_default())
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;

@@ -12,21 +12,36 @@
 /// missed it). An entry no longer pending for the group (acknowledged
 /// already by a worker that reclaimed it) is skipped: one result per task.
 ///
+/// A failed run that retries (a retry delay is given) publishes nothing:
+/// in the same step its entry's fields go to the delayed task `P:t:<task
+/// id>` with the next attempt's number, due after the delay (as `SCHEDULE`
+/// makes one, waking the schedulers if it is the soonest). So a failed run
+/// is never both acknowledged and lost, and its retry is scheduled once.
+///
 /// A recurring tick's ack also clears its task's running mark, so the next
 /// tick may run, and counts the tick as failed if it failed. A task's
 /// cluster-wide place (`global_max_workers`) is given back, acked or not.
 /// Returns how many were acknowledged.
 ///
-/// KEYS: the module's place set (any key when there is no cap).
-/// ARGV: group, result TTL in ms, key prefix, then 8 per task: stream,
-/// entry id, task id, reply channel (empty: nobody waits), recurring key
-/// (empty: not a tick), place (empty: none), 1 if it succeeded (else 0),
-/// result JSON.
+/// KEYS: the module's place set (any key when there is no cap), the
+/// delayed set, the recurring set.
+/// ARGV: group, result TTL in ms, key prefix, module, wake channel, then
+/// 10 per task: stream, entry id, task id, reply channel (empty: nobody
+/// waits), recurring key (empty: not a tick), place (empty: none), 1 if it
+/// succeeded (else 0), result JSON, retry delay in ms (empty: no retry),
+/// the retry's attempt number.
 pub(super) const ACK: &str = r"
+local function sooner(set, due)
+  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  return not first[2] or due < tonumber(first[2])
+end
 local n = 0
-for i = 4, #ARGV, 8 do
-  local stream, entry, task, reply, rec, place, ok, result =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+for i = 6, #ARGV, 10 do
+  local stream, entry, task, reply, rec, place, ok, result, retry_ms, attempt =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],
+    ARGV[i + 8], ARGV[i + 9]
+  local found = nil
+  if retry_ms ~= '' then found = redis.call('XRANGE', stream, entry, entry)[1] end
   if redis.call('XACK', stream, ARGV[1], entry) == 1 then
     n = n + 1
     redis.call('XDEL', stream, entry)
@@ -37,7 +52,21 @@ for i = 4, #ARGV, 8 do
         if ok ~= '1' then redis.call('HINCRBY', hash, 'failures', 1) end
       end
     end
-    if reply ~= '' then
+    if found then
+      local fields = {'module', ARGV[4], 'attempt', attempt}
+      local f = found[2]
+      for j = 1, #f, 2 do
+        if f[j] == 'id' or f[j] == 'name' or f[j] == 'args' or f[j] == 'reply' or f[j] == 'retry' then
+          fields[#fields + 1] = f[j]
+          fields[#fields + 1] = f[j + 1]
+        end
+      end
+      local t = redis.call('TIME')
+      local due = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(retry_ms)
+      redis.call('HSET', ARGV[3] .. ':t:' .. task, unpack(fields))
+      if sooner(KEYS[2], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[5], due) end
+      redis.call('ZADD', KEYS[2], due, task)
+    elseif reply ~= '' then
       redis.call('SET', ARGV[3] .. ':r:' .. task, result, 'PX', ARGV[2])
       redis.call('PUBLISH', reply, task .. '\n' .. result)
     end
@@ -112,7 +141,8 @@ return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
 /// (`firing.rs`) fire again. Returns its due time.
 ///
 /// KEYS: delayed set, task hash, recurring set. ARGV: delay ms, task id,
-/// module, name, args, reply, wake channel.
+/// module, name, args, reply, wake channel, retry policy (see
+/// `retrying.rs`; empty: none).
 pub(super) const SCHEDULE: &str = r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
@@ -121,7 +151,8 @@ end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = now + tonumber(ARGV[1])
-redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6])
+redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6],
+  'retry', ARGV[8], 'attempt', '')
 if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
 redis.call('ZADD', KEYS[1], due, ARGV[2])
 return due
@@ -149,10 +180,13 @@ local prefix = ARGV[1]
 local limit = tonumber(ARGV[2])
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   local hash = prefix .. ':t:' .. id
-  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply')
+  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', 'retry', 'attempt')
   if f[1] then
     local key = stream(prefix, f[1], f[2])
-    redis.call('XADD', key, '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', f[4])
+    local fields = {'id', id, 'name', f[2], 'args', f[3], 'reply', f[4]}
+    if f[5] and f[5] ~= '' then fields[#fields + 1] = 'retry'; fields[#fields + 1] = f[5] end
+    if f[6] and f[6] ~= '' then fields[#fields + 1] = 'attempt'; fields[#fields + 1] = f[6] end
+    redis.call('XADD', key, '*', unpack(fields))
     redis.call('SADD', prefix .. ':ready:' .. f[1], key)
   end
   redis.call('ZREM', KEYS[1], id)

@@ -72,12 +72,12 @@ where
     /// callbacks go back in the cell, and the cell back in the timer (see
     /// [`Task::retry`](crate::Task::retry)). If the timer refuses it (the
     /// manager is shutting down), the task is cancelled, as the shutdown
-    /// cancels every task waiting in the timer.
+    /// cancels every task waiting in the timer. Without `again`, the retry
+    /// was scheduled elsewhere (Redis): this cell ends with the error.
     fn retry_later(
         self: &Arc<Self>,
         cx: &dyn RunContext,
-        method: F,
-        callbacks: Callbacks<T>,
+        again: Option<(F, Callbacks<T>)>,
         error: TaskError,
         retry: u32,
         after: std::time::Duration,
@@ -89,6 +89,10 @@ where
             after,
             error: error.clone(),
         });
+        let Some((method, callbacks)) = again else {
+            self.complete(Err(error.clone()));
+            return Ran { retried: true, error: Some(error), ..Ran::default() };
+        };
         lock(&self.stage).stage = Stage::Pending(method, callbacks);
         let due = due_after(cx.now(), after).unwrap_or(Nanos::MAX);
         let job: Arc<dyn Job> = self.clone();
@@ -154,7 +158,11 @@ where
         let result = match attempt(method, callbacks.as_mut_slice()) {
             Attempt::Done(result) => result,
             Attempt::Again { method, error, retry, after } => {
-                return self.retry_later(cx, method, callbacks, error, retry, after);
+                return self.retry_later(cx, Some((method, callbacks)), error, retry, after);
+            }
+            Attempt::RetriedElsewhere { error, retry, after } => {
+                drop_quietly(callbacks);
+                return self.retry_later(cx, None, error, retry, after);
             }
         };
         // Release what the callbacks hold before the handle says done.

@@ -64,6 +64,9 @@ pub(crate) struct Pool {
     /// Failed worker starts in a row (for the retry backoff). std's: a
     /// count for logs, not part of any hand-off.
     spawn_failures: std::sync::atomic::AtomicU32,
+    /// The module's default [`Retry`](crate::Retry), set once when it is
+    /// built (`ModuleBuilder::retry`). std's: configuration.
+    pub(crate) retry: std::sync::OnceLock<Arc<crate::Retry>>,
 }
 
 impl Pool {
@@ -86,6 +89,7 @@ impl Pool {
             timers: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             spawn_failures: std::sync::atomic::AtomicU32::new(0),
+            retry: std::sync::OnceLock::new(),
         }
     }
 

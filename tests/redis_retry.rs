@@ -1,0 +1,151 @@
+//! Retries of named tasks against a real `redis-server`: the worker whose
+//! run failed schedules the next attempt in Redis in the same step as its
+//! acknowledgement; one handle across every attempt; the policy's error
+//! kinds choose what retries; a module's default applies; a task that
+//! waits to retry can be cancelled. Needs the `redis` feature.
+#![cfg(feature = "redis")]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
+use serde_json::{json, Value};
+use taskmanager::{JoinTimeoutError, Module, RemoteError, Retry, TaskError, TaskHandle, TaskManager};
+
+fn prefix() -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("r{}-{}", std::process::id(), N.fetch_add(1, SeqCst))
+}
+
+fn outcome(handle: TaskHandle<Value>) -> Result<Value, TaskError> {
+    match handle.join_timeout(Duration::from_secs(30)) {
+        Ok(value) => Ok(value),
+        Err(JoinTimeoutError::Failed(e)) => Err(e),
+        Err(_) => panic!("no result within 30 s"),
+    }
+}
+
+fn manager(server: &RedisServer, prefix: &str) -> TaskManager {
+    TaskManager::builder()
+        .broker(&server.url())
+        .broker_prefix(prefix)
+        .broker_timeout(Duration::from_secs(2))
+        .build()
+        .expect("a redis:// URL builds")
+}
+
+/// Fast retries, no jitter.
+fn quick(retries: u32) -> Retry {
+    Retry::new(retries).backoff(Duration::from_millis(20), Duration::from_millis(80)).jitter(0.0)
+}
+
+/// A handler that fails with `kind` its first `failures` calls, then
+/// returns the call's number.
+fn flaky(
+    failures: u32,
+    kind: &'static str,
+    calls: &Arc<AtomicU32>,
+) -> impl Fn(Value) -> Result<Value, RemoteError> {
+    let calls = Arc::clone(calls);
+    move |_| {
+        let n = calls.fetch_add(1, SeqCst) + 1;
+        if n <= failures {
+            let mut e = RemoteError::new(kind, format!("failure {n}"));
+            e.kinds = vec![format!("app.{kind}"), "app.Transient".to_owned()];
+            Err(e)
+        } else {
+            Ok(json!(n))
+        }
+    }
+}
+
+#[test]
+fn a_failing_named_task_is_retried_through_redis_and_its_one_handle_gets_the_success() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let manager = manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").max_workers(2).build().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    jobs.register("flaky", flaky(2, "Timeout", &calls)).unwrap();
+    manager.start_thread().unwrap();
+    let started = Instant::now();
+    let handle = jobs.named_task("flaky", json!([])).retry(quick(3)).submit().unwrap();
+    assert_eq!(outcome(handle), Ok(json!(3)));
+    // 20 ms, then 40 ms, by Redis's clock.
+    assert!(started.elapsed() >= Duration::from_millis(60), "{:?}", started.elapsed());
+    let stats = jobs.stats();
+    assert_eq!((stats.completed, stats.failed, stats.retried), (1, 0, 2));
+    manager.shutdown();
+    assert_eq!(server.command(&["ZCARD", &format!("{prefix}:delayed")]), "0");
+    assert_eq!(server.command(&["XLEN", &format!("{prefix}:s:jobs/flaky")]), "0");
+}
+
+#[test]
+fn the_last_failure_comes_back_once_the_retries_are_spent() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let manager = manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    jobs.register("flaky", flaky(u32::MAX, "Timeout", &calls)).unwrap();
+    manager.start_thread().unwrap();
+    let handle = jobs.named_task("flaky", json!([])).retry(quick(2)).submit().unwrap();
+    match outcome(handle) {
+        Err(TaskError::Remote(e)) => assert_eq!(e.message, "failure 3"),
+        other => panic!("expected the third failure, got {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(calls.load(SeqCst), 3);
+    let stats = jobs.stats();
+    assert_eq!((stats.failed, stats.retried), (1, 2));
+}
+
+#[test]
+fn only_the_listed_error_kinds_retry_and_a_module_default_applies() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let manager = manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").retry(quick(5).on(["app.Transient"])).build().unwrap();
+    let (transient, fatal) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    jobs.register("transient", flaky(1, "Timeout", &transient)).unwrap();
+    jobs.register("fatal", move |_| {
+        fatal.fetch_add(1, SeqCst);
+        Err(RemoteError::new("ValueError", "bad input"))
+    })
+    .unwrap();
+    manager.start_thread().unwrap();
+    // The module's default: its kinds list app.Transient, a base of the
+    // error's (its `kinds`).
+    assert_eq!(outcome(jobs.add_named_task("transient", json!([])).unwrap()), Ok(json!(2)));
+    match outcome(jobs.add_named_task("fatal", json!([])).unwrap()) {
+        Err(TaskError::Remote(e)) => assert_eq!(e.kind, "ValueError"),
+        other => panic!("expected the ValueError, got {other:?}"),
+    }
+    assert_eq!(jobs.stats().retried, 1, "the ValueError is not of a listed kind");
+}
+
+#[test]
+fn a_named_task_waiting_to_retry_can_be_cancelled() {
+    let server = RedisServer::start();
+    let prefix = prefix();
+    let manager = manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    jobs.register("flaky", flaky(u32::MAX, "Timeout", &calls)).unwrap();
+    manager.start_thread().unwrap();
+    let slow = Retry::new(3).backoff(Duration::from_secs(60), Duration::from_secs(60)).jitter(0.0);
+    let handle = jobs.named_task("flaky", json!([])).retry(slow).submit().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.command(&["ZCARD", &format!("{prefix}:delayed")]) != "1" {
+        assert!(Instant::now() < deadline, "the retry was never scheduled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(handle.cancel(), "a task waiting to retry cancels");
+    assert_eq!(outcome(handle), Err(TaskError::Cancelled));
+    assert_eq!(server.command(&["ZCARD", &format!("{prefix}:delayed")]), "0");
+    assert_eq!(calls.load(SeqCst), 1);
+}
