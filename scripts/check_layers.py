@@ -35,7 +35,7 @@ LAYERS = [
     # 0, pure: time arithmetic, the timer heap, errors, event values,
     # reports, primitives, a manager's phase, per-thread OS settings.
     {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
-     "lifecycle", "threads", "cluster"},
+     "lifecycle", "threads", "cluster", "retry"},
     # 1, task cells and their state machine.
     {"job", "job/core", "job/oneshot", "job/recurring"},
     # 2, services: the runtime (life, clock, settings, events, threads),
@@ -46,7 +46,8 @@ LAYERS = [
     # 4, the Redis flavour (feature `redis`): claims into pools through
     # `Target::dispatch`, schedules and results in Redis.
     {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
-     "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket"},
+     "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket",
+     "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries"},
     # 5, the manager: module registry, start, drain, shutdown, listings.
     {"manager", "manager/listing"},
     # 6, the public face: handles and Module (which know no manager).

@@ -189,6 +189,14 @@ pub enum TaskError {
     },
     /// The task ran in another process (through a broker) and failed there.
     Remote(RemoteError),
+    /// The task went to a broker and was moved to its dead-letter set: it
+    /// could not be read, or every worker it was delivered to died running
+    /// it (a poison task). It is kept there, with this reason, to be
+    /// looked at and requeued (`TaskManager::dead_letters`).
+    DeadLettered {
+        /// Why.
+        reason: String,
+    },
     /// The task went to a broker, but its result cannot reach this handle:
     /// the manager shut down first, or the result expired. The task itself
     /// is not affected (it runs, or ran, elsewhere).
@@ -246,6 +254,9 @@ impl fmt::Display for TaskError {
             TaskError::Failed { message } => write!(f, "task failed: {message}"),
             TaskError::Remote(e) => write!(f, "task failed in a worker process: {e}"),
             TaskError::ResultLost { reason } => write!(f, "the task's result cannot arrive: {reason}"),
+            TaskError::DeadLettered { reason } => {
+                write!(f, "the task was moved to the dead-letter set: {reason}")
+            }
         }
     }
 }

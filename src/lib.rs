@@ -129,6 +129,8 @@ mod unwind;
 mod worker;
 
 pub use batch::BatchRunner;
+#[cfg(feature = "redis")]
+pub use broker::DeadLetter;
 pub use clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};

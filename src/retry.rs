@@ -139,17 +139,19 @@ impl Retry {
                 self.on.iter().any(|kind| *kind == e.kind || e.kinds.iter().any(|k| k == kind))
             }
             // Failures of this process's code have no kind to match, but a
-            // Python task's: see `kinds_match`.
+            // Python task's: see `allows_kinds`.
             _ => false,
         }
     }
 
-    /// Whether an error of classes `kinds` (most derived first) is of a
-    /// kind this policy retries: the rule [`on`](Self::on) states, for a
-    /// caller that knows its error's kinds itself (the Python package's
-    /// tasks run here).
-    pub fn kinds_match<S: AsRef<str>>(&self, kinds: &[S]) -> bool {
-        self.on.is_empty() || kinds.iter().any(|k| self.on.iter().any(|on| on == k.as_ref()))
+    /// Whether a task that failed at attempt `attempt` with an error of
+    /// classes `kinds` (most derived first) is run again: the rule of
+    /// [`on`](Self::on), for a caller that knows its error's kinds itself
+    /// (the Python package's tasks run here). A [`when`](Self::when)
+    /// predicate, which needs a [`TaskError`], does not apply.
+    pub fn allows_kinds<S: AsRef<str>>(&self, attempt: u32, kinds: &[S]) -> bool {
+        attempt <= self.retries
+            && (self.on.is_empty() || kinds.iter().any(|k| self.on.iter().any(|on| on == k.as_ref())))
     }
 
     /// The wait before retry `retry` (1 for the first), from a random
@@ -248,8 +250,10 @@ mod tests {
         remote.kinds = vec!["builtins.ConnectionRefusedError".into(), "builtins.ConnectionError".into()];
         assert!(retry.allows(1, &TaskError::Remote(remote)));
         assert!(!retry.allows(1, &TaskError::Failed { message: "x".into() }));
-        assert!(retry.kinds_match(&["mod.Sub", "builtins.ConnectionError"]));
-        assert!(Retry::new(1).kinds_match::<&str>(&[]));
+        assert!(retry.allows_kinds(1, &["mod.Sub", "builtins.ConnectionError"]));
+        assert!(!retry.allows_kinds(6, &["builtins.ConnectionError"]));
+        assert!(!retry.allows_kinds(1, &["mod.Sub"]));
+        assert!(Retry::new(1).allows_kinds::<&str>(1, &[]));
 
         let only_panics = Retry::new(5).when(|e| matches!(e, TaskError::Panicked { .. }));
         assert!(only_panics.allows(1, &TaskError::Panicked { message: "p".into() }));

@@ -19,7 +19,7 @@ from importlib.metadata import version as _version
 from ._api import Module, TaskManager
 from ._broker import RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
-from ._taskmanager import QueueFull
+from ._taskmanager import QueueFull, Retry
 from ._types import ClusterStats, Event, ModuleLoad, ScheduleInfo, ShutdownTimedOut, Stats, TaskInfo, WorkerInfo
 
 # The installed distribution's version: the crates' (Cargo.toml), through maturin.
@@ -32,6 +32,7 @@ __all__ = [
     "TaskHandle",
     "RecurringHandle",
     "QueueFull",
+    "Retry",
     "ShutdownTimedOut",
     "Stats",
     "TaskInfo",

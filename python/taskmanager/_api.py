@@ -23,7 +23,7 @@ from typing import (
 
 from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
-from ._taskmanager import ManagerCore, ModuleCore
+from ._taskmanager import ManagerCore, ModuleCore, Retry
 from ._types import _EVENTS, _TRACE, ClusterStats, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,7 +73,7 @@ def _check_timeout(timeout: object) -> float:
         raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
     return float(timeout)
 
-_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name"})
+_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name", "retry"})
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
@@ -119,6 +119,10 @@ class Module:
     With a broker, ``global_max_workers=N`` caps how many of the module's
     tasks run at once across every process (each process should give the
     same N); ``max_workers`` stays this process's own cap.
+
+    ``retry`` (an int, the number of retries, or a :class:`Retry`) is the
+    default of the module's one-shot tasks: a task that raises runs again
+    after a backoff, as ``add_task(..., retry=...)`` says.
     """
 
     def __init__(
@@ -127,6 +131,7 @@ class Module:
         max_workers: Optional[int] = None,
         max_queued: Optional[int] = None,
         global_max_workers: Optional[int] = None,
+        retry: Union[None, int, Retry] = None,
     ) -> None:
         if task_manager is None:
             raise TypeError("Module() needs task_manager=, the TaskManager that runs its tasks")
@@ -145,7 +150,7 @@ class Module:
         # native half refuses a second module of one name.
         self._tm_name = _names.module_name(type(self)) if broker else type(self).__name__
         self._tm_core = ModuleCore(
-            task_manager._core, self.max_workers, self.max_queued, self._tm_name, global_max_workers
+            task_manager._core, self.max_workers, self.max_queued, self._tm_name, global_max_workers, retry
         )
         task_manager._modules.append(weakref.ref(self))
         if broker:
@@ -161,10 +166,20 @@ class Module:
         callback: Callbacks = None,
         *,
         name: Optional[str] = None,
+        retry: Union[None, int, Retry] = None,
     ) -> TaskHandle:
         """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
         callback then receives its return value. ``name`` names the task in
         reports (default: the method's ``__qualname__``).
+
+        ``retry`` runs the task again when it raises: an int is that many
+        retries with the default backoff, a :class:`Retry` says how many,
+        how long to wait (doubling, capped, with jitter) and for which
+        exception classes (``on=``). The handle settles after the last
+        attempt; between attempts it is pending again (and may be
+        cancelled), and the task waits in the timer, holding no worker.
+        Callbacks run after the successful attempt only. Default: the
+        module's ``retry``, else none.
 
         ``method`` (and each callback) may be an ``async def`` function: the
         coroutine it returns is run to completion on the worker, on an
@@ -177,7 +192,7 @@ class Module:
         Redis to whichever process claims it: ``method`` and callbacks must
         have names every process finds (see ``taskmanager._broker``), and
         arguments and the result must be JSON; otherwise TypeError."""
-        return self._tm_core.add_task(method, args, kwargs, callback, name)
+        return self._tm_core.add_task(method, args, kwargs, callback, name, retry)
 
     def schedule_task(
         self,
@@ -191,6 +206,7 @@ class Module:
         *,
         recurring: Optional[bool] = None,
         name: Optional[str] = None,
+        retry: Union[None, int, Retry] = None,
     ) -> TaskHandle:
         """Runs ``method`` ``delay`` seconds from now; with ``reoccurring``,
         every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
@@ -204,6 +220,10 @@ class Module:
         runs once, now (the spec's "only execute once"). Returns a
         :class:`RecurringHandle` for recurring tasks.
 
+        ``retry`` is as for :meth:`add_task`, for one-shot tasks only
+        (ValueError with ``reoccurring``: a reoccurring task's next run is
+        its retry).
+
         ``method`` and callbacks may be ``async def`` functions, as in
         :meth:`add_task`; each run of a recurring one runs its coroutine.
 
@@ -212,7 +232,9 @@ class Module:
         process (registering it again, from any process, keeps the first
         schedule), and the call returns a :class:`SharedSchedule`.
         """
-        return self._tm_core.schedule_task(method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name)
+        return self._tm_core.schedule_task(
+            method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name, retry
+        )
 
     def stats(self) -> Stats:
         """This module's :class:`Stats`."""
@@ -369,7 +391,9 @@ class TaskManager:
         (required), ``args``, ``kwargs``, ``callback``; as
         :meth:`Module.add_task` (``async def`` methods included)."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
-        return self._default.add_task(t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), t.get("name"))
+        return self._default.add_task(
+            t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), name=t.get("name"), retry=t.get("retry")
+        )
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
         """Schedules a task given as a dict with the spec's keys: ``method``
@@ -388,7 +412,7 @@ class TaskManager:
             t.get("run_now"),
             t.get("recurring"),
         )
-        return self._default.schedule_task(*fields, t.get("name"))
+        return self._default.schedule_task(*fields, name=t.get("name"), retry=t.get("retry"))
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
         """Stops accepting tasks (later ones raise RuntimeError), runs every

@@ -90,7 +90,8 @@ class Stats:
     completed: int
     """Runs that returned (each run of a recurring task counts)."""
     failed: int
-    """Runs whose method or a callback raised."""
+    """Runs whose method or a callback raised, and that were not retried
+    (a task with ``retry=`` counts its last failure only)."""
     cancelled: int
     """Tasks cancelled before they ran, and recurring tasks ended by a cancel."""
     peak_concurrency: int
@@ -98,7 +99,11 @@ class Stats:
     workers: int
     """Worker threads alive now."""
     pending_timers: int
-    """Scheduled tasks waiting in the timer (recurring ones between runs)."""
+    """Scheduled tasks waiting in the timer (recurring ones between runs, and
+    tasks waiting to retry)."""
+    retried: int = 0
+    """Failed runs followed by a retry (``retry=``). (A default, so that
+    ``Stats`` made by hand with the eight fields before it still work.)"""
     cluster: Optional["ClusterStats"] = None
     """With a broker, ``manager.stats()`` also reads the whole cluster from
     Redis (see :class:`ClusterStats`); None otherwise."""

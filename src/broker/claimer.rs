@@ -8,8 +8,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::StreamReadReply;
-
 use super::in_flight::{Ack, Entry, InFlight};
 use super::pace::{back_off, millis, Every};
 use super::ticket::Claimed;
@@ -207,10 +205,13 @@ impl Broker {
             let mut read = redis::cmd("XREADGROUP");
             read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1000).arg("STREAMS");
             read.arg(streams.keys.as_slice()).arg(vec!["0"; streams.keys.len()]);
-            let reply: Option<StreamReadReply> = read.query(conn)?;
+            let reply: redis::Value = read.query(conn)?;
             let held = in_flight.held().clone();
-            let lost: Vec<Claimed> =
-                claimed_from(reply).into_iter().filter(|c| !held.contains(&c.entry)).collect();
+            let lost: Vec<Claimed> = self
+                .readable(conn, &pool.name, &reply, None)?
+                .into_iter()
+                .filter(|c| !held.contains(&c.entry))
+                .collect();
             *timers.recover = lost.len() > spare;
             if !lost.is_empty() {
                 log::warn!(
@@ -298,7 +299,7 @@ impl Broker {
         // is free across them, fairly.
         let one = streams.keys.len() == 1;
         if acks.is_empty() && (one || streams.quiet) {
-            if let Some(claimed) = self.wait_new(conn, streams, in_flight, spare)? {
+            if let Some(claimed) = self.wait_new(conn, module, streams, in_flight, spare)? {
                 return Ok(claimed);
             }
         }
@@ -323,7 +324,7 @@ impl Broker {
         if let Some(ack) = self.ack_cmd(module, acks) {
             pipe.add_command(ack).ignore();
         }
-        let claimed: (Option<StreamReadReply>,) = match pipe.add_command(read).query(conn) {
+        let claimed: (redis::Value,) = match pipe.add_command(read).query(conn) {
             Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
                 self.load_scripts(conn)?;
                 return Ok(Vec::new());
@@ -331,11 +332,11 @@ impl Broker {
             other => other?,
         };
         acks.clear();
-        let claimed = claimed_from(claimed.0);
+        let claimed = self.readable(conn, module, &claimed.0, None)?;
         if !claimed.is_empty() || one {
             return Ok(claimed);
         }
-        Ok(self.wait_new(conn, streams, in_flight, spare)?.unwrap_or_default())
+        Ok(self.wait_new(conn, module, streams, in_flight, spare)?.unwrap_or_default())
     }
 
     /// Waits up to [`BLOCK`] for new entries on any of the streams, at most
@@ -347,6 +348,7 @@ impl Broker {
     fn wait_new(
         &self,
         conn: &mut redis::Connection,
+        module: &str,
         streams: &mut Streams,
         in_flight: &InFlight,
         spare: usize,
@@ -359,9 +361,9 @@ impl Broker {
         let mut read = redis::cmd("XREADGROUP");
         read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(count).arg("BLOCK").arg(millis(BLOCK));
         read.arg("STREAMS").arg(streams.keys.as_slice()).arg(vec![">"; streams.keys.len()]);
-        let reply = read.query::<Option<StreamReadReply>>(conn);
+        let reply = read.query::<redis::Value>(conn);
         in_flight.end_wait();
-        let claimed = claimed_from(reply?);
+        let claimed = self.readable(conn, module, &reply?, None)?;
         streams.quiet = claimed.is_empty();
         Ok(Some(claimed))
     }
@@ -386,13 +388,4 @@ impl Drop for Unsent<'_> {
             self.in_flight.requeue_acks(std::mem::take(&mut self.acks));
         }
     }
-}
-
-fn claimed_from(reply: Option<StreamReadReply>) -> Vec<Claimed> {
-    reply
-        .map(|r| r.keys)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|key| key.ids.iter().map(|entry| Claimed::from(&key.key, entry)))
-        .collect()
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use redis::streams::{StreamClaimReply, StreamPendingCountReply};
+use redis::streams::StreamPendingCountReply;
 
 use super::in_flight::{by_stream, Entry, InFlight};
 use super::pace::millis;
@@ -76,17 +76,32 @@ impl Broker {
                 .arg("+")
                 .arg(want)
                 .query(conn)?;
-            if stale.ids.is_empty() {
+            // Delivered `max_deliveries` times already, and each worker that
+            // had it stopped before acknowledging: poison (it kills its
+            // worker), not delivered again.
+            let max = u64::from(self.config.max_deliveries.max(1));
+            let (poison, stale): (Vec<_>, Vec<_>) =
+                stale.ids.iter().partition(|p| p.times_delivered as u64 >= max);
+            for p in &poison {
+                let entry = Entry { stream: stream.clone(), id: p.id.clone() };
+                let reason = format!(
+                    "poison task: delivered {} times, and each worker that had it stopped (died?) before \
+                     finishing it; the last was {}",
+                    p.times_delivered, p.consumer
+                );
+                self.dead_letter(conn, module, &entry, &reason, p.times_delivered as u64)?;
+            }
+            if stale.is_empty() {
                 continue;
             }
-            let ids: Vec<&str> = stale.ids.iter().map(|p| p.id.as_str()).collect();
-            let reply: StreamClaimReply =
+            let ids: Vec<&str> = stale.iter().map(|p| p.id.as_str()).collect();
+            let reply: redis::Value =
                 redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
-            for entry in &reply.ids {
-                if let Some(p) = stale.ids.iter().find(|p| p.id == entry.id) {
+            for claimed in self.readable(conn, module, &reply, Some(stream))? {
+                if let Some(p) = stale.iter().find(|p| p.id == claimed.entry.id) {
                     *from.entry(p.consumer.clone()).or_default() += 1;
                 }
-                taken.push(Claimed::from(stream, entry));
+                taken.push(claimed);
             }
         }
         for (holder, n) in &from {

@@ -18,7 +18,9 @@
 mod claimer;
 mod client;
 mod cluster;
+mod dead;
 mod drain;
+mod entries;
 mod firing;
 mod in_flight;
 mod keys;
@@ -47,6 +49,7 @@ use crate::runtime::Runtime;
 /// What a named handler gets and gives: JSON in, JSON or an error out.
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
+pub use dead::DeadLetter;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 
@@ -69,6 +72,9 @@ pub(crate) struct BrokerConfig {
     /// For `rediss://`: the PEM file of the CA to trust instead of the
     /// system's roots.
     pub(crate) ca_file: Option<PathBuf>,
+    /// Deliveries after which a task whose workers keep dying is
+    /// dead-lettered (`dead.rs`).
+    pub(crate) max_deliveries: u32,
 }
 
 impl BrokerConfig {
@@ -81,6 +87,7 @@ impl BrokerConfig {
             timeout: Duration::from_secs(5),
             claims: true,
             ca_file: None,
+            max_deliveries: 3,
         }
     }
 }
@@ -355,6 +362,10 @@ fn decode_result(text: &str) -> Result<Value, TaskError> {
     let value: Value = serde_json::from_str(text).map_err(|e| lost(&e.to_string()))?;
     if let Some(ok) = value.get("ok") {
         return Ok(ok.clone());
+    }
+    if let Some(dead) = value.get("dead") {
+        let reason = dead.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
+        return Err(TaskError::DeadLettered { reason });
     }
     let err = value.get("err").ok_or_else(|| lost("neither ok nor err"))?;
     let field = |name: &str| err.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();

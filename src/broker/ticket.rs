@@ -6,7 +6,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::StreamId;
 use serde_json::Value;
 
 use super::in_flight::{Ack, Entry, InFlight};
@@ -34,23 +33,6 @@ pub(super) struct Claimed {
     pub(super) retry: String,
     /// Which attempt this is: 1 for the first run.
     pub(super) attempt: u32,
-}
-
-impl Claimed {
-    pub(super) fn from(stream: &str, entry: &StreamId) -> Claimed {
-        let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
-        Claimed {
-            entry: Entry { stream: stream.to_owned(), id: entry.id.clone() },
-            task: field("id"),
-            name: field("name"),
-            args: field("args"),
-            reply: field("reply"),
-            rec: field("rec"),
-            place: None,
-            retry: field("retry"),
-            attempt: field("attempt").parse().unwrap_or(1),
-        }
-    }
 }
 
 impl Broker {

@@ -247,10 +247,50 @@ impl TaskManager {
     /// read within the broker timeout.
     #[cfg(feature = "redis")]
     pub fn cluster_stats(&self) -> Result<crate::ClusterStats, SubmitError> {
-        match self.inner.shared.broker() {
-            Some(broker) => broker.cluster_stats(),
-            None => Err(SubmitError::Broker("this task manager has no broker".to_owned())),
-        }
+        self.broker_or_err()?.cluster_stats()
+    }
+
+    /// With a broker: the dead-letter set, newest first, at most `limit`
+    /// tasks (see [`DeadLetter`](crate::DeadLetter)): tasks that could not
+    /// be read, and poison tasks whose workers died running them
+    /// ([`Builder::broker_max_deliveries`](crate::Builder::broker_max_deliveries)).
+    /// The set keeps at most 10,000 tasks, each at most 7 days.
+    ///
+    /// # Errors
+    /// [`SubmitError::Broker`] without a broker, or if Redis cannot be
+    /// read within the broker timeout.
+    #[cfg(feature = "redis")]
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<crate::DeadLetter>, SubmitError> {
+        self.broker_or_err()?.dead_letters(limit)
+    }
+
+    /// With a broker: puts the dead-lettered tasks `ids` back in their
+    /// streams as they were first sent (any worker may claim them at once);
+    /// returns how many were there.
+    ///
+    /// # Errors
+    /// As [`dead_letters`](Self::dead_letters).
+    #[cfg(feature = "redis")]
+    pub fn requeue_dead_letters(&self, ids: &[String]) -> Result<usize, SubmitError> {
+        self.broker_or_err()?.requeue_dead(ids)
+    }
+
+    /// With a broker: empties the dead-letter set; returns how many tasks
+    /// it held.
+    ///
+    /// # Errors
+    /// As [`dead_letters`](Self::dead_letters).
+    #[cfg(feature = "redis")]
+    pub fn purge_dead_letters(&self) -> Result<usize, SubmitError> {
+        self.broker_or_err()?.purge_dead()
+    }
+
+    #[cfg(feature = "redis")]
+    fn broker_or_err(&self) -> Result<&std::sync::Arc<crate::broker::Broker>, SubmitError> {
+        self.inner
+            .shared
+            .broker()
+            .ok_or_else(|| SubmitError::Broker("this task manager has no broker".to_owned()))
     }
 
     /// With a broker: whether this process only submits (see

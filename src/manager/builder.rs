@@ -199,6 +199,19 @@ impl Builder {
         self
     }
 
+    /// How many times a task may be delivered to workers that each die
+    /// running it (`os._exit`, a segfault, the OOM killer) before it is
+    /// moved to the dead-letter set instead of being delivered again
+    /// (default 3; at least 1). A worker's graceful stop hands its tasks
+    /// back without counting a delivery.
+    #[cfg(feature = "redis")]
+    pub fn broker_max_deliveries(mut self, deliveries: u32) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.max_deliveries = deliveries.max(1);
+        }
+        self
+    }
+
     /// How long a task's result waits in Redis for its submitter (default
     /// 24 h): a submitter that reconnects within it still gets the result;
     /// past it, Redis frees the memory.

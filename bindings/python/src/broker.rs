@@ -22,7 +22,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{json, Map, Value};
 
-use taskmanager::{Module, Recurrence, RemoteError, SharedSchedule as CoreSchedule};
+use taskmanager::{Module, Recurrence, RemoteError, Retry, SharedSchedule as CoreSchedule};
 
 use crate::bridge::lock;
 use crate::errors::submit_error;
@@ -103,12 +103,22 @@ impl Named {
         py: Python<'py>,
         call: Call,
         delay: Option<Duration>,
+        default_retry: Option<&Retry>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (owner, name) = self.name_of(py, call.method.bind(py), "method")?;
         let payload = self.payload(py, &call)?;
-        let sent = lifetime::detach(py, || match delay {
-            None => owner.add_named_task(&name, payload),
-            Some(delay) => owner.schedule_named_task(delay, &name, payload),
+        // The submitting module's default, as in-process (the owner's own
+        // applies when neither is given).
+        let retry = call.retry.clone().or_else(|| default_retry.cloned());
+        let sent = lifetime::detach(py, || {
+            let mut task = owner.named_task(&name, payload);
+            if let Some(delay) = delay {
+                task = task.delay(delay);
+            }
+            if let Some(retry) = retry {
+                task = task.retry(retry);
+            }
+            task.submit()
         })
         .map_err(submit_error)?;
         let handle = future::new_handle(py, false)?;
@@ -253,7 +263,8 @@ fn remote_error(py: Python<'_>, err: &PyErr) -> RemoteError {
     let kind = err.get_type(py).name().map_or_else(|_| "Exception".to_owned(), |n| n.to_string());
     let message = err.value(py).str().map_or_else(|_| String::new(), |s| s.to_string());
     let traceback = format_traceback(py, err).unwrap_or_default();
-    RemoteError { kind, message, traceback }
+    let kinds = crate::retry::exception_kinds(&exception(py, err));
+    RemoteError { kind, message, traceback, kinds }
 }
 
 fn format_traceback(py: Python<'_>, err: &PyErr) -> PyResult<String> {

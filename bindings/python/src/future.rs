@@ -79,6 +79,20 @@ fn watched(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(!future.getattr(intern!(future.py(), "_cond"))?.is_none())
 }
 
+/// A running handle whose task failed and waits to retry: pending again,
+/// so that it may be cancelled until the next attempt marks it running.
+/// One attribute set under the GIL: nothing waits on the change (waiters
+/// wait for the end), and a cancel reads the state under the GIL too.
+pub(crate) fn pending_again(future: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = future.py();
+    let api = api(py)?;
+    let state = intern!(py, "_state");
+    if future.getattr(state)?.eq(api.running.bind(py))? {
+        future.setattr(state, api.pending.bind(py))?;
+    }
+    Ok(())
+}
+
 /// Marks the handle running; false if it was cancelled instead (and then
 /// makes sure the cancellation was reported).
 pub(crate) fn set_running(future: &Bound<'_, PyAny>) -> PyResult<bool> {

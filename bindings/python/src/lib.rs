@@ -39,6 +39,7 @@ mod logbridge;
 mod manager;
 mod module;
 mod outstanding;
+mod retry;
 mod task;
 
 use pyo3::prelude::*;
@@ -68,5 +69,6 @@ fn _taskmanager(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TaskCore>()?;
     m.add_class::<RecurringCore>()?;
     m.add_class::<broker::SharedSchedule>()?;
+    m.add_class::<retry::Retry>()?;
     Ok(())
 }

@@ -77,10 +77,20 @@ impl BatchRunner for GilBatch {
 
 /// `Stats` for Python: queued, running, completed, failed, cancelled,
 /// peak_concurrency, workers, pending_timers.
-pub(crate) type StatsTuple = (usize, usize, u64, u64, u64, usize, usize, usize);
+pub(crate) type StatsTuple = (usize, usize, u64, u64, u64, usize, usize, usize, u64);
 
 pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
-    (s.queued, s.running, s.completed, s.failed, s.cancelled, s.peak_concurrency, s.workers, s.pending_timers)
+    (
+        s.queued,
+        s.running,
+        s.completed,
+        s.failed,
+        s.cancelled,
+        s.peak_concurrency,
+        s.workers,
+        s.pending_timers,
+        s.retried,
+    )
 }
 
 /// `TaskInfo` for Python: id, name, module, state, next_due, interval,

@@ -9,8 +9,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use taskmanager::{Module, Recurrence, Task};
+use taskmanager::{Attempt, Method, Module, Recurrence, Retry, Task, TaskError};
 
+use crate::bridge::PyValue;
 use crate::bridge::Raised;
 use crate::broker::Named;
 use crate::errors::submit_error;
@@ -18,7 +19,7 @@ use crate::handles::{RecurringCore, TaskCore};
 use crate::manager::{stats_tuple, ManagerCore, StatsTuple};
 use crate::outstanding::Outstanding;
 use crate::task::{self, Invocation, Parts, PyTask, RecurringState};
-use crate::{checks, future, lifetime};
+use crate::{checks, future, lifetime, retry};
 
 /// The Rust module behind a `taskmanager.Module`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
@@ -39,6 +40,8 @@ pub(crate) struct Call {
     /// The `name=` given, if one was (with a broker, a recurring task's
     /// key).
     pub(crate) given_name: Option<Arc<str>>,
+    /// The `retry=` given, if one was (else the module's default applies).
+    pub(crate) retry: Option<Retry>,
 }
 
 impl Call {
@@ -48,12 +51,14 @@ impl Call {
         kwargs: Option<&Bound<'_, PyAny>>,
         callback: Option<&Bound<'_, PyAny>>,
         name: Option<&Bound<'_, PyAny>>,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Call> {
         let py = method.py();
         let given = name.is_some();
         let method = checks::method(method)?;
         let name = checks::name(name, &method)?;
         Ok(Call {
+            retry: retry::argument(retry)?,
             args: checks::args(py, args)?.unbind(),
             kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
             callbacks: checks::callbacks(callback)?,
@@ -86,13 +91,11 @@ impl ModuleCore {
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = future::new_handle(py, false)?;
         let name = Arc::clone(&call.name);
-        let mut task = self.task(&handle, call);
+        let retry = call.retry.clone().or_else(|| self.module.retry().cloned()).map(Arc::new);
         let raised = Raised::default();
-        let left = Arc::clone(&raised);
-        let run = Task::fallible(move || {
-            lifetime::attach(|py| task.run_once(py, &left)).unwrap_or_else(|| Err(task::Raised::not_run()))
-        })
-        .name(Arc::clone(&name));
+        let method =
+            PyOnce { task: self.task(&handle, call), raised: Arc::clone(&raised), retry, attempt: 1 };
+        let run = Task::new(method).name(Arc::clone(&name));
         let core = match delay {
             None => self.module.add_task(run),
             Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
@@ -125,19 +128,68 @@ impl ModuleCore {
     }
 }
 
+/// A Python one-shot task as the core runs it: each attempt through
+/// [`PyTask::run_once`]; with a retry policy, a failure it allows runs
+/// again (the core puts the task back in the timer for the backoff).
+struct PyOnce {
+    task: PyTask,
+    raised: Raised,
+    retry: Option<Arc<Retry>>,
+    /// The attempt about to run, 1 for the first.
+    attempt: u32,
+}
+
+impl PyOnce {
+    fn run(&mut self, retry: bool) -> Result<PyValue, (task::Raised, bool)> {
+        let (task, raised) = (&mut self.task, &self.raised);
+        let policy = self.retry.as_deref().filter(|_| retry).map(|r| (r, self.attempt));
+        lifetime::attach(|py| task.run_once(py, raised, policy))
+            .unwrap_or_else(|| Err((task::Raised::not_run(), false)))
+    }
+}
+
+fn failed(raised: &task::Raised) -> TaskError {
+    TaskError::Failed { message: raised.to_string() }
+}
+
+impl Method<PyValue> for PyOnce {
+    fn call(mut self) -> Result<PyValue, TaskError> {
+        self.run(false).map_err(|(raised, _)| failed(&raised))
+    }
+
+    fn attempt(mut self) -> Attempt<Self, PyValue> {
+        match self.run(true) {
+            Ok(value) => Attempt::Done(Ok(value)),
+            Err((raised, true)) => {
+                let retry = self.attempt;
+                self.attempt += 1;
+                let after = self.retry.as_ref().map_or(Duration::ZERO, |r| r.next_delay(retry));
+                Attempt::Again { method: self, error: failed(&raised), retry, after }
+            }
+            Err((raised, false)) => Attempt::Done(Err(failed(&raised))),
+        }
+    }
+
+    const RETRIES: bool = true;
+}
+
 #[pymethods]
 impl ModuleCore {
     /// A module of `max_workers`; with `max_queued`, its queue is bounded.
     #[new]
-    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None, global_max_workers=None))]
+    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None, global_max_workers=None, retry=None))]
     fn new(
         manager: &ManagerCore,
         max_workers: usize,
         max_queued: Option<usize>,
         name: Option<String>,
         global_max_workers: Option<usize>,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
+        if let Some(retry) = retry::argument(retry)? {
+            builder = builder.retry(retry);
+        }
         if let Some(name) = &name {
             builder = builder.name(name.as_str());
         }
@@ -157,7 +209,7 @@ impl ModuleCore {
 
     /// `Module.add_task`: checks the arguments and queues
     /// `method(*args, **kwargs)`; returns its `TaskHandle`.
-    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None))]
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None))]
     fn add_task<'py>(
         &self,
         method: &Bound<'py, PyAny>,
@@ -165,18 +217,19 @@ impl ModuleCore {
         kwargs: Option<&Bound<'py, PyAny>>,
         callback: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyAny>>,
+        retry: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let call = Call::check(method, args, kwargs, callback, name)?;
+        let call = Call::check(method, args, kwargs, callback, name, retry)?;
         match &self.named {
             None => self.submit_once(method.py(), call, None),
-            Some(named) => named.submit(method.py(), call, None),
+            Some(named) => named.submit(method.py(), call, None, self.module.retry()),
         }
     }
 
     /// `Module.schedule_task`: checks the arguments and schedules
     /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
     /// `RecurringHandle` if it recurs.
-    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None))]
+    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None))]
     // The arguments are the spec's, plus the `recurring` alias.
     #[allow(clippy::too_many_arguments)]
     fn schedule_task<'py>(
@@ -190,6 +243,7 @@ impl ModuleCore {
         run_now: Option<&Bound<'py, PyAny>>,
         recurring: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyAny>>,
+        retry: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
         let method = checks::method(method)?;
@@ -198,17 +252,25 @@ impl ModuleCore {
         let repeat = checks::reoccurring(reoccurring, recurring)?;
         if !repeat {
             let seconds = checks::delay(delay, "delay")?;
-            let call = Call::check(&method, args, kwargs, callback, name)?;
+            let call = Call::check(&method, args, kwargs, callback, name, retry)?;
             // `run_now` on a one-shot task: it runs once, now.
             let now = checks::flag(run_now, "run_now", false)?;
             let delay = if now { None } else { Some(seconds) };
             return match &self.named {
                 None => self.submit_once(py, call, delay),
-                Some(named) => named.submit(py, call, delay.map(checks::seconds).transpose()?),
+                Some(named) => {
+                    named.submit(py, call, delay.map(checks::seconds).transpose()?, self.module.retry())
+                }
             };
         }
         let interval = checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?;
-        let call = Call::check(&method, args, kwargs, callback, name)?;
+        if retry.is_some_and(|r| !r.is_none()) {
+            return Err(PyValueError::new_err(
+                "retry applies to one-shot tasks: a reoccurring task's next run is its retry (its failures \
+                 are logged and counted, and the schedule goes on)",
+            ));
+        }
+        let call = Call::check(&method, args, kwargs, callback, name, None)?;
         let now = checks::flag(run_now, "run_now", false)?;
         match &self.named {
             None => self.submit_recurring(py, call, interval, now),

@@ -9,7 +9,9 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::bridge::{self, PyValue};
 use crate::failure::{exception, log_failure};
 use crate::outstanding::Ticket;
+use crate::retry::exception_kinds;
 use crate::{aio, future, lifetime};
+use taskmanager::Retry;
 
 /// What a run calls: the method with its arguments, then each callback
 /// with its value. A task run here and a task a worker took from the
@@ -96,28 +98,46 @@ impl PyTask {
         }
     }
 
-    /// A one-shot run: marks the handle running, calls, and releases
-    /// everything the task held. The value, or the failure (its exception
-    /// kept on `bridge`), goes to the core, which counts the run and then
-    /// has the bridge settle the handle.
-    pub(crate) fn run_once(&mut self, py: Python<'_>, raised: &bridge::Raised) -> Result<PyValue, Raised> {
-        let Some(parts) = self.parts.take() else { return Err(Raised::not_run()) };
-        match future::set_running(parts.future.bind(py)) {
+    /// A one-shot run (attempt `attempt` of it, 1 for the first): marks the
+    /// handle running, calls, and releases everything the task held. The
+    /// value, or the failure (its exception kept on `bridge`), goes to the
+    /// core, which counts the run and then has the bridge settle the
+    /// handle. A failure `retry` allows keeps everything, puts the handle
+    /// back to pending, and says so (`Err((_, true))`): the core runs the
+    /// task again.
+    pub(crate) fn run_once(
+        &mut self,
+        py: Python<'_>,
+        raised: &bridge::Raised,
+        retry: Option<(&Retry, u32)>,
+    ) -> Result<PyValue, (Raised, bool)> {
+        let not_run = || Err((Raised::not_run(), false));
+        let Some(future) = self.parts.as_ref().map(|p| p.future.bind(py).clone()) else { return not_run() };
+        match future::set_running(&future) {
             Ok(true) => {}
             // Cancelled (reported already): nothing runs.
-            Ok(false) => return Err(Raised::not_run()),
+            Ok(false) => return not_run(),
             Err(e) => {
-                e.write_unraisable(py, Some(parts.future.bind(py)));
-                return Err(Raised::not_run());
+                e.write_unraisable(py, Some(&future));
+                return not_run();
             }
         }
+        let Some(parts) = self.parts.as_ref() else { return not_run() };
         let outcome = Self::call(py, &parts.call);
-        drop(parts);
+        if let (Err(e), Some((policy, attempt))) = (&outcome, retry) {
+            if policy.allows_kinds(attempt, &exception_kinds(&exception(py, e))) {
+                if let Err(e) = future::pending_again(&future) {
+                    e.write_unraisable(py, Some(&future));
+                }
+                return Err((Raised::new(py, e), true));
+            }
+        }
+        drop(self.parts.take());
         outcome.map(PyValue).map_err(|e| {
             let old =
                 raised.lock().unwrap_or_else(PoisonError::into_inner).replace(exception(py, &e).unbind());
             drop(old);
-            Raised::new(py, &e)
+            (Raised::new(py, &e), false)
         })
     }
 
