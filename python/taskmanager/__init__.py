@@ -17,10 +17,20 @@ recurring task.
 from importlib.metadata import version as _version
 
 from ._api import Module, TaskManager
-from ._broker import RemoteError, ResultLost, SharedSchedule
+from ._broker import DeadLettered, RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
 from ._taskmanager import QueueFull, Retry
-from ._types import ClusterStats, Event, ModuleLoad, ScheduleInfo, ShutdownTimedOut, Stats, TaskInfo, WorkerInfo
+from ._types import (
+    ClusterStats,
+    DeadLetter,
+    Event,
+    ModuleLoad,
+    ScheduleInfo,
+    ShutdownTimedOut,
+    Stats,
+    TaskInfo,
+    WorkerInfo,
+)
 
 # The installed distribution's version: the crates' (Cargo.toml), through maturin.
 __version__: str = _version("taskmanager")
@@ -39,6 +49,8 @@ __all__ = [
     "Event",
     "RemoteError",
     "ResultLost",
+    "DeadLettered",
+    "DeadLetter",
     "SharedSchedule",
     "ClusterStats",
     "ModuleLoad",
@@ -58,6 +70,8 @@ for _public in (
     Event,
     RemoteError,
     ResultLost,
+    DeadLettered,
+    DeadLetter,
     ClusterStats,
     ModuleLoad,
     ScheduleInfo,

@@ -1,8 +1,8 @@
-"""``python -m taskmanager worker module:manager``: see ``_worker.py``."""
+"""``python -m taskmanager VERB ...``: see ``_cli.py``."""
 
 import sys
 
-from ._worker import main
+from ._cli import main
 
 if __name__ == "__main__":  # not on import (type-stub checkers import every module)
     sys.exit(main())

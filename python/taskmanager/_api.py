@@ -24,7 +24,7 @@ from typing import (
 from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore, Retry
-from ._types import _EVENTS, _TRACE, ClusterStats, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
+from ._types import _EVENTS, _TRACE, ClusterStats, DeadLetter, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
 
 F = TypeVar("F", bound=Callable[..., Any])
 Callback = Callable[[Any], Any]
@@ -75,6 +75,14 @@ def _check_timeout(timeout: object) -> float:
 
 _ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name", "retry"})
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
+
+
+def _all_str(items: object) -> bool:
+    """Whether ``items`` is an iterable of str."""
+    try:
+        return all(isinstance(item, str) for item in items)  # type: ignore[attr-defined]
+    except TypeError:
+        return False
 
 
 def _key_name(key: object) -> str:
@@ -273,7 +281,9 @@ class TaskManager:
     one Redis; ``broker_lease`` (30 s) is how long a dead worker's task
     waits before another takes it over; ``broker_timeout`` (5 s) bounds
     every call to Redis; ``broker_result_ttl`` (24 h) is how long a result
-    waits in Redis for its submitter.
+    waits in Redis for its submitter; ``broker_max_deliveries`` (3) is how
+    many times a task may be delivered to workers that each die running it
+    before it is moved to the dead-letter set (:meth:`dead_letters`).
 
     The URL carries AUTH and TLS:
     ``redis://:password@host:6379/0`` (``requirepass``),
@@ -298,6 +308,7 @@ class TaskManager:
         broker_ca_file: Union[str, "os.PathLike[str]", None] = None,
         submit_only: bool = False,
         broker_result_ttl: Optional[float] = None,
+        broker_max_deliveries: Optional[int] = None,
     ) -> None:
         for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
             if value is not None and not isinstance(value, str):
@@ -307,10 +318,14 @@ class TaskManager:
         ca_file = None if broker_ca_file is None else os.fspath(broker_ca_file)
         if not isinstance(ca_file, (str, type(None))):
             raise TypeError(f"broker_ca_file must be a str path, got {_type_name(ca_file)}")
-        if broker is None and (broker_prefix, broker_lease, broker_timeout, ca_file, broker_result_ttl) != (None,) * 5:
+        broker_options = (broker_prefix, broker_lease, broker_timeout, ca_file, broker_result_ttl, broker_max_deliveries)
+        if broker is None and broker_options != (None,) * 6:
             raise ValueError(
-                "broker_prefix, broker_lease, broker_timeout, broker_ca_file and broker_result_ttl need broker="
+                "broker_prefix, broker_lease, broker_timeout, broker_ca_file, broker_result_ttl and "
+                "broker_max_deliveries need broker="
             )
+        if broker_max_deliveries is not None:
+            broker_max_deliveries = _check_max_workers(broker_max_deliveries, name="broker_max_deliveries")
         result_ttl = None if broker_result_ttl is None else _check_timeout(broker_result_ttl)
         submit_only = _check_bool(submit_only, "submit_only")
         if submit_only and broker is None:
@@ -347,6 +362,7 @@ class TaskManager:
             submit_only,
             result_ttl,
             namer,
+            broker_max_deliveries,
         )
         # The core's default when not given: min(32, CPUs + 4).
         self.max_workers: int = self._core.max_workers
@@ -494,6 +510,38 @@ class TaskManager:
         if self._broker is None:
             raise RuntimeError("cluster_stats() needs a TaskManager with broker=")
         return ClusterStats._from_core(self._core.cluster_stats())
+
+    def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
+        """With a broker: the dead-letter set, newest first (at most
+        ``limit``): tasks that could not be read, and poison tasks whose
+        workers died running them ``broker_max_deliveries`` times. It keeps
+        at most 10,000 tasks, each at most 7 days. Raises ``RuntimeError``
+        without a broker, ``ConnectionError`` if Redis cannot be read."""
+        limit = _check_max_workers(limit, name="limit")
+        return [DeadLetter(*fields) for fields in self._broker_core("dead_letters").dead_letters(limit)]
+
+    def requeue_dead_letters(self, ids: Optional[Sequence[str]] = None, *, all: bool = False) -> int:
+        """With a broker: puts the dead-lettered tasks ``ids`` (or, with
+        ``all=True``, every one) back in their queues as they were first
+        sent; returns how many were in the set."""
+        core = self._broker_core("requeue_dead_letters")
+        if _check_bool(all, "all"):
+            if ids is not None:
+                raise ValueError("give ids or all=True, not both")
+            ids = [letter[0] for letter in core.dead_letters(10_000)]
+        elif ids is None or isinstance(ids, str) or not _all_str(ids):
+            raise TypeError("ids must be a list of dead-letter ids (str), or give all=True")
+        return core.requeue_dead_letters(list(ids))
+
+    def purge_dead_letters(self) -> int:
+        """With a broker: empties the dead-letter set; returns how many
+        tasks it held."""
+        return self._broker_core("purge_dead_letters").purge_dead_letters()
+
+    def _broker_core(self, call: str) -> ManagerCore:
+        if self._broker is None:
+            raise RuntimeError(f"{call}() needs a TaskManager with broker=")
+        return self._core
 
     def get_tasks(self) -> List[TaskInfo]:
         """The scheduled one-shot tasks not yet due and every recurring task

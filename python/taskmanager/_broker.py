@@ -26,6 +26,18 @@ class RemoteError(Exception):
         self.remote_traceback = remote_traceback
 
 
+class DeadLettered(Exception):
+    """The task was moved to the broker's dead-letter set instead of
+    running: it could not be read, or every worker it was delivered to
+    died running it (a poison task). ``reason`` says which; the task stays
+    in the set to be looked at and requeued
+    (:meth:`TaskManager.dead_letters`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the task was moved to the dead-letter set: {reason}")
+        self.reason = reason
+
+
 class ResultLost(Exception):
     """The task went to the broker but its result cannot reach this handle
     (the manager shut down first, or the result expired); the task itself

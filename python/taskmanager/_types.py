@@ -141,6 +141,26 @@ class ScheduleInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """A task in the broker's dead-letter set
+    (:meth:`TaskManager.dead_letters`)."""
+
+    id: str
+    """The task's id (the id its handle's result travels under)."""
+    module: str
+    name: str
+    args: str
+    """Its arguments as sent (JSON text; bytes that are not UTF-8 are
+    shown as U+FFFD)."""
+    reason: str
+    """Why it is here: unreadable (what), or a poison task (how many
+    deliveries, and the last worker that died with it)."""
+    deliveries: int
+    dead_at: float
+    """When, in seconds since the epoch (Redis's clock)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class WorkerInfo:
     """A worker process (one that claims tasks) seen in the last day."""
 

@@ -10,7 +10,6 @@ once. A second signal hands everything back at once.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import os
@@ -18,7 +17,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._types import ShutdownTimedOut
 
@@ -90,13 +89,13 @@ def run_worker(manager: "TaskManager", drain_timeout: float, concurrency: Option
             signal.signal(sig, handler)
 
 
-def _load(target: str) -> "TaskManager":
+def load(target: str, verb: str = "worker") -> "TaskManager":
     """The TaskManager named ``package.module:attribute``."""
     from ._api import TaskManager
 
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
-        raise SystemExit(f"taskmanager worker: expected module:attribute (like app.tasks:manager), got {target!r}")
+        raise SystemExit(f"taskmanager {verb}: expected module:attribute (like app.tasks:manager), got {target!r}")
     # As `python -m`, uvicorn and celery do: the program's own modules import.
     sys.path.insert(0, os.getcwd())
     found: Any = importlib.import_module(module_name)
@@ -104,50 +103,11 @@ def _load(target: str) -> "TaskManager":
         try:
             found = getattr(found, part)
         except AttributeError:
-            raise SystemExit(f"taskmanager worker: {module_name!r} has no attribute {attribute!r}") from None
+            raise SystemExit(f"taskmanager {verb}: {module_name!r} has no attribute {attribute!r}") from None
     if not isinstance(found, TaskManager):
-        raise SystemExit(f"taskmanager worker: {target} is a {type(found).__name__}, not a TaskManager")
+        raise SystemExit(f"taskmanager {verb}: {target} is a {type(found).__name__}, not a TaskManager")
     if found._broker is None:
         raise SystemExit(
-            f"taskmanager worker: {target} has no broker; the worker command runs a TaskManager(broker=...)"
+            f"taskmanager {verb}: {target} has no broker; this command works on a TaskManager(broker=...)"
         )
     return found
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m taskmanager", description="Run a taskmanager program's worker.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    worker = commands.add_parser(
-        "worker",
-        help="run a TaskManager(broker=...) as a worker until SIGTERM or Ctrl-C",
-        description="Imports MODULE, takes its TaskManager ATTRIBUTE, and runs the tasks other processes send "
-        "it until SIGTERM or Ctrl-C, which drain it (a second one stops it at once).",
-    )
-    worker.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
-    worker.add_argument(
-        "-c", "--concurrency", type=int, metavar="N", help="max_workers of every module of this process (default: as the program sets them)"
-    )
-    worker.add_argument(
-        "--drain-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="how long running tasks may finish after SIGTERM before they are handed back (default 30)",
-    )
-    worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    args = parser.parse_args(argv)
-    if args.concurrency is not None and args.concurrency < 1:
-        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
-    if args.drain_timeout < 0:
-        parser.error(f"--drain-timeout must be at least 0, got {args.drain_timeout}")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    manager = _load(args.target)
-    code = run_worker(manager, args.drain_timeout, args.concurrency)
-    if code != DRAINED:
-        # Tasks handed back may still be running here: end the process now,
-        # not after them (other workers run them).
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code

@@ -5,10 +5,11 @@
 //! module, and no other: a task it could not run is never taken.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::in_flight::{Ack, Entry, InFlight};
+use super::in_flight::{Ack, Entry, InFlight, Unsent};
 use super::pace::{back_off, millis, Every};
 use super::ticket::Claimed;
 use super::{Broker, GROUP};
@@ -163,8 +164,15 @@ impl Broker {
         let mut unsent = Unsent::take(in_flight);
         let acks = &mut unsent.acks;
         let places_key = self.places_key(&pool.name);
-        let max = pool.max_workers();
-        let mut spare = max.saturating_sub(in_flight.held().len());
+        let held = in_flight.held().len();
+        // A suspect runs alone: while one runs or waits for this claimer
+        // to empty, nothing new is claimed (see `lease.rs`).
+        let alone = in_flight.alone.load(SeqCst) && held > 0;
+        if held == 0 {
+            in_flight.alone.store(false, SeqCst);
+        }
+        let max = if alone { held } else { pool.max_workers() };
+        let mut spare = max.saturating_sub(held);
         if spare == 0 {
             if acks.is_empty() {
                 in_flight.wait_while_full(max, BLOCK);
@@ -224,8 +232,14 @@ impl Broker {
         } else {
             *timers.recover = false;
         }
-        if claimed.is_empty() && timers.reclaim.due() {
-            claimed.extend(self.take_over(conn, &pool.name, &streams.keys, spare)?);
+        if claimed.is_empty() && (timers.reclaim.due() || (held == 0 && in_flight.alone.load(SeqCst))) {
+            let (taken, alone) = self.take_over(conn, &pool.name, &streams.keys, spare, held == 0)?;
+            in_flight.alone.store(alone, SeqCst);
+            claimed.extend(taken);
+            if alone && claimed.is_empty() {
+                // Empty first, then take the suspect.
+                return self.send_acks(conn, &pool.name, acks);
+            }
         }
         if claimed.is_empty() {
             claimed = self.read_new(conn, &pool.name, streams, in_flight, spare, acks)?;
@@ -366,26 +380,5 @@ impl Broker {
         let claimed = self.readable(conn, module, &reply?, None)?;
         streams.quiet = claimed.is_empty();
         Ok(Some(claimed))
-    }
-}
-
-/// Acknowledgements taken from the queue for one step: those still unsent
-/// when it ends (an error cut the step short) are queued again.
-struct Unsent<'a> {
-    acks: Vec<Ack>,
-    in_flight: &'a InFlight,
-}
-
-impl<'a> Unsent<'a> {
-    fn take(in_flight: &'a InFlight) -> Self {
-        Unsent { acks: in_flight.take_acks(), in_flight }
-    }
-}
-
-impl Drop for Unsent<'_> {
-    fn drop(&mut self) {
-        if !self.acks.is_empty() {
-            self.in_flight.requeue_acks(std::mem::take(&mut self.acks));
-        }
     }
 }

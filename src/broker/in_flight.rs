@@ -40,6 +40,11 @@ pub(super) struct InFlight {
     /// Acknowledgements of finished tasks, for the claimer to send with
     /// its next round trip.
     pub(super) acks: Mutex<Acks>,
+    /// Set while a suspect (a task whose earlier workers died with it, see
+    /// `lease.rs`) runs here alone, or waits for this claimer to empty so
+    /// that it may: nothing else is claimed meanwhile. Only the claimer
+    /// thread changes it.
+    pub(super) alone: AtomicBool,
 }
 
 /// See [`InFlight::acks`].
@@ -194,6 +199,27 @@ impl InFlight {
         let held = self.held();
         if held.len() >= max {
             drop(self.done.wait_timeout(held, timeout).unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+}
+
+/// Acknowledgements taken from the queue for one step: those still unsent
+/// when it ends (an error cut the step short) are queued again.
+pub(super) struct Unsent<'a> {
+    pub(super) acks: Vec<Ack>,
+    in_flight: &'a InFlight,
+}
+
+impl<'a> Unsent<'a> {
+    pub(super) fn take(in_flight: &'a InFlight) -> Self {
+        Unsent { acks: in_flight.take_acks(), in_flight }
+    }
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if !self.acks.is_empty() {
+            self.in_flight.requeue_acks(std::mem::take(&mut self.acks));
         }
     }
 }

@@ -52,19 +52,34 @@ impl Broker {
     /// cluster's `reclaimed` hash. `XCLAIM` with the lease as its minimum
     /// idle time re-checks each entry atomically: one renewed meanwhile, or
     /// taken by another live worker first, is left alone.
+    ///
+    /// Poison: the stream counts each entry's deliveries, and a worker
+    /// that dies takes every task it held down with it, the innocent
+    /// beside the guilty. So an entry delivered `max_deliveries` times is
+    /// dead-lettered, not delivered again; and a *suspect* (delivered twice
+    /// already, or whose next delivery is its last) runs alone: it is taken
+    /// only by a claimer that holds nothing (`empty`), which then claims
+    /// nothing else until it ends. A worker that dies running a suspect
+    /// alone dies of it, so the blame that reaches `max_deliveries` falls on
+    /// the task that killed its workers, not on its neighbours. Returns
+    /// the entries taken, and whether a suspect was taken or skipped (the
+    /// claimer then empties itself to take it alone).
     pub(super) fn take_over(
         &self,
         conn: &mut redis::Connection,
         module: &str,
         streams: &[String],
         spare: usize,
-    ) -> redis::RedisResult<Vec<Claimed>> {
+        empty: bool,
+    ) -> redis::RedisResult<(Vec<Claimed>, bool)> {
         let lease = millis(self.config.lease);
+        let max = u64::from(self.config.max_deliveries.max(1));
         let mut taken = Vec::new();
+        let mut alone = false;
         let mut from: HashMap<String, u64> = HashMap::new();
         for stream in streams {
             let want = spare - taken.len();
-            if want == 0 {
+            if want == 0 || (alone && !taken.is_empty()) {
                 break;
             }
             let stale: StreamPendingCountReply = redis::cmd("XPENDING")
@@ -76,29 +91,35 @@ impl Broker {
                 .arg("+")
                 .arg(want)
                 .query(conn)?;
-            // Delivered `max_deliveries` times already, and each worker that
-            // had it stopped before acknowledging: poison (it kills its
-            // worker), not delivered again.
-            let max = u64::from(self.config.max_deliveries.max(1));
-            let (poison, stale): (Vec<_>, Vec<_>) =
-                stale.ids.iter().partition(|p| p.times_delivered as u64 >= max);
-            for p in &poison {
-                let entry = Entry { stream: stream.clone(), id: p.id.clone() };
-                let reason = format!(
-                    "poison task: delivered {} times, and each worker that had it stopped (died?) before \
-                     finishing it; the last was {}",
-                    p.times_delivered, p.consumer
-                );
-                self.dead_letter(conn, module, &entry, &reason, p.times_delivered as u64)?;
+            let mut claim = Vec::new();
+            for p in &stale.ids {
+                let delivered = p.times_delivered as u64;
+                if delivered >= max {
+                    let entry = Entry { stream: stream.clone(), id: p.id.clone() };
+                    let reason = format!(
+                        "poison task: delivered {delivered} times, and each worker that had it stopped (died?) \
+                         before finishing it, the last time with nothing else running; the last worker was {}",
+                        p.consumer
+                    );
+                    self.dead_letter(conn, module, &entry, &reason, delivered)?;
+                } else if delivered >= 2 || delivered + 1 >= max {
+                    alone = true;
+                    if empty && taken.is_empty() && claim.is_empty() {
+                        claim.push(p);
+                        break;
+                    }
+                } else if !alone {
+                    claim.push(p);
+                }
             }
-            if stale.is_empty() {
+            if claim.is_empty() {
                 continue;
             }
-            let ids: Vec<&str> = stale.iter().map(|p| p.id.as_str()).collect();
+            let ids: Vec<&str> = claim.iter().map(|p| p.id.as_str()).collect();
             let reply: redis::Value =
                 redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
             for claimed in self.readable(conn, module, &reply, Some(stream))? {
-                if let Some(p) = stale.iter().find(|p| p.id == claimed.entry.id) {
+                if let Some(p) = claim.iter().find(|p| p.id == claimed.entry.id) {
                     *from.entry(p.consumer.clone()).or_default() += 1;
                 }
                 taken.push(claimed);
@@ -111,6 +132,6 @@ impl Broker {
             );
             redis::cmd("HINCRBY").arg(self.reclaimed_key()).arg(holder).arg(n).query::<i64>(conn)?;
         }
-        Ok(taken)
+        Ok((taken, alone))
     }
 }

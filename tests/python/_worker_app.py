@@ -5,7 +5,8 @@ the environment (every process of a test gets the same):
 - ``TM_URL``, ``TM_PREFIX``: the broker and key prefix;
 - ``TM_LOG``: a file each task appends ``<pid> <what>`` lines to;
 - ``TM_LEASE`` (seconds, default 30), ``TM_MAX_WORKERS`` (default 1),
-  ``TM_GLOBAL_CAP`` (``global_max_workers``, default none).
+  ``TM_GLOBAL_CAP`` (``global_max_workers``, default none),
+  ``TM_MAX_DELIVERIES`` (``broker_max_deliveries``, default the package's).
 
 The manager is ``submit_only``: the test process imports it to submit, and
 only the worker command's processes run tasks.
@@ -32,6 +33,7 @@ manager = TaskManager(
     broker_lease=float(os.environ.get("TM_LEASE", "30")),
     broker_timeout=2,
     submit_only=True,
+    broker_max_deliveries=int(os.environ["TM_MAX_DELIVERIES"]) if "TM_MAX_DELIVERIES" in os.environ else None,
 )
 
 _lock = threading.Lock()
@@ -54,6 +56,11 @@ class Jobs(Module):
                 _running -= 1
         note(f"end {tag}")
         return {"pid": os.getpid(), "tag": tag, "at_once": at_once}
+
+    def die(self, tag: str) -> None:
+        """A poison task: kills the worker running it, every time."""
+        note(f"die {tag}")
+        os._exit(1)
 
 
 _cap = os.environ.get("TM_GLOBAL_CAP")

@@ -197,7 +197,7 @@ def test_the_ready_line_names_the_default_module_beside_the_program_modules(clus
     # Each module with the tasks it runs; the default one runs the
     # @manager.task functions.
     assert len(ready) == 1, ready
-    assert ready[0].endswith(f"worker {worker.pid} ready: default [_worker_app:pid]; _worker_app:Jobs [slow]"), ready
+    assert ready[0].endswith(f"worker {worker.pid} ready: default [_worker_app:pid]; _worker_app:Jobs [die, slow]"), ready
 
 
 def test_an_idle_worker_stopped_while_redis_is_down_exits_at_once_with_0(cluster, redis_server):

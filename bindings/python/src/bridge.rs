@@ -150,6 +150,9 @@ impl<T: IntoPython> Bridge<T> {
             Err(other @ TaskError::ResultLost { .. }) => Err(RESULT_LOST
                 .import(py, "taskmanager._broker", "ResultLost")?
                 .call1((other.to_string(),))?),
+            Err(TaskError::DeadLettered { reason }) => {
+                Err(DEAD_LETTERED.import(py, "taskmanager._broker", "DeadLettered")?.call1((reason,))?)
+            }
             Err(other) => {
                 Err(PyRuntimeError::new_err(other.to_string()).into_value(py).into_any().into_bound(py))
             }
@@ -225,3 +228,4 @@ impl<T: IntoPython> Bridged for Bridge<T> {
 /// looked up once.
 static REMOTE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static RESULT_LOST: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DEAD_LETTERED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use taskmanager::{BatchRunner, Drain, Event, RunningTask, ShutdownTimedOut, Stats, TaskManager, TaskState};
 
 use crate::broker::Named;
+use crate::errors::submit_error;
 use crate::module::ModuleCore;
 use crate::outstanding::Outstanding;
 use crate::{aio, checks, lifetime, logbridge};
@@ -97,6 +98,10 @@ pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
 /// runs, failures.
 pub(crate) type TaskTuple = (u64, String, String, &'static str, Option<f64>, Option<f64>, u64, u64);
 
+/// `DeadLetter` for Python: id, module, name, args, reason, deliveries,
+/// dead_at.
+pub(crate) type DeadTuple = (String, String, String, String, String, u64, f64);
+
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
     Vec<(String, usize, usize)>,
@@ -126,7 +131,7 @@ impl ManagerCore {
     /// what) -> (ModuleCore, name)` names a broker's tasks (see
     /// `taskmanager._names`).
     #[new]
-    #[pyo3(signature = (default_max_workers=None, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None))]
+    #[pyo3(signature = (default_max_workers=None, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None, max_deliveries=None))]
     // The Python constructor's keywords, one to one.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -141,6 +146,7 @@ impl ManagerCore {
         submit_only: bool,
         result_ttl: Option<f64>,
         namer: Option<Py<PyAny>>,
+        max_deliveries: Option<u32>,
     ) -> PyResult<Self> {
         let named = match (broker, namer) {
             (Some(_), Some(namer)) => Some(Arc::new(Named { registry: Arc::default(), namer })),
@@ -171,6 +177,9 @@ impl ManagerCore {
             }
             if let Some(ttl) = result_ttl {
                 builder = builder.broker_result_ttl(crate::checks::seconds(ttl)?);
+            }
+            if let Some(deliveries) = max_deliveries {
+                builder = builder.broker_max_deliveries(deliveries);
             }
         }
         // At a level no event reaches (CRITICAL), nobody listens.
@@ -276,6 +285,29 @@ impl ManagerCore {
     }
 
     /// The manager's stats, as the fields of `taskmanager.Stats`, in order.
+    /// The dead-letter set, newest first: tuples of the fields of
+    /// `taskmanager.DeadLetter` (its time in seconds since the epoch).
+    fn dead_letters(&self, py: Python<'_>, limit: usize) -> PyResult<Vec<DeadTuple>> {
+        let letters = lifetime::detach(py, || self.manager.dead_letters(limit)).map_err(submit_error)?;
+        Ok(letters
+            .into_iter()
+            .map(|d| {
+                let at = d.dead_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
+                (d.id, d.module, d.name, d.args, d.reason, d.deliveries, at)
+            })
+            .collect())
+    }
+
+    /// Puts dead-lettered tasks back in their streams; how many were there.
+    fn requeue_dead_letters(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<usize> {
+        lifetime::detach(py, || self.manager.requeue_dead_letters(&ids)).map_err(submit_error)
+    }
+
+    /// Empties the dead-letter set; how many it held.
+    fn purge_dead_letters(&self, py: Python<'_>) -> PyResult<usize> {
+        lifetime::detach(py, || self.manager.purge_dead_letters()).map_err(submit_error)
+    }
+
     fn stats(&self) -> StatsTuple {
         stats_tuple(self.manager.stats())
     }

@@ -185,7 +185,7 @@ fn real(value: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
 
 fn seconds(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
     let x = real(value, name)?;
-    if x < 0.0 || x > crate::checks::MAX_DELAY {
+    if !(0.0..=crate::checks::MAX_DELAY).contains(&x) {
         return Err(PyValueError::new_err(format!(
             "{name} must be from 0 to {:.0} seconds, got {x}",
             crate::checks::MAX_DELAY

@@ -1,0 +1,133 @@
+"""``python -m taskmanager VERB ...``: the operator's commands.
+
+- ``worker MODULE:ATTRIBUTE``: run a broker program's worker (``_worker.py``);
+- ``dead-letters MODULE:ATTRIBUTE list|show ID|requeue ID...|--all|purge``:
+  the broker's dead-letter set (``--json`` on the read verbs).
+
+Each loads the program's ``TaskManager`` as the worker does (its module is
+imported, so its Module subclasses and broker settings are the program's
+own) and talks to its Redis; it needs no worker running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from typing import List, Optional
+
+from ._worker import DRAINED, load, run_worker
+
+
+def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run a TaskManager(broker=...) as a worker until SIGTERM or Ctrl-C",
+        description="Imports MODULE, takes its TaskManager ATTRIBUTE, and runs the tasks other processes send "
+        "it until SIGTERM or Ctrl-C, which drain it (a second one stops it at once).",
+    )
+    worker.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    worker.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="max_workers of every module of this process (default: as the program sets them)",
+    )
+    worker.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long running tasks may finish after SIGTERM before they are handed back (default 30)",
+    )
+    worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    dead = commands.add_parser(
+        "dead-letters",
+        help="list, show, requeue or purge the broker's dead-letter set",
+        description="The tasks the broker set apart instead of running: entries it could not read, and poison "
+        "tasks whose workers died running them.",
+    )
+    dead.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    verbs = dead.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="the dead-lettered tasks, newest first")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    show = verbs.add_parser("show", help="one dead-lettered task, every field")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    requeue = verbs.add_parser("requeue", help="put tasks back in their queues, as first sent")
+    requeue.add_argument("ids", nargs="*", metavar="ID")
+    requeue.add_argument("--all", action="store_true", help="every dead-lettered task")
+    verbs.add_parser("purge", help="empty the dead-letter set")
+
+
+def _dead_letters(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    manager = load(args.target, "dead-letters")
+    if args.verb == "list":
+        if args.limit < 1:
+            parser.error(f"--limit must be at least 1, got {args.limit}")
+        letters = manager.dead_letters(args.limit)
+        if args.json:
+            print(json.dumps([dataclasses.asdict(letter) for letter in letters], indent=2))
+            return 0
+        if not letters:
+            print("the dead-letter set is empty")
+        for letter in letters:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(letter.dead_at))
+            print(f"{letter.id}  {when}  {letter.module}.{letter.name}  {letter.reason}")
+        return 0
+    if args.verb == "show":
+        found = [letter for letter in manager.dead_letters(10_000) if letter.id == args.id]
+        if not found:
+            print(f"no task {args.id!r} in the dead-letter set", file=sys.stderr)
+            return 1
+        fields = dataclasses.asdict(found[0])
+        if args.json:
+            print(json.dumps(fields, indent=2))
+        else:
+            for key, value in fields.items():
+                print(f"{key}: {value}")
+        return 0
+    if args.verb == "requeue":
+        if args.all == bool(args.ids):
+            parser.error("requeue takes IDs or --all (one of them)")
+        n = manager.requeue_dead_letters(all=True) if args.all else manager.requeue_dead_letters(args.ids)
+        print(f"requeued {n} task(s)")
+        return 0 if args.all or n == len(args.ids) else 1
+    n = manager.purge_dead_letters()
+    print(f"purged {n} task(s)")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m taskmanager", description="Operate a taskmanager program.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _worker_parser(commands)
+    _dead_parser(commands)
+    args = parser.parse_args(argv)
+    if args.command == "dead-letters":
+        logging.basicConfig(level="WARNING")
+        return _dead_letters(args, parser)
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.drain_timeout < 0:
+        parser.error(f"--drain-timeout must be at least 0, got {args.drain_timeout}")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    manager = load(args.target)
+    code = run_worker(manager, args.drain_timeout, args.concurrency)
+    if code != DRAINED:
+        # Tasks handed back may still be running here: end the process now,
+        # not after them (other workers run them).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

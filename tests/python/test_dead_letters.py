@@ -1,0 +1,104 @@
+"""Poison tasks and the dead-letter set with real worker processes (the
+worker command) against a real ``redis-server``: a task that kills every
+worker it runs on (``os._exit``), under a supervisor that restarts each
+worker that exits, runs at most ``broker_max_deliveries`` times and lands
+in the dead-letter set, its handle settling with ``DeadLettered``, while
+the normal tasks beside it all complete; the ``dead-letters`` CLI verbs
+list, show and purge it. (Unreadable entries: tests/redis_dead.rs.)
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from taskmanager import DeadLettered, TaskManager
+
+from test_worker_command import HERE, Cluster
+
+
+@pytest.fixture
+def cluster(redis_server, tmp_path):
+    made = []
+
+    def make(**env):
+        c = Cluster(redis_server.url, tmp_path, **env)
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.close()
+
+
+def supervise(c, workers, until, timeout):
+    """Keeps ``workers`` worker processes running (restarting each that
+    exits, as systemd or Kubernetes would) until ``until()`` or
+    ``timeout``; returns how many restarts it made."""
+    procs = [c.worker("--drain-timeout", "1") for _ in range(workers)]
+    restarts = 0
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"not done after {timeout} s ({restarts} restarts)"
+        for i, proc in enumerate(procs):
+            if proc.poll() is not None:
+                procs[i] = c.worker("--drain-timeout", "1")
+                restarts += 1
+        time.sleep(0.05)
+    return restarts
+
+
+def cli(c, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "taskmanager", "dead-letters", "_worker_app:manager", *args],
+        env=c.env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_poison_task_runs_at_most_max_deliveries_times_then_is_dead_lettered(cluster):
+    c = cluster(TM_LEASE=1, TM_MAX_DELIVERIES=3, TM_MAX_WORKERS=2)
+    app = c.submitter()
+    poison = app.jobs.add_task(app.jobs.die, args=("p",))
+    normal = [app.jobs.add_task(app.jobs.slow, args=(0.05, f"n{i}")) for i in range(10)]
+    restarts = supervise(c, 2, until=lambda: poison.done() and all(h.done() for h in normal), timeout=90)
+    with pytest.raises(DeadLettered) as caught:
+        poison.result(0)
+    assert "poison task: delivered 3 times" in caught.value.reason
+    assert len(c.lines("die")) == 3, "one run per delivery, none after"
+    assert restarts >= 3
+    assert sorted(h.result(0)["tag"] for h in normal) == sorted(f"n{i}" for i in range(10)), "no normal task lost"
+    letters = app.manager.dead_letters()
+    assert [(d.module.rsplit(":", 1)[-1], d.name, d.deliveries) for d in letters] == [("Jobs", "die", 3)]
+    assert json.loads(letters[0].args)["args"] == ["p"]
+
+    listed = cli(c, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [d["id"] for d in json.loads(listed.stdout)] == [letters[0].id]
+    shown = cli(c, "show", letters[0].id)
+    assert shown.returncode == 0 and "reason: poison task" in shown.stdout, shown
+    assert cli(c, "show", "no-such-id").returncode == 1
+    purged = cli(c, "purge")
+    assert purged.returncode == 0 and "purged 1 task(s)" in purged.stdout, purged
+    assert app.manager.dead_letters() == []
+
+
+def test_dead_letter_calls_need_a_broker_and_check_their_arguments(cluster):
+    with pytest.raises(RuntimeError, match="needs a TaskManager with broker="):
+        TaskManager().dead_letters()
+    app = cluster().submitter()
+    with pytest.raises(TypeError, match="ids must be a list"):
+        app.manager.requeue_dead_letters("one-id")
+    with pytest.raises(ValueError, match="not both"):
+        app.manager.requeue_dead_letters(["x"], all=True)
+    assert app.manager.requeue_dead_letters(["no-such-id"]) == 0
+    assert app.manager.requeue_dead_letters(all=True) == 0
+    with pytest.raises(ValueError, match="broker_max_deliveries"):
+        TaskManager(broker_max_deliveries=2)
