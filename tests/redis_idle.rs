@@ -74,3 +74,26 @@ fn a_long_idle_worker_is_woken_by_a_schedule_from_another_process_and_fires_it_o
     // 3 s (it was 60 FIREs: one per 50 ms).
     assert!(fires < 20, "{fires} EVALSHA calls");
 }
+
+#[test]
+fn a_worker_that_stops_cleanly_leaves_the_consumer_groups_it_read() {
+    let server = RedisServer::start();
+    let prefix = format!("hy{}", std::process::id());
+    let consumers = |name: &str| {
+        server.command(&["XINFO", "CONSUMERS", &format!("{prefix}:s:jobs/{name}"), "taskmanager"])
+    };
+    for round in 0..3 {
+        let manager = TaskManager::builder().broker(&server.url()).broker_prefix(&prefix).build().unwrap();
+        let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+        jobs.register("echo", Ok).unwrap();
+        jobs.register("other", Ok).unwrap();
+        manager.start_thread().unwrap();
+        let handle = jobs.add_named_task("echo", serde_json::json!(round)).unwrap();
+        assert_eq!(handle.join().unwrap(), serde_json::json!(round));
+        assert!(!consumers("echo").is_empty(), "a member while it works");
+        manager.shutdown();
+    }
+    // Three workers came and went: none is left a member of either group.
+    assert_eq!(consumers("echo"), "");
+    assert_eq!(consumers("other"), "");
+}

@@ -26,9 +26,13 @@ impl Broker {
         if !self.is_worker() {
             return Ok(());
         }
-        let mut modules: Vec<String> =
-            self.modules.lock().unwrap_or_else(|p| p.into_inner()).keys().map(|m| m.to_string()).collect();
+        let (mut modules, mut streams): (Vec<String>, Vec<String>) = {
+            let registered = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            let modules = registered.keys().map(|m| m.to_string()).collect();
+            (modules, registered.values().flat_map(|r| r.streams.iter().cloned()).collect())
+        };
         modules.sort();
+        streams.sort();
         self.seen_script
             .key(self.workers_key())
             .key(self.worker_hash(&self.id))
@@ -38,16 +42,26 @@ impl Broker {
             .arg(super::hostname())
             .arg(std::process::id())
             .arg(modules.join(","))
+            .arg(streams.join("\n"))
+            .arg(GROUP)
             .invoke::<i64>(conn)
             .map(drop)
     }
 
-    /// Takes this worker off the list: it stopped cleanly.
+    /// Takes this worker off the list, and out of the consumer groups
+    /// where it holds nothing: it stopped cleanly (`scripts::leave`).
     pub(super) fn leave(&self) {
         if !self.is_worker() {
             return;
         }
-        let left = self.forget(&self.workers_key(), &self.worker_hash(&self.id), &self.id);
+        let left = self.with_conn(|conn| {
+            self.leave_script
+                .key(self.workers_key())
+                .key(self.worker_hash(&self.id))
+                .arg(&self.id)
+                .arg(GROUP)
+                .invoke::<i64>(conn)
+        });
         if let Err(e) = left {
             log::warn!("taskmanager: could not take this worker off the cluster's list: {e}");
         }

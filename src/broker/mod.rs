@@ -133,6 +133,7 @@ pub(crate) struct Broker {
     renew_script: redis::Script,
     hand_back_script: redis::Script,
     seen_script: redis::Script,
+    leave_script: redis::Script,
     forget_script: redis::Script,
     /// Whether this process claims tasks (`Builder::submit_only`, undone by
     /// `run_worker`); read when claimers start.
@@ -161,7 +162,8 @@ impl Broker {
             unqueue_script: redis::Script::new(scripts::UNQUEUE),
             renew_script: redis::Script::new(scripts::RENEW),
             hand_back_script: redis::Script::new(scripts::HAND_BACK),
-            seen_script: redis::Script::new(scripts::SEEN),
+            seen_script: redis::Script::new(&scripts::seen()),
+            leave_script: redis::Script::new(&scripts::leave()),
             forget_script: redis::Script::new(scripts::FORGET),
             caps: StdMutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
