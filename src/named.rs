@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Registration};
 use crate::err::{RemoteError, SubmitError};
 use crate::handle::TaskHandle;
 use crate::module::Module;
@@ -90,7 +90,9 @@ impl Module {
     /// Runs the task `name` of this module every `recurrence.interval()`,
     /// once per tick across every process, kept in Redis under
     /// `<module>.<name>`: every replica may register it at start-up and one
-    /// schedule results (the first registration's; later ones are no-ops).
+    /// schedule results (a registration with the same interval and
+    /// arguments keeps it as it is; one with others updates it, as a deploy
+    /// that changed them expects: see [`SharedSchedule::updated`]).
     /// Ticks sit on a fixed grid; missed ticks are skipped, never run in a
     /// burst, and a tick whose previous run has not finished is skipped.
     ///
@@ -122,8 +124,8 @@ impl Module {
         if interval < Recurrence::MIN_INTERVAL {
             return Err(SubmitError::IntervalTooShort { interval });
         }
-        let created = broker.recur(&self.pool.name, name, &args, interval, recurrence.runs_now(), key)?;
-        Ok(SharedSchedule { broker: Arc::clone(broker), key: key.to_owned(), created })
+        let registered = broker.recur(&self.pool.name, name, &args, interval, recurrence.runs_now(), key)?;
+        Ok(SharedSchedule { broker: Arc::clone(broker), key: key.to_owned(), registered })
     }
 
     fn broker(&self) -> Result<&Arc<Broker>, SubmitError> {
@@ -195,19 +197,32 @@ fn no_broker() -> SubmitError {
 pub struct SharedSchedule {
     broker: Arc<Broker>,
     key: String,
-    created: bool,
+    registered: Registration,
 }
 
 impl SharedSchedule {
+    /// The handle of the schedule `key`, registered (or not) elsewhere.
+    pub(crate) fn existing(broker: Arc<Broker>, key: &str) -> Self {
+        SharedSchedule { broker, key: key.to_owned(), registered: Registration::Kept }
+    }
+
     /// The schedule's key in Redis.
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// Whether the call that made this handle created the schedule (false:
-    /// it existed, registered by this or another process, and was kept).
+    /// it existed, registered by this or another process).
     pub fn created(&self) -> bool {
-        self.created
+        self.registered == Registration::Created
+    }
+
+    /// Whether the call that made this handle changed an existing
+    /// schedule: it existed under this key with another interval or other
+    /// arguments (a deploy changed them), and now has these. Counts and
+    /// pause are kept; a new interval starts a new grid from now.
+    pub fn updated(&self) -> bool {
+        self.registered == Registration::Updated
     }
 
     /// Removes the schedule everywhere; returns whether it existed. A run in
@@ -236,6 +251,9 @@ impl SharedSchedule {
 
 impl std::fmt::Debug for SharedSchedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedSchedule").field("key", &self.key).field("created", &self.created).finish()
+        f.debug_struct("SharedSchedule")
+            .field("key", &self.key)
+            .field("registered", &self.registered)
+            .finish()
     }
 }

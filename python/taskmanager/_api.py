@@ -23,7 +23,7 @@ from typing import (
 
 from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
-from ._taskmanager import ManagerCore, ModuleCore, Retry
+from ._taskmanager import ManagerCore, ModuleCore, Retry, SharedSchedule
 from ._types import _EVENTS, _TRACE, ClusterStats, DeadLetter, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -537,6 +537,15 @@ class TaskManager:
         """With a broker: empties the dead-letter set; returns how many
         tasks it held."""
         return self._broker_core("purge_dead_letters").purge_dead_letters()
+
+    def shared_schedule(self, key: str) -> SharedSchedule:
+        """With a broker: the :class:`SharedSchedule` of ``key`` (as
+        ``cluster_stats().schedules`` lists them), to pause, resume or
+        cancel it from any process, also one no program registers any more.
+        Each of its calls asks Redis whether it exists."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {_type_name(key)}")
+        return self._broker_core("shared_schedule").shared_schedule(key)
 
     def _broker_core(self, call: str) -> ManagerCore:
         if self._broker is None:

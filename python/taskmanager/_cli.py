@@ -2,7 +2,10 @@
 
 - ``worker MODULE:ATTRIBUTE``: run a broker program's worker (``_worker.py``);
 - ``dead-letters MODULE:ATTRIBUTE list|show ID|requeue ID...|--all|purge``:
-  the broker's dead-letter set (``--json`` on the read verbs).
+  the broker's dead-letter set (``--json`` on the read verbs);
+- ``schedules MODULE:ATTRIBUTE list|pause KEY|resume KEY|remove KEY``: the
+  shared recurring schedules in Redis, also those no program registers any
+  more (``--json`` on ``list``).
 
 Each loads the program's ``TaskManager`` as the worker does (its module is
 imported, so its Module subclasses and broker settings are the program's
@@ -69,6 +72,43 @@ def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     verbs.add_parser("purge", help="empty the dead-letter set")
 
 
+def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    schedules = commands.add_parser(
+        "schedules",
+        help="list, pause, resume or remove the shared recurring schedules",
+        description="The recurring schedules kept in Redis, which fire once per tick across every worker.",
+    )
+    schedules.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    verbs = schedules.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="every schedule, with its next tick")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    for verb, what in (("pause", "ticks pass without running"), ("resume", "runs again, on its grid"),
+                       ("remove", "removed everywhere (a run in progress finishes)")):
+        verbs.add_parser(verb, help=f"{verb} the schedule KEY: {what}").add_argument("key")
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    manager = load(args.target, "schedules")
+    if args.verb == "list":
+        schedules = manager.cluster_stats().schedules
+        if args.json:
+            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2))
+            return 0
+        if not schedules:
+            print("no shared schedules")
+        for s in schedules:
+            state = "paused" if s.paused else f"next in {s.next_due:.1f}s"
+            print(f"{s.key}  every {s.interval:g}s  {state}  ticks={s.ticks} skipped={s.skipped} failures={s.failures}")
+        return 0
+    schedule = manager.shared_schedule(args.key)
+    done = {"pause": schedule.pause, "resume": schedule.resume, "remove": schedule.cancel}[args.verb]()
+    if not done:
+        print(f"no schedule {args.key!r}", file=sys.stderr)
+        return 1
+    print(f"{args.verb}d {args.key}" if args.verb != "remove" else f"removed {args.key}")
+    return 0
+
+
 def _dead_letters(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     manager = load(args.target, "dead-letters")
     if args.verb == "list":
@@ -112,10 +152,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _worker_parser(commands)
     _dead_parser(commands)
+    _schedules_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "dead-letters":
+    if args.command in ("dead-letters", "schedules"):
         logging.basicConfig(level="WARNING")
-        return _dead_letters(args, parser)
+        return _dead_letters(args, parser) if args.command == "dead-letters" else _schedules(args)
     if args.concurrency is not None and args.concurrency < 1:
         parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.drain_timeout < 0:

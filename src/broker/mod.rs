@@ -52,6 +52,7 @@ pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send
 pub use dead::DeadLetter;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
+pub(crate) use schedule::Registration;
 
 /// A broker's settings, from the manager's `Builder`.
 #[derive(Clone, Debug)]

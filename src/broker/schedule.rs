@@ -13,6 +13,17 @@ use super::{Broker, RemoteCell};
 use crate::err::SubmitError;
 use crate::pool::Pool;
 
+/// What registering a shared schedule did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Registration {
+    /// It did not exist: made now.
+    Created,
+    /// It existed with this definition: kept as it was.
+    Kept,
+    /// It existed with another definition (interval, arguments): updated.
+    Updated,
+}
+
 impl Broker {
     /// Schedules the named task to run once, `delay` from now by Redis's
     /// clock; returns its handle's cell once Redis has it.
@@ -57,7 +68,8 @@ impl Broker {
     }
 
     /// Registers a recurring named task under `key` unless it exists (then
-    /// its schedule stays as it is); returns whether this call created it.
+    /// its schedule stays as it is, or is updated if its definition
+    /// changed); returns what this call did (see `scripts::RECUR`).
     pub(crate) fn recur(
         &self,
         module: &str,
@@ -66,7 +78,7 @@ impl Broker {
         interval: Duration,
         run_now: bool,
         key: &str,
-    ) -> Result<bool, SubmitError> {
+    ) -> Result<Registration, SubmitError> {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
         }
@@ -86,7 +98,11 @@ impl Broker {
                 .invoke::<i64>(conn)
         });
         created
-            .map(|n| n == 1)
+            .map(|n| match n {
+                1 => Registration::Created,
+                2 => Registration::Updated,
+                _ => Registration::Kept,
+            })
             .map_err(|e| SubmitError::Broker(self.call_error(&format!("RECUR of {key}"), &e)))
     }
 

@@ -228,11 +228,16 @@ end
 return next_due
 ";
 
-/// Registers a recurring task under its key, once: if the key exists, its
-/// schedule is kept as it is (every replica registers the same task at
-/// start-up; one schedule results). The first run is `ARGV[5]` ms from now
-/// (0 with `run_now`); if that is before everything scheduled, it wakes
-/// the schedulers, as `SCHEDULE` does. Returns 1 if this call created it.
+/// Registers a recurring task under its key. If the key exists with the
+/// same definition (module, name, arguments, interval), its schedule is
+/// kept as it is: every replica registers the same task at start-up, and
+/// one schedule results, on one grid. If the definition changed (a deploy
+/// changed the interval or the arguments), it is updated in place, its
+/// counts and pause kept; a new interval starts a new grid from now. The
+/// first run is `ARGV[5]` ms from now (0 with `run_now`); if that is
+/// before everything scheduled, it wakes the schedulers, as `SCHEDULE`
+/// does. Returns 1 if this call created it, 2 if it updated it, 0 if it
+/// kept it.
 ///
 /// KEYS: recurring set, its hash, delayed set. ARGV: module, name, args,
 /// interval ms, first delay ms, key, wake channel.
@@ -241,10 +246,20 @@ local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   return not first[2] or due < tonumber(first[2])
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = now + tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local f = redis.call('HMGET', KEYS[2], 'module', 'name', 'args', 'interval')
+  if f[1] == ARGV[1] and f[2] == ARGV[2] and f[3] == ARGV[3] and f[4] == ARGV[4] then return 0 end
+  redis.call('HSET', KEYS[2], 'module', ARGV[1], 'name', ARGV[2], 'args', ARGV[3], 'interval', ARGV[4])
+  if f[4] ~= ARGV[4] then
+    redis.call('HSET', KEYS[2], 'due', due)
+    if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
+    redis.call('ZADD', KEYS[1], due, ARGV[6])
+  end
+  return 2
+end
 redis.call('HSET', KEYS[2], 'module', ARGV[1], 'name', ARGV[2], 'args', ARGV[3], 'interval', ARGV[4],
   'due', due, 'paused', '0', 'running', '', 'ticks', 0, 'skipped', 0)
 if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end

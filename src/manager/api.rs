@@ -285,6 +285,19 @@ impl TaskManager {
         self.broker_or_err()?.purge_dead()
     }
 
+    /// With a broker: the handle of the shared schedule `key` (as
+    /// [`ClusterStats::schedules`](crate::ClusterStats::schedules) lists
+    /// them), to pause, resume or remove it from any process, also one no
+    /// longer in any program's code. Whether it exists is asked of Redis by
+    /// each call on the handle.
+    ///
+    /// # Errors
+    /// [`SubmitError::Broker`] without a broker.
+    #[cfg(feature = "redis")]
+    pub fn shared_schedule(&self, key: &str) -> Result<crate::SharedSchedule, SubmitError> {
+        Ok(crate::SharedSchedule::existing(std::sync::Arc::clone(self.broker_or_err()?), key))
+    }
+
     #[cfg(feature = "redis")]
     fn broker_or_err(&self) -> Result<&std::sync::Arc<crate::broker::Broker>, SubmitError> {
         self.inner

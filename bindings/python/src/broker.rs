@@ -285,7 +285,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// across every process, and `cancel`/`pause`/`resume` act cluster-wide.
 #[pyclass(frozen, module = "taskmanager")]
 pub(crate) struct SharedSchedule {
-    schedule: CoreSchedule,
+    pub(crate) schedule: CoreSchedule,
 }
 
 #[pymethods]
@@ -301,6 +301,14 @@ impl SharedSchedule {
     #[getter]
     fn created(&self) -> bool {
         self.schedule.created()
+    }
+
+    /// Whether this call changed it: it existed with another interval or
+    /// other arguments, and now has these (counts and pause kept; a new
+    /// interval starts a new grid from now).
+    #[getter]
+    fn updated(&self) -> bool {
+        self.schedule.updated()
     }
 
     /// Removes the schedule everywhere; True if it existed.

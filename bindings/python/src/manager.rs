@@ -298,6 +298,13 @@ impl ManagerCore {
             .collect())
     }
 
+    /// The handle of the shared schedule `key` (see
+    /// `TaskManager::shared_schedule`).
+    fn shared_schedule(&self, key: &str) -> PyResult<crate::broker::SharedSchedule> {
+        let schedule = self.manager.shared_schedule(key).map_err(submit_error)?;
+        Ok(crate::broker::SharedSchedule { schedule })
+    }
+
     /// Puts dead-lettered tasks back in their streams; how many were there.
     fn requeue_dead_letters(&self, py: Python<'_>, ids: Vec<String>) -> PyResult<usize> {
         lifetime::detach(py, || self.manager.requeue_dead_letters(&ids)).map_err(submit_error)
