@@ -1,7 +1,9 @@
 //! The Lua scripts that make the broker's multi-step moves atomic in Redis
 //! (each runs alone on the server: no other client sees a half-done move).
-//! Every one of them is here; `PROTOCOL.md`, "Redis", has the key layout
-//! and a table of who calls which.
+//! Every one of them is here but those of the worker list (`cluster.rs`)
+//! and of the dead-letter set (`dead.rs`), kept with their concepts;
+//! `PROTOCOL.md`, "Redis", has the key layout and a table of who calls
+//! which.
 
 /// Acknowledges tasks that ran, any number in one call (a claimer sends
 /// those finished since its last round trip together). For each: `XACK`
@@ -350,62 +352,3 @@ end
 if n > 0 then redis.call('SADD', KEYS[2], KEYS[1]) end
 return n
 ";
-
-/// Takes consumer `c` out of the group of each stream in `streams` (one
-/// per line) where it holds nothing pending: a stopped or long-dead
-/// worker leaves no member behind. (One that still holds entries stays
-/// until they are taken over: deleting it would drop them from the
-/// group's pending list, and they would never run.)
-const RELEASE: &str = r"
-local function release(streams, group, c)
-  for stream in string.gmatch(streams or '', '[^\n]+') do
-    local ok, pending = pcall(redis.call, 'XPENDING', stream, group, '-', '+', 1, c)
-    if ok and #pending == 0 then pcall(redis.call, 'XGROUP', 'DELCONSUMER', stream, group, c) end
-  end
-end
-";
-
-/// A worker's heartbeat in the cluster's worker list (a sorted set scored
-/// by the server's clock, plus a hash per worker, with the streams it
-/// reads), for `cluster_stats`. Also forgets workers not seen for
-/// `ARGV[2]` ms (what was reclaimed from them, and their consumers, see
-/// `RELEASE`).
-///
-/// KEYS: worker set, this worker's hash. ARGV: prefix, forget after ms,
-/// worker id, host, pid, modules (comma-separated), streams (one per
-/// line), group.
-pub(super) fn seen() -> String {
-    format!(
-        "{RELEASE}{}",
-        r"
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local before = now - tonumber(ARGV[2])
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', before)) do
-  release(redis.call('HGET', ARGV[1] .. ':w:' .. id, 'streams'), ARGV[8], id)
-  redis.call('DEL', ARGV[1] .. ':w:' .. id)
-  redis.call('HDEL', ARGV[1] .. ':reclaimed', id)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', before)
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('HSET', KEYS[2], 'host', ARGV[4], 'pid', ARGV[5], 'modules', ARGV[6], 'streams', ARGV[7])
-return now
-"
-    )
-}
-
-/// A worker that stops cleanly: off the worker list, and out of the
-/// groups of the streams it read (see `RELEASE`).
-///
-/// KEYS: worker set, its hash. ARGV: worker id, group.
-pub(super) fn leave() -> String {
-    format!(
-        "{RELEASE}{}",
-        r"
-release(redis.call('HGET', KEYS[2], 'streams'), ARGV[2], ARGV[1])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-return 1
-"
-    )
-}
