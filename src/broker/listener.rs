@@ -43,6 +43,8 @@ impl Broker {
                     continue;
                 }
             };
+            // Did Redis lose its data meanwhile (`epoch.rs`)?
+            self.check_epoch(&mut conn);
             let mut pubsub = conn.as_pubsub();
             if let Err(e) = pubsub.subscribe(&channel).and_then(|()| pubsub.set_read_timeout(Some(TICK))) {
                 log::warn!("taskmanager: result listener cannot subscribe: {e}; retrying");
@@ -63,6 +65,10 @@ impl Broker {
                     Err(e) if e.is_timeout() => self.delete_read(&mut read),
                     Err(e) => {
                         log::warn!("taskmanager: result listener lost the broker: {e}; reconnecting");
+                        // The pooled connections predate the loss: likely
+                        // dead too (a restarted Redis closed them all), and
+                        // each would fail one call.
+                        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
                         continue 'connect;
                     }
                 }
@@ -84,8 +90,9 @@ impl Broker {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task)?.upgrade()
     }
 
-    /// Settles every handle still waiting: called when the listener ends.
-    fn abandon_waiting(&self, reason: &str) {
+    /// Settles every handle still waiting: called when the listener ends,
+    /// and when Redis lost its data (`epoch.rs`).
+    pub(super) fn abandon_waiting(&self, reason: &str) {
         let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
         for cell in waiting.into_values().filter_map(|cell| cell.upgrade()) {
             cell.settle(Err(TaskError::ResultLost { reason: reason.to_owned() }));

@@ -21,6 +21,7 @@ mod cluster;
 mod dead;
 mod drain;
 mod entries;
+mod epoch;
 mod firing;
 mod in_flight;
 mod keys;
@@ -145,6 +146,8 @@ pub(crate) struct Broker {
     listening: AtomicBool,
     /// Whether the scheduler thread was started (`firing.rs`).
     firing: AtomicBool,
+    /// What this process knows of Redis's data (`epoch.rs`).
+    epoch: StdMutex<epoch::Epoch>,
 }
 
 impl Broker {
@@ -170,6 +173,7 @@ impl Broker {
             listening: AtomicBool::new(false),
             claims: AtomicBool::new(config.claims),
             firing: AtomicBool::new(false),
+            epoch: StdMutex::default(),
             rt,
             client,
             config,
@@ -309,7 +313,7 @@ impl Broker {
     /// Starts the result listener unless it runs: at the manager's start,
     /// or at the first submission, so that a handle of a manager never
     /// started still gets its result (another process runs the task).
-    fn ensure_listener(self: &Arc<Self>) {
+    pub(super) fn ensure_listener(self: &Arc<Self>) {
         if self.listening.swap(true, Ordering::SeqCst) {
             return;
         }

@@ -71,7 +71,7 @@ impl Broker {
     /// its schedule stays as it is, or is updated if its definition
     /// changed); returns what this call did (see `scripts::RECUR`).
     pub(crate) fn recur(
-        &self,
+        self: &Arc<Self>,
         module: &str,
         name: &str,
         args: &Value,
@@ -82,6 +82,29 @@ impl Broker {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
         }
+        // Remembered, to register again if Redis loses it (`epoch.rs`);
+        // the listener is what notices.
+        let declared = super::epoch::Declared {
+            module: module.to_owned(),
+            name: name.to_owned(),
+            args: args.clone(),
+            interval,
+        };
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.insert(key.to_owned(), declared);
+        self.ensure_listener();
+        self.register_schedule(module, name, args, interval, run_now, key)
+    }
+
+    /// The `RECUR` call of [`recur`](Self::recur).
+    pub(super) fn register_schedule(
+        &self,
+        module: &str,
+        name: &str,
+        args: &Value,
+        interval: Duration,
+        run_now: bool,
+        key: &str,
+    ) -> Result<Registration, SubmitError> {
         let first = if run_now { 0 } else { millis(interval) };
         let created = self.with_conn(|conn| {
             self.recur_script
