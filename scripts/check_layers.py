@@ -47,7 +47,7 @@ LAYERS = [
     # `Target::dispatch`, schedules and results in Redis.
     {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
      "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket",
-     "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries", "broker/epoch"},
+     "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries", "broker/epoch", "broker/lookup", "broker/result"},
     # 5, the manager: module registry, start, drain, shutdown, listings.
     {"manager", "manager/listing"},
     # 6, the public face: handles and Module (which know no manager).
@@ -55,7 +55,7 @@ LAYERS = [
     # 7, named tasks (feature `redis`): Module calls through the broker.
     {"named"},
     # 8, TaskManager; 9, its Builder (which makes one).
-    {"manager/api"},
+    {"manager/api", "manager/broker_api"},
     {"manager/builder"},
     # 10, a process's life as a worker (TaskManager::run_worker).
     {"worker"},

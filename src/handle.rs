@@ -43,6 +43,14 @@ impl<T> TaskHandle<T> {
         self.cell.core().id()
     }
 
+    /// For a task sent through a broker, its id there: any process sharing
+    /// the broker can look it up with
+    /// [`TaskManager::lookup`](crate::TaskManager::lookup). None for a task
+    /// run in this process.
+    pub fn broker_id(&self) -> Option<String> {
+        self.cell.broker_id()
+    }
+
     /// The task's [name](crate::Task::name), or `task-<id>` if it has none.
     pub fn name(&self) -> String {
         self.cell.core().name()

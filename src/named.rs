@@ -84,7 +84,14 @@ impl Module {
     /// # Ok(()) }
     /// ```
     pub fn named_task(&self, name: &str, args: Value) -> NamedTask<'_> {
-        NamedTask { module: self, name: name.to_owned(), args, delay: None, retry: self.retry().cloned() }
+        NamedTask {
+            module: self,
+            name: name.to_owned(),
+            args,
+            delay: None,
+            retry: self.retry().cloned(),
+            ttl: None,
+        }
     }
 
     /// Runs the task `name` of this module every `recurrence.interval()`,
@@ -133,6 +140,11 @@ impl Module {
     }
 }
 
+/// The shortest a result is kept in Redis ([`NamedTask::result_ttl`]):
+/// long enough for a submitter whose listener is reconnecting (its back-off
+/// is at most 5 s) to find it.
+pub const MIN_RESULT_TTL: Duration = Duration::from_secs(60);
+
 /// A named task about to be sent ([`Module::named_task`]).
 #[must_use = "a named task is sent by `submit`"]
 pub struct NamedTask<'a> {
@@ -141,9 +153,27 @@ pub struct NamedTask<'a> {
     args: Value,
     delay: Option<Duration>,
     retry: Option<Retry>,
+    ttl: Option<Duration>,
 }
 
 impl NamedTask<'_> {
+    /// Keeps its result in Redis for `ttl` (instead of the workers'
+    /// [`Builder::broker_result_ttl`](crate::Builder::broker_result_ttl)),
+    /// for lookups by id ([`TaskManager::lookup`](crate::TaskManager::lookup));
+    /// at least [`MIN_RESULT_TTL`], so that a submitter whose listener was
+    /// reconnecting when the result came still finds it.
+    pub fn result_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl.max(MIN_RESULT_TTL));
+        self
+    }
+
+    /// For a task whose result nobody reads: it is kept only
+    /// [`MIN_RESULT_TTL`] (for its submitter, should it miss the message),
+    /// not the workers' result TTL.
+    pub fn ignore_result(self) -> Self {
+        self.result_ttl(MIN_RESULT_TTL)
+    }
+
     /// Runs it `delay` from now, by Redis's clock.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
@@ -169,8 +199,8 @@ impl NamedTask<'_> {
         let pool = &self.module.pool;
         let retry = self.retry.as_ref();
         let cell = match self.delay {
-            None => broker.submit(pool, &self.name, &self.args, retry)?,
-            Some(delay) => broker.schedule(pool, &self.name, &self.args, delay, retry)?,
+            None => broker.submit(pool, &self.name, &self.args, retry, self.ttl)?,
+            Some(delay) => broker.schedule(pool, &self.name, &self.args, delay, retry, self.ttl)?,
         };
         Ok(TaskHandle::new(cell, None))
     }
@@ -182,6 +212,7 @@ impl std::fmt::Debug for NamedTask<'_> {
             .field("name", &self.name)
             .field("delay", &self.delay)
             .field("retry", &self.retry)
+            .field("result_ttl", &self.ttl)
             .finish_non_exhaustive()
     }
 }

@@ -70,6 +70,8 @@ pub(super) struct Ack {
     pub(super) result: String,
     /// A failed run that retries: after how long (ms), as which attempt.
     pub(super) retry: Option<(u64, u32)>,
+    /// The task's own result TTL in ms (empty: the worker's).
+    pub(super) ttl: String,
 }
 
 impl InFlight {

@@ -27,8 +27,10 @@ mod in_flight;
 mod keys;
 mod lease;
 mod listener;
+mod lookup;
 mod pace;
 mod remote;
+mod result;
 mod retrying;
 mod schedule;
 mod scripts;
@@ -40,9 +42,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::err::{ConfigError, RemoteError, SubmitError, TaskError};
+use crate::err::{ConfigError, RemoteError, SubmitError};
 use crate::pool::Pool;
 use crate::retry::Retry;
 use crate::runtime::Runtime;
@@ -51,8 +53,10 @@ use crate::runtime::Runtime;
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
 pub use dead::DeadLetter;
+pub use lookup::TaskLookup;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
+use result::{decode_result, encode_result};
 pub(crate) use schedule::Registration;
 
 /// A broker's settings, from the manager's `Builder`.
@@ -64,7 +68,8 @@ pub(crate) struct BrokerConfig {
     /// How long a claimed task may go without its holder's heartbeat before
     /// another process takes it over.
     pub(crate) lease: Duration,
-    /// How long a result waits in Redis for its submitter.
+    /// How long a result is kept in Redis, for its submitter and for
+    /// lookups by id (a task's own `ttl` field overrides it).
     pub(crate) result_ttl: Duration,
     /// The most a call to Redis may take (connect, or a reply).
     pub(crate) timeout: Duration,
@@ -85,7 +90,7 @@ impl BrokerConfig {
             url: url.to_owned(),
             prefix: "taskmanager".to_owned(),
             lease: Duration::from_secs(30),
-            result_ttl: Duration::from_secs(24 * 3600),
+            result_ttl: Duration::from_secs(3600),
             timeout: Duration::from_secs(5),
             claims: true,
             ca_file: None,
@@ -281,6 +286,7 @@ impl Broker {
         name: &str,
         args: &Value,
         retry: Option<&Retry>,
+        ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name)?;
@@ -292,6 +298,9 @@ impl Broker {
             call.arg("id").arg(&task).arg("name").arg(name).arg("args").arg(&args).arg("reply").arg(&reply);
             if let Some(retry) = &retry {
                 call.arg("retry").arg(retry);
+            }
+            if let Some(ttl) = ttl {
+                call.arg("ttl").arg(pace::millis(ttl));
             }
             call.invoke::<String>(conn)
         });
@@ -351,41 +360,6 @@ impl Broker {
             }
         }
     }
-}
-
-/// A task's outcome as stored in Redis.
-fn encode_result(result: &Result<Value, RemoteError>) -> String {
-    match result {
-        Ok(value) => json!({ "ok": value }).to_string(),
-        Err(e) => {
-            json!({ "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback, "kinds": e.kinds } })
-                .to_string()
-        }
-    }
-}
-
-fn decode_result(text: &str) -> Result<Value, TaskError> {
-    let lost = |why: &str| TaskError::ResultLost { reason: format!("result unreadable ({why}): {text}") };
-    let value: Value = serde_json::from_str(text).map_err(|e| lost(&e.to_string()))?;
-    if let Some(ok) = value.get("ok") {
-        return Ok(ok.clone());
-    }
-    if let Some(dead) = value.get("dead") {
-        let reason = dead.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
-        return Err(TaskError::DeadLettered { reason });
-    }
-    let err = value.get("err").ok_or_else(|| lost("neither ok nor err"))?;
-    let field = |name: &str| err.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
-    Err(TaskError::Remote(RemoteError {
-        kind: field("kind"),
-        message: field("message"),
-        traceback: field("traceback"),
-        kinds: err
-            .get("kinds")
-            .and_then(Value::as_array)
-            .map(|kinds| kinds.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default(),
-    }))
 }
 
 fn hostname() -> String {

@@ -92,6 +92,10 @@ impl Waitable for RemoteCell {
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         self.cell.wait_until(deadline)
     }
+
+    fn broker_id(&self) -> Option<String> {
+        Some(self.task.clone())
+    }
 }
 
 impl Outcome<Value> for RemoteCell {

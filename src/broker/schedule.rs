@@ -34,6 +34,7 @@ impl Broker {
         args: &Value,
         delay: Duration,
         retry: Option<&crate::retry::Retry>,
+        ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name)?;
@@ -53,6 +54,7 @@ impl Broker {
                 .arg(&reply)
                 .arg(self.wake_channel())
                 .arg(retry.map(super::retrying::encode).unwrap_or_default())
+                .arg(ttl.map(|t| millis(t).to_string()).unwrap_or_default())
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;

@@ -28,20 +28,22 @@
 /// KEYS: the module's place set (any key when there is no cap), the
 /// delayed set, the recurring set.
 /// ARGV: group, result TTL in ms, key prefix, module, wake channel, then
-/// 10 per task: stream, entry id, task id, reply channel (empty: nobody
+/// 11 per task: stream, entry id, task id, reply channel (empty: nobody
 /// waits), recurring key (empty: not a tick), place (empty: none), 1 if it
 /// succeeded (else 0), result JSON, retry delay in ms (empty: no retry),
-/// the retry's attempt number.
+/// the retry's attempt number, the task's own result TTL in ms (empty: the
+/// worker's; 0: the result is only published, never stored).
 pub(super) const ACK: &str = r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   return not first[2] or due < tonumber(first[2])
 end
 local n = 0
-for i = 6, #ARGV, 10 do
-  local stream, entry, task, reply, rec, place, ok, result, retry_ms, attempt =
+for i = 6, #ARGV, 11 do
+  local stream, entry, task, reply, rec, place, ok, result, retry_ms, attempt, ttl =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],
-    ARGV[i + 8], ARGV[i + 9]
+    ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
+  if ttl == '' then ttl = ARGV[2] end
   local found = nil
   if retry_ms ~= '' then found = redis.call('XRANGE', stream, entry, entry)[1] end
   if redis.call('XACK', stream, ARGV[1], entry) == 1 then
@@ -58,7 +60,7 @@ for i = 6, #ARGV, 10 do
       local fields = {'module', ARGV[4], 'attempt', attempt}
       local f = found[2]
       for j = 1, #f, 2 do
-        if f[j] == 'id' or f[j] == 'name' or f[j] == 'args' or f[j] == 'reply' or f[j] == 'retry' then
+        if f[j] == 'id' or f[j] == 'name' or f[j] == 'args' or f[j] == 'reply' or f[j] == 'retry' or f[j] == 'ttl' then
           fields[#fields + 1] = f[j]
           fields[#fields + 1] = f[j + 1]
         end
@@ -69,7 +71,7 @@ for i = 6, #ARGV, 10 do
       if sooner(KEYS[2], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[5], due) end
       redis.call('ZADD', KEYS[2], due, task)
     elseif reply ~= '' then
-      redis.call('SET', ARGV[3] .. ':r:' .. task, result, 'PX', ARGV[2])
+      if tonumber(ttl) > 0 then redis.call('SET', ARGV[3] .. ':r:' .. task, result, 'PX', ttl) end
       redis.call('PUBLISH', reply, task .. '\n' .. result)
     end
   end
@@ -144,7 +146,7 @@ return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
 ///
 /// KEYS: delayed set, task hash, recurring set. ARGV: delay ms, task id,
 /// module, name, args, reply, wake channel, retry policy (see
-/// `retrying.rs`; empty: none).
+/// `retrying.rs`; empty: none), result TTL in ms (empty: the worker's).
 pub(super) const SCHEDULE: &str = r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
@@ -154,7 +156,7 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = now + tonumber(ARGV[1])
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6],
-  'retry', ARGV[8], 'attempt', '')
+  'retry', ARGV[8], 'attempt', '', 'ttl', ARGV[9])
 if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
 redis.call('ZADD', KEYS[1], due, ARGV[2])
 return due
@@ -182,12 +184,13 @@ local prefix = ARGV[1]
 local limit = tonumber(ARGV[2])
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   local hash = prefix .. ':t:' .. id
-  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', 'retry', 'attempt')
+  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', 'retry', 'attempt', 'ttl')
   if f[1] then
     local key = stream(prefix, f[1], f[2])
     local fields = {'id', id, 'name', f[2], 'args', f[3], 'reply', f[4]}
     if f[5] and f[5] ~= '' then fields[#fields + 1] = 'retry'; fields[#fields + 1] = f[5] end
     if f[6] and f[6] ~= '' then fields[#fields + 1] = 'attempt'; fields[#fields + 1] = f[6] end
+    if f[7] and f[7] ~= '' then fields[#fields + 1] = 'ttl'; fields[#fields + 1] = f[7] end
     redis.call('XADD', key, '*', unpack(fields))
     redis.call('SADD', prefix .. ':ready:' .. f[1], key)
   end

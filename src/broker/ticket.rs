@@ -33,6 +33,9 @@ pub(super) struct Claimed {
     pub(super) retry: String,
     /// Which attempt this is: 1 for the first run.
     pub(super) attempt: u32,
+    /// Its result's TTL in ms, as its submitter asked (empty: the
+    /// worker's; 0: publish only).
+    pub(super) ttl: String,
 }
 
 impl Broker {
@@ -69,6 +72,7 @@ impl Broker {
                 Some((after, attempt)) => cmd.arg(after).arg(attempt),
                 None => cmd.arg("").arg(""),
             };
+            cmd.arg(&ack.ttl);
         }
         Some(cmd)
     }
@@ -176,6 +180,7 @@ impl Ticket {
             ok: result.is_ok(),
             result: encode_result(&result),
             retry: retry.map(|(attempt, after)| (millis(after), attempt + 1)),
+            ttl: std::mem::take(&mut task.ttl),
         };
         // Queued before the entry stops being held: whoever takes every
         // held entry (a drain, `give_up`) finds it in one or the other.

@@ -181,6 +181,10 @@ pub(crate) trait Waitable: Send + Sync {
     fn cancel(&self) -> bool;
     /// Blocks until the phase is final or `deadline` passes; true if final.
     fn wait_until(&self, deadline: Option<Instant>) -> bool;
+    /// The task's id in a broker, if it was sent through one.
+    fn broker_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A job with a stage lock, which every final move holds.

@@ -17,6 +17,8 @@ use crate::threads::Threads;
 use crate::timer::driver::{Target, Timer};
 
 mod api;
+#[cfg(feature = "redis")]
+mod broker_api;
 mod builder;
 mod listing;
 
