@@ -73,7 +73,7 @@ def _check_timeout(timeout: object) -> float:
         raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
     return float(timeout)
 
-_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name", "retry"})
+_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name", "retry", "result_ttl", "ignore_result"})
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
@@ -175,6 +175,8 @@ class Module:
         *,
         name: Optional[str] = None,
         retry: Union[None, int, Retry] = None,
+        result_ttl: Optional[float] = None,
+        ignore_result: bool = False,
     ) -> TaskHandle:
         """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
         callback then receives its return value. ``name`` names the task in
@@ -189,6 +191,13 @@ class Module:
         Callbacks run after the successful attempt only. Default: the
         module's ``retry``, else none.
 
+        With a broker, the result is kept in Redis ``result_ttl`` seconds
+        (default: the workers' ``broker_result_ttl``, 1 h; at least 60 s)
+        for :meth:`TaskManager.result` by :attr:`~TaskHandle.task_id` from
+        any process; ``ignore_result=True`` keeps it only 60 s (for the
+        submitter's own handle). In-process, results live in their handles
+        and these two change nothing.
+
         ``method`` (and each callback) may be an ``async def`` function: the
         coroutine it returns is run to completion on the worker, on an
         asyncio event loop the worker thread keeps for its tasks, and its
@@ -200,7 +209,7 @@ class Module:
         Redis to whichever process claims it: ``method`` and callbacks must
         have names every process finds (see ``taskmanager._broker``), and
         arguments and the result must be JSON; otherwise TypeError."""
-        return self._tm_core.add_task(method, args, kwargs, callback, name, retry)
+        return self._tm_core.add_task(method, args, kwargs, callback, name, retry, result_ttl, ignore_result)
 
     def schedule_task(
         self,
@@ -215,6 +224,8 @@ class Module:
         recurring: Optional[bool] = None,
         name: Optional[str] = None,
         retry: Union[None, int, Retry] = None,
+        result_ttl: Optional[float] = None,
+        ignore_result: bool = False,
     ) -> TaskHandle:
         """Runs ``method`` ``delay`` seconds from now; with ``reoccurring``,
         every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
@@ -228,9 +239,9 @@ class Module:
         runs once, now (the spec's "only execute once"). Returns a
         :class:`RecurringHandle` for recurring tasks.
 
-        ``retry`` is as for :meth:`add_task`, for one-shot tasks only
-        (ValueError with ``reoccurring``: a reoccurring task's next run is
-        its retry).
+        ``retry``, ``result_ttl`` and ``ignore_result`` are as for
+        :meth:`add_task`, for one-shot tasks only (ValueError with
+        ``reoccurring``: a reoccurring task's next run is its retry).
 
         ``method`` and callbacks may be ``async def`` functions, as in
         :meth:`add_task`; each run of a recurring one runs its coroutine.
@@ -241,7 +252,7 @@ class Module:
         schedule), and the call returns a :class:`SharedSchedule`.
         """
         return self._tm_core.schedule_task(
-            method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name, retry
+            method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name, retry, result_ttl, ignore_result
         )
 
     def stats(self) -> Stats:
@@ -408,7 +419,14 @@ class TaskManager:
         :meth:`Module.add_task` (``async def`` methods included)."""
         t = _check_task_dict(task, _ADD_KEYS, "add_task")
         return self._default.add_task(
-            t["method"], t.get("args"), t.get("kwargs"), t.get("callback"), name=t.get("name"), retry=t.get("retry")
+            t["method"],
+            t.get("args"),
+            t.get("kwargs"),
+            t.get("callback"),
+            name=t.get("name"),
+            retry=t.get("retry"),
+            result_ttl=t.get("result_ttl"),
+            ignore_result=t.get("ignore_result"),
         )
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
@@ -428,7 +446,8 @@ class TaskManager:
             t.get("run_now"),
             t.get("recurring"),
         )
-        return self._default.schedule_task(*fields, name=t.get("name"), retry=t.get("retry"))
+        options = {key: t.get(key) for key in ("name", "retry", "result_ttl", "ignore_result")}
+        return self._default.schedule_task(*fields, **options)
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
         """Stops accepting tasks (later ones raise RuntimeError), runs every
@@ -537,6 +556,29 @@ class TaskManager:
         """With a broker: empties the dead-letter set; returns how many
         tasks it held."""
         return self._broker_core("purge_dead_letters").purge_dead_letters()
+
+    def result(self, task_id: str, timeout: Optional[float] = None) -> Any:
+        """With a broker: the result of the task ``task_id`` (a handle's
+        :attr:`~TaskHandle.task_id`, from any process), waiting up to
+        ``timeout`` seconds (None: as long as it takes); raises its
+        exception as its handle would (``RemoteError``, ``DeadLettered``),
+        or ``TimeoutError`` if none came (not finished, no such task, or its
+        result expired: results are kept ``broker_result_ttl``, 1 h by
+        default, or the task's ``result_ttl``)."""
+        if not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, got {_type_name(task_id)}")
+        limit = None if timeout is None else _check_timeout(timeout)
+        return self._broker_core("result").result(task_id, limit)
+
+    def task_state(self, task_id: str) -> str:
+        """With a broker: what Redis says of the task ``task_id``:
+        ``"finished"``, ``"failed"``, ``"dead"`` (dead-lettered),
+        ``"delayed"`` (scheduled, or waiting to retry) or ``"unknown"``
+        (queued or running, which Redis does not index by task id; or its
+        result expired; or no such task)."""
+        if not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, got {_type_name(task_id)}")
+        return self._broker_core("task_state").task_state(task_id)
 
     def shared_schedule(self, key: str) -> SharedSchedule:
         """With a broker: the :class:`SharedSchedule` of ``key`` (as

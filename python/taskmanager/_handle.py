@@ -103,6 +103,15 @@ class TaskHandle(concurrent.futures.Future[Any]):
         """The task's number, unique in the process."""
         return self._core.id if self._core is not None else 0
 
+    @property
+    def task_id(self) -> Optional[str]:
+        """With a broker, the task's id there: any process with the manager
+        can look it up (:meth:`TaskManager.result`,
+        :meth:`TaskManager.task_state`), e.g. a later web request. None for
+        a task run in this process."""
+        core = self._core
+        return getattr(core, "broker_id", None)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self._state.lower()}>"
 

@@ -117,7 +117,7 @@ def test_a_task_waiting_to_retry_is_pending_and_can_be_cancelled(tm, mode, token
 def test_retry_is_refused_for_reoccurring_tasks_and_bad_values_name_the_argument(tm, mode, token):
     manager = tm()
     jobs = Flaky(task_manager=manager)
-    with pytest.raises(ValueError, match="retry applies to one-shot tasks"):
+    with pytest.raises(ValueError, match="retry, result_ttl and ignore_result apply to one-shot tasks"):
         jobs.schedule_task(jobs.flaky, 1, args=(token, 0), reoccurring=True, retry=2)
     for value, error, text in [
         (True, TypeError, "retry must be an int"),

@@ -144,18 +144,7 @@ impl<T: IntoPython> Bridge<T> {
                     None => PyRuntimeError::new_err(message).into_value(py).into_any().into_bound(py),
                 })
             }
-            Err(TaskError::Remote(e)) => Err(REMOTE_ERROR
-                .import(py, "taskmanager._broker", "RemoteError")?
-                .call1((e.kind, e.message, e.traceback))?),
-            Err(other @ TaskError::ResultLost { .. }) => Err(RESULT_LOST
-                .import(py, "taskmanager._broker", "ResultLost")?
-                .call1((other.to_string(),))?),
-            Err(TaskError::DeadLettered { reason }) => {
-                Err(DEAD_LETTERED.import(py, "taskmanager._broker", "DeadLettered")?.call1((reason,))?)
-            }
-            Err(other) => {
-                Err(PyRuntimeError::new_err(other.to_string()).into_value(py).into_any().into_bound(py))
-            }
+            Err(other) => Err(exception_of(py, other)?),
         };
         // A task run here marked its handle running as it started; a remote
         // one's start is not seen here.
@@ -222,6 +211,26 @@ impl<T: IntoPython> Bridged for Bridge<T> {
         self.poll();
         Ok(false)
     }
+}
+
+/// The Python exception a task's failure is, as its handle raises it (a
+/// failure of a Python task run here is its own exception, kept beside).
+pub(crate) fn exception_of<'py>(py: Python<'py>, error: TaskError) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match error {
+        TaskError::Remote(e) => REMOTE_ERROR.import(py, "taskmanager._broker", "RemoteError")?.call1((
+            e.kind,
+            e.message,
+            e.traceback,
+        ))?,
+        other @ TaskError::ResultLost { .. } => {
+            RESULT_LOST.import(py, "taskmanager._broker", "ResultLost")?.call1((other.to_string(),))?
+        }
+        TaskError::DeadLettered { reason } => {
+            DEAD_LETTERED.import(py, "taskmanager._broker", "DeadLettered")?.call1((reason,))?
+        }
+        TaskError::Cancelled => py.import("concurrent.futures")?.getattr("CancelledError")?.call0()?,
+        other => PyRuntimeError::new_err(other.to_string()).into_value(py).into_any().into_bound(py),
+    })
 }
 
 /// The exceptions of `taskmanager._broker` a remote failure becomes,

@@ -118,6 +118,9 @@ impl Named {
             if let Some(retry) = retry {
                 task = task.retry(retry);
             }
+            if let Some(ttl) = call.result_ttl {
+                task = task.result_ttl(ttl);
+            }
             task.submit()
         })
         .map_err(submit_error)?;

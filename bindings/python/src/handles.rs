@@ -29,6 +29,8 @@ pub(crate) struct TaskCore {
     id: u64,
     /// The task's name: given at submission (no string made per task).
     name: Arc<str>,
+    /// Its id in the broker, if it was sent through one.
+    broker_id: Option<String>,
 }
 
 impl TaskCore {
@@ -43,9 +45,9 @@ impl TaskCore {
         raised: Option<Raised>,
         name: Arc<str>,
     ) -> PyResult<()> {
-        let id = handle.id();
+        let (id, broker_id) = (handle.id(), handle.broker_id());
         let bridge: Arc<dyn Bridged> = Bridge::new(future, handle, raised)?;
-        future.setattr(pyo3::intern!(future.py(), "_core"), TaskCore { bridge, id, name })
+        future.setattr(pyo3::intern!(future.py(), "_core"), TaskCore { bridge, id, name, broker_id })
     }
 }
 
@@ -78,6 +80,11 @@ impl TaskCore {
     #[getter]
     fn name(&self) -> &str {
         &self.name
+    }
+
+    #[getter]
+    fn broker_id(&self) -> Option<&str> {
+        self.broker_id.as_deref()
     }
 }
 

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use taskmanager::{BatchRunner, Drain, Event, RunningTask, ShutdownTimedOut, Stats, TaskManager, TaskState};
+use taskmanager::{
+    BatchRunner, Drain, Event, RunningTask, ShutdownTimedOut, Stats, TaskError, TaskLookup, TaskManager,
+    TaskState,
+};
 
 use crate::broker::Named;
 use crate::errors::submit_error;
@@ -296,6 +299,45 @@ impl ManagerCore {
                 (d.id, d.module, d.name, d.args, d.reason, d.deliveries, at)
             })
             .collect())
+    }
+
+    /// `TaskManager.task_state`: "finished", "failed", "delayed", "dead"
+    /// or "unknown" (see `taskmanager::TaskLookup`).
+    fn task_state(&self, py: Python<'_>, id: &str) -> PyResult<&'static str> {
+        let found = lifetime::detach(py, || self.manager.lookup(id)).map_err(submit_error)?;
+        Ok(match found {
+            TaskLookup::Finished(Ok(_)) => "finished",
+            TaskLookup::Finished(Err(TaskError::DeadLettered { .. })) | TaskLookup::DeadLettered(_) => "dead",
+            TaskLookup::Finished(Err(_)) => "failed",
+            TaskLookup::Delayed(_) => "delayed",
+            TaskLookup::Unknown => "unknown",
+        })
+    }
+
+    /// `TaskManager.result`: task `id`'s value, or its exception raised,
+    /// waiting up to `timeout` seconds (None: for good), a tenth of a
+    /// second at a time so that Ctrl-C interrupts it; TimeoutError if none
+    /// came.
+    #[pyo3(signature = (id, timeout=None))]
+    fn result(&self, py: Python<'_>, id: &str, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let deadline = timeout.map(|t| Instant::now() + checks::seconds(t).unwrap_or(Duration::MAX / 2));
+        loop {
+            let step = deadline.map_or(Duration::from_millis(100), |d| {
+                d.saturating_duration_since(Instant::now()).min(Duration::from_millis(100))
+            });
+            let found = lifetime::detach(py, || self.manager.wait_result(id, step)).map_err(submit_error)?;
+            match found {
+                Some(Ok(value)) => return Ok(crate::convert::to_python(py, &value)?.unbind()),
+                Some(Err(error)) => return Err(PyErr::from_value(crate::bridge::exception_of(py, error)?)),
+                None if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(pyo3::exceptions::PyTimeoutError::new_err(format!(
+                        "no result for task {id:?} within {} s: not finished, no such task, or its result expired",
+                        timeout.unwrap_or_default()
+                    )));
+                }
+                None => py.check_signals()?,
+            }
+        }
     }
 
     /// The handle of the shared schedule `key` (see

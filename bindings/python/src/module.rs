@@ -30,6 +30,37 @@ pub(crate) struct ModuleCore {
     pub(crate) named: Option<Arc<Named>>,
 }
 
+/// A one-shot submission's options beyond the spec's.
+pub(crate) struct Options<'a, 'py> {
+    pub(crate) retry: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) result_ttl: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) ignore_result: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl Options<'_, '_> {
+    /// `result_ttl=` (seconds) and `ignore_result=`: how long a broker
+    /// keeps the result (see `NamedTask::result_ttl`); at least a minute.
+    fn result_ttl(&self) -> PyResult<Option<Duration>> {
+        let ignore = checks::flag(self.ignore_result.filter(|v| !v.is_none()), "ignore_result", false)?;
+        let ttl = match self.result_ttl.filter(|v| !v.is_none()) {
+            Some(ttl) => Some(checks::seconds(checks::delay(ttl, "result_ttl")?)?),
+            None => None,
+        };
+        if ignore && ttl.is_some() {
+            return Err(PyValueError::new_err("give result_ttl or ignore_result=True, not both"));
+        }
+        Ok(if ignore { Some(taskmanager::MIN_RESULT_TTL) } else { ttl })
+    }
+
+    /// Whether any was given (`ignore_result=False` is not).
+    fn given(&self) -> bool {
+        let set = |v: Option<&Bound<'_, PyAny>>| v.is_some_and(|v| !v.is_none());
+        set(self.retry)
+            || set(self.result_ttl)
+            || self.ignore_result.is_some_and(|v| v.is_truthy().unwrap_or(true))
+    }
+}
+
 /// A submission's checked parts, before it has a handle.
 pub(crate) struct Call {
     pub(crate) method: Py<PyAny>,
@@ -42,6 +73,9 @@ pub(crate) struct Call {
     pub(crate) given_name: Option<Arc<str>>,
     /// The `retry=` given, if one was (else the module's default applies).
     pub(crate) retry: Option<Retry>,
+    /// With a broker: how long its result is kept in Redis (`result_ttl=`,
+    /// or the shortest with `ignore_result=True`); None: the workers'.
+    pub(crate) result_ttl: Option<Duration>,
 }
 
 impl Call {
@@ -51,14 +85,15 @@ impl Call {
         kwargs: Option<&Bound<'_, PyAny>>,
         callback: Option<&Bound<'_, PyAny>>,
         name: Option<&Bound<'_, PyAny>>,
-        retry: Option<&Bound<'_, PyAny>>,
+        options: &Options<'_, '_>,
     ) -> PyResult<Call> {
         let py = method.py();
         let given = name.is_some();
         let method = checks::method(method)?;
         let name = checks::name(name, &method)?;
         Ok(Call {
-            retry: retry::argument(retry)?,
+            retry: retry::argument(options.retry)?,
+            result_ttl: options.result_ttl()?,
             args: checks::args(py, args)?.unbind(),
             kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
             callbacks: checks::callbacks(callback)?,
@@ -209,7 +244,9 @@ impl ModuleCore {
 
     /// `Module.add_task`: checks the arguments and queues
     /// `method(*args, **kwargs)`; returns its `TaskHandle`.
-    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None))]
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None, result_ttl=None, ignore_result=None))]
+    // The spec's arguments, and the options of a one-shot task.
+    #[allow(clippy::too_many_arguments)]
     fn add_task<'py>(
         &self,
         method: &Bound<'py, PyAny>,
@@ -218,8 +255,11 @@ impl ModuleCore {
         callback: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyAny>>,
         retry: Option<&Bound<'py, PyAny>>,
+        result_ttl: Option<&Bound<'py, PyAny>>,
+        ignore_result: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let call = Call::check(method, args, kwargs, callback, name, retry)?;
+        let options = Options { retry, result_ttl, ignore_result };
+        let call = Call::check(method, args, kwargs, callback, name, &options)?;
         match &self.named {
             None => self.submit_once(method.py(), call, None),
             Some(named) => named.submit(method.py(), call, None, self.module.retry()),
@@ -229,7 +269,7 @@ impl ModuleCore {
     /// `Module.schedule_task`: checks the arguments and schedules
     /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
     /// `RecurringHandle` if it recurs.
-    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None))]
+    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None))]
     // The arguments are the spec's, plus the `recurring` alias.
     #[allow(clippy::too_many_arguments)]
     fn schedule_task<'py>(
@@ -244,15 +284,18 @@ impl ModuleCore {
         recurring: Option<&Bound<'py, PyAny>>,
         name: Option<&Bound<'py, PyAny>>,
         retry: Option<&Bound<'py, PyAny>>,
+        result_ttl: Option<&Bound<'py, PyAny>>,
+        ignore_result: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
+        let options = Options { retry, result_ttl, ignore_result };
         let method = checks::method(method)?;
         // Whether it recurs decides the delay's rule: a one-shot delay may
         // be 0; a reoccurring one is the interval between runs.
         let repeat = checks::reoccurring(reoccurring, recurring)?;
         if !repeat {
             let seconds = checks::delay(delay, "delay")?;
-            let call = Call::check(&method, args, kwargs, callback, name, retry)?;
+            let call = Call::check(&method, args, kwargs, callback, name, &options)?;
             // `run_now` on a one-shot task: it runs once, now.
             let now = checks::flag(run_now, "run_now", false)?;
             let delay = if now { None } else { Some(seconds) };
@@ -264,13 +307,15 @@ impl ModuleCore {
             };
         }
         let interval = checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?;
-        if retry.is_some_and(|r| !r.is_none()) {
+        if options.given() {
             return Err(PyValueError::new_err(
-                "retry applies to one-shot tasks: a reoccurring task's next run is its retry (its failures \
-                 are logged and counted, and the schedule goes on)",
+                "retry, result_ttl and ignore_result apply to one-shot tasks: a reoccurring task's next run is \
+                 its retry (its failures are logged and counted, and the schedule goes on), and its runs' \
+                 results are not kept",
             ));
         }
-        let call = Call::check(&method, args, kwargs, callback, name, None)?;
+        let none = Options { retry: None, result_ttl: None, ignore_result: None };
+        let call = Call::check(&method, args, kwargs, callback, name, &none)?;
         let now = checks::flag(run_now, "run_now", false)?;
         match &self.named {
             None => self.submit_recurring(py, call, interval, now),
