@@ -291,8 +291,8 @@ class TaskManager:
     ``broker_prefix`` (default ``"taskmanager"``) lets several apps share
     one Redis; ``broker_lease`` (30 s) is how long a dead worker's task
     waits before another takes it over; ``broker_timeout`` (5 s) bounds
-    every call to Redis; ``broker_result_ttl`` (24 h) is how long a result
-    waits in Redis for its submitter; ``broker_max_deliveries`` (3) is how
+    every call to Redis; ``broker_result_ttl`` (1 h) is how long a result
+    is kept in Redis, for its submitter and for :meth:`result` by id; ``broker_max_deliveries`` (3) is how
     many times a task may be delivered to workers that each die running it
     before it is moved to the dead-letter set (:meth:`dead_letters`).
 

@@ -212,9 +212,12 @@ impl Builder {
         self
     }
 
-    /// How long a task's result waits in Redis for its submitter (default
-    /// 24 h): a submitter that reconnects within it still gets the result;
-    /// past it, Redis frees the memory.
+    /// How long a task's result is kept in Redis (default 1 h), for its
+    /// submitter (one that reconnects within it still gets the result) and
+    /// for lookups by id from any process
+    /// ([`TaskManager::lookup`](crate::TaskManager::lookup)); past it,
+    /// Redis frees the memory. A task's own
+    /// [`NamedTask::result_ttl`](crate::NamedTask::result_ttl) overrides it.
     #[cfg(feature = "redis")]
     pub fn broker_result_ttl(mut self, ttl: Duration) -> Self {
         if let Some(config) = &mut self.broker {
