@@ -7,37 +7,17 @@
 //! tests/python/test_dead_letters.py.) Needs the `redis` feature.
 #![cfg(feature = "redis")]
 
+#[path = "support/named.rs"]
+#[allow(dead_code)]
+mod named;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
-use serde_json::{json, Value};
-use taskmanager::{JoinTimeoutError, Module, TaskError, TaskHandle, TaskManager};
-
-fn prefix() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("d{}-{}", std::process::id(), N.fetch_add(1, SeqCst))
-}
-
-fn outcome(handle: TaskHandle<Value>) -> Result<Value, TaskError> {
-    match handle.join_timeout(Duration::from_secs(30)) {
-        Ok(value) => Ok(value),
-        Err(JoinTimeoutError::Failed(e)) => Err(e),
-        Err(_) => panic!("no result within 30 s"),
-    }
-}
-
-fn manager(server: &RedisServer, prefix: &str) -> TaskManager {
-    TaskManager::builder()
-        .broker(&server.url())
-        .broker_prefix(prefix)
-        .broker_timeout(Duration::from_secs(2))
-        .build()
-        .expect("a redis:// URL builds")
-}
+use serde_json::json;
+use taskmanager::{Module, TaskError, TaskManager};
 
 /// Writes an entry of raw bytes to `stream` and marks it ready, as a
 /// buggy or foreign producer could.
@@ -62,8 +42,8 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn unreadable_entries_are_dead_lettered_and_the_claimer_serves_the_others() {
     let server = RedisServer::start();
-    let prefix = prefix();
-    let manager = manager(&server, &prefix);
+    let prefix = named::prefix("d");
+    let manager = named::manager(&server, &prefix);
     let jobs = Module::builder(&manager).name("jobs").max_workers(2).build().unwrap();
     jobs.register("echo", Ok).unwrap();
     // A second name: the claimer then reads through the CLAIM script.
@@ -82,7 +62,7 @@ fn unreadable_entries_are_dead_lettered_and_the_claimer_serves_the_others() {
     manager.start_thread().unwrap();
     let handles: Vec<_> = (0..20).map(|i| jobs.add_named_task("echo", json!(i)).unwrap()).collect();
     for (i, handle) in handles.into_iter().enumerate() {
-        assert_eq!(outcome(handle), Ok(json!(i)), "the claimer went on serving");
+        assert_eq!(named::outcome(handle), Ok(json!(i)), "the claimer went on serving");
     }
     wait_for("three dead letters", || manager.dead_letters(10).unwrap().len() == 3);
     let dead = manager.dead_letters(10).unwrap();
@@ -95,7 +75,7 @@ fn unreadable_entries_are_dead_lettered_and_the_claimer_serves_the_others() {
     }
     assert_eq!(server.command(&["XLEN", &stream]), "0", "nothing left in the stream");
     // After: still serving, through both reads.
-    assert_eq!(outcome(jobs.add_named_task("other", json!("after")).unwrap()), Ok(json!("after")));
+    assert_eq!(named::outcome(jobs.add_named_task("other", json!("after")).unwrap()), Ok(json!("after")));
     assert_eq!(manager.purge_dead_letters().unwrap(), 3);
     assert!(manager.dead_letters(10).unwrap().is_empty());
     assert_eq!(server.command(&["KEYS", &format!("{prefix}:dead*")]), "");
@@ -104,8 +84,8 @@ fn unreadable_entries_are_dead_lettered_and_the_claimer_serves_the_others() {
 #[test]
 fn a_submitter_hears_its_task_was_dead_lettered_and_a_requeued_task_runs() {
     let server = RedisServer::start();
-    let prefix = prefix();
-    let manager = manager(&server, &prefix);
+    let prefix = named::prefix("d");
+    let manager = named::manager(&server, &prefix);
     let jobs = Module::builder(&manager).name("jobs").build().unwrap();
     jobs.register("echo", Ok).unwrap();
     let client = redis::Client::open(server.url()).unwrap();
@@ -142,7 +122,7 @@ fn a_submitter_hears_its_task_was_dead_lettered_and_a_requeued_task_runs() {
     bad.push((b"args", b"\"\xff\""));
     xadd_raw(&mut conn, &stream, &format!("{prefix}:ready:jobs"), &bad);
     manager.start_thread().unwrap();
-    match outcome(handle) {
+    match named::outcome(handle) {
         Err(TaskError::DeadLettered { reason }) => assert!(reason.contains("not UTF-8"), "{reason}"),
         other => panic!("expected DeadLettered, got {other:?}"),
     }

@@ -5,37 +5,40 @@
 //! waits to retry can be cancelled. Needs the `redis` feature.
 #![cfg(feature = "redis")]
 
+#[path = "support/named.rs"]
+#[allow(dead_code)]
+mod named;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 use serde_json::{json, Value};
-use taskmanager::{JoinTimeoutError, Module, RemoteError, Retry, TaskError, TaskHandle, TaskManager};
+use taskmanager::{Module, RemoteError, Retry, TaskError, TaskManager};
 
-fn prefix() -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("r{}-{}", std::process::id(), N.fetch_add(1, SeqCst))
+/// A started manager whose module `jobs` (with `workers` workers) has the
+/// handler `flaky`, failing its first `failures` calls; and its calls.
+fn started(failures: u32, workers: usize) -> (RedisServer, String, TaskManager, Module, Arc<AtomicU32>) {
+    let server = RedisServer::start();
+    let prefix = named::prefix("r");
+    let manager = named::manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").max_workers(workers).build().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    jobs.register("flaky", flaky(failures, "Timeout", &calls)).unwrap();
+    manager.start_thread().unwrap();
+    (server, prefix, manager, jobs, calls)
 }
 
-fn outcome(handle: TaskHandle<Value>) -> Result<Value, TaskError> {
-    match handle.join_timeout(Duration::from_secs(30)) {
-        Ok(value) => Ok(value),
-        Err(JoinTimeoutError::Failed(e)) => Err(e),
-        Err(_) => panic!("no result within 30 s"),
+/// Waits up to 10 s for `cond`.
+fn wait_for(cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn manager(server: &RedisServer, prefix: &str) -> TaskManager {
-    TaskManager::builder()
-        .broker(&server.url())
-        .broker_prefix(prefix)
-        .broker_timeout(Duration::from_secs(2))
-        .build()
-        .expect("a redis:// URL builds")
 }
 
 /// Fast retries, no jitter.
@@ -65,18 +68,15 @@ fn flaky(
 
 #[test]
 fn a_failing_named_task_is_retried_through_redis_and_its_one_handle_gets_the_success() {
-    let server = RedisServer::start();
-    let prefix = prefix();
-    let manager = manager(&server, &prefix);
-    let jobs = Module::builder(&manager).name("jobs").max_workers(2).build().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    jobs.register("flaky", flaky(2, "Timeout", &calls)).unwrap();
-    manager.start_thread().unwrap();
+    let (server, prefix, manager, jobs, _calls) = started(2, 2);
     let started = Instant::now();
     let handle = jobs.named_task("flaky", json!([])).retry(quick(3)).submit().unwrap();
-    assert_eq!(outcome(handle), Ok(json!(3)));
+    assert_eq!(named::outcome(handle), Ok(json!(3)));
     // 20 ms, then 40 ms, by Redis's clock.
     assert!(started.elapsed() >= Duration::from_millis(60), "{:?}", started.elapsed());
+    // The worker counts a run after it sends the result (across processes
+    // there is no before to promise): wait for the count.
+    wait_for(|| jobs.stats().completed == 1);
     let stats = jobs.stats();
     assert_eq!((stats.completed, stats.failed, stats.retried), (1, 0, 2));
     manager.shutdown();
@@ -86,19 +86,14 @@ fn a_failing_named_task_is_retried_through_redis_and_its_one_handle_gets_the_suc
 
 #[test]
 fn the_last_failure_comes_back_once_the_retries_are_spent() {
-    let server = RedisServer::start();
-    let prefix = prefix();
-    let manager = manager(&server, &prefix);
-    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    jobs.register("flaky", flaky(u32::MAX, "Timeout", &calls)).unwrap();
-    manager.start_thread().unwrap();
+    let (_server, _prefix, _manager, jobs, calls) = started(u32::MAX, 1);
     let handle = jobs.named_task("flaky", json!([])).retry(quick(2)).submit().unwrap();
-    match outcome(handle) {
+    match named::outcome(handle) {
         Err(TaskError::Remote(e)) => assert_eq!(e.message, "failure 3"),
         other => panic!("expected the third failure, got {other:?}"),
     }
-    std::thread::sleep(Duration::from_millis(200));
+    wait_for(|| jobs.stats().failed == 1);
+    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(calls.load(SeqCst), 3);
     let stats = jobs.stats();
     assert_eq!((stats.failed, stats.retried), (1, 2));
@@ -107,8 +102,8 @@ fn the_last_failure_comes_back_once_the_retries_are_spent() {
 #[test]
 fn only_the_listed_error_kinds_retry_and_a_module_default_applies() {
     let server = RedisServer::start();
-    let prefix = prefix();
-    let manager = manager(&server, &prefix);
+    let prefix = named::prefix("r");
+    let manager = named::manager(&server, &prefix);
     let jobs = Module::builder(&manager).name("jobs").retry(quick(5).on(["app.Transient"])).build().unwrap();
     let (transient, fatal) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     jobs.register("transient", flaky(1, "Timeout", &transient)).unwrap();
@@ -120,8 +115,8 @@ fn only_the_listed_error_kinds_retry_and_a_module_default_applies() {
     manager.start_thread().unwrap();
     // The module's default: its kinds list app.Transient, a base of the
     // error's (its `kinds`).
-    assert_eq!(outcome(jobs.add_named_task("transient", json!([])).unwrap()), Ok(json!(2)));
-    match outcome(jobs.add_named_task("fatal", json!([])).unwrap()) {
+    assert_eq!(named::outcome(jobs.add_named_task("transient", json!([])).unwrap()), Ok(json!(2)));
+    match named::outcome(jobs.add_named_task("fatal", json!([])).unwrap()) {
         Err(TaskError::Remote(e)) => assert_eq!(e.kind, "ValueError"),
         other => panic!("expected the ValueError, got {other:?}"),
     }
@@ -130,13 +125,7 @@ fn only_the_listed_error_kinds_retry_and_a_module_default_applies() {
 
 #[test]
 fn a_named_task_waiting_to_retry_can_be_cancelled() {
-    let server = RedisServer::start();
-    let prefix = prefix();
-    let manager = manager(&server, &prefix);
-    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
-    let calls = Arc::new(AtomicU32::new(0));
-    jobs.register("flaky", flaky(u32::MAX, "Timeout", &calls)).unwrap();
-    manager.start_thread().unwrap();
+    let (server, prefix, _manager, jobs, calls) = started(u32::MAX, 1);
     let slow = Retry::new(3).backoff(Duration::from_secs(60), Duration::from_secs(60)).jitter(0.0);
     let handle = jobs.named_task("flaky", json!([])).retry(slow).submit().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -145,7 +134,7 @@ fn a_named_task_waiting_to_retry_can_be_cancelled() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(handle.cancel(), "a task waiting to retry cancels");
-    assert_eq!(outcome(handle), Err(TaskError::Cancelled));
+    assert_eq!(named::outcome(handle), Err(TaskError::Cancelled));
     assert_eq!(server.command(&["ZCARD", &format!("{prefix}:delayed")]), "0");
     assert_eq!(calls.load(SeqCst), 1);
 }

@@ -26,6 +26,10 @@ from typing import List, Optional
 from ._worker import DRAINED, load, run_worker
 
 
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+
+
 def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     worker = commands.add_parser(
         "worker",
@@ -33,7 +37,7 @@ def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
         description="Imports MODULE, takes its TaskManager ATTRIBUTE, and runs the tasks other processes send "
         "it until SIGTERM or Ctrl-C, which drain it (a second one stops it at once).",
     )
-    worker.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    _target(worker)
     worker.add_argument(
         "-c",
         "--concurrency",
@@ -58,7 +62,7 @@ def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         description="The tasks the broker set apart instead of running: entries it could not read, and poison "
         "tasks whose workers died running them.",
     )
-    dead.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    _target(dead)
     verbs = dead.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="the dead-lettered tasks, newest first")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
@@ -78,7 +82,7 @@ def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         help="list, pause, resume or remove the shared recurring schedules",
         description="The recurring schedules kept in Redis, which fire once per tick across every worker.",
     )
-    schedules.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    _target(schedules)
     verbs = schedules.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="every schedule, with its next tick")
     listing.add_argument("--json", action="store_true", help="one JSON array")

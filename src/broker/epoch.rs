@@ -95,7 +95,7 @@ impl Broker {
         );
         let mut again = 0;
         for (key, d) in &schedules {
-            match self.register_schedule(&d.module, &d.name, &d.args, d.interval, false, key) {
+            match self.register_schedule(key, d, false) {
                 Ok(_) => again += 1,
                 Err(e) => log::error!("taskmanager: could not register the schedule {key} again: {e}"),
             }

@@ -92,22 +92,22 @@ impl Broker {
             args: args.clone(),
             interval,
         };
+        let registered = self.register_schedule(key, &declared, run_now);
         self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.insert(key.to_owned(), declared);
         self.ensure_listener();
-        self.register_schedule(module, name, args, interval, run_now, key)
+        registered
     }
 
-    /// The `RECUR` call of [`recur`](Self::recur).
+    /// The `RECUR` call of [`recur`](Self::recur), for `schedule` under
+    /// `key`.
     pub(super) fn register_schedule(
         &self,
-        module: &str,
-        name: &str,
-        args: &Value,
-        interval: Duration,
-        run_now: bool,
         key: &str,
+        schedule: &super::epoch::Declared,
+        run_now: bool,
     ) -> Result<Registration, SubmitError> {
-        let first = if run_now { 0 } else { millis(interval) };
+        let super::epoch::Declared { module, name, args, interval } = schedule;
+        let first = if run_now { 0 } else { millis(*interval) };
         let created = self.with_conn(|conn| {
             self.recur_script
                 .key(self.recurring_key())
@@ -116,7 +116,7 @@ impl Broker {
                 .arg(module)
                 .arg(name)
                 .arg(args.to_string())
-                .arg(millis(interval))
+                .arg(millis(*interval))
                 .arg(first)
                 .arg(key)
                 .arg(self.wake_channel())
@@ -134,6 +134,8 @@ impl Broker {
     /// Removes a recurring task cluster-wide; returns whether it existed. A
     /// run in progress finishes.
     pub(crate) fn cancel_recurring(&self, key: &str) -> Result<bool, SubmitError> {
+        // Not to be registered again after a data loss (`epoch.rs`).
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.remove(key);
         let removed = self.forget(&self.recurring_key(), &self.recurring_hash(key), key);
         removed
             .map(|(_, n)| n == 1)

@@ -16,23 +16,7 @@ import pytest
 
 from taskmanager import DeadLettered, TaskManager
 
-from test_worker_command import HERE, Cluster
-
-
-@pytest.fixture
-def cluster(redis_server, tmp_path):
-    made = []
-
-    def make(**env):
-        c = Cluster(redis_server.url, tmp_path, **env)
-        made.append(c)
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in made:
-            c.close()
+from test_worker_command import HERE, cluster  # noqa: F401 (the fixture)
 
 
 def supervise(c, workers, until, timeout):

@@ -15,7 +15,7 @@ import pytest
 
 from taskmanager import Module
 
-from test_worker_command import HERE, Cluster
+from test_worker_command import HERE, cluster  # noqa: F401 (the fixture)
 
 redis_only = pytest.mark.parametrize("mode", ["redis"], indirect=True)
 
@@ -75,15 +75,6 @@ def test_a_schedule_no_longer_in_the_code_is_paused_resumed_and_removed_by_key(t
         manager.shared_schedule(3)
 
 
-@pytest.fixture
-def cluster(redis_server, tmp_path):
-    c = Cluster(redis_server.url, tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def cli(c, *args):
     return subprocess.run(
         [sys.executable, "-m", "taskmanager", "schedules", "_worker_app:manager", *args],
@@ -92,6 +83,7 @@ def cli(c, *args):
 
 
 def test_the_schedules_cli_lists_pauses_resumes_and_removes(cluster):
+    cluster = cluster()
     app = cluster.submitter()
     app.jobs.schedule_task(app.jobs.slow, 3600, args=(0, "hourly"), reoccurring=True, name="hourly")
     listed = cli(cluster, "list", "--json")
