@@ -46,6 +46,7 @@ impl Broker {
                 continue;
             }
             backoff = Duration::from_millis(100);
+            log::debug!("taskmanager: result listener subscribed to {channel}");
             // Results that came while this was not subscribed. (The
             // subscription stays: dropping `pubsub` would unsubscribe.)
             self.sweep();
