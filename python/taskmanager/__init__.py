@@ -19,6 +19,7 @@ from importlib.metadata import version as _version
 from ._api import Module, TaskManager
 from ._broker import DeadLettered, RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
+from ._limits import TimeLimitExceeded
 from ._taskmanager import QueueFull, Retry
 from ._types import (
     ClusterStats,
@@ -43,6 +44,7 @@ __all__ = [
     "RecurringHandle",
     "QueueFull",
     "Retry",
+    "TimeLimitExceeded",
     "ShutdownTimedOut",
     "Stats",
     "TaskInfo",
@@ -72,6 +74,7 @@ for _public in (
     ResultLost,
     DeadLettered,
     DeadLetter,
+    TimeLimitExceeded,
     ClusterStats,
     ModuleLoad,
     ScheduleInfo,

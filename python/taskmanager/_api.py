@@ -73,7 +73,9 @@ def _check_timeout(timeout: object) -> float:
         raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
     return float(timeout)
 
-_ADD_KEYS = frozenset({"method", "args", "kwargs", "callback", "name", "retry", "result_ttl", "ignore_result"})
+_ADD_KEYS = frozenset(
+    {"method", "args", "kwargs", "callback", "name", "retry", "result_ttl", "ignore_result", "time_limit"}
+)
 _SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
 
 
@@ -130,7 +132,9 @@ class Module:
 
     ``retry`` (an int, the number of retries, or a :class:`Retry`) is the
     default of the module's one-shot tasks: a task that raises runs again
-    after a backoff, as ``add_task(..., retry=...)`` says.
+    after a backoff, as ``add_task(..., retry=...)`` says. ``time_limit``
+    (seconds) is the default limit of each of its tasks' runs (none
+    unless set).
     """
 
     def __init__(
@@ -140,6 +144,7 @@ class Module:
         max_queued: Optional[int] = None,
         global_max_workers: Optional[int] = None,
         retry: Union[None, int, Retry] = None,
+        time_limit: Optional[float] = None,
     ) -> None:
         if task_manager is None:
             raise TypeError("Module() needs task_manager=, the TaskManager that runs its tasks")
@@ -158,7 +163,7 @@ class Module:
         # native half refuses a second module of one name.
         self._tm_name = _names.module_name(type(self)) if broker else type(self).__name__
         self._tm_core = ModuleCore(
-            task_manager._core, self.max_workers, self.max_queued, self._tm_name, global_max_workers, retry
+            task_manager._core, self.max_workers, self.max_queued, self._tm_name, global_max_workers, retry, time_limit
         )
         task_manager._modules.append(weakref.ref(self))
         if broker:
@@ -177,6 +182,7 @@ class Module:
         retry: Union[None, int, Retry] = None,
         result_ttl: Optional[float] = None,
         ignore_result: bool = False,
+        time_limit: Optional[float] = None,
     ) -> TaskHandle:
         """Runs ``method(*args, **kwargs)`` as soon as a worker is free; each
         callback then receives its return value. ``name`` names the task in
@@ -198,6 +204,14 @@ class Module:
         submitter's own handle). In-process, results live in their handles
         and these two change nothing.
 
+        ``time_limit`` (seconds; default: the module's, else none) bounds
+        the method's run: past it, :class:`TimeLimitExceeded` is raised in
+        the task's thread at its next Python instruction (catch it to clean
+        up; the run fails with it), an ``async def`` method's coroutine is
+        cancelled, and code that does not return to Python (a blocking C
+        call) is logged and fails once it returns. The same in a broker's
+        worker.
+
         ``method`` (and each callback) may be an ``async def`` function: the
         coroutine it returns is run to completion on the worker, on an
         asyncio event loop the worker thread keeps for its tasks, and its
@@ -209,7 +223,9 @@ class Module:
         Redis to whichever process claims it: ``method`` and callbacks must
         have names every process finds (see ``taskmanager._broker``), and
         arguments and the result must be JSON; otherwise TypeError."""
-        return self._tm_core.add_task(method, args, kwargs, callback, name, retry, result_ttl, ignore_result)
+        return self._tm_core.add_task(
+            method, args, kwargs, callback, name, retry, result_ttl, ignore_result, time_limit
+        )
 
     def schedule_task(
         self,
@@ -226,6 +242,7 @@ class Module:
         retry: Union[None, int, Retry] = None,
         result_ttl: Optional[float] = None,
         ignore_result: bool = False,
+        time_limit: Optional[float] = None,
     ) -> TaskHandle:
         """Runs ``method`` ``delay`` seconds from now; with ``reoccurring``,
         every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
@@ -241,7 +258,8 @@ class Module:
 
         ``retry``, ``result_ttl`` and ``ignore_result`` are as for
         :meth:`add_task`, for one-shot tasks only (ValueError with
-        ``reoccurring``: a reoccurring task's next run is its retry).
+        ``reoccurring``: a reoccurring task's next run is its retry);
+        ``time_limit`` as for :meth:`add_task`, for each run.
 
         ``method`` and callbacks may be ``async def`` functions, as in
         :meth:`add_task`; each run of a recurring one runs its coroutine.
@@ -252,7 +270,19 @@ class Module:
         schedule), and the call returns a :class:`SharedSchedule`.
         """
         return self._tm_core.schedule_task(
-            method, delay, args, kwargs, callback, reoccurring, run_now, recurring, name, retry, result_ttl, ignore_result
+            method,
+            delay,
+            args,
+            kwargs,
+            callback,
+            reoccurring,
+            run_now,
+            recurring,
+            name,
+            retry,
+            result_ttl,
+            ignore_result,
+            time_limit,
         )
 
     def stats(self) -> Stats:
@@ -427,6 +457,7 @@ class TaskManager:
             retry=t.get("retry"),
             result_ttl=t.get("result_ttl"),
             ignore_result=t.get("ignore_result"),
+            time_limit=t.get("time_limit"),
         )
 
     def schedule_task(self, task: Mapping[str, Any]) -> TaskHandle:
@@ -446,7 +477,7 @@ class TaskManager:
             t.get("run_now"),
             t.get("recurring"),
         )
-        options = {key: t.get(key) for key in ("name", "retry", "result_ttl", "ignore_result")}
+        options = {key: t.get(key) for key in ("name", "retry", "result_ttl", "ignore_result", "time_limit")}
         return self._default.schedule_task(*fields, **options)
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:

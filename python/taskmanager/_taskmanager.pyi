@@ -89,6 +89,7 @@ class ModuleCore:
         name: Optional[str] = None,
         global_max_workers: Optional[int] = None,
         retry: Union[None, int, Retry] = None,
+        time_limit: Optional[float] = None,
     ) -> ModuleCore: ...
     def add_task(
         self,
@@ -100,6 +101,7 @@ class ModuleCore:
         retry: Union[None, int, Retry] = None,
         result_ttl: Optional[float] = None,
         ignore_result: Optional[bool] = None,
+        time_limit: Optional[float] = None,
     ) -> Any: ...
     def schedule_task(
         self,
@@ -115,6 +117,7 @@ class ModuleCore:
         retry: Union[None, int, Retry] = None,
         result_ttl: Optional[float] = None,
         ignore_result: Optional[bool] = None,
+        time_limit: Optional[float] = None,
     ) -> Any: ...
     def stats(self) -> Tuple[int, int, int, int, int, int, int, int, int]: ...
     def worker_count(self) -> int: ...

@@ -140,7 +140,7 @@ def test_all_exports_public_names():
     assert set(taskmanager.__all__) == {
         "TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo",
         "Event", "RemoteError", "ResultLost", "SharedSchedule", "ClusterStats", "ModuleLoad", "ScheduleInfo", "Retry",
-        "DeadLettered", "DeadLetter",
+        "DeadLettered", "DeadLetter", "TimeLimitExceeded",
         "WorkerInfo",
     }
     for name in taskmanager.__all__:

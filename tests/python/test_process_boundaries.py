@@ -224,6 +224,23 @@ def test_daemon_exit_with_busy_callbacks_coroutines_and_listeners(tmp_path):
     assert_clean(runs, 0, max_seconds=20)
 
 
+def test_daemon_exit_while_time_limits_are_watched_and_firing(tmp_path):
+    # The time-limit watchdog is a thread of ours: at exit it may be asleep
+    # until a deadline, or firing into a task's thread.
+    runs = run_many(
+        tmp_path,
+        f"""
+        from taskmanager import TaskManager, Module; import time
+        m = TaskManager(); m.start_thread(daemon=True)
+        mod = Module(task_manager=m, max_workers=4)
+        for limit in (0.05, 0.1, 0.19, 30):
+            mod.add_task({BUSY}, time_limit=limit)
+        time.sleep(0.2)
+        """,
+    )
+    assert_clean(runs, 0, max_seconds=20)
+
+
 def test_exit_with_tasks_dropped_in_finalization(tmp_path):
     # A manager with no global name left, and handles kept in a cycle, are
     # collected while the interpreter finalizes; queued work is then

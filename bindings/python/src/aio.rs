@@ -7,6 +7,7 @@
 //! its exception, the call's exception.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -79,6 +80,30 @@ pub(crate) fn awaited(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     let event_loop = thread_loop(py)?;
     let run = event_loop.getattr(intern!(py, "run_until_complete"))?;
     crate::lifetime::call(&run, &PyTuple::new(py, [value])?, None)
+}
+
+/// [`awaited`], a coroutine given at most `limit` (`time_limit=`): past
+/// it, `asyncio.wait_for` cancels it and the call fails with
+/// `TimeLimitExceeded` (see `limits.rs`).
+pub(crate) fn awaited_within<'py>(
+    value: Bound<'py, PyAny>,
+    limit: Duration,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !is_coroutine(&value)? {
+        return Ok(value);
+    }
+    let py = value.py();
+    static WAIT_FOR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static TIMEOUT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let wait_for = WAIT_FOR.import(py, "asyncio", "wait_for")?;
+    let limited = wait_for.call1((value, limit.as_secs_f64()))?;
+    match awaited(limited) {
+        Err(e) if e.is_instance(py, TIMEOUT.import(py, "asyncio", "TimeoutError")?) => {
+            Err(crate::limits::exceeded(py, what, limit)?)
+        }
+        other => other,
+    }
 }
 
 /// This thread's event loop, made now if there is none (or the task's own

@@ -94,7 +94,11 @@ impl Named {
             let (owner, name) = self.name_of(py, callback.bind(py), &what)?;
             callbacks.push(json!([owner.name(), name]));
         }
-        Ok(json!({ "args": json_args, "kwargs": kwargs, "callbacks": callbacks }))
+        let mut payload = json!({ "args": json_args, "kwargs": kwargs, "callbacks": callbacks });
+        if let Some(limit) = call.time_limit {
+            payload["time_limit"] = json!(limit.as_secs_f64());
+        }
+        Ok(payload)
     }
 
     /// Sends `call` now, or `delay` from now; returns its `TaskHandle`.
@@ -250,7 +254,14 @@ fn decode(
         })?;
         callbacks.push(found);
     }
-    Ok(Invocation { method: method.clone().unbind(), args: args.unbind(), kwargs, callbacks })
+    let limit = match object.get("time_limit") {
+        None => None,
+        Some(Value::Number(n)) => {
+            n.as_f64().filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
+        }
+        Some(_) => return Err(not_a_call()),
+    };
+    Ok(Invocation { method: method.clone().unbind(), args: args.unbind(), kwargs, callbacks, limit })
 }
 
 fn truncated(text: &str) -> &str {

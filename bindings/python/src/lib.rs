@@ -35,6 +35,7 @@ mod failure;
 mod future;
 mod handles;
 mod lifetime;
+mod limits;
 mod logbridge;
 mod manager;
 mod module;

@@ -212,6 +212,7 @@ impl ManagerCore {
             module: self.manager.default_module().clone(),
             outstanding: Arc::clone(&self.outstanding),
             named: self.named.clone(),
+            time_limit: None,
         }
     }
 

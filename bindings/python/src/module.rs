@@ -28,6 +28,8 @@ pub(crate) struct ModuleCore {
     pub(crate) outstanding: Arc<Outstanding>,
     /// With a broker: its tasks go through Redis (see `broker`).
     pub(crate) named: Option<Arc<Named>>,
+    /// `Module(time_limit=)`: its tasks' default limit.
+    pub(crate) time_limit: Option<Duration>,
 }
 
 /// A one-shot submission's options beyond the spec's.
@@ -35,6 +37,8 @@ pub(crate) struct Options<'a, 'py> {
     pub(crate) retry: Option<&'a Bound<'py, PyAny>>,
     pub(crate) result_ttl: Option<&'a Bound<'py, PyAny>>,
     pub(crate) ignore_result: Option<&'a Bound<'py, PyAny>>,
+    /// For recurring tasks too (each run).
+    pub(crate) time_limit: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl Options<'_, '_> {
@@ -52,7 +56,20 @@ impl Options<'_, '_> {
         Ok(if ignore { Some(taskmanager::MIN_RESULT_TTL) } else { ttl })
     }
 
-    /// Whether any was given (`ignore_result=False` is not).
+    /// `time_limit=`: seconds, more than 0.
+    fn time_limit(&self) -> PyResult<Option<Duration>> {
+        let Some(limit) = self.time_limit.filter(|v| !v.is_none()) else { return Ok(None) };
+        let seconds = checks::delay(limit, "time_limit")?;
+        if seconds <= 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "time_limit must be more than 0 seconds, got {seconds}"
+            )));
+        }
+        checks::seconds(seconds).map(Some)
+    }
+
+    /// Whether any one-shot option was given (`ignore_result=False` is
+    /// not; `time_limit` applies to recurring tasks too).
     fn given(&self) -> bool {
         let set = |v: Option<&Bound<'_, PyAny>>| v.is_some_and(|v| !v.is_none());
         set(self.retry)
@@ -76,6 +93,8 @@ pub(crate) struct Call {
     /// With a broker: how long its result is kept in Redis (`result_ttl=`,
     /// or the shortest with `ignore_result=True`); None: the workers'.
     pub(crate) result_ttl: Option<Duration>,
+    /// `time_limit=`, else the module's; None: no limit.
+    pub(crate) time_limit: Option<Duration>,
 }
 
 impl Call {
@@ -86,6 +105,7 @@ impl Call {
         callback: Option<&Bound<'_, PyAny>>,
         name: Option<&Bound<'_, PyAny>>,
         options: &Options<'_, '_>,
+        default_limit: Option<Duration>,
     ) -> PyResult<Call> {
         let py = method.py();
         let given = name.is_some();
@@ -94,6 +114,7 @@ impl Call {
         Ok(Call {
             retry: retry::argument(options.retry)?,
             result_ttl: options.result_ttl()?,
+            time_limit: options.time_limit()?.or(default_limit),
             args: checks::args(py, args)?.unbind(),
             kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
             callbacks: checks::callbacks(callback)?,
@@ -107,11 +128,11 @@ impl Call {
 impl ModuleCore {
     /// The task for `call`, reporting to `future`, counted as outstanding.
     fn task(&self, future: &Bound<'_, PyAny>, call: Call) -> PyTask {
-        let Call { method, args, kwargs, callbacks, .. } = call;
+        let Call { method, args, kwargs, callbacks, time_limit, .. } = call;
         PyTask {
             parts: Some(Parts {
                 future: future.clone().unbind(),
-                call: Invocation { method, args, kwargs, callbacks },
+                call: Invocation { method, args, kwargs, callbacks, limit: time_limit },
             }),
             _ticket: self.outstanding.enter(),
         }
@@ -212,7 +233,9 @@ impl Method<PyValue> for PyOnce {
 impl ModuleCore {
     /// A module of `max_workers`; with `max_queued`, its queue is bounded.
     #[new]
-    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None, global_max_workers=None, retry=None))]
+    #[pyo3(signature = (manager, max_workers, max_queued=None, name=None, global_max_workers=None, retry=None, time_limit=None))]
+    // The Python constructor's keywords, one to one.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         manager: &ManagerCore,
         max_workers: usize,
@@ -220,7 +243,10 @@ impl ModuleCore {
         name: Option<String>,
         global_max_workers: Option<usize>,
         retry: Option<&Bound<'_, PyAny>>,
+        time_limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let limits = Options { retry: None, result_ttl: None, ignore_result: None, time_limit };
+        let time_limit = limits.time_limit()?;
         let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
         if let Some(retry) = retry::argument(retry)? {
             builder = builder.retry(retry);
@@ -239,12 +265,12 @@ impl ModuleCore {
             named.claim_module(name)?;
         }
         let module = builder.build().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding), named })
+        Ok(ModuleCore { module, outstanding: Arc::clone(&manager.outstanding), named, time_limit })
     }
 
     /// `Module.add_task`: checks the arguments and queues
     /// `method(*args, **kwargs)`; returns its `TaskHandle`.
-    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None, result_ttl=None, ignore_result=None))]
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None))]
     // The spec's arguments, and the options of a one-shot task.
     #[allow(clippy::too_many_arguments)]
     fn add_task<'py>(
@@ -257,9 +283,10 @@ impl ModuleCore {
         retry: Option<&Bound<'py, PyAny>>,
         result_ttl: Option<&Bound<'py, PyAny>>,
         ignore_result: Option<&Bound<'py, PyAny>>,
+        time_limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = Options { retry, result_ttl, ignore_result };
-        let call = Call::check(method, args, kwargs, callback, name, &options)?;
+        let options = Options { retry, result_ttl, ignore_result, time_limit };
+        let call = Call::check(method, args, kwargs, callback, name, &options, self.time_limit)?;
         match &self.named {
             None => self.submit_once(method.py(), call, None),
             Some(named) => named.submit(method.py(), call, None, self.module.retry()),
@@ -269,7 +296,7 @@ impl ModuleCore {
     /// `Module.schedule_task`: checks the arguments and schedules
     /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
     /// `RecurringHandle` if it recurs.
-    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None))]
+    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None))]
     // The arguments are the spec's, plus the `recurring` alias.
     #[allow(clippy::too_many_arguments)]
     fn schedule_task<'py>(
@@ -286,16 +313,17 @@ impl ModuleCore {
         retry: Option<&Bound<'py, PyAny>>,
         result_ttl: Option<&Bound<'py, PyAny>>,
         ignore_result: Option<&Bound<'py, PyAny>>,
+        time_limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
-        let options = Options { retry, result_ttl, ignore_result };
+        let options = Options { retry, result_ttl, ignore_result, time_limit };
         let method = checks::method(method)?;
         // Whether it recurs decides the delay's rule: a one-shot delay may
         // be 0; a reoccurring one is the interval between runs.
         let repeat = checks::reoccurring(reoccurring, recurring)?;
         if !repeat {
             let seconds = checks::delay(delay, "delay")?;
-            let call = Call::check(&method, args, kwargs, callback, name, &options)?;
+            let call = Call::check(&method, args, kwargs, callback, name, &options, self.time_limit)?;
             // `run_now` on a one-shot task: it runs once, now.
             let now = checks::flag(run_now, "run_now", false)?;
             let delay = if now { None } else { Some(seconds) };
@@ -314,8 +342,9 @@ impl ModuleCore {
                  results are not kept",
             ));
         }
-        let none = Options { retry: None, result_ttl: None, ignore_result: None };
-        let call = Call::check(&method, args, kwargs, callback, name, &none)?;
+        let recurring =
+            Options { retry: None, result_ttl: None, ignore_result: None, time_limit: options.time_limit };
+        let call = Call::check(&method, args, kwargs, callback, name, &recurring, self.time_limit)?;
         let now = checks::flag(run_now, "run_now", false)?;
         match &self.named {
             None => self.submit_recurring(py, call, interval, now),

@@ -2,6 +2,7 @@
 //! callbacks, coroutines) and how it is dropped unrun.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -10,7 +11,16 @@ use crate::bridge::{self, PyValue};
 use crate::failure::{exception, log_failure};
 use crate::outstanding::Ticket;
 use crate::retry::exception_kinds;
-use crate::{aio, future, lifetime};
+use crate::{aio, future, lifetime, limits};
+
+/// A method's `__qualname__`, or its repr: for time-limit messages.
+fn method_name(method: &Bound<'_, PyAny>) -> String {
+    method
+        .getattr(pyo3::intern!(method.py(), "__qualname__"))
+        .and_then(|n| n.extract::<String>())
+        .or_else(|_| method.repr().map(|r| r.to_string()))
+        .unwrap_or_else(|_| "?".to_owned())
+}
 use taskmanager::Retry;
 
 /// What a run calls: the method with its arguments, then each callback
@@ -21,6 +31,8 @@ pub(crate) struct Invocation {
     pub(crate) args: Py<PyTuple>,
     pub(crate) kwargs: Option<Py<PyDict>>,
     pub(crate) callbacks: Vec<Py<PyAny>>,
+    /// `time_limit=`: the most the method may run (`limits.rs`).
+    pub(crate) limit: Option<Duration>,
 }
 
 /// Everything Python a task holds.
@@ -80,9 +92,18 @@ impl PyTask {
     /// completion here first: its value is the value (see `aio`).
     pub(crate) fn call(py: Python<'_>, call: &Invocation) -> Result<Py<PyAny>, PyErr> {
         let method = call.method.bind(py);
-        let value = lifetime::call(method, call.args.bind(py), call.kwargs.as_ref().map(|k| k.bind(py)))
-            .and_then(aio::awaited)
-            .inspect_err(|e| log_failure(py, "task", method, e))?;
+        let invoke = || lifetime::call(method, call.args.bind(py), call.kwargs.as_ref().map(|k| k.bind(py)));
+        let value = match call.limit {
+            None => invoke().and_then(aio::awaited),
+            Some(limit) => {
+                // The coroutine of an `async def` method gets the time left.
+                let what = method_name(method);
+                let started = std::time::Instant::now();
+                limits::within(py, limit, &what, invoke)
+                    .and_then(|v| aio::awaited_within(v, limit.saturating_sub(started.elapsed()), &what))
+            }
+        }
+        .inspect_err(|e| log_failure(py, "task", method, e))?;
         let mut failure = None;
         for callback in &call.callbacks {
             let callback = callback.bind(py);
