@@ -51,6 +51,7 @@ pub struct Retry {
     jitter: f64,
     on: Vec<String>,
     when: Option<Predicate>,
+    dead_letter: bool,
 }
 
 impl Retry {
@@ -64,7 +65,33 @@ impl Retry {
             jitter: 0.5,
             on: Vec::new(),
             when: None,
+            dead_letter: false,
         }
+    }
+
+    /// For a named task: once it has used up its retries (its last attempt
+    /// failed with an error of a kind it retries), it is moved to the
+    /// broker's dead-letter set with that error, to be looked at and
+    /// requeued, and its handle fails with
+    /// [`TaskError::DeadLettered`](crate::TaskError::DeadLettered). A task
+    /// run in this process has no dead-letter set: it just fails.
+    pub fn dead_letter(mut self, dead_letter: bool) -> Self {
+        self.dead_letter = dead_letter;
+        self
+    }
+
+    /// Whether [`dead_letter`](Self::dead_letter) is set.
+    pub fn dead_letters(&self) -> bool {
+        self.dead_letter
+    }
+
+    /// Whether a task that failed with `error` at attempt `attempt` used up
+    /// its retries: a retry would have followed had there been one left.
+    pub fn exhausted(&self, attempt: u32, error: &TaskError) -> bool {
+        attempt > self.retries
+            && !matches!(error, TaskError::Cancelled)
+            && self.kind_matches(error)
+            && self.when.as_ref().map_or(true, |when| when(error))
     }
 
     /// The first wait, doubled for each retry after it, up to `cap`.
@@ -178,6 +205,7 @@ impl fmt::Debug for Retry {
             .field("jitter", &self.jitter)
             .field("on", &self.on)
             .field("when", &self.when.as_ref().map(|_| "<predicate>"))
+            .field("dead_letter", &self.dead_letter)
             .finish()
     }
 }

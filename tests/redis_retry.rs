@@ -138,3 +138,27 @@ fn a_named_task_waiting_to_retry_can_be_cancelled() {
     assert_eq!(server.command(&["ZCARD", &format!("{prefix}:delayed")]), "0");
     assert_eq!(calls.load(SeqCst), 1);
 }
+
+#[test]
+fn a_task_that_used_up_its_retries_is_dead_lettered_with_its_last_error_when_asked() {
+    let (_server, _prefix, manager, jobs, calls) = started(u32::MAX, 1);
+    let retry = quick(2).on(["app.Transient"]).dead_letter(true);
+    let handle = jobs.named_task("flaky", json!([])).retry(retry.clone()).submit().unwrap();
+    match named::outcome(handle) {
+        Err(TaskError::DeadLettered { reason }) => {
+            assert!(reason.starts_with("retries used up: attempt 3 failed"), "{reason}")
+        }
+        other => panic!("expected DeadLettered, got {other:?}"),
+    }
+    assert_eq!(calls.load(SeqCst), 3);
+    let dead = manager.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    let error = dead[0].error.clone().expect("the last error is kept");
+    assert_eq!((error.kind.as_str(), error.message.as_str()), ("Timeout", "failure 3"));
+    assert_eq!(dead[0].deliveries, 3);
+    // A failure of a kind it does not retry is a plain failure.
+    jobs.register("fatal", |_| Err(RemoteError::new("ValueError", "bad input"))).unwrap();
+    let fatal = jobs.named_task("fatal", json!([])).retry(retry).submit().unwrap();
+    assert!(matches!(named::outcome(fatal), Err(TaskError::Remote(_))));
+    assert_eq!(manager.dead_letters(10).unwrap().len(), 1);
+}

@@ -158,6 +158,9 @@ class DeadLetter:
     deliveries: int
     dead_at: float
     """When, in seconds since the epoch (Redis's clock)."""
+    error: Optional[Tuple[str, str, str]] = None
+    """For a task that used up its retries (``Retry(dead_letter=True)``):
+    its last failure's exception type, message and traceback."""
 
 
 @dataclasses.dataclass(frozen=True)

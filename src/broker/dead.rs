@@ -42,13 +42,13 @@ pub(crate) const DEAD_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 ///
 /// KEYS: stream, the dead-letter set. ARGV: group, prefix, module, result
 /// TTL ms, most kept, kept for ms, then per entry: entry id, reason,
-/// deliveries.
+/// deliveries, last error (a result's JSON, `result.rs`; empty: none).
 const DEAD: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local n = 0
-for i = 7, #ARGV, 3 do
-  local entry, reason, deliveries = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 7, #ARGV, 4 do
+  local entry, reason, deliveries, err = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local found = redis.call('XRANGE', KEYS[1], entry, entry)[1]
   if redis.call('XACK', KEYS[1], ARGV[1], entry) == 1 then
     redis.call('XDEL', KEYS[1], entry)
@@ -66,6 +66,7 @@ for i = 7, #ARGV, 3 do
     if #fields > 0 then redis.call('HSET', hash, unpack(fields)) end
     redis.call('HSET', hash, '_reason', reason, '_stream', KEYS[1], '_module', ARGV[3], '_entry', entry,
       '_at', now, '_deliveries', deliveries)
+    if err ~= '' then redis.call('HSET', hash, '_error', err) end
     redis.call('ZADD', KEYS[2], now, id)
     if reply ~= '' then
       local result = cjson.encode({dead = {reason = reason}})
@@ -133,6 +134,9 @@ pub struct DeadLetter {
     pub deliveries: u64,
     /// When it was dead-lettered, by Redis's clock.
     pub dead_at: SystemTime,
+    /// Its last run's failure (type, message and traceback), for a task
+    /// that used up its retries ([`Retry::dead_letter`](crate::Retry::dead_letter)).
+    pub error: Option<crate::RemoteError>,
 }
 
 impl Broker {
@@ -148,7 +152,7 @@ impl Broker {
     ) -> redis::RedisResult<Vec<Claimed>> {
         let (good, bad) = parse(reply, stream);
         for (entry, reason) in &bad {
-            self.dead_letter(conn, module, entry, reason, 1)?;
+            self.dead_letter(conn, module, entry, reason, 1, None)?;
         }
         Ok(good)
     }
@@ -161,6 +165,7 @@ impl Broker {
         entry: &Entry,
         reason: &str,
         deliveries: u64,
+        error: Option<&str>,
     ) -> redis::RedisResult<()> {
         log::error!(
             "taskmanager: task {} of {} moved to the dead-letter set {}: {reason}",
@@ -180,6 +185,7 @@ impl Broker {
             .arg(&entry.id)
             .arg(reason)
             .arg(deliveries)
+            .arg(error.unwrap_or(""))
             .invoke::<i64>(conn)
             .map(drop)
     }
@@ -256,5 +262,9 @@ fn letter(id: String, at: u64, hash: &[(Vec<u8>, Vec<u8>)]) -> DeadLetter {
         reason: field("_reason"),
         deliveries: field("_deliveries").parse().unwrap_or(1),
         dead_at: UNIX_EPOCH + Duration::from_millis(at),
+        error: match super::result::decode_result(&field("_error")) {
+            Err(crate::TaskError::Remote(e)) => Some(e),
+            _ => None,
+        },
     }
 }

@@ -101,7 +101,7 @@ impl Broker {
                          before finishing it, the last time with nothing else running; the last worker was {}",
                         p.consumer
                     );
-                    self.dead_letter(conn, module, &entry, &reason, delivered)?;
+                    self.dead_letter(conn, module, &entry, &reason, delivered, None)?;
                 } else if delivered >= 2 || delivered + 1 >= max {
                     alone = true;
                     if empty && taken.is_empty() && claim.is_empty() {

@@ -20,6 +20,7 @@ pub(super) fn encode(retry: &Retry) -> String {
         "cap": cap.as_secs_f64(),
         "jitter": retry.jitter_share(),
         "on": retry.kinds(),
+        "dead_letter": retry.dead_letters(),
     })
     .to_string()
 }
@@ -39,7 +40,8 @@ pub(super) fn decode(text: &str) -> Option<Retry> {
             Retry::new(retries)
                 .backoff(Duration::from_secs_f64(seconds("base")?), Duration::from_secs_f64(seconds("cap")?))
                 .jitter(v.get("jitter")?.as_f64()?)
-                .on(on),
+                .on(on)
+                .dead_letter(v.get("dead_letter").and_then(Value::as_bool).unwrap_or(false)),
         )
     });
     if parsed.is_none() {

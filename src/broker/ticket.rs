@@ -143,7 +143,8 @@ impl Ticket {
     /// (its number, and after how long).
     fn run(mut self) -> (Result<(), RemoteError>, Option<(u32, Duration)>) {
         self.ran = true;
-        let (task, module) = (&self.task, &self.module);
+        let module = Arc::clone(&self.module);
+        let (task, module) = (&self.task, &*module);
         let result =
             match (self.broker.handler(module, &task.name), serde_json::from_str::<Value>(&task.args)) {
                 (None, _) => Err(RemoteError::new(
@@ -159,12 +160,23 @@ impl Ticket {
                 (Some(handler), Ok(args)) => catch_unwind(AssertUnwindSafe(|| handler(args)))
                     .unwrap_or_else(|payload| Err(RemoteError::new("Panic", panic_message(payload)))),
             };
-        let retry = match &result {
-            Err(e) if task.rec.is_empty() => retrying::decode(&task.retry)
-                .filter(|policy| policy.allows(task.attempt, &TaskError::Remote(e.clone())))
-                .map(|policy| (task.attempt, policy.next_delay(task.attempt))),
+        let policy = match &result {
+            Err(e) if task.rec.is_empty() => {
+                retrying::decode(&task.retry).map(|p| (p, TaskError::Remote(e.clone())))
+            }
             _ => None,
         };
+        let retry = policy
+            .as_ref()
+            .filter(|(p, error)| p.allows(task.attempt, error))
+            .map(|(p, _)| (task.attempt, p.next_delay(task.attempt)));
+        if let Some((_, error)) =
+            policy.filter(|(p, error)| p.dead_letters() && p.exhausted(task.attempt, error))
+        {
+            if self.dead_letter(&error, &result) {
+                return (result.map(drop), None);
+            }
+        }
         let task = &mut self.task;
         let place = task.place.take();
         if let Some(place) = &place {
@@ -189,6 +201,36 @@ impl Ticket {
         }
         self.in_flight.finish(&self.task.entry);
         (result.map(drop), retry)
+    }
+}
+
+impl Ticket {
+    /// Moves a task that used up its retries to the dead-letter set, with
+    /// its last failure, instead of acknowledging it (`Retry::dead_letter`);
+    /// false (it is then acknowledged as failed) if Redis did not take it.
+    fn dead_letter(&mut self, error: &TaskError, result: &Result<Value, RemoteError>) -> bool {
+        let (task, module) = (&mut self.task, &self.module);
+        let reason = format!("retries used up: attempt {} failed ({error})", task.attempt);
+        let (entry, last) = (task.entry.clone(), encode_result(result));
+        let moved = self.broker.with_conn(|conn| {
+            self.broker.dead_letter(conn, module, &entry, &reason, u64::from(task.attempt), Some(&last))?;
+            if let Some(place) = &task.place {
+                redis::cmd("ZREM").arg(self.broker.places_key(module)).arg(place).query::<i64>(conn)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = moved {
+            log::warn!(
+                "taskmanager: could not dead-letter task {} ({e}); it is acknowledged as failed",
+                task.task
+            );
+            return false;
+        }
+        if let Some(place) = task.place.take() {
+            self.in_flight.forget_places(std::slice::from_ref(&place));
+        }
+        self.in_flight.finish(&entry);
+        true
     }
 }
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from taskmanager import Module, RemoteError, Retry
+from taskmanager import DeadLettered, Module, RemoteError, Retry
 
 from _util import SOON, note, seen, wait_until
 
@@ -159,3 +159,17 @@ def test_the_dict_form_of_the_spec_takes_retry(tm, mode, token):
     jobs = Flaky(task_manager=manager)
     handle = manager.add_task({"method": jobs.flaky, "args": (token, 1), "retry": Retry(1, **QUICK)})
     assert handle.result(SOON) == 2
+
+
+@pytest.mark.parametrize("mode", ["redis"], indirect=True)
+def test_with_a_broker_a_task_that_used_up_its_retries_may_go_to_the_dead_letter_set(tm, mode, token):
+    manager = tm()
+    jobs = Flaky(task_manager=manager)
+    handle = jobs.add_task(jobs.flaky, args=(token, 99), retry=Retry(1, dead_letter=True, **QUICK))
+    with pytest.raises(DeadLettered, match="retries used up: attempt 2 failed"):
+        handle.result(SOON)
+    [letter] = manager.dead_letters()
+    kind, message, traceback = letter.error
+    assert (kind, message) == ("ConnectionRefusedError", "failure 2")
+    assert "Traceback" in traceback and "in flaky" in traceback
+    assert Retry(1, dead_letter=True).dead_letter and not Retry(1).dead_letter

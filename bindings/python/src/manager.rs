@@ -103,7 +103,8 @@ pub(crate) type TaskTuple = (u64, String, String, &'static str, Option<f64>, Opt
 
 /// `DeadLetter` for Python: id, module, name, args, reason, deliveries,
 /// dead_at.
-pub(crate) type DeadTuple = (String, String, String, String, String, u64, f64);
+pub(crate) type DeadTuple =
+    (String, String, String, String, String, u64, f64, Option<(String, String, String)>);
 
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
@@ -297,7 +298,8 @@ impl ManagerCore {
             .into_iter()
             .map(|d| {
                 let at = d.dead_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
-                (d.id, d.module, d.name, d.args, d.reason, d.deliveries, at)
+                let error = d.error.map(|e| (e.kind, e.message, e.traceback));
+                (d.id, d.module, d.name, d.args, d.reason, d.deliveries, at, error)
             })
             .collect())
     }

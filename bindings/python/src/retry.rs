@@ -22,14 +22,16 @@ pub(crate) struct Retry {
 #[pymethods]
 impl Retry {
     #[new]
-    #[pyo3(signature = (retries=None, *, backoff=None, max_backoff=None, jitter=None, on=None))]
+    #[pyo3(signature = (retries=None, *, backoff=None, max_backoff=None, jitter=None, on=None, dead_letter=None))]
     fn new(
         retries: Option<&Bound<'_, PyAny>>,
         backoff: Option<&Bound<'_, PyAny>>,
         max_backoff: Option<&Bound<'_, PyAny>>,
         jitter: Option<&Bound<'_, PyAny>>,
         on: Option<&Bound<'_, PyAny>>,
+        dead_letter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let dead_letter = crate::checks::flag(dead_letter, "dead_letter", false)?;
         // The defaults are the core's (3 retries, 1 s doubling to 60 s,
         // jitter 0.5).
         let default = CoreRetry::new(3);
@@ -52,7 +54,9 @@ impl Retry {
             None => Vec::new(),
             Some(on) => classes(on)?,
         };
-        Ok(Retry { policy: CoreRetry::new(retries).backoff(base, cap).jitter(jitter).on(kinds) })
+        let policy =
+            CoreRetry::new(retries).backoff(base, cap).jitter(jitter).on(kinds).dead_letter(dead_letter);
+        Ok(Retry { policy })
     }
 
     /// Retries after the first attempt, at most.
@@ -83,6 +87,13 @@ impl Retry {
     #[getter]
     fn on(&self) -> Vec<String> {
         self.policy.kinds().to_vec()
+    }
+
+    /// With a broker: whether a task that used up its retries goes to the
+    /// dead-letter set (its handle then raises `DeadLettered`).
+    #[getter]
+    fn dead_letter(&self) -> bool {
+        self.policy.dead_letters()
     }
 
     /// The wait before retry `retry` (1 for the first), in seconds, with
