@@ -477,8 +477,14 @@ class TaskManager:
             t.get("run_now"),
             t.get("recurring"),
         )
-        options = {key: t.get(key) for key in ("name", "retry", "result_ttl", "ignore_result", "time_limit")}
-        return self._default.schedule_task(*fields, **options)
+        return self._default.schedule_task(
+            *fields,
+            name=t.get("name"),
+            retry=t.get("retry"),
+            result_ttl=t.get("result_ttl"),
+            ignore_result=t.get("ignore_result"),
+            time_limit=t.get("time_limit"),
+        )
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
         """Stops accepting tasks (later ones raise RuntimeError), runs every

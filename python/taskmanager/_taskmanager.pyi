@@ -7,6 +7,7 @@ __all__ = [
     "ModuleCore",
     "QueueFull",
     "RecurringCore",
+    "Retry",
     "SharedSchedule",
     "TaskCore",
     "_after_fork_in_child",
