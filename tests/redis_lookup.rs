@@ -65,11 +65,21 @@ fn a_result_is_looked_up_by_id_from_another_process_within_its_ttl() {
     assert_eq!(own.join().unwrap(), json!(4));
     let ttl: i64 = server.command(&["PTTL", &format!("look:r:{own_id}")]).parse().unwrap();
     assert!((110_000..=120_000).contains(&ttl), "{ttl}");
-    let ignored = sender.named_task("double", json!(3)).ignore_result().submit().unwrap();
-    let ignored_id = ignored.broker_id().unwrap();
-    assert_eq!(ignored.join().unwrap(), json!(6), "the submitter still gets it");
-    let ttl: i64 = server.command(&["PTTL", &format!("look:r:{ignored_id}")]).parse().unwrap();
+    let ignored =
+        sender.named_task("double", json!(3)).ignore_result().submit().unwrap().broker_id().unwrap();
+    assert_eq!(other.wait_result(&ignored, Duration::from_secs(20)).unwrap(), Some(Ok(json!(6))));
+    let ttl: i64 = server.command(&["PTTL", &format!("look:r:{ignored}")]).parse().unwrap();
     assert!(ttl <= MIN_RESULT_TTL.as_millis() as i64 && ttl > 50_000, "{ttl}");
+    // A result a waiting handle received is deleted (Redis memory stays
+    // flat however many tasks a program waits on), unless kept as above.
+    let waited = sender.add_named_task("double", json!(4)).unwrap();
+    let waited_id = waited.broker_id().unwrap();
+    assert_eq!(waited.join().unwrap(), json!(8));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.command(&["EXISTS", &format!("look:r:{waited_id}")]) != "0" {
+        assert!(std::time::Instant::now() < deadline, "a received result was not deleted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // In-process tasks have no broker id.
     assert_eq!(TaskManager::new().add_task(|| 1).unwrap().broker_id(), None);
     for m in [web, other, worker] {

@@ -12,7 +12,7 @@ import pytest
 
 from taskmanager import Module, RemoteError, TaskManager
 
-from _util import SOON
+from _util import SOON, wait_until
 
 redis_only = pytest.mark.parametrize("mode", ["redis"], indirect=True)
 
@@ -55,17 +55,22 @@ def test_result_ttl_and_ignore_result_bound_how_long_redis_keeps_it(tm, session_
     prefix = f"rid-{uuid.uuid4().hex}"
     manager = tm(broker_prefix=prefix)
     reports = Reports(task_manager=manager)
-    kept = reports.add_task(reports.build, args=(1,), result_ttl=120)
-    ignored = reports.add_task(reports.build, args=(2,), ignore_result=True)
-    default = reports.add_task(reports.build, args=(3,))
-    assert [h.result(SOON) for h in (kept, ignored, default)] == [{"rows": 1}, {"rows": 2}, {"rows": 3}]
+    # Fire and forget: only the id is kept, as a web request would.
+    kept = reports.add_task(reports.build, args=(1,), result_ttl=120).task_id
+    ignored = reports.add_task(reports.build, args=(2,), ignore_result=True).task_id
+    default = reports.add_task(reports.build, args=(3,)).task_id
+    assert [manager.result(t, timeout=SOON) for t in (kept, ignored, default)] == [{"rows": n} for n in (1, 2, 3)]
 
-    def pttl(handle):
-        return int(session_redis.command("PTTL", f"{prefix}:r:{handle.task_id}"))
+    def pttl(task_id):
+        return int(session_redis.command("PTTL", f"{prefix}:r:{task_id}"))
 
     assert 110_000 <= pttl(kept) <= 120_000
     assert 50_000 < pttl(ignored) <= 60_000
     assert 3_500_000 <= pttl(default) <= 3_600_000
+    # A result its waiting handle received is deleted: memory stays flat.
+    waited = reports.add_task(reports.build, args=(4,))
+    assert waited.result(SOON) == {"rows": 4}
+    assert wait_until(lambda: pttl(waited.task_id) == -2)
     with pytest.raises(ValueError, match="not both"):
         reports.add_task(reports.build, args=(1,), result_ttl=5, ignore_result=True)
     with pytest.raises(TypeError, match="ignore_result must be a bool"):
