@@ -130,7 +130,7 @@ mod worker;
 
 pub use batch::BatchRunner;
 #[cfg(feature = "redis")]
-pub use broker::{DeadLetter, TaskLookup};
+pub use broker::{DeadLetter, TaskLookup, MIN_RESULT_TTL};
 pub use clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};
@@ -142,7 +142,7 @@ pub use manager::{Builder, Drain, TaskManager};
 pub use module::Module;
 pub use module_builder::ModuleBuilder;
 #[cfg(feature = "redis")]
-pub use named::{NamedTask, SharedSchedule, MIN_RESULT_TTL};
+pub use named::{NamedTask, SharedSchedule};
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use retry::Retry;
 pub use schedule::{Pacing, Recurrence};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::broker::MIN_RESULT_TTL;
 use crate::broker::{Broker, Registration};
 use crate::err::{RemoteError, SubmitError};
 use crate::handle::TaskHandle;
@@ -139,11 +140,6 @@ impl Module {
         self.broker.as_ref().ok_or_else(no_broker)
     }
 }
-
-/// The shortest a result is kept in Redis ([`NamedTask::result_ttl`]):
-/// long enough for a submitter whose listener is reconnecting (its back-off
-/// is at most 5 s) to find it.
-pub const MIN_RESULT_TTL: Duration = Duration::from_secs(60);
 
 /// A named task about to be sent ([`Module::named_task`]).
 #[must_use = "a named task is sent by `submit`"]

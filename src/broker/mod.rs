@@ -56,6 +56,7 @@ pub use dead::DeadLetter;
 pub use lookup::TaskLookup;
 use remote::Place;
 pub(crate) use remote::RemoteCell;
+pub use result::MIN_RESULT_TTL;
 use result::{decode_result, encode_result};
 pub(crate) use schedule::Registration;
 
@@ -367,7 +368,7 @@ impl Broker {
 /// handle has it: only a `result_ttl` longer than the minimum (which
 /// `ignore_result` is) asks to be kept for lookups (see `listener.rs`).
 fn keeps(ttl: Option<Duration>) -> bool {
-    ttl.is_some_and(|ttl| ttl > crate::named::MIN_RESULT_TTL)
+    ttl.is_some_and(|ttl| ttl > MIN_RESULT_TTL)
 }
 
 fn hostname() -> String {

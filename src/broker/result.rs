@@ -2,9 +2,16 @@
 //! to its submitter: `{"ok": value}`, `{"err": {kind, message, traceback,
 //! kinds}}`, or `{"dead": {reason}}` (the dead-letter set's).
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::err::{RemoteError, TaskError};
+
+/// The shortest a result is kept in Redis ([`NamedTask::result_ttl`](crate::NamedTask::result_ttl)):
+/// long enough for a submitter whose listener is reconnecting (its back-off
+/// is at most 5 s) to find it.
+pub const MIN_RESULT_TTL: Duration = Duration::from_secs(60);
 
 /// A task's outcome as stored in Redis.
 pub(super) fn encode_result(result: &Result<Value, RemoteError>) -> String {
