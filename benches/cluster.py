@@ -1,5 +1,6 @@
 """taskmanager's Redis mode against Python task queues on Redis: throughput,
-latency, recurring schedules across replicas, and jobs lost to SIGKILL.
+latency, recurring schedules across replicas, jobs lost to SIGKILL, and a
+poison job that kills its worker.
 
 Install and run (from the repository root; peers pinned in
 benches/requirements-cluster.txt)::
@@ -37,23 +38,31 @@ has a concurrency setting:
 ``taskmanager``  ``python -m taskmanager worker app_taskmanager:manager
     --concurrency 4``; the enqueuer's manager is ``submit_only``, jobs are a
     function registered with ``@manager.task``; every run has its own
-    ``broker_prefix``. Kill: ``broker_lease=2`` (the default is 30 s).
+    ``broker_prefix``. Kill and poison: ``broker_lease=2`` (the default is
+    30 s); poison: ``broker_max_deliveries`` left at its default, 3.
 ``celery``  ``celery worker -P threads -c 4`` (4 threads, like the others;
     prefork would be 4 child processes per worker), results ignored, other
-    settings default (prefetch multiplier 4). Kill: ``task_acks_late`` and
-    ``task_reject_on_worker_lost`` (the documented pair); the Redis
-    transport's ``visibility_timeout`` stays 1 h.
+    settings default (prefetch multiplier 4). Kill and poison:
+    ``task_acks_late`` and ``task_reject_on_worker_lost`` (the documented
+    pair); the Redis transport's ``visibility_timeout`` stays 1 h. (With the
+    thread pool a poison job takes the whole worker process down, so
+    ``task_reject_on_worker_lost``, which acts when a prefork child dies,
+    does not come into play.)
 ``rq``  ``rq worker bench`` per process: the default worker, one job at a
     time, forking a work horse per job (so 1 job at a time per process, not
     4). Separate ``rq worker`` processes rather than ``rq worker-pool`` so
     each can be killed and restarted like the others' workers. Defaults (no
-    re-run of a job whose worker died).
+    re-run of a job whose worker died; no ``Retry``). A poison job's
+    ``os._exit`` ends the work horse, not the ``rq worker`` process.
 ``dramatiq``  ``dramatiq app_dramatiq --processes 1 --threads 4``; Redis
     broker defaults (a dead worker's messages are requeued after its 60 s
-    heartbeat timeout).
+    heartbeat timeout, by the queue maintenance that 1 in 1,000 broker
+    calls runs). When its worker process dies, the ``dramatiq`` main process
+    stops and exits with that status.
 ``arq``  ``arq app_arq.WorkerSettings`` with ``max_jobs = 4``, defaults
     otherwise (``poll_delay`` 0.5 s; ``job_timeout`` 300 s, which is also how
-    long a dead worker's job stays marked in progress).
+    long a dead worker's job stays marked in progress, plus 10 s;
+    ``max_tries`` 5).
 ``huey``  ``huey_consumer app_huey.huey -w 4 -k thread``, ``RedisHuey``
     defaults (blocking reads; no acknowledgement).
 ``redis-floor``  the bare round trips: the enqueuer ``LPUSH``es, each worker
@@ -122,6 +131,48 @@ Scenarios (``scenario`` / ``metric`` names as in the JSON):
     held, or a backlog too long for the bound); ``ran_twice`` = jobs whose body started more than once
     (``HINCRBY bench:ran`` at the start); ``total_s`` = first submission to
     the first finish of the last job, only when nothing was lost.
+
+``cluster-poison``  (``poison_runs``, ``normal_lost``, ``normal_p50_ms``,
+    ``normal_p99_ms``, ``normal_max_ms``, ``worker_restarts``,
+    ``poison_inspectable``)
+    One poison job among 200 normal jobs (400 without --quick). The poison
+    job (a function of its own in each app_*.py, the same body everywhere:
+    ``common.poison``) reports that it started (``INCR bench:poison_runs``,
+    with its time) and calls ``os._exit(1)``: the process running it dies
+    at once, with every job it was running, as after a segfault or the OOM
+    killer. Normal jobs sleep 50 ms and are submitted at a steady 10 jobs/s
+    (for 20 s, 40 s without --quick: a rate every system keeps up with
+    here; at 20 jobs/s arq's backlog grew without the poison); the poison
+    is submitted 2 s into the run (``BENCH_POISON_AT=1e9`` in the
+    environment submits it after the last normal job instead: the normal
+    jobs' latency without it, for comparison).
+    2 worker processes, under a supervisor in this program: a worker
+    process that exits has what is left of its process group killed and is
+    started again 0.2 s later (``RESTART_DELAY``, the same for every
+    system), as systemd (``Restart=always``) or Kubernetes would do.
+    The run is bounded: watched until 60 s after the first submission
+    (90 s without --quick), or earlier once every normal job has finished
+    and the system has put the poison somewhere final (its
+    ``poison_status``: taskmanager's ``dead_letters()``, rq's
+    ``FailedJobRegistry``, arq's failed result, dramatiq's dead-letter
+    queue), then 2 s more. So the systems that keep no record of the
+    poison are always watched for the whole bound, whatever they would do
+    after it.
+    ``poison_runs`` = times the poison job started within the bound
+    (taskmanager: ``broker_max_deliveries``, 3; a system that re-delivers
+    a dead worker's job without a cap goes on until the bound; one that
+    drops it says 1; this metric describes, lower is not better);
+    ``normal_lost`` = normal jobs that had not finished by the end;
+    ``normal_p50_ms`` / ``normal_p99_ms`` / ``normal_max_ms`` = normal
+    jobs' submission (the enqueuer's ``time.time()`` just before it) to the
+    end of their first finished run, over the finished ones (nearest
+    rank), 50 ms of which is the job's own sleep; ``worker_restarts`` =
+    worker processes the supervisor started again (a worker that survives
+    the poison, like rq's, is never restarted); ``poison_inspectable`` = 1
+    when, at the end, the poison is in the system's own record of failed
+    jobs. The stderr log also shows, per run, when each poison run and
+    worker exit happened (seconds after the poison's submission), how many
+    normal jobs ran twice, and where the poison was at the end.
 """
 
 from __future__ import annotations
@@ -166,6 +217,9 @@ RECURRING_GRACE = 8.0
 RECURRING_REPLICAS = 3
 GROUP_GAP = 0.5
 STALL = 30.0  # a run whose progress counter stands still this long fails
+POISON_WORKERS = 2
+RESTART_DELAY = 0.2  # the supervisor's delay before it starts an exited worker again (every system)
+POISON_GRACE = 2.0  # cluster-poison: watched this long more once the system has settled the poison
 
 ALL = {s.name: s for mod in (sys_taskmanager, sys_celery, sys_rq, sys_dramatiq, sys_arq, sys_huey, sys_floor) for s in mod.SYSTEMS}
 ORDER = [TM, "celery", "rq", "dramatiq", "arq", "huey", "redis-floor"]
@@ -181,6 +235,13 @@ UNITS = {
     "missed_runs": "runs",
     "lost": "jobs",
     "ran_twice": "jobs",
+    "poison_runs": "runs",
+    "normal_lost": "jobs",
+    "normal_p50_ms": "ms",
+    "normal_p99_ms": "ms",
+    "normal_max_ms": "ms",
+    "worker_restarts": "restarts",
+    "poison_inspectable": "1=yes",
     "cpu_us_per_job": "us",
     "redis_cpu_us_per_job": "us",
 }
@@ -350,6 +411,35 @@ def wait_progress(run: Run, done: Callable[[], bool], progress: Callable[[], Any
         time.sleep(0.01)
 
 
+class Supervisor:
+    """Keeps ``n`` worker processes of a run alive, as systemd
+    (``Restart=always``) or Kubernetes would: a worker whose process exits
+    is ended as a group (SIGKILL to whatever is left of it) and started
+    again ``RESTART_DELAY`` seconds later. Call ``poll()`` often."""
+
+    def __init__(self, run: Run, n: int) -> None:
+        self.run = run
+        self.workers = [run.worker(i) for i in range(n)]
+        self.due: Dict[int, float] = {}  # worker index -> when to start it again (monotonic)
+        self.restarts = 0
+        self.exits: List[Tuple[float, int, int]] = []  # (time.time(), index, status)
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        for i, w in enumerate(self.workers):
+            if i in self.due:
+                if now >= self.due[i]:
+                    del self.due[i]
+                    self.workers[i] = self.run.worker(i)
+                    self.restarts += 1
+                continue
+            code = w.popen.poll()
+            if code is not None:
+                w.kill()
+                self.exits.append((time.time(), i, code))
+                self.due[i] = now + RESTART_DELAY
+
+
 # ---------------------------------------------------------------------------
 # Scenarios
 
@@ -469,6 +559,64 @@ def kill(server, r, system: System, n: int, rate: float, bound: float) -> Dict[s
         return out
 
 
+def poison(server, r, system: System, n: int, rate: float, bound: float) -> Dict[str, float]:
+    with Run(server, r, system, "cluster-poison") as run:
+        sup = Supervisor(run, POISON_WORKERS)
+        enq = run.enqueuer(n, rate, POISON_WORKERS)
+        deadline = time.monotonic() + 180
+        while not r.exists("bench:enq_start"):
+            run.check(enq, [])
+            sup.poll()
+            if time.monotonic() > deadline:
+                raise run.fail("the enqueuer did not start submitting within 180 s")
+            time.sleep(0.01)
+        start = run.get_float("bench:enq_start")
+        settled_at: Optional[float] = None
+        while True:
+            now = time.time()
+            if now >= start + bound or (settled_at is not None and now >= settled_at + POISON_GRACE):
+                break
+            run.check(enq, [])
+            sup.poll()
+            if settled_at is None and r.exists("bench:enq_end") and r.hlen("bench:fin") >= n:
+                status = r.get("bench:poison_status")
+                if status is not None and json.loads(status)[1]:
+                    settled_at = now
+            time.sleep(0.02)
+        end = time.time()
+        fin = r.hgetall("bench:fin")
+        ran = r.hgetall("bench:ran")
+        runs = [item.decode().split(",") for item in r.lrange("bench:poison_t", 0, -1)]
+        r.set("bench:stop", "1")
+        try:
+            code = enq.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            raise run.fail("the enqueuer did not stop within 30 s of bench:stop") from None
+        if code != 0:
+            raise run.fail(f"the enqueuer exited with status {code}")
+        status = r.get("bench:poison_status")
+        if status is None:
+            raise run.fail("no poison status from the enqueuer")
+        registered, final, where = json.loads(status)
+        sub = run.get_float("bench:poison_sub")
+        lat = sorted((float(e) - float(b)) * 1000.0 for b, e in (v.decode().split(",") for v in fin.values()))
+        out = {
+            "poison_runs": float(len(runs)),
+            "normal_lost": float(n - len(fin)),
+            "worker_restarts": float(sup.restarts),
+            "poison_inspectable": 1.0 if registered else 0.0,
+        }
+        if lat:
+            out.update(normal_p50_ms=percentile(lat, 50), normal_p99_ms=percentile(lat, 99), normal_max_ms=lat[-1])
+        at = ", ".join(f"+{float(t) - sub:.1f} s (worker {w})" for t, w in runs) if sub is not None else "?"
+        exits = ", ".join(f"+{t - sub:.1f} s (worker {i}, status {c})" for t, i, c in sup.exits) if sub is not None else "?"
+        twice = sum(1 for v in ran.values() if int(v) >= 2)
+        how = "settled" if settled_at is not None else "bound"
+        print(f"    {system.name}: poison runs after its submission: {at or 'none'}; worker exits: {exits or 'none'}; "
+              f"normal jobs run twice: {twice}; poison: {where}; watched {end - start:.1f} s ({how})", file=sys.stderr)
+        return out
+
+
 # ---------------------------------------------------------------------------
 # Driver
 
@@ -500,6 +648,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     n_kill = 1_000 if quick else 5_000
     kill_rate = 250.0 if quick else 500.0
     kill_bound = 20.0 if quick else 60.0
+    n_poison = 200 if quick else 400
+    poison_rate = 10.0
+    poison_bound = 60.0 if quick else 90.0
 
     scenarios = [
         Scenario("cluster-throughput", ["enqueue_s", "total_s", "jobs_per_s", "cpu_us_per_job", "redis_cpu_us_per_job"], ORDER,
@@ -509,6 +660,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                  lambda s, r, sy: recurring(s, r, sy, duration)),
         Scenario("cluster-kill", ["lost", "ran_twice", "total_s"], ORDER,
                  lambda s, r, sy: kill(s, r, sy, n_kill, kill_rate, kill_bound)),
+        Scenario("cluster-poison", ["poison_runs", "normal_lost", "normal_p50_ms", "normal_p99_ms", "normal_max_ms",
+                                    "worker_restarts", "poison_inspectable"], ORDER,
+                 lambda s, r, sy: poison(s, r, sy, n_poison, poison_rate, poison_bound)),
     ]
     if args.scenarios:
         wanted = [x.strip() for x in args.scenarios.split(",") if x.strip()]
@@ -598,7 +752,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     print_table(rows)
     print(f"Medians of {reps} repetition(s) [min-max]. 'vs taskmanager' = system / taskmanager (blank when taskmanager's "
-          f"value is 0 or missing);\njobs_per_s: higher is better; every other metric: lower is better. "
+          f"value is 0 or missing);\njobs_per_s and poison_inspectable: higher is better; poison_runs: see the docstring; "
+          f"every other metric: lower is better. "
           f"Wall time {wall:.1f} s.")
     if args.json:
         write_json(args.json, records)

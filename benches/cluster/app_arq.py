@@ -6,7 +6,14 @@ everything else is arq's default (``poll_delay`` 0.5 s, ``job_timeout``
 reports use the same blocking redis-py calls as every other system's. In the
 recurring scenario the worker settings carry 50 ``cron`` jobs with
 ``second=set(range(60))`` (every second) and ``unique=True`` (arq's default:
-one run per time across workers)."""
+one run per time across workers).
+
+``poison`` (cluster-poison) kills its worker process (``common.poison``).
+arq counts a job's tries (``arq:retry:<id>``) and after ``max_tries`` (5)
+stores it as failed (``arq:result:<id>``, "max 5 retries exceeded"); a dead
+worker's job is tried again only when its ``arq:in-progress:<id>`` marker
+expires (``job_timeout`` + 10 s = 310 s). ``poison_status`` reads those
+keys."""
 
 import asyncio
 import os
@@ -20,11 +27,14 @@ SETTINGS = RedisSettings.from_dsn(common.URL)
 
 async def job(ctx, kind, a=None, b=None):
     common.before(kind, a, b)
-    if kind == "kill":
-        await asyncio.sleep(common.KILL_SLEEP)
-    elif kind == "warm":
-        await asyncio.sleep(common.WARM_SLEEP)
+    pause = common.sleep_for(kind)
+    if pause:
+        await asyncio.sleep(pause)
     common.after(kind, a, b)
+
+
+async def poison(ctx):
+    common.poison()
 
 
 def _recurring(name):
@@ -36,7 +46,7 @@ def _recurring(name):
 
 
 class WorkerSettings:
-    functions = [job]
+    functions = [job, poison]
     redis_settings = SETTINGS
     max_jobs = int(os.environ.get("BENCH_CONCURRENCY", "4"))
     cron_jobs = (
@@ -56,6 +66,23 @@ class Enqueuer:
 
     def submit(self, kind, a=None, b=None):
         self.loop.run_until_complete(self.pool.enqueue_job("job", kind, a, b))
+
+    def submit_poison(self):
+        self.poison_id = self.loop.run_until_complete(self.pool.enqueue_job("poison")).job_id
+
+    def poison_status(self):
+        """(in the system's failure registry, final, where)."""
+        from arq.constants import in_progress_key_prefix, result_key_prefix, retry_key_prefix
+
+        r = common.client()
+        jid = self.poison_id
+        tries = int(r.get(retry_key_prefix + jid) or 0)
+        if r.exists(result_key_prefix + jid):
+            return True, True, f"failed result arq:result ({tries} tries)"
+        if r.exists(in_progress_key_prefix + jid):
+            ttl = r.pttl(in_progress_key_prefix + jid) / 1000.0
+            return False, False, f"no (queued, marked in progress for {ttl:.0f} s more; {tries} tries)"
+        return False, False, f"no ({tries} tries)"
 
     def close(self):
         self.loop.run_until_complete(self.pool.aclose())

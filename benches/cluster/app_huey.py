@@ -6,7 +6,12 @@ one minute, so a 1 s schedule is written the way huey users do it: a task
 that schedules its own next run (``rec`` re-schedules itself for
 ``due + 1`` s). Each replica starts the 50 chains (``register_recurring``),
 as each replica registers its schedules; nothing in huey notices that
-another replica started the same chain."""
+another replica started the same chain.
+
+``poison`` (cluster-poison) kills its consumer process (``common.poison``).
+A RedisHuey task is popped from its list and never acknowledged, so a
+task whose consumer died is gone; huey keeps no record of it
+(``poison_status`` checks the queue)."""
 
 import time
 
@@ -22,6 +27,11 @@ def job(kind, a=None, b=None):
 
 
 @huey.task()
+def poison():
+    common.poison()
+
+
+@huey.task()
 def rec(name, due):
     common.tick(name)
     nxt = due + 1.0
@@ -31,6 +41,14 @@ def rec(name, due):
 class Enqueuer:
     def submit(self, kind, a=None, b=None):
         job(kind, a, b)
+
+    def submit_poison(self):
+        self.poison_id = poison().id
+
+    def poison_status(self):
+        """(in the system's failure registry, final, where)."""
+        queued = any(t.id == self.poison_id for t in huey.pending())
+        return False, False, "no (still queued)" if queued else "no (popped, never acknowledged: gone)"
 
     def close(self):
         pass

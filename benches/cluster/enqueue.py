@@ -16,14 +16,31 @@ submission and ``SET bench:enq_end`` just after the last, then
 back to back; RATE r > 0 submits job i at ``start + i / r`` (sleeping until
 then). Jobs: ``cluster-throughput`` -> ``("tp", N)``; ``cluster-latency`` ->
 ``("lat", time.time())`` taken just before the submission;
-``cluster-kill`` -> ``("kill", i)``.
+``cluster-kill`` -> ``("kill", i)``; ``cluster-poison`` -> ``("normal", i,
+time.time())`` at RATE, and the app's poison job (``submit_poison()``) just
+before normal job ``round(POISON_AT * RATE)``, i.e. POISON_AT = 2 s into
+the run (``SET bench:poison_sub <time.time()>`` just before it;
+``BENCH_POISON_AT`` changes it, see below).
+
+cluster-poison, after the timed part: every 0.5 s, ``SET
+bench:poison_status`` to the JSON of the app's ``poison_status()``
+(``[in its failure registry, final, where]``), until ``bench:stop``
+exists; then once more, and exit.
 """
 
 import importlib
+import json
 import sys
 import time
 
+import os
+
 import common
+
+# Seconds into the timed part when the poison job is submitted; a value past
+# the end of the run (e.g. BENCH_POISON_AT=1e9) submits it after the last
+# normal job: the normal jobs' latency without the poison, for comparison.
+POISON_AT = float(os.environ.get("BENCH_POISON_AT", "2"))
 
 
 def warm_up(enq, workers: int) -> None:
@@ -74,10 +91,30 @@ def main() -> None:
                     if wait > 0:
                         time.sleep(wait)
                 submit("kill", i, None)
+        elif scenario == "cluster-poison":
+            poison_index = round(POISON_AT * rate)
+            for i in range(n):
+                wait = t0 + i / rate - now()
+                if wait > 0:
+                    time.sleep(wait)
+                if i == poison_index:
+                    r.set("bench:poison_sub", repr(now()))
+                    enq.submit_poison()
+                submit("normal", i, now())
+            if poison_index >= n:
+                r.set("bench:poison_sub", repr(now()))
+                enq.submit_poison()
         else:
             raise SystemExit(f"unknown scenario {scenario}")
         r.set("bench:enq_end", repr(now()))
         r.set("bench:enq_cpu", repr(time.process_time() - cpu0))
+        if scenario == "cluster-poison":
+            while True:
+                stop = r.exists("bench:stop")
+                r.set("bench:poison_status", json.dumps(list(enq.poison_status())))
+                if stop:
+                    break
+                time.sleep(0.5)
     finally:
         enq.close()
 

@@ -1,8 +1,9 @@
 """taskmanager: ``python -m taskmanager worker app_taskmanager:manager
 --concurrency N`` per worker process; the enqueuer's manager is
 ``submit_only``; every run gets its own ``broker_prefix`` (``BENCH_PREFIX``).
-Kill scenario: ``broker_lease=2`` s (default 30 s), so a dead worker's tasks
-are taken over after about 2 s. Recurring: each replica is one process whose
+Kill and poison scenarios: ``broker_lease=2`` s (default 30 s), so a dead
+worker's tasks are taken over after about 2 s; ``broker_max_deliveries``
+stays at its default (3). Recurring: each replica is one process whose
 manager is not ``submit_only`` (a worker and a scheduler) and registers the
 50 schedules with ``schedule_task(fn, 1, reoccurring=True)``."""
 
@@ -14,7 +15,7 @@ class TaskManagerSystem(System):
     app = "app_taskmanager"
 
     def env(self, scenario):
-        return {"BENCH_TM_LEASE": "2"} if scenario == "cluster-kill" else {}
+        return {"BENCH_TM_LEASE": "2"} if scenario in ("cluster-kill", "cluster-poison") else {}
 
     def worker(self, py, index, concurrency, scenario):
         return [py, "-m", "taskmanager", "worker", "app_taskmanager:manager", "--concurrency", str(concurrency)]
