@@ -170,7 +170,9 @@ Scenarios (``scenario`` / ``metric`` names as in the JSON):
     worker processes the supervisor started again (a worker that survives
     the poison, like rq's, is never restarted); ``poison_inspectable`` = 1
     when, at the end, the poison is in the system's own record of failed
-    jobs. The stderr log also shows, per run, when each poison run and
+    jobs. The normal job submitted right after the poison is often taken
+    by another thread of the same worker process and dies with it. The
+    stderr log also shows, per run, when each poison run and
     worker exit happened (seconds after the poison's submission), how many
     normal jobs ran twice, and where the poison was at the end.
 """
