@@ -166,11 +166,10 @@ impl Broker {
         let places_key = self.places_key(&pool.name);
         let held = in_flight.held().len();
         // A suspect runs alone: while one runs or waits for this claimer
-        // to empty, nothing new is claimed (see `lease.rs`).
-        let alone = in_flight.alone.load(SeqCst) && held > 0;
-        if held == 0 {
-            in_flight.alone.store(false, SeqCst);
-        }
+        // to empty, nothing new is claimed (see `lease.rs`); once empty,
+        // the take-over below runs at once and says whether one is left.
+        let wants_alone = in_flight.alone.load(SeqCst);
+        let alone = wants_alone && held > 0;
         let max = if alone { held } else { pool.max_workers() };
         let mut spare = max.saturating_sub(held);
         if spare == 0 {
@@ -232,7 +231,7 @@ impl Broker {
         } else {
             *timers.recover = false;
         }
-        if claimed.is_empty() && (timers.reclaim.due() || (held == 0 && in_flight.alone.load(SeqCst))) {
+        if claimed.is_empty() && (timers.reclaim.due() || (held == 0 && wants_alone)) {
             let (taken, alone) = self.take_over(conn, &pool.name, &streams.keys, spare, held == 0)?;
             in_flight.alone.store(alone, SeqCst);
             claimed.extend(taken);
