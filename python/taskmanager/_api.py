@@ -198,7 +198,7 @@ class Module:
         module's ``retry``, else none.
 
         With a broker, the result is kept in Redis ``result_ttl`` seconds
-        (default: the workers' ``broker_result_ttl``, 1 h; at least 60 s)
+        (default: the workers' ``broker_result_ttl``, 10 min; at least 60 s)
         for :meth:`TaskManager.result` by :attr:`~TaskHandle.task_id` from
         any process; ``ignore_result=True`` keeps it only 60 s (for the
         submitter's own handle). In-process, results live in their handles
@@ -321,7 +321,7 @@ class TaskManager:
     ``broker_prefix`` (default ``"taskmanager"``) lets several apps share
     one Redis; ``broker_lease`` (30 s) is how long a dead worker's task
     waits before another takes it over; ``broker_timeout`` (5 s) bounds
-    every call to Redis; ``broker_result_ttl`` (1 h) is how long a result
+    every call to Redis; ``broker_result_ttl`` (10 min) is how long a result
     is kept in Redis, for its submitter and for :meth:`result` by id; ``broker_max_deliveries`` (3) is how
     many times a task may be delivered to workers that each die running it
     before it is moved to the dead-letter set (:meth:`dead_letters`).

@@ -1,12 +1,11 @@
 //! The result listener: completes the handles of tasks this manager sent,
 //! as their results arrive (a message on its reply channel), and sweeps for
-//! results whose message it missed (while reconnecting).
-//!
-//! A result's stored copy is deleted once a handle waiting here has it
-//! (Redis memory stays flat however many tasks a program waits on), unless
-//! the task asked for a `result_ttl`; the result of a task whose handle
-//! was dropped (fire and forget, or an id handed to a later request) stays
-//! for its TTL, for lookups by id from any process (`lookup.rs`).
+//! results whose message it missed (while reconnecting). Results' stored
+//! copies stay for their TTL (10 min by default), whoever read them: any
+//! process may look a task's result up by id meanwhile (`lookup.rs`).
+//! (Deleting a copy once a handle here had it raced the web pattern: a
+//! quick task's result reached its handle before the request dropped it,
+//! and the id it returned then found nothing.)
 
 use std::time::Duration;
 
@@ -20,10 +19,6 @@ use crate::err::TaskError;
 /// notices shutdown.
 const TICK: Duration = Duration::from_millis(200);
 
-/// Results handed over are deleted once this many wait, or this often.
-const DELETE_BATCH: usize = 256;
-const DELETE_EVERY: Duration = Duration::from_millis(100);
-
 impl Broker {
     /// The listener's loop, until the manager stops accepting tasks (it
     /// may start before the manager does: see `ensure_listener`); then every
@@ -36,9 +31,6 @@ impl Broker {
         let channel = self.reply_channel();
         let mut backoff = Duration::from_millis(100);
         let mut sweep = Every::new(Duration::from_secs(1));
-        // Results handed over and not yet deleted, deleted in batches.
-        let mut read: Vec<String> = Vec::new();
-        let mut deletes = Every::new(DELETE_EVERY);
         'connect: while self.rt.life.phase().accepts() {
             let mut conn = match self.connect() {
                 Ok(conn) => conn,
@@ -65,10 +57,10 @@ impl Broker {
                 match pubsub.get_message() {
                     Ok(message) => {
                         if let Ok(payload) = message.get_payload::<String>() {
-                            self.settle_from(&payload, &mut read);
+                            self.settle_from(&payload);
                         }
                     }
-                    Err(e) if e.is_timeout() => self.delete_read(&mut read),
+                    Err(e) if e.is_timeout() => {}
                     Err(e) => {
                         log::warn!("taskmanager: result listener lost the broker: {e}; reconnecting");
                         // The pooled connections predate the loss: likely
@@ -78,15 +70,11 @@ impl Broker {
                         continue 'connect;
                     }
                 }
-                if read.len() >= DELETE_BATCH || deletes.due() {
-                    self.delete_read(&mut read);
-                }
                 if sweep.due() {
                     self.sweep();
                 }
             }
         }
-        self.delete_read(&mut read);
         self.abandon_waiting("the task manager shut down before the result arrived; the task runs anyway");
     }
 
@@ -105,32 +93,15 @@ impl Broker {
         }
     }
 
-    /// Settles a handle from its result message (`<task id>\n<result>`);
-    /// the stored copy joins `read`, to be deleted, unless the task keeps
-    /// it (see the module docs).
-    fn settle_from(&self, payload: &str, read: &mut Vec<String>) {
+    /// Settles a handle from its result message (`<task id>\n<result>`).
+    fn settle_from(&self, payload: &str) {
         let Some((task, text)) = payload.split_once('\n') else {
             // Only an id: read the stored result.
             return self.fetch(&[payload.to_owned()]);
         };
         if let Some(cell) = self.take_waiting(task) {
-            if !cell.keeps_result() {
-                read.push(self.result_key(task));
-            }
             cell.settle(decode_result(text));
         }
-    }
-
-    /// Deletes the stored copies of results handed over (one call for
-    /// many). A deletion that fails leaves them to expire.
-    fn delete_read(&self, read: &mut Vec<String>) {
-        if read.is_empty() {
-            return;
-        }
-        if let Err(e) = self.with_conn(|conn| redis::cmd("DEL").arg(&*read).query::<i64>(conn)) {
-            log::debug!("taskmanager: results handed over but not deleted ({e}); they expire");
-        }
-        read.clear();
     }
 
     /// Fetches the results of every waiting task that has one (and forgets
@@ -146,10 +117,8 @@ impl Broker {
         }
     }
 
-    /// Reads the results of `tasks` that are in Redis, settles their
-    /// handles, then deletes the results handed over (not kept). In that
-    /// order: a deletion whose reply is lost (Redis going down) must not
-    /// lose a result that was never handed over; one not deleted expires.
+    /// Reads the results of `tasks` that are in Redis and settles their
+    /// handles.
     fn fetch(&self, tasks: &[String]) {
         if tasks.is_empty() {
             return;
@@ -163,16 +132,11 @@ impl Broker {
                     return;
                 }
             };
-        let mut read = Vec::new();
-        for ((task, key), value) in tasks.iter().zip(keys).zip(values) {
+        for (task, value) in tasks.iter().zip(values) {
             let Some(text) = value else { continue };
             if let Some(cell) = self.take_waiting(task) {
-                if !cell.keeps_result() {
-                    read.push(key);
-                }
                 cell.settle(decode_result(&text));
             }
         }
-        self.delete_read(&mut read);
     }
 }

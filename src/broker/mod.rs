@@ -91,7 +91,7 @@ impl BrokerConfig {
             url: url.to_owned(),
             prefix: "taskmanager".to_owned(),
             lease: Duration::from_secs(30),
-            result_ttl: Duration::from_secs(3600),
+            result_ttl: Duration::from_secs(600),
             timeout: Duration::from_secs(5),
             claims: true,
             ca_file: None,
@@ -250,7 +250,6 @@ impl Broker {
         self: &Arc<Self>,
         pool: &Arc<Pool>,
         name: &str,
-        keep: bool,
     ) -> Result<(String, Arc<RemoteCell>), SubmitError> {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
@@ -258,7 +257,7 @@ impl Broker {
         self.ensure_listener();
         let seq = self.next_task.fetch_add(1, Relaxed);
         let task = format!("{}-{seq}", self.id);
-        let cell = Arc::new(RemoteCell::new(self, pool, task.clone(), name, keep));
+        let cell = Arc::new(RemoteCell::new(self, pool, task.clone(), name));
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::downgrade(&cell));
         Ok((task, cell))
     }
@@ -291,7 +290,7 @@ impl Broker {
         ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
-        let (task, cell) = self.new_waiting(pool, name, keeps(ttl))?;
+        let (task, cell) = self.new_waiting(pool, name)?;
         let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
         let retry = retry.map(retrying::encode);
         let sent = self.with_conn(|conn| {
@@ -362,13 +361,6 @@ impl Broker {
             }
         }
     }
-}
-
-/// Whether a result with the TTL `ttl` a task asked for stays once its
-/// handle has it: only a `result_ttl` longer than the minimum (which
-/// `ignore_result` is) asks to be kept for lookups (see `listener.rs`).
-fn keeps(ttl: Option<Duration>) -> bool {
-    ttl.is_some_and(|ttl| ttl > MIN_RESULT_TTL)
 }
 
 fn hostname() -> String {

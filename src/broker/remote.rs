@@ -33,27 +33,17 @@ pub(crate) struct RemoteCell {
     broker: Weak<Broker>,
     /// The submitting module, whose stats count a cancel.
     pool: Weak<Pool>,
-    /// Whether its result's stored copy stays for its TTL once this handle
-    /// has it (the task asked for a `result_ttl`); otherwise the listener
-    /// deletes it then.
-    keep: bool,
 }
 
 impl RemoteCell {
-    pub(super) fn new(broker: &Arc<Broker>, pool: &Arc<Pool>, task: String, name: &str, keep: bool) -> Self {
+    pub(super) fn new(broker: &Arc<Broker>, pool: &Arc<Pool>, task: String, name: &str) -> Self {
         RemoteCell {
             cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(Arc::from(name))),
             task,
             place: Mutex::new(Place::Nowhere),
             broker: Arc::downgrade(broker),
             pool: Arc::downgrade(pool),
-            keep,
         }
-    }
-
-    /// See [`RemoteCell::keep`].
-    pub(super) fn keeps_result(&self) -> bool {
-        self.keep
     }
 
     pub(super) fn set_place(&self, place: Place) {

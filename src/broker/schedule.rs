@@ -37,7 +37,7 @@ impl Broker {
         ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
-        let (task, cell) = self.new_waiting(pool, name, super::keeps(ttl))?;
+        let (task, cell) = self.new_waiting(pool, name)?;
         let (delayed, hash, reply) =
             (self.delayed_key(), format!("{}:t:{task}", self.config.prefix), self.reply_channel());
         let args = args.to_string();

@@ -56,7 +56,7 @@ impl TaskManager {
     /// [`TaskHandle::broker_id`](crate::TaskHandle::broker_id), from any
     /// process): its result while it is kept (the workers'
     /// [`Builder::broker_result_ttl`](crate::Builder::broker_result_ttl),
-    /// 1 h by default, or the task's own), or where it waits.
+    /// 10 min by default, or the task's own), or where it waits.
     ///
     /// # Errors
     /// [`SubmitError::Broker`] without a broker, or if Redis cannot be read

@@ -212,7 +212,7 @@ impl Builder {
         self
     }
 
-    /// How long a task's result is kept in Redis (default 1 h), for its
+    /// How long a task's result is kept in Redis (default 10 min), for its
     /// submitter (one that reconnects within it still gets the result) and
     /// for lookups by id from any process
     /// ([`TaskManager::lookup`](crate::TaskManager::lookup)); past it,
