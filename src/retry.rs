@@ -88,10 +88,7 @@ impl Retry {
     /// Whether a task that failed with `error` at attempt `attempt` used up
     /// its retries: a retry would have followed had there been one left.
     pub fn exhausted(&self, attempt: u32, error: &TaskError) -> bool {
-        attempt > self.retries
-            && !matches!(error, TaskError::Cancelled)
-            && self.kind_matches(error)
-            && self.when.as_ref().map_or(true, |when| when(error))
+        attempt > self.retries && self.retries_error(error)
     }
 
     /// The first wait, doubled for each retry after it, up to `cap`.
@@ -151,24 +148,28 @@ impl Retry {
     /// Whether a task that failed with `error` at attempt `attempt` (1 for
     /// the first run) is run again.
     pub fn allows(&self, attempt: u32, error: &TaskError) -> bool {
-        attempt <= self.retries
-            && !matches!(error, TaskError::Cancelled)
-            && self.kind_matches(error)
-            && self.when.as_ref().map_or(true, |when| when(error))
+        attempt <= self.retries && self.retries_error(error)
     }
 
-    fn kind_matches(&self, error: &TaskError) -> bool {
-        if self.on.is_empty() {
-            return true;
-        }
-        match error {
+    /// Whether `error` is of a kind this policy retries, whatever the
+    /// attempt: not a cancellation, of a kind [`on`](Self::on) lists, and
+    /// accepted by [`when`](Self::when).
+    fn retries_error(&self, error: &TaskError) -> bool {
+        let listed = match error {
+            TaskError::Cancelled => return false,
             TaskError::Remote(e) => {
-                self.on.iter().any(|kind| *kind == e.kind || e.kinds.iter().any(|k| k == kind))
+                self.lists(std::iter::once(e.kind.as_str()).chain(e.kinds.iter().map(String::as_str)))
             }
             // Failures of this process's code have no kind to match, but a
             // Python task's: see `allows_kinds`.
-            _ => false,
-        }
+            _ => self.on.is_empty(),
+        };
+        listed && self.when.as_ref().map_or(true, |when| when(error))
+    }
+
+    /// The rule of [`on`](Self::on): no list, or one of `kinds` in it.
+    fn lists<'a>(&self, mut kinds: impl Iterator<Item = &'a str>) -> bool {
+        self.on.is_empty() || kinds.any(|k| self.on.iter().any(|on| on == k))
     }
 
     /// Whether a task that failed at attempt `attempt` with an error of
@@ -177,8 +178,7 @@ impl Retry {
     /// (the Python package's tasks run here). A [`when`](Self::when)
     /// predicate, which needs a [`TaskError`], does not apply.
     pub fn allows_kinds<S: AsRef<str>>(&self, attempt: u32, kinds: &[S]) -> bool {
-        attempt <= self.retries
-            && (self.on.is_empty() || kinds.iter().any(|k| self.on.iter().any(|on| on == k.as_ref())))
+        attempt <= self.retries && self.lists(kinds.iter().map(AsRef::as_ref))
     }
 
     /// The wait before retry `retry` (1 for the first), from a random
