@@ -35,7 +35,7 @@ LAYERS = [
     # 0, pure: time arithmetic, the timer heap, errors, event values,
     # reports, primitives, a manager's phase, per-thread OS settings.
     {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
-     "lifecycle", "threads", "cluster", "retry"},
+     "lifecycle", "threads", "cluster", "retry", "limit", "limited"},
     # 1, task cells and their state machine.
     {"job", "job/core", "job/oneshot", "job/recurring"},
     # 2, services: the runtime (life, clock, settings, events, threads),

@@ -163,26 +163,22 @@ impl std::error::Error for SubmitError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskError {
-    /// The task was cancelled (through its handle, or by shutdown) before it
-    /// ran.
+    /// The task was cancelled (through its handle, or by shutdown) before it ran.
     Cancelled,
-    /// The task's method panicked. No callback ran, since there was no value
-    /// to give them.
+    /// The method panicked; no callback ran (there was no value to give them).
     Panicked {
         /// The panic's message.
         message: String,
     },
-    /// The method returned, but a callback panicked. The callbacks after it
-    /// still ran; the method's value is dropped.
+    /// A callback panicked; the ones after it still ran, the value is dropped.
     CallbackPanicked {
         /// Position of the first callback that panicked, counting from 0.
         index: usize,
         /// The panic's message.
         message: String,
     },
-    /// The method returned a failure as its value (a task made with
-    /// [`Task::fallible`](crate::Task::fallible), or a Python task that
-    /// raised): no callback ran.
+    /// The method returned a failure ([`Task::fallible`](crate::Task::fallible),
+    /// or a Python task raised): no callback ran.
     Failed {
         /// The failure's text.
         message: String,
@@ -197,12 +193,21 @@ pub enum TaskError {
         /// Why.
         reason: String,
     },
-    /// The task went to a broker, but its result cannot reach this handle:
-    /// the manager shut down first, or the result expired. The task itself
-    /// is not affected (it runs, or ran, elsewhere).
+    /// The task went to a broker, but its result cannot reach this handle (the
+    /// manager shut down, or the result expired); the task itself runs elsewhere.
     ResultLost {
         /// Why.
         reason: String,
+    },
+    /// The run went past its [`time_limit`](crate::Task::time_limit): it
+    /// returned late (its value dropped), or, `abandoned`, it was given up
+    /// while still running (see [`Deadline`](crate::Deadline)); then it is
+    /// never retried, as a retry beside it would run its effects twice.
+    TimeLimitExceeded {
+        /// The limit.
+        limit: Duration,
+        /// Given up while still running.
+        abandoned: bool,
     },
 }
 
@@ -256,6 +261,13 @@ impl fmt::Display for TaskError {
             TaskError::ResultLost { reason } => write!(f, "the task's result cannot arrive: {reason}"),
             TaskError::DeadLettered { reason } => {
                 write!(f, "the task was moved to the dead-letter set: {reason}")
+            }
+            TaskError::TimeLimitExceeded { limit, abandoned } => {
+                write!(f, "the task ran past its limit (time_limit {} s)", limit.as_secs_f64())?;
+                if *abandoned {
+                    f.write_str(" and did not return: it was given up, and what it returns is dropped")?;
+                }
+                Ok(())
             }
         }
     }

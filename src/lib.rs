@@ -108,6 +108,8 @@ mod event;
 mod handle;
 mod job;
 mod lifecycle;
+mod limit;
+mod limited;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod manager;
@@ -138,6 +140,10 @@ pub use err::{ConfigError, RemoteError, ShutdownTimedOut, StartError, SubmitErro
 pub use event::{Event, TaskRef};
 pub use handle::{JoinTimeoutError, RecurringHandle, TaskHandle};
 pub use lifecycle::after_fork_in_child;
+#[doc(hidden)]
+pub use limit::{watch, Ended, Watch};
+pub use limit::{Deadline, STUCK_AFTER};
+pub use limited::Limited;
 pub use manager::{Builder, Drain, TaskManager};
 pub use module::Module;
 pub use module_builder::ModuleBuilder;
@@ -146,7 +152,7 @@ pub use named::{NamedTask, SharedSchedule};
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use retry::Retry;
 pub use schedule::{Pacing, Recurrence};
-pub use task::{Attempt, Fallible, Method, MethodMut, Retrying, Task};
+pub use task::{AbandonHook, Attempt, Fallible, Method, MethodMut, Retrying, Task};
 pub use threads::block_process_signals;
 #[cfg(all(unix, not(loom)))]
 pub use worker::WorkerExit;

@@ -57,6 +57,7 @@ static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0
 /// fail instead of queuing work nothing will run.
 pub fn after_fork_in_child() {
     FORKS.fetch_add(1, SeqCst);
+    crate::limit::after_fork_in_child();
 }
 
 /// A manager's phase, the time its shutdown began and the process it

@@ -21,6 +21,13 @@ pub struct Stats {
     pub failed: u64,
     /// Failed runs followed by a retry ([`Task::retry`](crate::Task::retry)).
     pub retried: u64,
+    /// Runs given up while still running, past their time limit
+    /// ([`Task::time_limit`](crate::Task::time_limit)); also counted in
+    /// `failed`. Each left its thread in the call and gave its worker's
+    /// place to a new thread: until such a call returns, the module has
+    /// that many threads beyond `max_workers` (none of them runs anything
+    /// else).
+    pub abandoned: u64,
     /// Tasks cancelled before they ran (by a handle, `cancel_pending` or
     /// shutdown), and recurring tasks ended by a cancel.
     pub cancelled: u64,
@@ -42,6 +49,7 @@ impl std::ops::AddAssign for Stats {
         self.failed += other.failed;
         self.cancelled += other.cancelled;
         self.retried += other.retried;
+        self.abandoned += other.abandoned;
         self.peak_concurrency += other.peak_concurrency;
         self.workers += other.workers;
         self.pending_timers += other.pending_timers;

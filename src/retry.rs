@@ -156,7 +156,9 @@ impl Retry {
     /// accepted by [`when`](Self::when).
     fn retries_error(&self, error: &TaskError) -> bool {
         let listed = match error {
-            TaskError::Cancelled => return false,
+            // An abandoned run may still be running: a retry beside it
+            // would run its effects twice.
+            TaskError::Cancelled | TaskError::TimeLimitExceeded { abandoned: true, .. } => return false,
             TaskError::Remote(e) => {
                 self.lists(std::iter::once(e.kind.as_str()).chain(e.kinds.iter().map(String::as_str)))
             }

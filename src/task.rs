@@ -10,6 +10,11 @@ use crate::err::TaskError;
 use crate::retry::Retry;
 use crate::unwind::panic_message;
 
+/// What a method does when its run is given up while it runs (see
+/// [`Method::on_abandon`]).
+#[doc(hidden)]
+pub type AbandonHook = Box<dyn FnOnce(&TaskError) + Send>;
+
 /// A callback: receives the method's return value.
 pub(crate) type Callback<T> = Box<dyn FnMut(&T) + Send + 'static>;
 
@@ -154,6 +159,21 @@ pub trait Method<T>: Send + 'static {
     /// waits to retry.
     #[doc(hidden)]
     const RETRIES: bool = false;
+
+    /// Whether a run of this method can be given up while it runs (it has
+    /// a time limit: see [`Deadline`](crate::Deadline)): its cell then
+    /// tells the watchdog how to end it.
+    #[doc(hidden)]
+    fn escapes(&self) -> bool {
+        false
+    }
+
+    /// What to do, besides ending its cell, when a run of this method is
+    /// given up while it runs (a Redis task's: acknowledge it as failed).
+    #[doc(hidden)]
+    fn on_abandon(&self) -> Option<AbandonHook> {
+        None
+    }
 }
 
 /// What one attempt of a [`Method`] came to.
@@ -209,6 +229,10 @@ where
     }
 
     const RETRIES: bool = true;
+
+    fn escapes(&self) -> bool {
+        self.method.escapes()
+    }
 }
 
 /// A method's panic, logged, as its task's failure.
@@ -222,6 +246,12 @@ pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> TaskError {
 pub trait MethodMut<T>: Send + 'static {
     #[doc(hidden)]
     fn call_mut(&mut self) -> Result<T, TaskError>;
+
+    /// See [`Method::escapes`].
+    #[doc(hidden)]
+    fn escapes(&self) -> bool {
+        false
+    }
 }
 
 impl<F, T> Method<T> for F

@@ -104,6 +104,12 @@ class Stats:
     retried: int = 0
     """Failed runs followed by a retry (``retry=``). (A default, so that
     ``Stats`` made by hand with the eight fields before it still work.)"""
+    abandoned: int = 0
+    """Runs given up past their ``time_limit=`` while still in code that
+    cannot be interrupted (also counted in ``failed``): each left its thread
+    in the call and gave its worker's place to a new thread, so until such a
+    call returns the module has that many threads beyond ``max_workers``
+    (none of them runs anything else)."""
     cluster: Optional["ClusterStats"] = None
     """With a broker, ``manager.stats()`` also reads the whole cluster from
     Redis (see :class:`ClusterStats`); None otherwise."""

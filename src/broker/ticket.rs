@@ -3,7 +3,7 @@
 //! acknowledged with its result; or, dropped unrun, handed back.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -45,7 +45,7 @@ impl Broker {
         let ticket = Ticket {
             broker: Arc::clone(self),
             module: Arc::clone(&pool.name),
-            task,
+            claim: Arc::new(Mutex::new(Some(task))),
             in_flight: Arc::clone(in_flight),
             ran: false,
         };
@@ -131,9 +131,19 @@ impl Broker {
 struct Ticket {
     broker: Arc<Broker>,
     module: Arc<str>,
-    task: Claimed,
+    /// The claim, until whoever ends the run takes it to acknowledge it:
+    /// the run itself once its handler returns, or the time-limit
+    /// watchdog if it gives the run up first (`on_abandon`).
+    claim: Arc<Mutex<Option<Claimed>>>,
     in_flight: Arc<InFlight>,
     ran: bool,
+}
+
+/// What ends a claimed task's run: everything but the claim itself.
+struct Ender {
+    broker: Arc<Broker>,
+    module: Arc<str>,
+    in_flight: Arc<InFlight>,
 }
 
 impl Ticket {
@@ -143,25 +153,55 @@ impl Ticket {
     /// (its number, and after how long).
     fn run(mut self) -> (Result<(), RemoteError>, Option<(u32, Duration)>) {
         self.ran = true;
-        let module = Arc::clone(&self.module);
-        let (task, module) = (&self.task, &*module);
-        let result =
-            match (self.broker.handler(module, &task.name), serde_json::from_str::<Value>(&task.args)) {
-                (None, _) => Err(RemoteError::new(
-                    "UnknownTask",
-                    format!(
-                        "no handler named {:?} is registered on module {module:?} in this worker",
-                        task.name
-                    ),
-                )),
-                (Some(_), Err(e)) => {
-                    Err(RemoteError::new("ValueError", format!("arguments are not JSON: {e}")))
-                }
-                (Some(handler), Ok(args)) => catch_unwind(AssertUnwindSafe(|| handler(args)))
-                    .unwrap_or_else(|payload| Err(RemoteError::new("Panic", panic_message(payload)))),
-            };
-        let policy = match &result {
-            Err(e) if task.rec.is_empty() => {
+        let (name, args) = match lock(&self.claim).as_mut() {
+            Some(task) => (task.name.clone(), std::mem::take(&mut task.args)),
+            None => return (Err(RemoteError::new("Cancelled", "the task was given up")), None),
+        };
+        let module = &*self.module;
+        let result = match (self.broker.handler(module, &name), serde_json::from_str::<Value>(&args)) {
+            (None, _) => Err(RemoteError::new(
+                "UnknownTask",
+                format!("no handler named {name:?} is registered on module {module:?} in this worker"),
+            )),
+            (Some(_), Err(e)) => Err(RemoteError::new("ValueError", format!("arguments are not JSON: {e}"))),
+            (Some(handler), Ok(args)) => catch_unwind(AssertUnwindSafe(|| handler(args)))
+                .unwrap_or_else(|payload| Err(RemoteError::new("Panic", panic_message(payload)))),
+        };
+        // Taken by the watchdog meanwhile: the run was given up, and
+        // acknowledged as failed then; this outcome is dropped.
+        let Some(task) = lock(&self.claim).take() else {
+            log::warn!(
+                "taskmanager: task {name} of module {module} returned after it was given up; its outcome is dropped"
+            );
+            return (result.map(drop), None);
+        };
+        let ender = Ender {
+            broker: Arc::clone(&self.broker),
+            module: Arc::clone(&self.module),
+            in_flight: Arc::clone(&self.in_flight),
+        };
+        let retry = ender.end(task, &result, true);
+        (result.map(drop), retry)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Ender {
+    /// Acknowledges `task`'s run, which came to `result`: with the retry
+    /// its policy allows (if `may_retry`; returned, with its number and
+    /// wait), into the dead-letter set if its retries are used up and its
+    /// policy says so, else as done.
+    fn end(
+        &self,
+        mut task: Claimed,
+        result: &Result<Value, RemoteError>,
+        may_retry: bool,
+    ) -> Option<(u32, Duration)> {
+        let policy = match result {
+            Err(e) if task.rec.is_empty() && may_retry => {
                 retrying::decode(&task.retry).map(|p| (p, TaskError::Remote(e.clone())))
             }
             _ => None,
@@ -173,47 +213,59 @@ impl Ticket {
         if let Some((_, error)) =
             policy.filter(|(p, error)| p.dead_letters() && p.exhausted(task.attempt, error))
         {
-            if self.dead_letter(&error, &result) {
-                return (result.map(drop), None);
+            match self.dead_letter(task, &error, result) {
+                None => return None,
+                Some(back) => task = back,
             }
         }
-        let task = &mut self.task;
         let place = task.place.take();
         if let Some(place) = &place {
             // The ack gives it back; the heartbeat stops renewing it now.
             self.in_flight.forget_places(std::slice::from_ref(place));
         }
+        let entry = task.entry.clone();
         let ack = Ack {
-            entry: task.entry.clone(),
-            task: std::mem::take(&mut task.task),
-            reply: std::mem::take(&mut task.reply),
-            rec: std::mem::take(&mut task.rec),
+            entry: task.entry,
+            task: task.task,
+            reply: task.reply,
+            rec: task.rec,
             place,
             ok: result.is_ok(),
-            result: encode_result(&result),
+            result: encode_result(result),
             retry: retry.map(|(attempt, after)| (millis(after), attempt + 1)),
-            ttl: std::mem::take(&mut task.ttl),
+            ttl: task.ttl,
         };
         // Queued before the entry stops being held: whoever takes every
         // held entry (a drain, `give_up`) finds it in one or the other.
         if let Some(ack) = self.in_flight.queue_ack(ack) {
-            self.broker.ack_now(module, std::slice::from_ref(&ack));
+            self.broker.ack_now(&self.module, std::slice::from_ref(&ack));
         }
-        self.in_flight.finish(&self.task.entry);
-        (result.map(drop), retry)
+        self.in_flight.finish(&entry);
+        retry
     }
-}
 
-impl Ticket {
     /// Moves a task that used up its retries to the dead-letter set, with
     /// its last failure, instead of acknowledging it (`Retry::dead_letter`);
-    /// false (it is then acknowledged as failed) if Redis did not take it.
-    fn dead_letter(&mut self, error: &TaskError, result: &Result<Value, RemoteError>) -> bool {
-        let (task, module) = (&mut self.task, &self.module);
+    /// the task back (it is then acknowledged as failed) if Redis did not
+    /// take it.
+    fn dead_letter(
+        &self,
+        mut task: Claimed,
+        error: &TaskError,
+        result: &Result<Value, RemoteError>,
+    ) -> Option<Claimed> {
+        let module = &self.module;
         let reason = format!("retries used up: attempt {} failed ({error})", task.attempt);
-        let (entry, last) = (task.entry.clone(), encode_result(result));
+        let last = encode_result(result);
         let moved = self.broker.with_conn(|conn| {
-            self.broker.dead_letter(conn, module, &entry, &reason, u64::from(task.attempt), Some(&last))?;
+            self.broker.dead_letter(
+                conn,
+                module,
+                &task.entry,
+                &reason,
+                u64::from(task.attempt),
+                Some(&last),
+            )?;
             if let Some(place) = &task.place {
                 redis::cmd("ZREM").arg(self.broker.places_key(module)).arg(place).query::<i64>(conn)?;
             }
@@ -224,13 +276,13 @@ impl Ticket {
                 "taskmanager: could not dead-letter task {} ({e}); it is acknowledged as failed",
                 task.task
             );
-            return false;
+            return Some(task);
         }
         if let Some(place) = task.place.take() {
             self.in_flight.forget_places(std::slice::from_ref(&place));
         }
-        self.in_flight.finish(&entry);
-        true
+        self.in_flight.finish(&task.entry);
+        None
     }
 }
 
@@ -249,12 +301,36 @@ impl Method<()> for Ticket {
             (result, _) => Attempt::Done(result.map_err(TaskError::Remote)),
         }
     }
+
+    /// Its handler may run under a time limit (the Python package's).
+    fn escapes(&self) -> bool {
+        true
+    }
+
+    /// Given up past its time limit: acknowledged as failed at once (not
+    /// retried: the call may still be running), so its lease ends and its
+    /// submitter hears of it.
+    fn on_abandon(&self) -> Option<crate::task::AbandonHook> {
+        let claim = Arc::clone(&self.claim);
+        let ender = Ender {
+            broker: Arc::clone(&self.broker),
+            module: Arc::clone(&self.module),
+            in_flight: Arc::clone(&self.in_flight),
+        };
+        Some(Box::new(move |error: &TaskError| {
+            let Some(task) = lock(&claim).take() else { return };
+            let failure = Err(RemoteError::new("TimeLimitExceeded", error.to_string()));
+            ender.end(task, &failure, false);
+        }))
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.ran {
-            self.in_flight.unrun(&self.task.entry, self.task.place.take());
+            if let Some(mut task) = lock(&self.claim).take() {
+                self.in_flight.unrun(&task.entry, task.place.take());
+            }
         }
     }
 }

@@ -9,9 +9,10 @@ use super::core::{Core, CANCELLED, DONE, QUEUED, RUNNING, WAITERS};
 use super::{attempt, tell_started, Callbacks, Job, Outcome, Ran, RunContext, Staged};
 use crate::err::TaskError;
 use crate::event::Event;
+use crate::limit::{set_run, Run};
 use crate::schedule::{due_after, Nanos};
 use crate::sync::{lock, Mutex};
-use crate::task::Attempt;
+use crate::task::{AbandonHook, Attempt};
 use crate::task::{Callback, Method};
 use crate::unwind::drop_quietly;
 
@@ -63,8 +64,7 @@ where
         }
         let pending = std::mem::replace(&mut lock(&self.stage).stage, Stage::Running);
         drop_quietly(pending);
-        self.complete(result);
-        true
+        self.complete(result, || {})
     }
 
     /// A failed attempt that runs again `after` from now: counted and told
@@ -82,18 +82,25 @@ where
         retry: u32,
         after: std::time::Duration,
     ) -> Ran {
-        cx.count_retry();
-        cx.events().emit(log::Level::Warn, || Event::Retrying {
-            task: self.core.task_ref(),
-            retry,
-            after,
-            error: error.clone(),
-        });
         let Some((method, callbacks)) = again else {
-            self.complete(Err(error.clone()));
+            cx.count_retry();
+            self.tell_retry(cx, &error, retry, after);
+            self.complete(Err(error.clone()), || {});
             return Ran { retried: true, error: Some(error), ..Ran::default() };
         };
-        lock(&self.stage).stage = Stage::Pending(method, callbacks);
+        {
+            // Back in the cell, unless the run was given up meanwhile
+            // (`abandon`): then the attempt is dropped.
+            let mut slot = lock(&self.stage);
+            if !matches!(slot.stage, Stage::Running) {
+                drop(slot);
+                drop_quietly((method, callbacks));
+                return Ran::default();
+            }
+            slot.stage = Stage::Pending(method, callbacks);
+        }
+        cx.count_retry();
+        self.tell_retry(cx, &error, retry, after);
         let due = due_after(cx.now(), after).unwrap_or(Nanos::MAX);
         let job: Arc<dyn Job> = self.clone();
         if cx.reschedule(job, Some(due)) {
@@ -101,6 +108,15 @@ where
         }
         self.end_cancelled(RUNNING);
         Ran { cancelled: true, ..Ran::default() }
+    }
+
+    fn tell_retry(&self, cx: &dyn RunContext, error: &TaskError, retry: u32, after: std::time::Duration) {
+        cx.events().emit(log::Level::Warn, || Event::Retrying {
+            task: self.core.task_ref(),
+            retry,
+            after,
+            error: error.clone(),
+        });
     }
 
     /// Moves `from` -> CANCELLED, dropping the method and callbacks, and
@@ -121,8 +137,17 @@ where
         true
     }
 
-    fn complete(&self, result: Result<T, TaskError>) {
+    /// Ends the run with `result`, `count`ing it first (so whoever waited
+    /// sees it counted); false, and `result` is dropped, if the run was
+    /// given up meanwhile (`abandon`).
+    fn complete(&self, result: Result<T, TaskError>, count: impl FnOnce()) -> bool {
         let mut slot = lock(&self.stage);
+        if !matches!(slot.stage, Stage::Running) {
+            drop(slot);
+            drop_quietly(result);
+            return false;
+        }
+        count();
         slot.stage = Stage::Done(result.map_err(Box::new));
         let waiters = self.core.finish_locked(RUNNING, DONE).unwrap_or(false);
         let waker = slot.waker.take();
@@ -131,6 +156,31 @@ where
         if let Some(waker) = waker {
             waker.wake();
         }
+        true
+    }
+}
+
+/// A one-shot run the time-limit watchdog may give up (see `limit.rs`):
+/// its cell, and what its method does besides (`Method::on_abandon`).
+struct Escaping<F, T> {
+    cell: Arc<OneShot<F, T>>,
+    hook: std::sync::Mutex<Option<AbandonHook>>,
+}
+
+impl<F, T> Run for Escaping<F, T>
+where
+    F: Method<T>,
+    T: Send + 'static,
+{
+    fn abandon(&self, error: TaskError, count: &dyn Fn()) -> bool {
+        if !self.cell.complete(Err(error.clone()), count) {
+            return false;
+        }
+        let hook = self.hook.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(hook) = hook {
+            hook(&error);
+        }
+        true
     }
 }
 
@@ -150,12 +200,22 @@ where
         let Stage::Pending(method, mut callbacks) =
             std::mem::replace(&mut lock(&self.stage).stage, Stage::Running)
         else {
-            self.complete(Err(TaskError::Cancelled));
+            self.complete(Err(TaskError::Cancelled), || {});
             return Ran { cancelled: true, ..Ran::default() };
         };
         cx.mark_running(self.core.id);
         tell_started(cx, &self.core);
-        let result = match attempt(method, callbacks.as_mut_slice()) {
+        // A method with a time limit may be given up while it runs: the
+        // watchdog learns how from this thread (see `limit.rs`).
+        let outer = method.escapes().then(|| {
+            let hook = std::sync::Mutex::new(method.on_abandon());
+            set_run(Some(Arc::new(Escaping { cell: Arc::clone(&self), hook })))
+        });
+        let attempt = attempt(method, callbacks.as_mut_slice());
+        if let Some(outer) = outer {
+            set_run(outer);
+        }
+        let result = match attempt {
             Attempt::Done(result) => result,
             Attempt::Again { method, error, retry, after } => {
                 return self.retry_later(cx, Some((method, callbacks)), error, retry, after);
@@ -174,8 +234,14 @@ where
             ..Ran::default()
         };
         // Counted before the handle says done: whoever waited sees it.
-        cx.count_run(ran.failed);
-        self.complete(result);
+        if !self.complete(result, || cx.count_run(ran.failed)) {
+            // Given up past its time limit, and counted then.
+            log::warn!(
+                "taskmanager: task {} returned after it was given up; its outcome is dropped",
+                self.core.name()
+            );
+            return Ran::default();
+        }
         // If the handle is gone this drops the value, whose `Drop` is user
         // code.
         drop_quietly(self);

@@ -55,7 +55,9 @@ impl RunContext for Context<'_> {
     /// the worker then sleeps until its due time and runs it, one wake-up a
     /// run (the timer thread's and then a worker's otherwise).
     fn reschedule(&self, job: Arc<dyn Job>, due: Option<Nanos>) -> bool {
-        let hold = !self.slot.holding.load(Relaxed) && due.is_some_and(|due| self.module.may_hold(due));
+        let hold = !self.slot.holding.load(Relaxed)
+            && !self.slot.detached.load(Relaxed)
+            && due.is_some_and(|due| self.module.may_hold(due));
         let rescheduled = self.module.reschedule(job, due, hold.then(|| holder(self.slot)));
         if rescheduled && hold {
             self.slot.holding.store(true, Relaxed);

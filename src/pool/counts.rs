@@ -32,6 +32,9 @@ pub(crate) struct WorkerSlot {
     /// only; std's, as it is no hand-off.
     pub(crate) holding: std::sync::atomic::AtomicBool,
     pub(crate) named: Mutex<Option<Arc<dyn Job>>>,
+    /// Its place was given to a new thread while it ran a task past its
+    /// time limit (see `limit.rs`): it exits once that run returns.
+    pub(crate) detached: std::sync::atomic::AtomicBool,
     /// What this worker's runs came to; on its own cache line, so counting
     /// costs no sharing.
     pub(crate) counts: Counts,
@@ -62,6 +65,7 @@ pub(crate) struct Counts {
     failed: std::sync::atomic::AtomicU64,
     cancelled: std::sync::atomic::AtomicU64,
     retried: std::sync::atomic::AtomicU64,
+    abandoned: std::sync::atomic::AtomicU64,
 }
 
 impl Counts {
@@ -70,6 +74,7 @@ impl Counts {
         stats.failed += self.failed.load(Relaxed);
         stats.cancelled += self.cancelled.load(Relaxed);
         stats.retried += self.retried.load(Relaxed);
+        stats.abandoned += self.abandoned.load(Relaxed);
     }
 
     /// Moves `other`'s counts into these (a worker's, as it exits).
@@ -79,6 +84,7 @@ impl Counts {
             (&other.failed, &self.failed),
             (&other.cancelled, &self.cancelled),
             (&other.retried, &self.retried),
+            (&other.abandoned, &self.abandoned),
         ] {
             to.fetch_add(from.load(Relaxed), Relaxed);
         }
@@ -92,6 +98,12 @@ impl Counts {
 
     pub(crate) fn count_retry(&self) {
         self.retried.fetch_add(1, Relaxed);
+    }
+
+    /// A run given up past its time limit: a failure, and abandoned.
+    pub(crate) fn count_abandoned(&self) {
+        self.failed.fetch_add(1, Relaxed);
+        self.abandoned.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn count_cancelled(&self) {

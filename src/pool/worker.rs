@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::context::{holder, Context};
@@ -14,6 +14,7 @@ use crate::batch::BATCH;
 use crate::event::Event;
 use crate::job::Ran;
 use crate::lifecycle::Phase;
+use crate::limit::{set_place, Place};
 use crate::sync::{fence, lock, yield_now};
 use crate::threads::set_timer_slack;
 use crate::timer::driver::{HeldNow, Target};
@@ -38,6 +39,7 @@ impl Pool {
         set_timer_slack(self.rt.timer_slack);
         let slot = Arc::new(WorkerSlot::default());
         set_worker_slot(Some(Arc::clone(&slot)));
+        set_place(Some(Arc::new(WorkerPlace { pool: Arc::downgrade(&self), slot: Arc::clone(&slot) })));
         lock(&self.workers).push(Arc::clone(&slot));
         let mut wakes_seen = self.rt.wakes.load(Relaxed);
         // Jobs run since this worker last slept.
@@ -46,7 +48,7 @@ impl Pool {
         // submission: see `next_soon`.
         let mut tick = false;
         loop {
-            while let Some(job) = self.next_soon(streak, tick) {
+            while let Some(job) = self.next_soon(&slot, streak, tick) {
                 tick = job.not_before != 0;
                 self.run_batch(job, &slot);
                 self.make_way(&mut wakes_seen);
@@ -66,7 +68,8 @@ impl Pool {
                     self.run(job, &slot);
                     streak = 1;
                 }
-                Some(Woke::Idle) if self.retire() => break,
+                // A detached worker's place went to another (see `detach`).
+                Some(Woke::Idle) if slot.detached.load(SeqCst) || self.retire() => break,
                 Some(Woke::Idle) => {}
             }
         }
@@ -77,6 +80,7 @@ impl Pool {
         workers.retain(|s| !Arc::ptr_eq(s, &slot));
         drop(workers);
         set_worker_slot(None);
+        set_place(None);
         self.rt.thread_exit();
     }
 
@@ -98,6 +102,10 @@ impl Pool {
         // `park` first), cannot fall between the check and the sleep.
         let mut parked = lock(&self.park);
         loop {
+            if slot.detached.load(SeqCst) {
+                self.give_back(slot);
+                return Woke::Idle;
+            }
             if let Some(job) = self.pop() {
                 return Woke::Queued(job); // `run` gives any held entry back first
             }
@@ -197,7 +205,10 @@ impl Pool {
     /// After a submitted job it spins: a producer is likely at work, and a
     /// worker that parked after each job would cost it a wake-up call per
     /// job (throughput-1p fell from 5 M to 3.5 M tasks/s that way).
-    fn next_soon(&self, streak: usize, tick: bool) -> Option<Queued> {
+    fn next_soon(&self, slot: &WorkerSlot, streak: usize, tick: bool) -> Option<Queued> {
+        if slot.detached.load(SeqCst) {
+            return None;
+        }
         if let Some(job) = self.pop() {
             return Some(job);
         }
@@ -240,7 +251,8 @@ impl Pool {
         };
         let mut first = Some(first);
         let mut batch = || {
-            let jobs = first.take().into_iter().chain(std::iter::from_fn(|| self.pop())).take(BATCH);
+            let more = std::iter::from_fn(|| if slot.detached.load(SeqCst) { None } else { self.pop() });
+            let jobs = first.take().into_iter().chain(more).take(BATCH);
             for job in jobs {
                 self.run(job, slot);
             }
@@ -328,12 +340,43 @@ impl Pool {
         }
     }
 
+    /// Gives `slot`'s worker's place to a new thread: its run went past its
+    /// time limit and does not return (see `limit.rs`). It runs nothing
+    /// else, and exits once that run returns, without retiring (its place
+    /// is no longer its own).
+    fn detach(self: &Arc<Self>, slot: &WorkerSlot) {
+        if slot.detached.swap(true, SeqCst) {
+            return;
+        }
+        self.alive.fetch_sub(1, SeqCst);
+        fence(SeqCst);
+        self.kick();
+    }
+
     /// Gives up this worker's place; returns false if work arrived while
     /// leaving and the place could be taken back, so the worker stays.
     fn retire(&self) -> bool {
         self.alive.fetch_sub(1, SeqCst);
         fence(SeqCst);
         self.ready.is_empty() || !self.reserve()
+    }
+}
+
+/// A worker's place, for the time-limit watchdog (see `limit.rs`).
+struct WorkerPlace {
+    pool: Weak<Pool>,
+    slot: Arc<WorkerSlot>,
+}
+
+impl Place for WorkerPlace {
+    fn give_up(&self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.detach(&self.slot);
+        }
+    }
+
+    fn count_abandoned(&self) {
+        self.slot.counts.count_abandoned();
     }
 }
 

@@ -229,6 +229,9 @@ pub(crate) fn exception_of<'py>(py: Python<'py>, error: TaskError) -> PyResult<B
             DEAD_LETTERED.import(py, "taskmanager._broker", "DeadLettered")?.call1((reason,))?
         }
         TaskError::Cancelled => py.import("concurrent.futures")?.getattr("CancelledError")?.call0()?,
+        other @ TaskError::TimeLimitExceeded { .. } => {
+            TIME_LIMIT.import(py, "taskmanager._limits", "TimeLimitExceeded")?.call1((other.to_string(),))?
+        }
         other => PyRuntimeError::new_err(other.to_string()).into_value(py).into_any().into_bound(py),
     })
 }
@@ -238,3 +241,4 @@ pub(crate) fn exception_of<'py>(py: Python<'py>, error: TaskError) -> PyResult<B
 static REMOTE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static RESULT_LOST: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DEAD_LETTERED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TIME_LIMIT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

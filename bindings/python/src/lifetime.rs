@@ -138,7 +138,6 @@ pub(crate) fn _finalizing() {
 pub(crate) fn _after_fork_in_child() {
     taskmanager::after_fork_in_child();
     crate::logbridge::after_fork_in_child();
-    crate::limits::after_fork_in_child();
 }
 
 /// Ends the process with SIGINT's status once the interpreter has finished

@@ -80,8 +80,8 @@ impl BatchRunner for GilBatch {
 }
 
 /// `Stats` for Python: queued, running, completed, failed, cancelled,
-/// peak_concurrency, workers, pending_timers.
-pub(crate) type StatsTuple = (usize, usize, u64, u64, u64, usize, usize, usize, u64);
+/// peak_concurrency, workers, pending_timers, retried, abandoned.
+pub(crate) type StatsTuple = (usize, usize, u64, u64, u64, usize, usize, usize, u64, u64);
 
 pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
     (
@@ -94,6 +94,7 @@ pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
         s.workers,
         s.pending_timers,
         s.retried,
+        s.abandoned,
     )
 }
 

@@ -227,6 +227,11 @@ impl Method<PyValue> for PyOnce {
     }
 
     const RETRIES: bool = true;
+
+    /// With a time limit, a run stuck past it is given up (see `limits.rs`).
+    fn escapes(&self) -> bool {
+        self.task.parts.as_ref().is_some_and(|p| p.call.limit.is_some())
+    }
 }
 
 #[pymethods]

@@ -98,9 +98,7 @@ impl PyTask {
             Some(limit) => {
                 // The coroutine of an `async def` method gets the time left.
                 let what = method_name(method);
-                let started = std::time::Instant::now();
-                limits::within(py, limit, &what, invoke)
-                    .and_then(|v| aio::awaited_within(v, limit.saturating_sub(started.elapsed()), &what))
+                limits::within(py, limit, &what, invoke, |v, left| aio::awaited_within(v, left, &what))
             }
         }
         .inspect_err(|e| log_failure(py, "task", method, e))?;
