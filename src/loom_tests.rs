@@ -225,3 +225,58 @@ fn cancelling_a_held_recurring_task_ends_it_and_shutdown_ends() {
         assert!(recurring.runs() <= 1);
     });
 }
+
+/// A method that may be given up while it runs, without the watchdog (a
+/// std thread on the real clock, which loom does not model): the model's
+/// own thread plays it, with what a watch would capture.
+struct Escapable<F>(F);
+
+impl<F: FnOnce() -> T + Send + 'static, T> crate::Method<T> for Escapable<F> {
+    fn call(self) -> Result<T, TaskError> {
+        Ok((self.0)())
+    }
+
+    fn escapes(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_run_given_up_as_it_returns_settles_once_and_its_place_is_given_back_once() {
+    use crate::limit::captured;
+    model(|| {
+        let manager = started(1);
+        let module = Module::new(&manager, 1).unwrap();
+        let watchdog: Arc<crate::sync::Mutex<Option<loom::thread::JoinHandle<bool>>>> = Arc::default();
+        let w = Arc::clone(&watchdog);
+        let handle = module
+            .add_task(crate::Task::new(Escapable(move || {
+                // The watchdog's step, with what a watch captures, racing
+                // this run's return.
+                let (place, run) = captured();
+                let (place, run) = (place.unwrap(), run.unwrap());
+                let giving_up = loom::thread::spawn(move || {
+                    place.give_up();
+                    let error = TaskError::TimeLimitExceeded { limit: std::time::Duration::ZERO, abandoned: true };
+                    run.abandon(error, &|| place.count_abandoned())
+                });
+                *crate::sync::lock(&w) = Some(giving_up);
+                7
+            })))
+            .unwrap();
+        let outcome = handle.join();
+        let abandoned = crate::sync::lock(&watchdog).take().unwrap().join().unwrap();
+        match outcome {
+            Ok(7) => assert!(!abandoned),
+            Err(TaskError::TimeLimitExceeded { abandoned: true, .. }) => assert!(abandoned),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The module still runs work: its place was given back once.
+        assert_eq!(module.add_task(|| 8).unwrap().join(), Ok(8));
+        manager.shutdown();
+        let stats = module.stats();
+        assert_eq!(stats.completed + stats.failed, 2, "{stats:?}");
+        assert_eq!(stats.abandoned, u64::from(abandoned));
+        assert!(stats.workers <= 1);
+    });
+}

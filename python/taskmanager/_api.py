@@ -209,8 +209,9 @@ class Module:
         the task's thread at its next Python instruction (catch it to clean
         up; the run fails with it), an ``async def`` method's coroutine is
         cancelled, and code that does not return to Python (a blocking C
-        call) is logged and fails once it returns. The same in a broker's
-        worker.
+        call) is given up a second later: its handle fails at once, its
+        worker's place goes to a new thread, and what it returns later is
+        dropped (``stats().abandoned``). The same in a broker's worker.
 
         ``method`` (and each callback) may be an ``async def`` function: the
         coroutine it returns is run to completion on the worker, on an

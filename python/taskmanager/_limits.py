@@ -16,8 +16,9 @@ class TimeLimitExceeded(Exception):
     as failed, and the handle raises it). An ``async def`` task is
     cancelled instead (its coroutine gets ``CancelledError``), and its
     handle raises this. Code that does not return to Python (a blocking C
-    call) cannot be interrupted: it is logged, and the run fails with this
-    once it returns."""
+    call) cannot be interrupted: a second past its limit it is given up
+    (logged; its handle raises this at once, its worker's place goes to a
+    new thread, and what it returns later is dropped)."""
 
     def __init__(self, message: str = "the task ran past its time_limit") -> None:
         super().__init__(message)

@@ -81,6 +81,12 @@ impl Pool {
         drop(workers);
         set_worker_slot(None);
         set_place(None);
+        if slot.detached.load(SeqCst) {
+            // Given up while it ran, it may have been counted idle since, and
+            // woken for a job it now leaves: make sure a worker takes it.
+            fence(SeqCst);
+            self.kick();
+        }
         self.rt.thread_exit();
     }
 
