@@ -16,7 +16,7 @@ const FORGET: Duration = Duration::from_secs(24 * 3600);
 
 impl Broker {
     /// Whether this process claims tasks (and so is listed as a worker).
-    fn is_worker(&self) -> bool {
+    pub(super) fn is_worker(&self) -> bool {
         self.claims.load(std::sync::atomic::Ordering::SeqCst)
             && self.modules.lock().unwrap_or_else(|p| p.into_inner()).values().any(|r| r.claiming)
     }
