@@ -84,6 +84,10 @@ fn a_task_of_a_name_no_worker_has_is_dead_lettered_after_the_wait() {
     let took = started.elapsed();
     assert!(reason.starts_with(REASON) && reason.ends_with(" s"), "{reason}");
     assert!(took >= wait, "dead-lettered after {took:?}, before the wait");
+    println!(
+        "figure: unknown name, wait 1 s: handle DeadLettered {:.2} s after the submission",
+        took.as_secs_f64()
+    );
     let dead = manager.dead_letters(10).unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
     let letter = &dead[0];
@@ -233,6 +237,10 @@ fn with_no_worker_alive_nothing_is_swept_and_the_wait_starts_again_with_one() {
     assert!(dead_reason(ghost).starts_with(REASON));
     let took = back.elapsed();
     assert!(took >= wait, "dead-lettered {took:?} after a worker came back, before the wait");
+    println!(
+        "figure: unknown name, wait 2 s, 2.5 s with no worker: dead-lettered {:.2} s after a worker came back",
+        took.as_secs_f64()
+    );
     assert_eq!(dead_ids(&second).len(), 1);
     second.shutdown();
     sender.shutdown();

@@ -594,8 +594,11 @@ class TaskManager:
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """With a broker: the dead-letter set, newest first (at most
-        ``limit``): tasks that could not be read, and poison tasks whose
-        workers died running them ``broker_max_deliveries`` times. It keeps
+        ``limit``): tasks that could not be read, poison tasks whose
+        workers died running them ``broker_max_deliveries`` times, tasks
+        whose retries were used up (``Retry(dead_letter=True)``), and tasks
+        of a name no live worker could run for ``broker_unrunnable_after``
+        (requeue them once a worker has the name). It keeps
         at most 10,000 tasks, each at most 7 days. Raises ``RuntimeError``
         without a broker, ``ConnectionError`` if Redis cannot be read."""
         limit = _check_max_workers(limit, name="limit")

@@ -10,6 +10,9 @@
 //!   `max_deliveries` times (each delivery's worker died before it
 //!   acknowledged: `os._exit`, a segfault, the OOM killer) is
 //!   dead-lettered instead of being delivered once more (`lease.rs`).
+//! - **Retries used up**, with `Retry::dead_letter` (`ticket.rs`).
+//! - **Tasks no live worker can run**: undelivered entries of a stream no
+//!   live worker has read for `unrunnable_after` (`unrunnable.rs`).
 //!
 //! The set: `P:dead`, a sorted set of ids by the time they died, and a
 //! hash `P:dead:<id>` per task with the entry's own fields as they were
@@ -152,7 +155,8 @@ pub struct DeadLetter {
     pub args: String,
     /// Why it is here.
     pub reason: String,
-    /// How many times it was delivered to a worker.
+    /// How many times it was delivered to a worker (0 for a task no live
+    /// worker could run).
     pub deliveries: u64,
     /// When it was dead-lettered, by Redis's clock.
     pub dead_at: SystemTime,
