@@ -47,7 +47,8 @@ LAYERS = [
     # `Target::dispatch`, schedules and results in Redis.
     {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
      "broker/listener", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket",
-     "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries", "broker/epoch", "broker/lookup", "broker/result"},
+     "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries", "broker/epoch", "broker/lookup", "broker/result",
+     "broker/unrunnable"},
     # 5, the manager: module registry, start, drain, shutdown, listings.
     {"manager", "manager/listing"},
     # 6, the public face: handles and Module (which know no manager).

@@ -186,9 +186,11 @@ pub enum TaskError {
     /// The task ran in another process (through a broker) and failed there.
     Remote(RemoteError),
     /// The task went to a broker and was moved to its dead-letter set: it
-    /// could not be read, or every worker it was delivered to died running
-    /// it (a poison task). It is kept there, with this reason, to be
-    /// looked at and requeued (`TaskManager::dead_letters`).
+    /// could not be read, every worker it was delivered to died running
+    /// it (a poison task), its retries were used up, or no live worker
+    /// could run its name (`Builder::broker_unrunnable_after`). It is kept
+    /// there, with this reason, to be looked at and requeued
+    /// (`TaskManager::dead_letters`).
     DeadLettered {
         /// Why.
         reason: String,

@@ -73,6 +73,15 @@ def _check_timeout(timeout: object) -> float:
         raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
     return float(timeout)
 
+def _check_wait(wait: object, name: str) -> float:
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds > 0 (or None), got {_type_name(wait)}")
+    # Up to ~500 years: what the core's durations hold, with room.
+    if not 0 < wait <= 1.6e10:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {wait!r}")
+    return float(wait)
+
+
 _ADD_KEYS = frozenset(
     {"method", "args", "kwargs", "callback", "name", "retry", "result_ttl", "ignore_result", "time_limit"}
 )
@@ -325,7 +334,10 @@ class TaskManager:
     every call to Redis; ``broker_result_ttl`` (10 min) is how long a result
     is kept in Redis, for its submitter and for :meth:`result` by id; ``broker_max_deliveries`` (3) is how
     many times a task may be delivered to workers that each die running it
-    before it is moved to the dead-letter set (:meth:`dead_letters`).
+    before it is moved to the dead-letter set (:meth:`dead_letters`);
+    ``broker_unrunnable_after`` (3600 s) is how long a task whose name no
+    live worker can run waits (counted while some worker is alive) before
+    it is moved there, far longer than a restart or a rolling deploy.
 
     The URL carries AUTH and TLS:
     ``redis://:password@host:6379/0`` (``requirepass``),
@@ -351,6 +363,7 @@ class TaskManager:
         submit_only: bool = False,
         broker_result_ttl: Optional[float] = None,
         broker_max_deliveries: Optional[int] = None,
+        broker_unrunnable_after: Optional[float] = None,
     ) -> None:
         for value, what in ((broker, "broker"), (broker_prefix, "broker_prefix")):
             if value is not None and not isinstance(value, str):
@@ -360,14 +373,25 @@ class TaskManager:
         ca_file = None if broker_ca_file is None else os.fspath(broker_ca_file)
         if not isinstance(ca_file, (str, type(None))):
             raise TypeError(f"broker_ca_file must be a str path, got {_type_name(ca_file)}")
-        broker_options = (broker_prefix, broker_lease, broker_timeout, ca_file, broker_result_ttl, broker_max_deliveries)
-        if broker is None and broker_options != (None,) * 6:
+        broker_options = (
+            broker_prefix,
+            broker_lease,
+            broker_timeout,
+            ca_file,
+            broker_result_ttl,
+            broker_max_deliveries,
+            broker_unrunnable_after,
+        )
+        if broker is None and broker_options != (None,) * 7:
             raise ValueError(
-                "broker_prefix, broker_lease, broker_timeout, broker_ca_file, broker_result_ttl and "
-                "broker_max_deliveries need broker="
+                "broker_prefix, broker_lease, broker_timeout, broker_ca_file, broker_result_ttl, "
+                "broker_max_deliveries and broker_unrunnable_after need broker="
             )
         if broker_max_deliveries is not None:
             broker_max_deliveries = _check_max_workers(broker_max_deliveries, name="broker_max_deliveries")
+        unrunnable_after = (
+            None if broker_unrunnable_after is None else _check_wait(broker_unrunnable_after, "broker_unrunnable_after")
+        )
         result_ttl = None if broker_result_ttl is None else _check_timeout(broker_result_ttl)
         submit_only = _check_bool(submit_only, "submit_only")
         if submit_only and broker is None:
@@ -405,6 +429,7 @@ class TaskManager:
             result_ttl,
             namer,
             broker_max_deliveries,
+            unrunnable_after,
         )
         # The core's default when not given: min(32, CPUs + 4).
         self.max_workers: int = self._core.max_workers
@@ -570,8 +595,11 @@ class TaskManager:
 
     def dead_letters(self, limit: int = 100) -> List[DeadLetter]:
         """With a broker: the dead-letter set, newest first (at most
-        ``limit``): tasks that could not be read, and poison tasks whose
-        workers died running them ``broker_max_deliveries`` times. It keeps
+        ``limit``): tasks that could not be read, poison tasks whose
+        workers died running them ``broker_max_deliveries`` times, tasks
+        whose retries were used up (``Retry(dead_letter=True)``), and tasks
+        of a name no live worker could run for ``broker_unrunnable_after``
+        (requeue them once a worker has the name). It keeps
         at most 10,000 tasks, each at most 7 days. Raises ``RuntimeError``
         without a broker, ``ConnectionError`` if Redis cannot be read."""
         limit = _check_max_workers(limit, name="limit")

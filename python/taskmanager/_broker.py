@@ -28,8 +28,10 @@ class RemoteError(Exception):
 
 class DeadLettered(Exception):
     """The task was moved to the broker's dead-letter set instead of
-    running: it could not be read, or every worker it was delivered to
-    died running it (a poison task). ``reason`` says which; the task stays
+    running: it could not be read, every worker it was delivered to died
+    running it (a poison task), its retries were used up
+    (``Retry(dead_letter=True)``), or no live worker could run its name for
+    ``broker_unrunnable_after``. ``reason`` says which; the task stays
     in the set to be looked at and requeued
     (:meth:`TaskManager.dead_letters`)."""
 

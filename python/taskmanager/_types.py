@@ -159,9 +159,13 @@ class DeadLetter:
     """Its arguments as sent (JSON text; bytes that are not UTF-8 are
     shown as U+FFFD)."""
     reason: str
-    """Why it is here: unreadable (what), or a poison task (how many
-    deliveries, and the last worker that died with it)."""
+    """Why it is here: unreadable (what), a poison task (how many
+    deliveries, and the last worker that died with it), retries used up,
+    or no live worker can run it (``no live worker can run task
+    <module>/<name>: none has read it for <n> s``)."""
     deliveries: int
+    """How many times it was delivered to a worker (0 for a task no live
+    worker could run)."""
     dead_at: float
     """When, in seconds since the epoch (Redis's clock)."""
     error: Optional[Tuple[str, str, str]] = None

@@ -16,7 +16,7 @@ const FORGET: Duration = Duration::from_secs(24 * 3600);
 
 impl Broker {
     /// Whether this process claims tasks (and so is listed as a worker).
-    fn is_worker(&self) -> bool {
+    pub(super) fn is_worker(&self) -> bool {
         self.claims.load(std::sync::atomic::Ordering::SeqCst)
             && self.modules.lock().unwrap_or_else(|p| p.into_inner()).values().any(|r| r.claiming)
     }
@@ -74,21 +74,16 @@ impl Broker {
             .map_err(|e| SubmitError::Broker(self.call_error("reading the cluster's stats", &e)))
     }
 
-    fn read_cluster(&self, conn: &mut redis::Connection) -> redis::RedisResult<ClusterStats> {
-        let prefix = &self.config.prefix;
-        let lease = self.config.lease;
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn)?;
-        let now = secs * 1000 + micros / 1000;
-        let mut stats = ClusterStats::default();
-        let mut holding: HashMap<String, usize> = HashMap::new();
-        // SCAN, not KEYS: a Redis shared with other apps is not blocked.
+    /// Every task stream of this prefix, sorted: by `SCAN`, not `KEYS`, so
+    /// that a Redis shared with other apps is not blocked.
+    pub(super) fn stream_keys(&self, conn: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
         let mut streams: Vec<String> = Vec::new();
         let mut cursor = 0_u64;
         loop {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(format!("{prefix}:s:*"))
+                .arg(format!("{}:s:*", self.config.prefix))
                 .arg("COUNT")
                 .arg(1000)
                 .arg("TYPE")
@@ -102,9 +97,19 @@ impl Broker {
         }
         streams.sort();
         streams.dedup();
+        Ok(streams)
+    }
+
+    fn read_cluster(&self, conn: &mut redis::Connection) -> redis::RedisResult<ClusterStats> {
+        let prefix = &self.config.prefix;
+        let lease = self.config.lease;
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn)?;
+        let now = secs * 1000 + micros / 1000;
+        let mut stats = ClusterStats::default();
+        let mut holding: HashMap<String, usize> = HashMap::new();
         // One stream per task name: a module's load is its streams' sum.
         let mut loads: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        for stream in streams {
+        for stream in self.stream_keys(conn)? {
             let Some((module, _name)) = self.stream_parts(&stream) else { continue };
             let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(conn)?;
             let group = groups.groups.iter().find(|g| g.name == GROUP);

@@ -10,6 +10,9 @@
 //!   `max_deliveries` times (each delivery's worker died before it
 //!   acknowledged: `os._exit`, a segfault, the OOM killer) is
 //!   dead-lettered instead of being delivered once more (`lease.rs`).
+//! - **Retries used up**, with `Retry::dead_letter` (`ticket.rs`).
+//! - **Tasks no live worker can run**: undelivered entries of a stream no
+//!   live worker has read for `unrunnable_after` (`unrunnable.rs`).
 //!
 //! The set: `P:dead`, a sorted set of ids by the time they died, and a
 //! hash `P:dead:<id>` per task with the entry's own fields as they were
@@ -35,6 +38,49 @@ pub(crate) const MAX_DEAD: usize = 10_000;
 /// How long a task stays in the set.
 pub(crate) const DEAD_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The dead-letter set's moves in Lua, shared by `DEAD` and `UNRUNNABLE`
+/// (`unrunnable.rs`), whose KEYS both begin with the stream and the set,
+/// and ARGV with the group, prefix, module, result TTL ms, most kept and
+/// kept for ms. `bury` puts an entry taken out of its stream (`found`, its
+/// `XRANGE` reply; nil if it was gone) in the set with its reason, and
+/// tells its submitter (`{"dead": ...}` stored and published); returns the
+/// task's id. `trim` drops the oldest past the count and the age.
+pub(super) const BURY: &str = r"
+local function bury(entry, found, reason, deliveries, err, now)
+  local id, reply = entry, ''
+  local fields = {}
+  if found then
+    fields = found[2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'id' and fields[j + 1] ~= '' then id = fields[j + 1]
+      elseif fields[j] == 'reply' then reply = fields[j + 1] end
+    end
+  end
+  local hash = ARGV[2] .. ':dead:' .. id
+  redis.call('DEL', hash)
+  if #fields > 0 then redis.call('HSET', hash, unpack(fields)) end
+  redis.call('HSET', hash, '_reason', reason, '_stream', KEYS[1], '_module', ARGV[3], '_entry', entry,
+    '_at', now, '_deliveries', deliveries)
+  if err ~= '' then redis.call('HSET', hash, '_error', err) end
+  redis.call('ZADD', KEYS[2], now, id)
+  if reply ~= '' then
+    local result = cjson.encode({dead = {reason = reason}})
+    redis.call('SET', ARGV[2] .. ':r:' .. id, result, 'PX', ARGV[4])
+    redis.call('PUBLISH', reply, id .. '\n' .. result)
+  end
+  return id
+end
+local function trim(now)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[6]))
+  local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
+  if over > #old then old = redis.call('ZRANGE', KEYS[2], 0, over - 1) end
+  for _, id in ipairs(old) do
+    redis.call('DEL', ARGV[2] .. ':dead:' .. id)
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+";
+
 /// Moves entries still pending for the group out of their stream into the
 /// dead-letter set with their reasons, and tells their submitters. An entry
 /// no longer pending (acknowledged meanwhile) is left alone. Then trims the
@@ -43,7 +89,10 @@ pub(crate) const DEAD_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// KEYS: stream, the dead-letter set. ARGV: group, prefix, module, result
 /// TTL ms, most kept, kept for ms, then per entry: entry id, reason,
 /// deliveries, last error (a result's JSON, `result.rs`; empty: none).
-const DEAD: &str = r"
+fn dead_script() -> String {
+    format!(
+        "{BURY}{}",
+        r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local n = 0
@@ -52,39 +101,15 @@ for i = 7, #ARGV, 4 do
   local found = redis.call('XRANGE', KEYS[1], entry, entry)[1]
   if redis.call('XACK', KEYS[1], ARGV[1], entry) == 1 then
     redis.call('XDEL', KEYS[1], entry)
-    local id, reply = entry, ''
-    local fields = {}
-    if found then
-      fields = found[2]
-      for j = 1, #fields, 2 do
-        if fields[j] == 'id' and fields[j + 1] ~= '' then id = fields[j + 1]
-        elseif fields[j] == 'reply' then reply = fields[j + 1] end
-      end
-    end
-    local hash = ARGV[2] .. ':dead:' .. id
-    redis.call('DEL', hash)
-    if #fields > 0 then redis.call('HSET', hash, unpack(fields)) end
-    redis.call('HSET', hash, '_reason', reason, '_stream', KEYS[1], '_module', ARGV[3], '_entry', entry,
-      '_at', now, '_deliveries', deliveries)
-    if err ~= '' then redis.call('HSET', hash, '_error', err) end
-    redis.call('ZADD', KEYS[2], now, id)
-    if reply ~= '' then
-      local result = cjson.encode({dead = {reason = reason}})
-      redis.call('SET', ARGV[2] .. ':r:' .. id, result, 'PX', ARGV[4])
-      redis.call('PUBLISH', reply, id .. '\n' .. result)
-    end
+    bury(entry, found, reason, deliveries, err, now)
     n = n + 1
   end
 end
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[6]))
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[5])
-if over > #old then old = redis.call('ZRANGE', KEYS[2], 0, over - 1) end
-for _, id in ipairs(old) do
-  redis.call('DEL', ARGV[2] .. ':dead:' .. id)
-  redis.call('ZREM', KEYS[2], id)
-end
+trim(now)
 return n
-";
+"
+    )
+}
 
 /// Puts dead-lettered tasks back in their streams, as they were first sent
 /// (their own fields; a retry starts again at attempt 1), and out of the
@@ -130,7 +155,8 @@ pub struct DeadLetter {
     pub args: String,
     /// Why it is here.
     pub reason: String,
-    /// How many times it was delivered to a worker.
+    /// How many times it was delivered to a worker (0 for a task no live
+    /// worker could run).
     pub deliveries: u64,
     /// When it was dead-lettered, by Redis's clock.
     pub dead_at: SystemTime,
@@ -173,7 +199,7 @@ impl Broker {
             entry.stream,
             self.dead_key()
         );
-        redis::Script::new(DEAD)
+        redis::Script::new(&dead_script())
             .key(&entry.stream)
             .key(self.dead_key())
             .arg(GROUP)

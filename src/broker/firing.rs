@@ -58,6 +58,8 @@ impl Broker {
         // This worker's heartbeat in the cluster's list: at once, then every
         // third of the lease; a sleep ends for it.
         let mut seen = Every::now_due(self.config.lease / 3);
+        // The sweep for tasks no live worker can run (`unrunnable.rs`).
+        let mut sweep = Every::now_due(self.sweep_period());
         'connect: while self.running() {
             let mut conn = match self.connect() {
                 Ok(conn) => conn,
@@ -75,7 +77,7 @@ impl Broker {
                 continue;
             }
             while self.running() {
-                let next = match self.fire(&mut seen) {
+                let next = match self.fire(&mut seen, &mut sweep) {
                     Ok(next) => next,
                     Err(e) => {
                         log::warn!("taskmanager: scheduler cannot reach the broker: {e}; retrying");
@@ -84,7 +86,7 @@ impl Broker {
                     }
                 };
                 backoff = Duration::from_millis(100);
-                let until = Instant::now() + next.min(MAX_SLEEP).min(seen.left());
+                let until = Instant::now() + next.min(MAX_SLEEP).min(seen.left()).min(sweep.left());
                 if !self.sleep_until(&mut wake, until) {
                     continue 'connect;
                 }
@@ -97,20 +99,32 @@ impl Broker {
         self.rt.life.phase() == Phase::Running
     }
 
-    /// One `FIRE` (after the heartbeat, when due); returns how long until
-    /// the next due entry.
-    fn fire(&self, seen: &mut Every) -> redis::RedisResult<Duration> {
+    /// One `FIRE` (after the heartbeat, when due; then the sweep for tasks
+    /// no live worker can run, when due); returns how long until the next
+    /// due entry.
+    fn fire(&self, seen: &mut Every, sweep: &mut Every) -> redis::RedisResult<Duration> {
         let (delayed, recurring) = (self.delayed_key(), self.recurring_key());
         let wait = self.with_conn(|conn| {
             if seen.due() {
                 self.announce(conn)?;
             }
-            self.fire_script
+            let wait = self
+                .fire_script
                 .key(&delayed)
                 .key(&recurring)
                 .arg(&self.config.prefix)
                 .arg(FIRE_BATCH)
-                .invoke::<i64>(conn)
+                .invoke::<i64>(conn)?;
+            if self.is_worker() && sweep.due() {
+                match self.sweep_unrunnable(conn) {
+                    // Redis refused a step (not the connection): firing goes on.
+                    Err(e) if e.kind() == redis::ErrorKind::ResponseError => {
+                        log::warn!("taskmanager: the sweep for tasks no worker can run failed: {e}");
+                    }
+                    other => drop(other?),
+                }
+            }
+            Ok(wait)
         })?;
         // -1: nothing is scheduled.
         Ok(u64::try_from(wait).map_or(MAX_SLEEP, Duration::from_millis))

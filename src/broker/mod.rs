@@ -35,6 +35,7 @@ mod retrying;
 mod schedule;
 mod scripts;
 mod ticket;
+mod unrunnable;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -83,6 +84,9 @@ pub(crate) struct BrokerConfig {
     /// Deliveries after which a task whose workers keep dying is
     /// dead-lettered (`dead.rs`).
     pub(crate) max_deliveries: u32,
+    /// How long a task of a name no live worker reads waits before it is
+    /// dead-lettered (`unrunnable.rs`).
+    pub(crate) unrunnable_after: Duration,
 }
 
 impl BrokerConfig {
@@ -96,6 +100,7 @@ impl BrokerConfig {
             claims: true,
             ca_file: None,
             max_deliveries: 3,
+            unrunnable_after: Duration::from_secs(3600),
         }
     }
 }

@@ -22,8 +22,13 @@ impl TaskManager {
 
     /// With a broker: the dead-letter set, newest first, at most `limit`
     /// tasks (see [`DeadLetter`](crate::DeadLetter)): tasks that could not
-    /// be read, and poison tasks whose workers died running them
-    /// ([`Builder::broker_max_deliveries`](crate::Builder::broker_max_deliveries)).
+    /// be read, poison tasks whose workers died running them
+    /// ([`Builder::broker_max_deliveries`](crate::Builder::broker_max_deliveries)),
+    /// tasks whose retries were used up
+    /// ([`Retry::dead_letter`](crate::Retry::dead_letter)), and tasks of a
+    /// name no live worker could run for
+    /// [`Builder::broker_unrunnable_after`](crate::Builder::broker_unrunnable_after)
+    /// (requeue them once a worker has the name).
     /// The set keeps at most 10,000 tasks, each at most 7 days.
     ///
     /// # Errors

@@ -212,6 +212,32 @@ impl Builder {
         self
     }
 
+    /// How long a task of a name no live worker of the cluster can run
+    /// waits in Redis before it is moved to the dead-letter set (default
+    /// 1 h). Each task name has its own stream, read only by workers that
+    /// registered the name; a task nobody reads waits, and once no live
+    /// worker has read its name for this long, and it has waited this
+    /// long itself, a worker's sweep dead-letters it (its handle ends with
+    /// [`TaskError::DeadLettered`](crate::TaskError::DeadLettered)); once a
+    /// worker has the name,
+    /// [`requeue_dead_letters`](crate::TaskManager::requeue_dead_letters)
+    /// runs it.
+    ///
+    /// The wait counts only while some worker of the cluster is alive: a
+    /// stopped cluster is not an unknown name. The default is far longer
+    /// than a restart or a rolling deploy, during which tasks of a new
+    /// name may come before the workers that run it: those must never be
+    /// dead-lettered. The sweep runs every tenth of the wait (at most every
+    /// minute), so a task goes up to that much later. Every process should
+    /// set the same wait.
+    #[cfg(feature = "redis")]
+    pub fn broker_unrunnable_after(mut self, wait: Duration) -> Self {
+        if let Some(config) = &mut self.broker {
+            config.unrunnable_after = wait.max(Duration::from_millis(1));
+        }
+        self
+    }
+
     /// How long a task's result is kept in Redis (default 10 min), for its
     /// submitter (one that reconnects within it still gets the result) and
     /// for lookups by id from any process

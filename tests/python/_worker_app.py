@@ -6,7 +6,11 @@ the environment (every process of a test gets the same):
 - ``TM_LOG``: a file each task appends ``<pid> <what>`` lines to;
 - ``TM_LEASE`` (seconds, default 30), ``TM_MAX_WORKERS`` (default 1),
   ``TM_GLOBAL_CAP`` (``global_max_workers``, default none),
-  ``TM_MAX_DELIVERIES`` (``broker_max_deliveries``, default the package's).
+  ``TM_MAX_DELIVERIES`` (``broker_max_deliveries``, default the package's),
+  ``TM_UNRUNNABLE_AFTER`` (``broker_unrunnable_after``, seconds, default
+  the package's);
+- ``TM_NEWER``: if set (non-empty), the app also has the task ``newer``,
+  as a newer version of it would (a process without it cannot run it).
 
 The manager is ``submit_only``: the test process imports it to submit, and
 only the worker command's processes run tasks.
@@ -34,6 +38,9 @@ manager = TaskManager(
     broker_timeout=2,
     submit_only=True,
     broker_max_deliveries=int(os.environ["TM_MAX_DELIVERIES"]) if "TM_MAX_DELIVERIES" in os.environ else None,
+    broker_unrunnable_after=(
+        float(os.environ["TM_UNRUNNABLE_AFTER"]) if "TM_UNRUNNABLE_AFTER" in os.environ else None
+    ),
 )
 
 _lock = threading.Lock()
@@ -75,3 +82,12 @@ jobs = Jobs(
 def pid() -> int:
     """A registered function: the default module runs it."""
     return os.getpid()
+
+
+if os.environ.get("TM_NEWER"):
+
+    @manager.task
+    def newer(tag: str) -> str:
+        """A task only a newer version of the app has."""
+        note(f"newer {tag}")
+        return f"newer {tag}"

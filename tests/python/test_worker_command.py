@@ -38,10 +38,11 @@ class Cluster:
         self.procs = []
         self.app = None
 
-    def worker(self, *args, cwd=HERE):
+    def worker(self, *args, cwd=HERE, **env):
+        """A worker-command process; ``env`` overrides the cluster's."""
         proc = subprocess.Popen(
             [sys.executable, "-m", "taskmanager", "worker", "_worker_app:manager", *args],
-            env=self.env,
+            env=dict(self.env, **{k: str(v) for k, v in env.items()}),
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -136,7 +136,7 @@ impl ManagerCore {
     /// what) -> (ModuleCore, name)` names a broker's tasks (see
     /// `taskmanager._names`).
     #[new]
-    #[pyo3(signature = (default_max_workers=None, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None, max_deliveries=None))]
+    #[pyo3(signature = (default_max_workers=None, forward=None, level=30, broker=None, prefix=None, lease=None, timeout=None, ca_file=None, submit_only=false, result_ttl=None, namer=None, max_deliveries=None, unrunnable_after=None))]
     // The Python constructor's keywords, one to one.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -152,6 +152,7 @@ impl ManagerCore {
         result_ttl: Option<f64>,
         namer: Option<Py<PyAny>>,
         max_deliveries: Option<u32>,
+        unrunnable_after: Option<f64>,
     ) -> PyResult<Self> {
         let named = match (broker, namer) {
             (Some(_), Some(namer)) => Some(Arc::new(Named { registry: Arc::default(), namer })),
@@ -185,6 +186,9 @@ impl ManagerCore {
             }
             if let Some(deliveries) = max_deliveries {
                 builder = builder.broker_max_deliveries(deliveries);
+            }
+            if let Some(wait) = unrunnable_after {
+                builder = builder.broker_unrunnable_after(crate::checks::seconds(wait)?);
             }
         }
         // At a level no event reaches (CRITICAL), nobody listens.
