@@ -223,6 +223,16 @@ def test_two_recurring_schedules_of_one_method_with_different_args_both_run(tm, 
         assert first.cancel() and second.cancel()
 
 
+def test_a_second_cancel_of_a_recurring_task_is_true_as_the_first(tm, token):
+    """A RecurringHandle's cancel() is a Future's: True once cancelled, by
+    this call or an earlier one. Before: a SharedSchedule's second cancel()
+    was False (the schedule no longer existed)."""
+    _, jobs = jobs_of(tm)
+    schedule = jobs.schedule_task(jobs.record, 10, args=[token, "r"], reoccurring=True)
+    assert schedule.cancel() is True
+    assert schedule.cancel() is True
+
+
 def test_a_recurring_task_runs_again_and_stops_at_cancel(tm, token):
     _, jobs = jobs_of(tm)
     schedule = jobs.schedule_task(jobs.record, 0.05, args=[token, "tick"], reoccurring=True)
