@@ -143,6 +143,7 @@ pub(crate) struct Broker {
     seen_script: redis::Script,
     leave_script: redis::Script,
     forget_script: redis::Script,
+    claimed_script: redis::Script,
     /// Whether this process claims tasks (`Builder::submit_only`, undone by
     /// `run_worker`); read when claimers start.
     claims: AtomicBool,
@@ -175,6 +176,7 @@ impl Broker {
             seen_script: redis::Script::new(&cluster::seen_script()),
             leave_script: redis::Script::new(&cluster::leave_script()),
             forget_script: redis::Script::new(scripts::FORGET),
+            claimed_script: redis::Script::new(remote::CLAIMED),
             caps: StdMutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
             claims: AtomicBool::new(config.claims),
@@ -291,10 +293,10 @@ impl Broker {
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name)?;
-        let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
+        let (args, stream, reply) = (args.to_string(), cell.stream(), self.reply_channel());
         let retry = retry.map(retrying::encode);
         let sent = self.with_conn(|conn| {
-            let mut call = self.submit_script.key(&stream);
+            let mut call = self.submit_script.key(stream);
             call.key(self.ready_key(module));
             call.arg("id").arg(&task).arg("name").arg(name).arg("args").arg(&args).arg("reply").arg(&reply);
             if let Some(retry) = &retry {
@@ -306,7 +308,7 @@ impl Broker {
             call.invoke::<String>(conn)
         });
         let entry = sent.map_err(|e| self.not_sent(&task, &format!("XADD to {stream}"), &e))?;
-        cell.set_place(Place::Stream { stream, entry });
+        cell.set_place(Place::Stream { entry });
         Ok(cell)
     }
 

@@ -58,7 +58,7 @@ impl Broker {
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;
-        cell.set_place(super::Place::Delayed { task });
+        cell.set_place(super::Place::Delayed);
         Ok(cell)
     }
 

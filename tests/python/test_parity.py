@@ -316,20 +316,40 @@ def test_cancel_of_a_running_task_returns_false(tm, token):
     assert busy.result(SOON) == "released"
 
 
-@redis_gap(
-    "parity gap: with a broker the submitter's handle stays pending while another "
-                "process (or this one's claimer) runs the task: running() is never True"
-)
 def test_a_handle_is_running_while_its_task_runs(tm, token):
+    """Before: with a broker, ``running()`` was never True (the submitter
+    does not see the start; now it asks Redis whether a worker claimed it)."""
     _, jobs = jobs_of(tm, max_workers=1)
     busy = jobs.add_task(jobs.hold, args=[token])
     assert wait_until(lambda: seen(token) == ["started"])
+    queued = jobs.add_task(jobs.record, args=[token, "queued"])
+    later = jobs.schedule_task(jobs.record, 30, args=[token, "later"])
     try:
         assert busy.running() and not busy.done()
+        # Not started: waiting for the one worker, or for its time.
+        assert not queued.running() and not later.running()
     finally:
         GATES[token].set()
     assert busy.result(SOON) == "released"
     assert not busy.running() and busy.done()
+    assert queued.result(SOON) == "queued" and not queued.running()
+    assert later.cancel() and not later.running()
+
+
+def test_a_delayed_tasks_handle_is_running_while_it_runs(tm, token):
+    """With a broker the task that runs is not the entry first sent (a
+    delayed task enters its queue when due): found all the same."""
+    _, jobs = jobs_of(tm, max_workers=1)
+    handle = jobs.schedule_task(jobs.hold, 0.5, args=[token])
+    assert not handle.running()
+    assert wait_until(lambda: seen(token) == ["started"])
+    try:
+        assert handle.running() and not handle.done()
+        assert handle.cancel() is False  # running: not cancelled
+    finally:
+        GATES[token].set()
+    assert handle.result(SOON) == "released"
+    assert not handle.running() and not handle.cancelled()
 
 
 @pytest.mark.parametrize("state", ["delayed", "queued", "running"])
