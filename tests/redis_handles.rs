@@ -1,7 +1,8 @@
 //! What the submitter of a named task sees of it, against a real
 //! `redis-server`, as it would see a task run in-process: its handle's
 //! `is_running()` while a worker (here, its own claimer) runs it, and not
-//! before or after. Needs the `redis` feature.
+//! before or after; `TaskManager::tasks()` lists the delayed ones it sent
+//! while they wait in Redis. Needs the `redis` feature.
 #![cfg(feature = "redis")]
 
 #[path = "support/named.rs"]
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 use serde_json::{json, Value};
-use taskmanager::{Module, RemoteError, Retry, TaskManager};
+use taskmanager::{Module, RemoteError, Retry, TaskError, TaskManager, TaskState};
 
 /// Waits up to 10 s for `cond`.
 fn wait_for(cond: impl Fn() -> bool) {
@@ -113,5 +114,37 @@ fn a_handle_finds_its_task_running_as_another_entry_after_a_delay_or_a_retry() {
     assert!(retried.is_running() && !retried.is_done());
     gate.release();
     assert_eq!(named::outcome(retried), Ok(json!("r")));
+    manager.shutdown();
+}
+
+#[test]
+fn tasks_lists_the_delayed_named_tasks_this_manager_sent_while_they_wait() {
+    let gate = Gate::default();
+    let (server, prefix, manager, jobs) = started(0, &gate);
+    let later =
+        jobs.named_task("echo", json!(1)).label("later").delay(Duration::from_secs(30)).submit().unwrap();
+    assert_eq!(later.name(), "later");
+    let listed = manager.tasks();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let task = &listed[0];
+    assert_eq!((task.id, task.name.as_str(), task.module.as_str()), (later.id(), "later", "jobs"));
+    assert_eq!((task.state, task.interval, task.runs), (TaskState::Scheduled, None, 0));
+    let due = task.next_due.unwrap();
+    assert!(due > Duration::from_secs(25) && due <= Duration::from_secs(30), "{due:?}");
+    // Another manager on the same Redis lists only its own.
+    let other = named::manager(&server, &prefix);
+    assert!(other.tasks().is_empty());
+    // Cancelled: gone.
+    assert!(later.cancel());
+    assert_eq!(named::outcome(later), Err(TaskError::Cancelled));
+    assert!(manager.tasks().is_empty(), "{:?}", manager.tasks());
+    // A dropped handle's task still waits, and is listed until it runs.
+    drop(jobs.named_task("echo", json!(2)).label("dropped").delay(Duration::from_millis(400)).submit());
+    assert_eq!(manager.tasks().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["dropped"]);
+    wait_for(|| manager.tasks().is_empty());
+    // Unlabelled: listed by its task name.
+    let plain = jobs.schedule_named_task(Duration::from_secs(30), "echo", json!(3)).unwrap();
+    assert_eq!(manager.tasks()[0].name, "echo");
+    assert!(plain.cancel());
     manager.shutdown();
 }

@@ -95,10 +95,17 @@ pub(crate) struct RemoteCell {
 }
 
 impl RemoteCell {
-    /// The cell of `task`, of the handler `name` on `pool`'s module.
-    pub(super) fn new(broker: &Arc<Broker>, pool: &Arc<Pool>, task: String, name: &str) -> Self {
+    /// The cell of `task`, of the handler `name` on `pool`'s module,
+    /// named `label` (its handle's name and its listing's).
+    pub(super) fn new(
+        broker: &Arc<Broker>,
+        pool: &Arc<Pool>,
+        task: String,
+        name: &str,
+        label: Arc<str>,
+    ) -> Self {
         RemoteCell {
-            cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(Arc::from(name))),
+            cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(label)),
             task,
             stream: broker.stream_key(&pool.name, name),
             place: Mutex::new(Place::Nowhere),

@@ -116,7 +116,7 @@ impl Named {
         // applies when neither is given).
         let retry = call.retry.clone().or_else(|| default_retry.cloned());
         let sent = lifetime::detach(py, || {
-            let mut task = owner.named_task(&name, payload);
+            let mut task = owner.named_task(&name, payload).label(Arc::clone(&call.name));
             if let Some(delay) = delay {
                 task = task.delay(delay);
             }
