@@ -62,8 +62,14 @@ impl<T> TaskHandle<T> {
     }
 
     /// Whether a worker is running the task right now.
+    ///
+    /// For a task sent through a broker, whether a worker (in any process)
+    /// has claimed it and its result has not arrived: each call asks Redis
+    /// (one script call, within the broker timeout; false if Redis cannot
+    /// answer). False while it waits in its queue, its delay or a retry's
+    /// backoff, as for a task run here.
     pub fn is_running(&self) -> bool {
-        self.cell.core().is_running()
+        self.cell.is_running()
     }
 
     /// Cancels the task if it has not started; returns whether it did. A

@@ -92,6 +92,7 @@ impl Module {
             delay: None,
             retry: self.retry().cloned(),
             ttl: None,
+            label: None,
         }
     }
 
@@ -150,9 +151,20 @@ pub struct NamedTask<'a> {
     delay: Option<Duration>,
     retry: Option<Retry>,
     ttl: Option<Duration>,
+    label: Option<Arc<str>>,
 }
 
 impl NamedTask<'_> {
+    /// Names it for reports in this process, as
+    /// [`Task::name`](crate::Task::name) does a task run here: its handle's
+    /// [`name`](TaskHandle::name), and [`TaskManager::tasks`](crate::TaskManager::tasks)
+    /// while it is delayed. By default the task's name. Stays in this
+    /// process: workers know it by its task name.
+    pub fn label(mut self, label: impl Into<Arc<str>>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
     /// Keeps its result in Redis for `ttl` (instead of the workers'
     /// [`Builder::broker_result_ttl`](crate::Builder::broker_result_ttl)),
     /// for lookups by id ([`TaskManager::lookup`](crate::TaskManager::lookup));
@@ -194,9 +206,10 @@ impl NamedTask<'_> {
         let broker = self.module.broker()?;
         let pool = &self.module.pool;
         let retry = self.retry.as_ref();
+        let label = self.label.unwrap_or_else(|| Arc::from(self.name.as_str()));
         let cell = match self.delay {
-            None => broker.submit(pool, &self.name, &self.args, retry, self.ttl)?,
-            Some(delay) => broker.schedule(pool, &self.name, &self.args, delay, retry, self.ttl)?,
+            None => broker.submit(pool, &self.name, label, &self.args, retry, self.ttl)?,
+            Some(delay) => broker.schedule(pool, &self.name, label, &self.args, delay, retry, self.ttl)?,
         };
         Ok(TaskHandle::new(cell, None))
     }
@@ -209,6 +222,7 @@ impl std::fmt::Debug for NamedTask<'_> {
             .field("delay", &self.delay)
             .field("retry", &self.retry)
             .field("result_ttl", &self.ttl)
+            .field("label", &self.label)
             .finish_non_exhaustive()
     }
 }

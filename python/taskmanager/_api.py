@@ -663,8 +663,10 @@ class TaskManager:
     def get_tasks(self) -> List[TaskInfo]:
         """The scheduled one-shot tasks not yet due and every recurring task
         that has not ended, soonest first, as :class:`TaskInfo`. With a
-        broker, the shared recurring schedules in Redis are listed too (id
-        0, named by their key; ``runs`` counts ticks cluster-wide)."""
+        broker, the delayed one-shot tasks this manager sent are listed
+        while they wait in Redis (due by Redis's clock), and the shared
+        recurring schedules in Redis too (id 0, named by their key;
+        ``runs`` counts ticks cluster-wide)."""
         tasks = [TaskInfo(*t) for t in self._core.tasks()]
         if self._broker is None:
             return tasks

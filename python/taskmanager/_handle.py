@@ -26,7 +26,9 @@ class TaskHandle(concurrent.futures.Future[Any]):
 
     ``result(timeout=None)`` returns the method's value or re-raises its
     exception (or the first callback's exception); ``cancel()`` succeeds
-    while the task has not started.
+    while the task has not started. ``running()`` is True while a worker
+    runs it; with a broker, while a worker (in any process) has claimed it
+    and its result has not come, which each call asks Redis.
 
     Handles are made by the manager, not by users. Unlike a plain Future, a
     handle makes its lock only when something needs it (waiting on it, a
@@ -79,7 +81,16 @@ class TaskHandle(concurrent.futures.Future[Any]):
         return self._state in _CANCELLED_STATES
 
     def running(self) -> bool:
-        return self._state == _RUNNING
+        state = self._state
+        core = self._core
+        if state == _PENDING and isinstance(core, TaskCore) and core.broker_id is not None:
+            # Sent through a broker: the run starts in whichever worker
+            # claims it, unseen here, so the state stays pending until the
+            # result comes. Redis is asked, and only when someone asks (see
+            # TaskHandle::is_running in the core: telling every start would
+            # cost every task a Redis command).
+            return core.running()
+        return state == _RUNNING
 
     def cancel(self) -> bool:
         core = self._core

@@ -27,6 +27,7 @@ mod in_flight;
 mod keys;
 mod lease;
 mod listener;
+mod listing;
 mod lookup;
 mod pace;
 mod remote;
@@ -134,6 +135,8 @@ pub(crate) struct Broker {
     /// Handles waiting for results, by task id. Weak: a handle its user
     /// dropped waits for nothing, and its result is not settled.
     waiting: StdMutex<HashMap<String, Weak<RemoteCell>>>,
+    /// The delayed tasks this manager sent, for its listing (`listing.rs`).
+    delayed: StdMutex<listing::Delayed>,
     next_task: AtomicU64,
     ack_script: redis::Script,
     claim_script: redis::Script,
@@ -148,6 +151,7 @@ pub(crate) struct Broker {
     seen_script: redis::Script,
     leave_script: redis::Script,
     forget_script: redis::Script,
+    claimed_script: redis::Script,
     /// Whether this process claims tasks (`Builder::submit_only`, undone by
     /// `run_worker`); read when claimers start.
     claims: AtomicBool,
@@ -180,6 +184,7 @@ impl Broker {
             seen_script: redis::Script::new(&cluster::seen_script()),
             leave_script: redis::Script::new(&cluster::leave_script()),
             forget_script: redis::Script::new(scripts::FORGET),
+            claimed_script: redis::Script::new(remote::CLAIMED),
             caps: StdMutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
             claims: AtomicBool::new(config.claims),
@@ -192,6 +197,7 @@ impl Broker {
             idle: StdMutex::new(Vec::new()),
             modules: StdMutex::new(HashMap::new()),
             waiting: StdMutex::new(HashMap::new()),
+            delayed: StdMutex::default(),
             next_task: AtomicU64::new(0),
         })
     }
@@ -249,12 +255,14 @@ impl Broker {
         modules.get(module).map(|r| Arc::clone(&r.streams)).unwrap_or_default()
     }
 
-    /// A new task id and its handle's cell, registered as waiting for a
-    /// result before the task is sent (the result may come back at once).
+    /// A new task id and its handle's cell (see `RemoteCell::new`),
+    /// registered as waiting for a result before the task is sent (the
+    /// result may come back at once).
     fn new_waiting(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
         name: &str,
+        label: Arc<str>,
     ) -> Result<(String, Arc<RemoteCell>), SubmitError> {
         if !self.rt.life.phase().accepts() {
             return Err(SubmitError::ShutDown);
@@ -262,7 +270,7 @@ impl Broker {
         self.ensure_listener();
         let seq = self.next_task.fetch_add(1, Relaxed);
         let task = format!("{}-{seq}", self.id);
-        let cell = Arc::new(RemoteCell::new(self, pool, task.clone(), name));
+        let cell = Arc::new(RemoteCell::new(self, pool, task.clone(), name, label));
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(task.clone(), Arc::downgrade(&cell));
         Ok((task, cell))
     }
@@ -273,8 +281,10 @@ impl Broker {
         SubmitError::Broker(self.call_error(what, e))
     }
 
+    /// `task` waits no more: not sent, or cancelled.
     fn stop_waiting(&self, task: &str) {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
+        self.forget_delayed(task);
     }
 
     /// Deletes a stream entry no worker has claimed; true if it did.
@@ -285,21 +295,22 @@ impl Broker {
     }
 
     /// Sends a named task to `module`'s stream; returns its handle's cell
-    /// once Redis has it.
+    /// (named `label`) once Redis has it.
     pub(crate) fn submit(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
         name: &str,
+        label: Arc<str>,
         args: &Value,
         retry: Option<&Retry>,
         ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
-        let (task, cell) = self.new_waiting(pool, name)?;
-        let (args, stream, reply) = (args.to_string(), self.stream_key(module, name), self.reply_channel());
+        let (task, cell) = self.new_waiting(pool, name, label)?;
+        let (args, stream, reply) = (args.to_string(), cell.stream(), self.reply_channel());
         let retry = retry.map(retrying::encode);
         let sent = self.with_conn(|conn| {
-            let mut call = self.submit_script.key(&stream);
+            let mut call = self.submit_script.key(stream);
             call.key(self.ready_key(module));
             call.arg("id").arg(&task).arg("name").arg(name).arg("args").arg(&args).arg("reply").arg(&reply);
             if let Some(retry) = &retry {
@@ -311,7 +322,7 @@ impl Broker {
             call.invoke::<String>(conn)
         });
         let entry = sent.map_err(|e| self.not_sent(&task, &format!("XADD to {stream}"), &e))?;
-        cell.set_place(Place::Stream { stream, entry });
+        cell.set_place(Place::Stream { entry });
         Ok(cell)
     }
 

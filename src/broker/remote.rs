@@ -1,6 +1,17 @@
 //! [`RemoteCell`]: the cell behind the handle of a task sent through the
 //! broker. The listener settles it when the result arrives; cancelling it
-//! takes the task out of Redis, cluster-wide, if no worker has claimed it.
+//! takes the task out of Redis, cluster-wide, if no worker has claimed it;
+//! asked whether it runs, it asks Redis whether a worker has claimed it
+//! ([`CLAIMED`]).
+//!
+//! Why asked, not told: a worker could tell the submitter when each run
+//! starts (a `PUBLISH` per task, and a message for the submitter's
+//! listener to read), but every task would pay for it, and most handles
+//! are never asked (fire and forget, or only waited on). Asking costs one
+//! script call per `is_running()` of a task not finished, and nothing for
+//! anyone who never asks. A claimed task is as good as running: a claimer
+//! claims no more than its module has free workers (`claimer.rs`), and a
+//! claimed task cannot be cancelled any more, just as a running one.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
@@ -18,16 +29,64 @@ use crate::timer::driver::Target;
 pub(crate) enum Place {
     /// Not sent yet (or the send failed).
     Nowhere,
-    /// In a module's stream, as this entry.
-    Stream { stream: String, entry: String },
-    /// In the delayed set, under this task id.
-    Delayed { task: String },
+    /// In its stream, as this entry.
+    Stream { entry: String },
+    /// In the delayed set, under its task id.
+    Delayed,
 }
+
+/// Whether a worker holds a task: its entry in its stream's consumer
+/// group's pending list (claimed, not acknowledged). Returns that entry's
+/// id, or an empty string if no worker holds it.
+///
+/// The entry the submitter knows is checked first: pending (claimed), or
+/// still in the stream unclaimed (queued). Gone from there, the task may
+/// wait in the delayed set (delayed, or a failed run waiting to retry: not
+/// running), or be in the stream as another entry (a delayed task or a
+/// retry that fell due, a task handed back): then the group's pending
+/// entries are searched for its task id, at most `ARGV[4]` of them (a
+/// stream's pending entries are what its workers hold, at most their
+/// workers).
+///
+/// KEYS: the task's stream, the delayed set. ARGV: group, the known entry
+/// (empty: none), task id, most pending entries to search.
+pub(super) const CLAIMED: &str = r"
+local stream, group, entry, task = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+if entry ~= '' then
+  local ok, pending = pcall(redis.call, 'XPENDING', stream, group, entry, entry, 1)
+  -- No group: no worker has read the stream yet.
+  if not ok then return '' end
+  if #pending > 0 then return entry end
+  if #redis.call('XRANGE', stream, entry, entry) > 0 then return '' end
+end
+if redis.call('ZSCORE', KEYS[2], task) then return '' end
+local ok, pending = pcall(redis.call, 'XPENDING', stream, group, '-', '+', tonumber(ARGV[4]))
+if not ok then return '' end
+for _, p in ipairs(pending) do
+  local found = redis.call('XRANGE', stream, p[1], p[1])[1]
+  if found then
+    local f = found[2]
+    for j = 1, #f, 2 do
+      if f[j] == 'id' then
+        if f[j + 1] == task then return p[1] end
+        break
+      end
+    end
+  end
+end
+return ''
+";
+
+/// How many pending entries of its stream [`CLAIMED`] searches for a task
+/// that is no longer the entry its handle knows.
+const SEARCHED: usize = 1000;
 
 /// See the module docs.
 pub(crate) struct RemoteCell {
     cell: OneShot<fn() -> Value, Value>,
     task: String,
+    /// The stream of its task name.
+    stream: String,
     place: Mutex<Place>,
     /// Weak: the broker holds waiting cells.
     broker: Weak<Broker>,
@@ -36,14 +95,28 @@ pub(crate) struct RemoteCell {
 }
 
 impl RemoteCell {
-    pub(super) fn new(broker: &Arc<Broker>, pool: &Arc<Pool>, task: String, name: &str) -> Self {
+    /// The cell of `task`, of the handler `name` on `pool`'s module,
+    /// named `label` (its handle's name and its listing's).
+    pub(super) fn new(
+        broker: &Arc<Broker>,
+        pool: &Arc<Pool>,
+        task: String,
+        name: &str,
+        label: Arc<str>,
+    ) -> Self {
         RemoteCell {
-            cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(Arc::from(name))),
+            cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(label)),
             task,
+            stream: broker.stream_key(&pool.name, name),
             place: Mutex::new(Place::Nowhere),
             broker: Arc::downgrade(broker),
             pool: Arc::downgrade(pool),
         }
+    }
+
+    /// The stream of its task name.
+    pub(super) fn stream(&self) -> &str {
+        &self.stream
     }
 
     pub(super) fn set_place(&self, place: Place) {
@@ -73,8 +146,8 @@ impl Waitable for RemoteCell {
             Place::Nowhere => false,
             // Gone from its stream, it may wait to retry (a failed run
             // scheduled it under its task id): taken out of there.
-            Place::Stream { stream, entry } => broker.unqueue(stream, entry) || broker.unschedule(&self.task),
-            Place::Delayed { task } => broker.unschedule(task),
+            Place::Stream { entry } => broker.unqueue(&self.stream, entry) || broker.unschedule(&self.task),
+            Place::Delayed => broker.unschedule(&self.task),
         };
         drop(place);
         if removed {
@@ -87,6 +160,51 @@ impl Waitable for RemoteCell {
             return self.cell.cancel();
         }
         false
+    }
+
+    /// Whether a worker has claimed it and its result has not come: asks
+    /// Redis ([`CLAIMED`]; see the module docs). False if Redis cannot be
+    /// asked (logged).
+    fn is_running(&self) -> bool {
+        if self.cell.core().is_finished() {
+            return false;
+        }
+        let Some(broker) = self.broker.upgrade() else { return false };
+        let known = match &*self.place.lock().unwrap_or_else(|p| p.into_inner()) {
+            Place::Nowhere => return false,
+            Place::Stream { entry } => entry.clone(),
+            Place::Delayed => String::new(),
+        };
+        let asked = broker.with_conn(|conn| {
+            broker
+                .claimed_script
+                .key(&self.stream)
+                .key(broker.delayed_key())
+                .arg(super::GROUP)
+                .arg(&known)
+                .arg(&self.task)
+                .arg(SEARCHED)
+                .invoke::<String>(conn)
+        });
+        match asked {
+            Ok(entry) if entry.is_empty() => false,
+            Ok(entry) => {
+                // Found as another entry: the next question, and a cancel,
+                // look there first.
+                if entry != known {
+                    self.set_place(Place::Stream { entry });
+                }
+                // Its result may have come meanwhile.
+                !self.cell.core().is_finished()
+            }
+            Err(e) => {
+                log::warn!(
+                    "taskmanager: {}",
+                    broker.call_error(&format!("asking whether task {} runs", self.task), &e)
+                );
+                false
+            }
+        }
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {

@@ -26,18 +26,22 @@ pub(crate) enum Registration {
 
 impl Broker {
     /// Schedules the named task to run once, `delay` from now by Redis's
-    /// clock; returns its handle's cell once Redis has it.
+    /// clock; returns its handle's cell (named `label`) once Redis has it.
+    /// This manager lists it until then (`listing.rs`).
+    // What a delayed `NamedTask` carries, one to one.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn schedule(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
         name: &str,
+        label: Arc<str>,
         args: &Value,
         delay: Duration,
         retry: Option<&crate::retry::Retry>,
         ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
-        let (task, cell) = self.new_waiting(pool, name)?;
+        let (task, cell) = self.new_waiting(pool, name, label)?;
         let (delayed, hash, reply) =
             (self.delayed_key(), format!("{}:t:{task}", self.config.prefix), self.reply_channel());
         let args = args.to_string();
@@ -58,7 +62,9 @@ impl Broker {
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;
-        cell.set_place(super::Place::Delayed { task });
+        cell.set_place(super::Place::Delayed);
+        let core = crate::job::Waitable::core(&*cell);
+        self.note_delayed(&task, core.id(), core.name(), &pool.name, delay);
         Ok(cell)
     }
 

@@ -1,7 +1,8 @@
 //! The Lua scripts that make the broker's multi-step moves atomic in Redis
 //! (each runs alone on the server: no other client sees a half-done move).
-//! Every one of them is here but those of the worker list (`cluster.rs`)
-//! and of the dead-letter set (`dead.rs`), kept with their concepts;
+//! Every one of them is here but those of the worker list (`cluster.rs`),
+//! of the dead-letter set (`dead.rs`) and a handle's question whether its
+//! task runs (`remote.rs`), kept with their concepts;
 //! `PROTOCOL.md`, "Redis", has the key layout and a table of who calls
 //! which.
 

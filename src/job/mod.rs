@@ -179,6 +179,11 @@ impl Slotted for JobRef {
 pub(crate) trait Waitable: Send + Sync {
     fn core(&self) -> &Core;
     fn cancel(&self) -> bool;
+    /// Whether a worker runs the task now (a task sent through a broker:
+    /// asks Redis, see `broker/remote.rs`).
+    fn is_running(&self) -> bool {
+        self.core().is_running()
+    }
     /// Blocks until the phase is final or `deadline` passes; true if final.
     fn wait_until(&self, deadline: Option<Instant>) -> bool;
     /// The task's id in a broker, if it was sent through one.

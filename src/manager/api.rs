@@ -276,6 +276,12 @@ impl TaskManager {
     /// The scheduled one-shot tasks not yet due and every recurring task
     /// that has not ended, soonest first: name, module, time until the next
     /// run, interval, runs and failures so far, and state.
+    ///
+    /// With a broker (feature `redis`), also the delayed named tasks this
+    /// manager sent (`schedule_named_task`) that still wait in Redis, due
+    /// by Redis's clock: one call to Redis when there are any (if it cannot
+    /// answer, they are listed as this process last knew them). Shared
+    /// recurring schedules are in `cluster_stats`.
     pub fn tasks(&self) -> Vec<TaskInfo> {
         self.inner.shared.tasks()
     }

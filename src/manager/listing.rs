@@ -1,5 +1,6 @@
 //! [`TaskManager::tasks`](crate::TaskManager::tasks): the manager's pending
-//! and recurring tasks, from its timer's heap and recurring registry.
+//! and recurring tasks, from its timer's heap and recurring registry, and
+//! with a broker the delayed tasks it sent (`broker/listing.rs`).
 
 use std::time::Duration;
 
@@ -48,6 +49,10 @@ impl Manager {
                 runs: info.runs,
                 failures: info.failures,
             });
+        }
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &self.broker {
+            tasks.extend(broker.delayed_tasks());
         }
         tasks.sort_by_key(|t| (t.next_due, t.id));
         tasks

@@ -25,9 +25,11 @@ subclass with JSON arguments, and a held task waits on the test's gate
   (states ``lost_by_shutdown`` and ``lost_by_cancel_pending``, broker
   only), where in-process it is cancelled (``cancelled_by_shutdown``,
   ``cancelled_by_cancel_pending``, in-process only);
-* a task's exception is a ``RemoteError`` naming its type with a broker;
-* ``running()`` is never True with a broker (a known gap, xfailed in
-  test_parity.py): a running task's handle reads as pending there.
+* a task's exception is a ``RemoteError`` naming its type with a broker.
+
+(``running()`` is True for a running task in both modes: with a broker it
+asks Redis whether a worker claimed the task, while the handle's state
+stays pending until the result comes.)
 """
 
 import asyncio
@@ -309,9 +311,8 @@ def test_state_predicates(handles, mode, state):
     h = handles.make(state)
     assert type(h) is (RecurringHandle if state.startswith("recurring") else TaskHandle)
     # A recurring handle stays pending while it recurs, a run in progress or not.
-    # With a broker, running() is never True (a known gap, test_parity.py).
     expected = {
-        "running": (False, mode == "inprocess", False),
+        "running": (False, True, False),
         **{s: (False, False, False) for s in NOT_DONE if s != "running"},
         **{s: (False, False, True) for s in FINISHED + LOST},
         **{s: (True, False, True) for s in CANCELLED},

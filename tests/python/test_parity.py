@@ -25,6 +25,7 @@ passed as an argument (the worker is this process, so it sees them).
 
 import asyncio
 import concurrent.futures
+import gc
 import threading
 import time
 from decimal import Decimal
@@ -79,17 +80,6 @@ class Jobs(Module):
         await asyncio.sleep(0.001)
         token, value = result
         note(token, ("async", value))
-
-
-def redis_gap(reason):
-    """Runs a test in both modes, the Redis one expected to fail (strictly:
-    it fails the suite once the gap is closed) for ``reason``."""
-    return pytest.mark.parametrize(
-        "mode",
-        ["inprocess", pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=reason))],
-        indirect=True,
-    )
-
 
 
 def add(a, b):
@@ -223,6 +213,16 @@ def test_two_recurring_schedules_of_one_method_with_different_args_both_run(tm, 
         assert first.cancel() and second.cancel()
 
 
+def test_a_second_cancel_of_a_recurring_task_is_true_as_the_first(tm, token):
+    """A RecurringHandle's cancel() is a Future's: True once cancelled, by
+    this call or an earlier one. Before: a SharedSchedule's second cancel()
+    was False (the schedule no longer existed)."""
+    _, jobs = jobs_of(tm)
+    schedule = jobs.schedule_task(jobs.record, 10, args=[token, "r"], reoccurring=True)
+    assert schedule.cancel() is True
+    assert schedule.cancel() is True
+
+
 def test_a_recurring_task_runs_again_and_stops_at_cancel(tm, token):
     _, jobs = jobs_of(tm)
     schedule = jobs.schedule_task(jobs.record, 0.05, args=[token, "tick"], reoccurring=True)
@@ -306,20 +306,40 @@ def test_cancel_of_a_running_task_returns_false(tm, token):
     assert busy.result(SOON) == "released"
 
 
-@redis_gap(
-    "parity gap: with a broker the submitter's handle stays pending while another "
-                "process (or this one's claimer) runs the task: running() is never True"
-)
 def test_a_handle_is_running_while_its_task_runs(tm, token):
+    """Before: with a broker, ``running()`` was never True (the submitter
+    does not see the start; now it asks Redis whether a worker claimed it)."""
     _, jobs = jobs_of(tm, max_workers=1)
     busy = jobs.add_task(jobs.hold, args=[token])
     assert wait_until(lambda: seen(token) == ["started"])
+    queued = jobs.add_task(jobs.record, args=[token, "queued"])
+    later = jobs.schedule_task(jobs.record, 30, args=[token, "later"])
     try:
         assert busy.running() and not busy.done()
+        # Not started: waiting for the one worker, or for its time.
+        assert not queued.running() and not later.running()
     finally:
         GATES[token].set()
     assert busy.result(SOON) == "released"
     assert not busy.running() and busy.done()
+    assert queued.result(SOON) == "queued" and not queued.running()
+    assert later.cancel() and not later.running()
+
+
+def test_a_delayed_tasks_handle_is_running_while_it_runs(tm, token):
+    """With a broker the task that runs is not the entry first sent (a
+    delayed task enters its queue when due): found all the same."""
+    _, jobs = jobs_of(tm, max_workers=1)
+    handle = jobs.schedule_task(jobs.hold, 0.5, args=[token])
+    assert not handle.running()
+    assert wait_until(lambda: seen(token) == ["started"])
+    try:
+        assert handle.running() and not handle.done()
+        assert handle.cancel() is False  # running: not cancelled
+    finally:
+        GATES[token].set()
+    assert handle.result(SOON) == "released"
+    assert not handle.running() and not handle.cancelled()
 
 
 @pytest.mark.parametrize("state", ["delayed", "queued", "running"])
@@ -432,20 +452,29 @@ def test_unnamed_callables_and_non_json_arguments_in_each_mode(tm):
 # --- Listing --------------------------------------------------------------
 
 
-@redis_gap(
-    "parity gap: with a broker get_tasks() lists only the local timers and the shared "
-                "recurring schedules; a delayed one-shot task waits in Redis (not in a local timer) and "
-                "is not listed"
-)
 def test_get_tasks_lists_a_delayed_one_shot_task(tm, token):
+    """Before: with a broker, a delayed one-shot task (waiting in Redis, not
+    in a local timer) was not listed."""
     manager, jobs = jobs_of(tm)
     handle = jobs.schedule_task(jobs.record, 30, args=[token, "later"], name="later")
     try:
         listed = [t for t in manager.get_tasks() if t.name == "later"]
         assert len(listed) == 1, manager.get_tasks()
         assert listed[0].interval is None and listed[0].state == "scheduled"
+        assert listed[0].id == handle.id
+        assert 25 < listed[0].next_due <= 30, listed[0]
     finally:
-        handle.cancel()
+        assert handle.cancel()
+    assert not [t for t in manager.get_tasks() if t.name == "later"]
+
+
+def test_get_tasks_lists_a_delayed_task_whose_handle_was_dropped_until_it_runs(tm, token):
+    manager, jobs = jobs_of(tm)
+    jobs.schedule_task(jobs.record, 0.5, args=[token, "dropped"], name="dropped")
+    gc.collect()
+    assert [t.name for t in manager.get_tasks()].count("dropped") == 1, manager.get_tasks()
+    assert wait_until(lambda: seen(token) == ["dropped"])
+    assert not [t for t in manager.get_tasks() if t.name == "dropped"]
 
 
 def test_get_tasks_lists_a_recurring_task_until_cancelled(tm, token):

@@ -176,6 +176,9 @@ pub(crate) trait Bridged: Send + Sync {
     /// claimed it); true if this call did, and then the Python handle
     /// `future` is cancelled.
     fn cancel(self: Arc<Self>, py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<bool>;
+    /// Whether a worker runs the task now, as the core handle says (a
+    /// remote one asks Redis).
+    fn is_running(&self, py: Python<'_>) -> bool;
 }
 
 impl<T: IntoPython> Bridged for Bridge<T> {
@@ -210,6 +213,16 @@ impl<T: IntoPython> Bridged for Bridge<T> {
         *lock(&self.handle) = Some(core);
         self.poll();
         Ok(false)
+    }
+
+    fn is_running(&self, py: Python<'_>) -> bool {
+        // Without the GIL (a remote one asks Redis), holding the slot for
+        // the call: taken out, as `cancel` does, a cancel meanwhile would
+        // find it empty and say the task had ended. Nothing here wakes the
+        // bridge, and this thread takes no other lock and no GIL while it
+        // holds the slot: a wake or a cancel of this handle meanwhile
+        // waits for the reply, no more.
+        lifetime::detach(py, || lock(&self.handle).as_ref().is_some_and(TaskHandle::is_running))
     }
 }
 

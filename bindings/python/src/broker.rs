@@ -13,6 +13,7 @@
 //!   its value goes back as JSON, its exception as a `RemoteError`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,7 +116,7 @@ impl Named {
         // applies when neither is given).
         let retry = call.retry.clone().or_else(|| default_retry.cloned());
         let sent = lifetime::detach(py, || {
-            let mut task = owner.named_task(&name, payload);
+            let mut task = owner.named_task(&name, payload).label(Arc::clone(&call.name));
             if let Some(delay) = delay {
                 task = task.delay(delay);
             }
@@ -163,7 +164,7 @@ impl Named {
         let schedule =
             lifetime::detach(py, || owner.schedule_named_recurring_as(&key, recurrence, &name, payload))
                 .map_err(submit_error)?;
-        Ok(SharedSchedule { schedule })
+        Ok(SharedSchedule::new(schedule))
     }
 
     /// Makes `callable` this process's runner of `module`'s task `name`.
@@ -299,7 +300,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// across every process, and `cancel`/`pause`/`resume` act cluster-wide.
 #[pyclass(frozen, module = "taskmanager")]
 pub(crate) struct SharedSchedule {
-    pub(crate) schedule: CoreSchedule,
+    schedule: CoreSchedule,
+    /// Whether a `cancel` of this handle removed the schedule: a later one
+    /// says True again, as an in-process `RecurringHandle`'s (a Future's).
+    cancelled: AtomicBool,
+}
+
+impl SharedSchedule {
+    pub(crate) fn new(schedule: CoreSchedule) -> Self {
+        SharedSchedule { schedule, cancelled: AtomicBool::new(false) }
+    }
 }
 
 #[pymethods]
@@ -325,9 +335,16 @@ impl SharedSchedule {
         self.schedule.updated()
     }
 
-    /// Removes the schedule everywhere; True if it existed.
+    /// Removes the schedule everywhere; True if this handle cancelled it,
+    /// now or before (as a cancelled Future's `cancel()`, and a
+    /// `RecurringHandle`'s, is True); False if it did not exist (removed
+    /// elsewhere, or never made).
     fn cancel(&self, py: Python<'_>) -> PyResult<bool> {
-        lifetime::detach(py, || self.schedule.cancel()).map_err(submit_error)
+        let existed = lifetime::detach(py, || self.schedule.cancel()).map_err(submit_error)?;
+        if existed {
+            self.cancelled.store(true, Ordering::Relaxed);
+        }
+        Ok(existed || self.cancelled.load(Ordering::Relaxed))
     }
 
     /// Ticks pass without running until `resume`; True if it exists.

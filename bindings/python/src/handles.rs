@@ -67,6 +67,14 @@ impl TaskCore {
         Arc::clone(&self.bridge).cancel(py, handle)
     }
 
+    /// Whether a worker runs the task now: for a task sent through the
+    /// broker, whether a worker has claimed it (asks Redis; see
+    /// `TaskHandle::is_running`). `TaskHandle.running()` asks this only of
+    /// a pending handle of such a task: a task run here marks its handle.
+    fn running(&self, py: Python<'_>) -> bool {
+        self.bridge.is_running(py)
+    }
+
     /// Called once something watches the handle (see `bridge`).
     fn pin(&self, handle: &Bound<'_, PyAny>) {
         self.bridge.pin(handle);

@@ -352,7 +352,7 @@ impl ManagerCore {
     /// `TaskManager::shared_schedule`).
     fn shared_schedule(&self, key: &str) -> PyResult<crate::broker::SharedSchedule> {
         let schedule = self.manager.shared_schedule(key).map_err(submit_error)?;
-        Ok(crate::broker::SharedSchedule { schedule })
+        Ok(crate::broker::SharedSchedule::new(schedule))
     }
 
     /// Puts dead-lettered tasks back in their streams; how many were there.
