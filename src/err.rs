@@ -185,12 +185,10 @@ pub enum TaskError {
     },
     /// The task ran in another process (through a broker) and failed there.
     Remote(RemoteError),
-    /// The task went to a broker and was moved to its dead-letter set: it
-    /// could not be read, every worker it was delivered to died running
-    /// it (a poison task), its retries were used up, or no live worker
-    /// could run its name (`Builder::broker_unrunnable_after`). It is kept
-    /// there, with this reason, to be looked at and requeued
-    /// (`TaskManager::dead_letters`).
+    /// Moved to the broker's dead-letter set, kept there with this reason to be
+    /// requeued (`TaskManager::dead_letters`): unreadable, a poison task, its
+    /// retries used up, or no live worker could run its name
+    /// (`Builder::broker_unrunnable_after`).
     DeadLettered {
         /// Why.
         reason: String,

@@ -265,7 +265,14 @@ fn a_run_given_up_as_it_returns_settles_once_and_its_place_is_given_back_once() 
             })))
             .unwrap();
         let outcome = handle.join();
-        let abandoned = crate::sync::lock(&watchdog).take().unwrap().join().unwrap();
+        // The give-up may settle the handle before the run stored its thread.
+        let giving_up = loop {
+            if let Some(giving_up) = crate::sync::lock(&watchdog).take() {
+                break giving_up;
+            }
+            loom::thread::yield_now();
+        };
+        let abandoned = giving_up.join().unwrap();
         match outcome {
             Ok(7) => assert!(!abandoned),
             Err(TaskError::TimeLimitExceeded { abandoned: true, .. }) => assert!(abandoned),
