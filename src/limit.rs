@@ -121,10 +121,16 @@ pub(crate) fn set_run(run: Option<Arc<dyn Run>>) -> Option<Arc<dyn Run>> {
     RUN.with(|r| std::mem::replace(&mut *r.borrow_mut(), run))
 }
 
-/// The worker's place and the run on this thread, as the watchdog takes
-/// them when a watch begins.
-pub(crate) fn captured() -> (Option<Arc<dyn Place>>, Option<Arc<dyn Run>>) {
-    (PLACE.with(|p| p.borrow().clone()), RUN.with(|r| r.borrow().clone()))
+/// The worker's place and the run on a thread, as the watchdog takes them
+/// when a watch begins.
+pub(crate) struct Captured {
+    pub(crate) place: Option<Arc<dyn Place>>,
+    pub(crate) run: Option<Arc<dyn Run>>,
+}
+
+/// This thread's [`Captured`].
+pub(crate) fn captured() -> Captured {
+    Captured { place: PLACE.with(|p| p.borrow().clone()), run: RUN.with(|r| r.borrow().clone()) }
 }
 
 /// How a watched run ended ([`Watch::end`]).
@@ -160,7 +166,7 @@ pub fn watch(limit: Duration, what: String, interrupt: Option<Box<dyn FnOnce() +
     let at = Instant::now().checked_add(limit).unwrap_or_else(far_future);
     let deadline = Deadline { at, limit };
     let outer = DEADLINE.with(|d| d.replace(Some(deadline)));
-    let (place, run) = captured();
+    let Captured { place, run } = captured();
     let entry = Entry { at, limit, what, interrupt, place, run, fired: false, given_up: false };
     let mut guard = watches();
     let state = guard.get_or_insert_with(Watches::default);

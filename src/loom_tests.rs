@@ -253,8 +253,8 @@ fn a_run_given_up_as_it_returns_settles_once_and_its_place_is_given_back_once() 
             .add_task(crate::Task::new(Escapable(move || {
                 // The watchdog's step, with what a watch captures, racing
                 // this run's return.
-                let (place, run) = captured();
-                let (place, run) = (place.unwrap(), run.unwrap());
+                let captured = captured();
+                let (place, run) = (captured.place.unwrap(), captured.run.unwrap());
                 let giving_up = loom::thread::spawn(move || {
                     place.give_up();
                     let error = TaskError::TimeLimitExceeded { limit: std::time::Duration::ZERO, abandoned: true };
