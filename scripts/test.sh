@@ -7,7 +7,8 @@
 #      environment, then its pytest suite and a check of its type stubs
 #      against the runtime (mypy.stubtest);
 #   3. the same wheel on the oldest and the newest other CPython (3.9+) found
-#      (pyenv's versions, else python3.9 ... python3.14 on PATH): the suite
+#      (pyenv's versions, else python3.9 ... python3.14 on PATH), the two
+#      side by side, each into target/test-python-<version>.log: the suite
 #      without the argument fuzzing (tests/python/test_fuzz.py, which checks
 #      the native argument parsing, the same code on every version), and
 #      with the parity tests in-process only (TASKMANAGER_MODES=inprocess;
@@ -109,7 +110,12 @@ else
         export TASKMANAGER_MODES=inprocess
         echo "the oldest and the newest, without tests/python/test_fuzz.py"
     fi
+    # The other versions' suites run side by side (CI's time budget: each
+    # mostly waits on its tasks' sleeps and its own redis-server), each
+    # into its own log, printed whole once it ends.
     ran=""
+    pids=()
+    versions=()
     mapfile -t lines <<<"$chosen"
     for line in "${lines[@]}"; do
         version=${line%% *}
@@ -118,9 +124,26 @@ else
             echo "-- $version: the default interpreter, tested above"
             continue
         fi
-        echo "== Python $version ($python)"
-        python_suite "$python" "target/test-venv-$version" ${options[@]+"${options[@]}"}
-        ran="$ran $version"
+        echo "== Python $version ($python): started, its log follows when it ends"
+        python_suite "$python" "target/test-venv-$version" ${options[@]+"${options[@]}"} \
+            >"target/test-python-$version.log" 2>&1 &
+        pids+=($!)
+        versions+=("$version")
     done
+    failed=""
+    for i in "${!pids[@]}"; do
+        version=${versions[$i]}
+        if wait "${pids[$i]}"; then
+            ran="$ran $version"
+        else
+            failed="$failed $version"
+        fi
+        echo "== Python $version"
+        cat "target/test-python-$version.log"
+    done
+    if [ -n "$failed" ]; then
+        echo "== Python: the suite FAILED on$failed" >&2
+        exit 1
+    fi
     echo "== Python: the suite passed on $default_version (default)${ran:+ and$ran}"
 fi

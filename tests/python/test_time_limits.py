@@ -103,6 +103,7 @@ def test_a_blocking_call_is_given_up_and_its_place_goes_to_a_new_thread(tm, mode
     given_up = time.monotonic() - started
     assert 1.1 <= given_up < 3.5, f"given up a second past its limit, the call still running: {given_up:.2f} s"
     assert "did not return" in str(handle.exception(0))
+    print(f"\nfigure: {mode}: a 4 s blocking call under a 0.2 s limit given up after {given_up:.2f} s")
     # The module's one place went to a new thread: the next task runs while
     # the first is still in its call.
     assert jobs.add_task(jobs.quick, args=(7,)).result(SOON) == 7
