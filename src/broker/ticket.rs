@@ -13,7 +13,7 @@ use super::pace::{back_off, millis};
 use super::{encode_result, retrying, Broker, GROUP};
 use crate::err::{RemoteError, TaskError};
 use crate::job::{JobRef, OneShot};
-use crate::pool::Pool;
+use crate::pool::{after_count, Pool};
 use crate::task::{Attempt, Method};
 use crate::timer::driver::Target;
 use crate::unwind::panic_message;
@@ -180,8 +180,12 @@ impl Ticket {
             module: Arc::clone(&self.module),
             in_flight: Arc::clone(&self.in_flight),
         };
-        let retry = ender.end(task, &result, true);
-        (result.map(drop), retry)
+        let decision = Ender::decide(&task, &result, true);
+        let (retry, outcome) = (decision.0, result.as_ref().map(drop).map_err(RemoteError::clone));
+        // Acknowledged (its result sent) once this worker has counted the
+        // run: whoever gets the result sees it counted.
+        after_count(Box::new(move || ender.end(task, &result, decision)));
+        (outcome, retry)
     }
 }
 
@@ -190,16 +194,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Ender {
-    /// Acknowledges `task`'s run, which came to `result`: with the retry
-    /// its policy allows (if `may_retry`; returned, with its number and
-    /// wait), into the dead-letter set if its retries are used up and its
-    /// policy says so, else as done.
-    fn end(
-        &self,
-        mut task: Claimed,
+    /// What `task`'s run, which came to `result`, leads to: the retry its
+    /// policy allows (if `may_retry`), with its number and wait; and the
+    /// failure to dead-letter it with, if its retries are used up and its
+    /// policy says so.
+    fn decide(
+        task: &Claimed,
         result: &Result<Value, RemoteError>,
         may_retry: bool,
-    ) -> Option<(u32, Duration)> {
+    ) -> (Option<(u32, Duration)>, Option<TaskError>) {
         let policy = match result {
             Err(e) if task.rec.is_empty() && may_retry => {
                 retrying::decode(&task.retry).map(|p| (p, TaskError::Remote(e.clone())))
@@ -210,11 +213,21 @@ impl Ender {
             .as_ref()
             .filter(|(p, error)| p.allows(task.attempt, error))
             .map(|(p, _)| (task.attempt, p.next_delay(task.attempt)));
-        if let Some((_, error)) =
-            policy.filter(|(p, error)| p.dead_letters() && p.exhausted(task.attempt, error))
-        {
+        let bury = policy.filter(|(p, error)| p.dead_letters() && p.exhausted(task.attempt, error));
+        (retry, bury.map(|(_, error)| error))
+    }
+
+    /// Acknowledges `task`'s run, which came to `result`, as [`decide`]d:
+    /// with its `retry`, into the dead-letter set (`bury`), else as done.
+    fn end(
+        &self,
+        mut task: Claimed,
+        result: &Result<Value, RemoteError>,
+        (retry, bury): (Option<(u32, Duration)>, Option<TaskError>),
+    ) {
+        if let Some(error) = bury {
             match self.dead_letter(task, &error, result) {
-                None => return None,
+                None => return,
                 Some(back) => task = back,
             }
         }
@@ -241,7 +254,6 @@ impl Ender {
             self.broker.ack_now(&self.module, std::slice::from_ref(&ack));
         }
         self.in_flight.finish(&entry);
-        retry
     }
 
     /// Moves a task that used up its retries to the dead-letter set, with
@@ -320,7 +332,8 @@ impl Method<()> for Ticket {
         Some(Box::new(move |error: &TaskError| {
             let Some(task) = lock(&claim).take() else { return };
             let failure = Err(RemoteError::new("TimeLimitExceeded", error.to_string()));
-            ender.end(task, &failure, false);
+            let decision = Ender::decide(&task, &failure, false);
+            ender.end(task, &failure, decision);
         }))
     }
 }

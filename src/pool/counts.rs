@@ -45,6 +45,33 @@ std::thread_local! {
     static WORKER_COUNTS: std::cell::RefCell<Option<Arc<WorkerSlot>>> = const { std::cell::RefCell::new(None) };
 }
 
+std::thread_local! {
+    /// What a run left to do once it is counted (see [`after_count`]).
+    static AFTER_COUNT: std::cell::RefCell<Option<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `then` once the run on this thread has been counted and told (or
+/// now, off a worker): a Redis task sends its result in its acknowledgement
+/// this way, so that whoever got the result sees the run counted, as with a
+/// task run in this process.
+pub(crate) fn after_count(then: Box<dyn FnOnce()>) {
+    let on_worker = WORKER_COUNTS.with(|slot| slot.borrow().is_some());
+    if !on_worker {
+        return then();
+    }
+    let earlier = AFTER_COUNT.with(|after| after.borrow_mut().replace(then));
+    if let Some(earlier) = earlier {
+        earlier();
+    }
+}
+
+/// Runs what the run on this thread left to do once counted, if anything.
+pub(crate) fn run_after_count() {
+    if let Some(then) = AFTER_COUNT.with(|after| after.borrow_mut().take()) {
+        then();
+    }
+}
+
 /// Makes `slot` this thread's worker slot, or (None) clears it.
 pub(crate) fn set_worker_slot(slot: Option<Arc<WorkerSlot>>) {
     WORKER_COUNTS.with(|s| *s.borrow_mut() = slot);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::context::{holder, Context};
-use super::counts::{set_worker_slot, WorkerSlot};
+use super::counts::{run_after_count, set_worker_slot, WorkerSlot};
 use super::ready::Queued;
 use super::Pool;
 use crate::batch::BATCH;
@@ -323,6 +323,9 @@ impl Pool {
             }
         };
         slot.current.store(0, Relaxed);
+        // Counted: what the run deferred until then (a Redis task's
+        // acknowledgement, which sends its result) goes now, before events.
+        run_after_count();
         if let Some((job, started)) = watched {
             let duration = started.elapsed();
             if ran.failed {
