@@ -31,8 +31,9 @@ re-run, and both runs of such an entry acknowledge; only the first ACK
 finds the entry pending, so only it may schedule the retry (``MONITOR``
 counts the entries acknowledged twice). The test was checked to fail
 (duplicated retries) with the ACK's retry made in two steps, scheduled
-and then acknowledged (SIGKILLs alone catch it), and with the ACK's
-``XACK`` gate removed.
+and then acknowledged (SIGKILLs alone catch it), and with the retry no
+longer gated by the ACK's ``XACK`` (acknowledged entries kept in the
+stream); see RELIABILITY.md.
 
 Each run logs its entry and attempt (read from Redis, as the task does not
 see its attempt number: see _retry_app.py). Every process is killed and
