@@ -15,9 +15,11 @@ use super::{Broker, GROUP};
 
 impl Broker {
     /// The lease heartbeat: `XCLAIM ... JUSTID` to itself resets the idle
-    /// time of each entry this claimer holds, without counting a delivery.
-    /// Only entries it really holds: one delivered in a reply that never
-    /// arrived must go idle (and be recovered). Also extends the leases of
+    /// time of each entry this claimer holds, without counting a delivery
+    /// ([`HOLD`]). Only entries it really holds: one delivered in a reply
+    /// that never arrived must go idle (and be recovered); and only while
+    /// the group still has it as this claimer's: one taken over while this
+    /// process was paused stays with the taker. Also extends the leases of
     /// its cluster-wide places.
     pub(super) fn renew(
         &self,
@@ -27,14 +29,7 @@ impl Broker {
     ) -> redis::RedisResult<()> {
         let held: Vec<Entry> = in_flight.held().iter().cloned().collect();
         for (stream, ids) in by_stream(&held) {
-            redis::cmd("XCLAIM")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&self.id)
-                .arg(0)
-                .arg(&ids)
-                .arg("JUSTID")
-                .query::<redis::Value>(conn)?;
+            self.hold_script.key(stream).arg(GROUP).arg(&self.id).arg(&ids).invoke::<i64>(conn)?;
         }
         let held = in_flight.places.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if !held.is_empty() {
@@ -135,3 +130,22 @@ impl Broker {
         Ok((taken, alone))
     }
 }
+
+/// Renews this claimer's lease on the given entries of one stream, each
+/// only if the group still has it pending for this claimer: a plain
+/// `XCLAIM` would take back an entry another worker took over while this
+/// process was paused (then both renewed it, and ownership and the
+/// `reclaimed` counts flipped back and forth). Returns how many it renewed.
+///
+/// KEYS: the stream. ARGV: group, this claimer's id, then entry ids.
+pub(super) const HOLD: &str = r"
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+";
