@@ -207,17 +207,23 @@ impl Broker {
             // After (re)connecting: this consumer's own pending entries
             // (`XREADGROUP ... 0`). One it does not hold was delivered in a
             // reply lost with the connection: run it now. (Finished tasks'
-            // acknowledgements go first, so theirs are not among them.)
+            // acknowledgements go first; one that finishes during the read
+            // is found below.)
             self.send_acks(conn, &pool.name, acks)?;
             let mut read = redis::cmd("XREADGROUP");
             read.arg("GROUP").arg(GROUP).arg(&self.id).arg("COUNT").arg(1000).arg("STREAMS");
             read.arg(streams.keys.as_slice()).arg(vec!["0"; streams.keys.len()]);
             let reply: redis::Value = read.query(conn)?;
-            let held = in_flight.held().clone();
+            // What this process has, as held or finished since the read: the
+            // held set first, then the queued acknowledgements (a task
+            // queues its acknowledgement before it stops being held, so it
+            // is in one or the other).
+            let mut known = in_flight.held().clone();
+            known.extend(in_flight.queued_entries());
             let lost: Vec<Claimed> = self
                 .readable(conn, &pool.name, &reply, None)?
                 .into_iter()
-                .filter(|c| !held.contains(&c.entry))
+                .filter(|c| !known.contains(&c.entry))
                 .collect();
             *timers.recover = lost.len() > spare;
             if !lost.is_empty() {

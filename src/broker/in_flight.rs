@@ -104,6 +104,11 @@ impl InFlight {
         std::mem::take(&mut self.acks().queued)
     }
 
+    /// The entries whose acknowledgements are queued.
+    pub(super) fn queued_entries(&self) -> Vec<Entry> {
+        self.acks().queued.iter().map(|ack| ack.entry.clone()).collect()
+    }
+
     /// Acknowledgements the claimer could not send, to try again first.
     pub(super) fn requeue_acks(&self, mut failed: Vec<Ack>) {
         let mut acks = self.acks();
