@@ -66,11 +66,11 @@ def _check_max_workers(max_workers: object, default: Optional[int] = None, name:
     return max_workers
 
 
-def _check_timeout(timeout: object) -> float:
+def _check_timeout(timeout: object, name: str = "timeout") -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds (or None), got {_type_name(timeout)}")
+        raise TypeError(f"{name} must be a number of seconds (or None), got {_type_name(timeout)}")
     if not timeout >= 0 or timeout == float("inf"):
-        raise ValueError(f"timeout must be a finite number >= 0, got {timeout!r}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {timeout!r}")
     return float(timeout)
 
 def _check_wait(wait: object, name: str) -> float:
@@ -392,12 +392,12 @@ class TaskManager:
         unrunnable_after = (
             None if broker_unrunnable_after is None else _check_wait(broker_unrunnable_after, "broker_unrunnable_after")
         )
-        result_ttl = None if broker_result_ttl is None else _check_timeout(broker_result_ttl)
+        result_ttl = None if broker_result_ttl is None else _check_timeout(broker_result_ttl, "broker_result_ttl")
         submit_only = _check_bool(submit_only, "submit_only")
         if submit_only and broker is None:
             raise ValueError("submit_only=True needs broker=")
-        lease = None if broker_lease is None else _check_timeout(broker_lease)
-        timeout = None if broker_timeout is None else _check_timeout(broker_timeout)
+        lease = None if broker_lease is None else _check_timeout(broker_lease, "broker_lease")
+        timeout = None if broker_timeout is None else _check_timeout(broker_timeout, "broker_timeout")
         given = None if max_workers is None else _check_max_workers(max_workers)
         if listener is not None and not callable(listener):
             raise TypeError(f"listener must be callable (or None), got {_type_name(listener)}")
@@ -548,7 +548,7 @@ class TaskManager:
         exit status: 0 drained, 1 the drain timed out, 130 a second signal;
         after 1 or 130, end the process (``os._exit``): handed-back tasks
         may still be running here."""
-        drain_timeout = _check_timeout(drain_timeout)
+        drain_timeout = _check_timeout(drain_timeout, "drain_timeout")
         if concurrency is not None:
             concurrency = _check_max_workers(concurrency, name="concurrency")
         return _worker.run_worker(self, drain_timeout, concurrency)

@@ -150,3 +150,10 @@ def test_broker_unrunnable_after_takes_seconds_above_zero(value, error):
             make()
     with pytest.raises(ValueError, match="broker_unrunnable_after need broker="):
         TaskManager(broker_unrunnable_after=60)
+
+
+@pytest.mark.parametrize("name", ["broker_lease", "broker_timeout", "broker_result_ttl"])
+@pytest.mark.parametrize("value, error", [("5", TypeError), (True, TypeError), (-1, ValueError), (math.inf, ValueError)])
+def test_the_brokers_durations_name_the_argument_they_refuse(name, value, error):
+    with pytest.raises(error, match=f"^{name} must be"):
+        TaskManager(broker="redis://127.0.0.1:1/0", **{name: value})
