@@ -21,7 +21,7 @@ impl<F> std::fmt::Debug for Limited<F> {
 
 impl<F, T> Task<F, T> {
     /// Gives each run of the method `limit`: the method reads its
-    /// [`Deadline`] (`Deadline::current()`) and should return once it
+    /// [`Deadline`](crate::Deadline) (`Deadline::current()`) and should return once it
     /// has passed. A run that ends past its deadline fails with
     /// [`TaskError::TimeLimitExceeded`] (its value is dropped; callbacks
     /// do not run); one still running [`STUCK_AFTER`](crate::STUCK_AFTER) after it is given
