@@ -21,7 +21,10 @@ use taskmanager::{Module, TaskManager};
 /// The consumer the group has `stream`'s one pending entry under, and the
 /// entry's id, if one is pending.
 fn holder(server: &RedisServer, stream: &str) -> Option<(String, String)> {
-    let reply = server.command(&["XPENDING", stream, "taskmanager", "-", "+", "10"]);
+    // Through a script that answers nothing while the group does not exist yet.
+    let script = "local ok, r = pcall(redis.call, 'XPENDING', KEYS[1], 'taskmanager', '-', '+', 10) \
+                  if ok then return r else return {} end";
+    let reply = server.command(&["EVAL", script, "1", stream]);
     let mut parts = reply.lines();
     let id = parts.next().filter(|id| !id.is_empty())?.to_owned();
     Some((id, parts.next()?.to_owned()))
