@@ -79,22 +79,27 @@ fn expand_macro(expression: &str) -> Result<&str, CronError> {
 /// Refuses a word (a run of letters) that is not a name or letter of this
 /// field.
 fn check_words(field: CronField, text: &str) -> Result<(), CronError> {
-    let allowed: &[&str] = match field {
-        CronField::Second | CronField::Minute | CronField::Hour => &[],
-        CronField::DayOfMonth => &["L", "W", "LW"],
-        CronField::Month => &MONTHS,
-        CronField::DayOfWeek => &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "L"],
-    };
-    debug_assert!(field != CronField::DayOfWeek || WEEKDAYS.iter().all(|w| allowed.contains(w)));
     let upper = text.to_ascii_uppercase();
     for word in upper.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty()) {
-        if !allowed.contains(&word) {
+        if !is_word_of(field, word) {
             let reason =
                 format!("'{word}' is not a name or letter of this field (accepts {})", field.accepts());
             return Err(CronError::Field { field, text: text.to_string(), reason });
         }
     }
     Ok(())
+}
+
+/// Whether `word` (upper case) may stand in `field`.
+fn is_word_of(field: CronField, word: &str) -> bool {
+    let weekday = |w: &str| WEEKDAYS.contains(&w);
+    match field {
+        CronField::Second | CronField::Minute | CronField::Hour => false,
+        CronField::DayOfMonth => matches!(word, "L" | "W" | "LW"),
+        CronField::Month => MONTHS.contains(&word),
+        // `FRIL`, the last Friday, is `5L` with a name.
+        CronField::DayOfWeek => word == "L" || weekday(word) || word.strip_suffix('L').is_some_and(weekday),
+    }
 }
 
 /// The error for an expression croner refused: croner's messages do not
@@ -160,6 +165,10 @@ mod tests {
         assert_eq!(field_error("0 0 15X * *"), (CronField::DayOfMonth, "15X".into()));
         assert_eq!(field_error("0 0 * * MONDAY"), (CronField::DayOfWeek, "MONDAY".into()));
         assert!(parse("0 0 * jan-Mar mon-FRI").is_ok(), "names are case-insensitive");
+        assert_eq!(
+            parse("0 0 * * FRIL").unwrap().pattern.pattern,
+            parse("0 0 * * 5L").unwrap().pattern.pattern
+        );
     }
 
     #[test]
