@@ -33,6 +33,7 @@ impl Rules<'_> {
     /// The first run strictly after `t`, or `None` if there is none within
     /// croner's horizon (year 5000).
     pub(crate) fn next_after(&self, t: Timestamp) -> Option<Timestamp> {
+        let matches = &mut Matches { pattern: self.pattern, known: None };
         let mut span = Span::at(self.tz, t);
         // In t's own span: the matches after t's wall-clock time. (croner
         // drops t's fraction of a second: matches are whole seconds, so the
@@ -40,11 +41,11 @@ impl Rules<'_> {
         let mut from = span.civil(t);
         let mut inclusive = false;
         loop {
-            if let ControlFlow::Break(found) = self.in_span(&span, from, inclusive) {
+            if let ControlFlow::Break(found) = self.in_span(matches, &span, from, inclusive) {
                 return found;
             }
             span = span.next(self.tz)?;
-            if self.shifts_gap_before(&span) {
+            if self.shifts_gap_before(matches, &span) {
                 return span.start.map(|(at, _)| at);
             }
             from = span.civil_start()?;
@@ -57,12 +58,13 @@ impl Rules<'_> {
     /// `Break(None)` if croner finds no later match at all.
     fn in_span(
         &self,
+        matches: &mut Matches,
         span: &Span,
         mut from: DateTime,
         mut inclusive: bool,
     ) -> ControlFlow<Option<Timestamp>> {
         loop {
-            let Some(civil) = self.next_match(from, inclusive) else {
+            let Some(civil) = matches.next(from, inclusive) else {
                 return ControlFlow::Break(None);
             };
             if span.civil_end().is_some_and(|end| civil >= end) {
@@ -86,19 +88,40 @@ impl Rules<'_> {
 
     /// Whether the policy runs the matches that fell into the gap just
     /// before `span` at the instant the span starts.
-    fn shifts_gap_before(&self, span: &Span) -> bool {
+    fn shifts_gap_before(&self, matches: &mut Matches, span: &Span) -> bool {
         if self.every_hour || self.gap != GapPolicy::Shift {
             return false;
         }
         let Some((missing_from, missing_to)) = span.gap_before() else {
             return false;
         };
-        self.next_match(missing_from, true).is_some_and(|civil| civil < missing_to)
+        matches.next(missing_from, true).is_some_and(|civil| civil < missing_to)
     }
+}
 
-    /// croner's next civil match at or after `from`.
-    fn next_match(&self, from: DateTime, inclusive: bool) -> Option<DateTime> {
-        self.pattern.find_next_occurrence(&from, inclusive).ok()
+/// croner's civil matches, remembering the last answer: the walk asks again
+/// from each span's start, and a rare expression (February 29th on a
+/// Thursday) would otherwise be searched for once per span until it comes.
+struct Matches<'a> {
+    pattern: &'a croner::Cron,
+    /// `(lo, found)`: no match in `[lo, found)`, and `found` is one.
+    known: Option<(DateTime, DateTime)>,
+}
+
+impl Matches<'_> {
+    /// The first match at (`inclusive`) or after `from`.
+    fn next(&mut self, from: DateTime, inclusive: bool) -> Option<DateTime> {
+        // Matches are whole seconds: "after `from`" is "at or after
+        // `from` + 1 ns", even when croner drops `from`'s fraction.
+        let lo = if inclusive { from } else { from.checked_add(SignedDuration::from_nanos(1)).ok()? };
+        if let Some((known_lo, found)) = self.known {
+            if known_lo <= lo && lo <= found {
+                return Some(found);
+            }
+        }
+        let found = self.pattern.find_next_occurrence(&from, inclusive).ok()?;
+        self.known = Some((lo, found));
+        Some(found)
     }
 }
 
