@@ -103,6 +103,20 @@ fn last_day_nearest_weekday_and_last_weekday() {
         "2025-01-15T00:00:00",
         &["2025-02-03T00:00:00", "2025-03-03T00:00:00", "2025-04-01T00:00:00"],
     );
+    // nW runs only in months that have day n (as Quartz; croniter would
+    // take the last weekday of a shorter month): 31W skips February, April
+    // and June; 2025-05-31 is a Saturday, 08-31 a Sunday.
+    check(
+        "0 0 31W * *",
+        "2025-01-15T00:00:00",
+        &[
+            "2025-01-31T00:00:00",
+            "2025-03-31T00:00:00",
+            "2025-05-30T00:00:00",
+            "2025-07-31T00:00:00",
+            "2025-08-29T00:00:00",
+        ],
+    );
     // LW: 2025-05-31 is a Saturday, 08-31 a Sunday.
     check(
         "0 0 LW * *",

@@ -87,6 +87,11 @@ fn check_words(field: CronField, text: &str) -> Result<(), CronError> {
             return Err(CronError::Field { field, text: text.to_string(), reason });
         }
     }
+    // croner takes a lone `L` in the day of week and never matches it.
+    if field == CronField::DayOfWeek && upper.trim_start_matches('+').split(',').any(|item| item == "L") {
+        let reason = String::from("'L' here needs a weekday before it: 5L or FRIL (last Friday)");
+        return Err(CronError::Field { field, text: text.to_string(), reason });
+    }
     Ok(())
 }
 
@@ -164,6 +169,8 @@ mod tests {
         assert_eq!(field_error("0 0 L * L5"), (CronField::DayOfWeek, "L5".into()));
         assert_eq!(field_error("0 0 15X * *"), (CronField::DayOfMonth, "15X".into()));
         assert_eq!(field_error("0 0 * * MONDAY"), (CronField::DayOfWeek, "MONDAY".into()));
+        assert_eq!(field_error("0 0 * * L"), (CronField::DayOfWeek, "L".into()));
+        assert_eq!(field_error("0 0 1 * +1,L"), (CronField::DayOfWeek, "+1,L".into()));
         assert!(parse("0 0 * jan-Mar mon-FRI").is_ok(), "names are case-insensitive");
         assert_eq!(
             parse("0 0 * * FRIL").unwrap().pattern.pattern,
