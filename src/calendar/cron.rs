@@ -149,9 +149,9 @@ impl Cron {
         self.fold
     }
 
-    /// The first run strictly after `t`; `None` if there is none before
-    /// the year 5000 (the parser's horizon), or `t` is outside the years
-    /// -9999 to 9999.
+    /// The first run strictly after `t`; `None` if there is none up to the
+    /// end of the year 5000 (the parser's horizon), or `t` is outside the
+    /// years -9999 to 9999.
     pub fn next_after(&self, t: SystemTime) -> Option<SystemTime> {
         let t = Timestamp::try_from(t).ok()?;
         let rules = Rules {
@@ -249,6 +249,28 @@ mod tests {
         assert!(err.to_string().contains("'Europe/Atlantis'"), "{err}");
         let cron = Cron::parse("@daily").unwrap().zone("europe/berlin").unwrap();
         assert_eq!(cron.zone_name(), "Europe/Berlin");
+    }
+
+    #[test]
+    fn old_names_are_links_to_the_same_zone() {
+        let eastern = Cron::parse("0 12 * * *").unwrap().zone("US/Eastern").unwrap();
+        let new_york = Cron::parse("0 12 * * *").unwrap().zone("America/New_York").unwrap();
+        let july = utc("2025-07-01", "00:00");
+        assert_eq!(eastern.next_after(july), new_york.next_after(july));
+        assert_eq!(eastern.next_after(july), Some(utc("2025-07-01", "16:00")));
+    }
+
+    #[test]
+    fn the_search_ends_at_the_parsers_horizon_without_a_panic() {
+        let new_year = Cron::parse("0 0 1 1 *").unwrap();
+        assert_eq!(new_year.next_after(utc("4999-06-01", "00:00")), Some(utc("5000-01-01", "00:00")));
+        assert_eq!(new_year.next_after(utc("5000-06-01", "00:00")), None);
+        assert_eq!(new_year.upcoming(utc("4998-06-01", "00:00")).count(), 2);
+        // Before 1970 too.
+        assert_eq!(new_year.next_after(utc("1901-06-01", "00:00")), Some(utc("1902-01-01", "00:00")));
+        // Past what jiff represents (year 9999): none, no panic.
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400 * 1_000_000_000);
+        assert_eq!(new_year.next_after(far), None);
     }
 
     #[test]
