@@ -21,6 +21,11 @@
 /// Every missing time of one gap shifts to the same instant, so a job
 /// with several (`*/20 2 * * *`) runs once there, and not again when its
 /// own 03:00 comes.
+///
+/// An expression whose hour field is every hour (`30 * * * *`) never
+/// shifts, whatever the policy: the skipped 02:30 is simply an hour that did
+/// not happen, and 01:30 and 03:30 are an hour apart (see
+/// [`Cron`](crate::Cron)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum GapPolicy {
     /// Runs at the first instant after the missing time: the moment the
@@ -47,6 +52,10 @@ pub enum GapPolicy {
 /// | [`First`](FoldPolicy::First)   | 02:30 CEST (00:30Z)                     |
 /// | [`Second`](FoldPolicy::Second) | 02:30 CET (01:30Z)                      |
 /// | [`Both`](FoldPolicy::Both)     | 02:30 CEST (00:30Z), 02:30 CET (01:30Z) |
+///
+/// An expression whose hour field is every hour (`30 * * * *`) runs at both
+/// passes, whatever the policy: on a 25-hour day an hourly job runs 25
+/// times (see [`Cron`](crate::Cron)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FoldPolicy {
     /// Runs once, at the first pass. The default: a daily job runs once a
