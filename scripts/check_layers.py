@@ -35,7 +35,9 @@ LAYERS = [
     # 0, pure: time arithmetic, the timer heap, errors, event values,
     # reports, primitives, a manager's phase, per-thread OS settings.
     {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
-     "lifecycle", "threads", "cluster", "retry", "limit", "limited"},
+     "lifecycle", "threads", "cluster", "retry", "limit", "limited",
+     # calendar schedules: cron expressions in time zones (issue 27).
+     "calendar", "calendar/cron", "calendar/error", "calendar/parse", "calendar/policy", "calendar/search"},
     # 1, task cells and their state machine.
     {"job", "job/core", "job/oneshot", "job/recurring"},
     # 2, services: the runtime (life, clock, settings, events, threads),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test, Rust and Python:
-#   1. the Rust crate's unit, integration, example and doc tests, and its
-#      loom model checks (src/loom_tests.rs);
+#   1. the Rust crate's unit, integration, example and doc tests (with the
+#      calendar schedules' reference cases, regenerated from croniter and
+#      Python's zoneinfo by tests/calendar_reference.py), and its loom model
+#      checks (src/loom_tests.rs);
 #   2. the Python package: its one wheel (abi3: CPython 3.9 and newer) built
 #      with maturin (`pip wheel .`), installed into a fresh virtual
 #      environment, then its pytest suite and a check of its type stubs
@@ -25,6 +27,12 @@ echo "== Rust tests"
 cargo build -p taskmanager --examples --features redis
 cargo test -p taskmanager --all-targets --features redis
 cargo test -p taskmanager --doc --features redis
+
+echo "== Calendar reference: tests/data/calendar_reference.tsv is what croniter and Python's zoneinfo give"
+# tests/calendar_reference.rs (above) checked src/calendar/ against that file;
+# this regenerates it from the pinned reference (its own venv, about 10 s)
+# and fails if it differs, so the expected answers cannot drift by hand.
+python3 tests/calendar_reference.py --no-cargo
 
 echo "== Rust model checks (loom): the core's hand-offs in every interleaving"
 # Its own target directory: --cfg loom rebuilds everything.

@@ -100,6 +100,7 @@
 mod batch;
 #[cfg(feature = "redis")]
 mod broker;
+mod calendar;
 mod clock;
 #[cfg(feature = "redis")]
 mod cluster;
@@ -133,6 +134,7 @@ mod worker;
 pub use batch::BatchRunner;
 #[cfg(feature = "redis")]
 pub use broker::{DeadLetter, TaskLookup, MIN_RESULT_TTL};
+pub use calendar::{Cron, CronError, CronField, FoldPolicy, GapPolicy, Upcoming};
 pub use clock::ManualClock;
 #[cfg(feature = "redis")]
 pub use cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};
