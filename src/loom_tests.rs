@@ -257,7 +257,8 @@ fn a_run_given_up_as_it_returns_settles_once_and_its_place_is_given_back_once() 
                 let (place, run) = (captured.place.unwrap(), captured.run.unwrap());
                 let giving_up = loom::thread::spawn(move || {
                     place.give_up();
-                    let error = TaskError::TimeLimitExceeded { limit: std::time::Duration::ZERO, abandoned: true };
+                    let error =
+                        TaskError::TimeLimitExceeded { limit: std::time::Duration::ZERO, abandoned: true };
                     run.abandon(error, &|| place.count_abandoned())
                 });
                 *crate::sync::lock(&w) = Some(giving_up);
