@@ -4,6 +4,7 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use crate::err::TaskError;
@@ -172,6 +173,17 @@ pub trait Method<T>: Send + 'static {
     /// given up while it runs (a Redis task's: acknowledge it as failed).
     #[doc(hidden)]
     fn on_abandon(&self) -> Option<AbandonHook> {
+        None
+    }
+
+    /// A waker the cell wakes once when the task ends: after its last run
+    /// (counted first, as for every handle), when that run is given up
+    /// past its time limit, or when it is cancelled before it ran (the
+    /// method dropped first). An embedding runtime learns of the end this
+    /// way without registering a waker per task at submission: the Python
+    /// binding settles its handle from it.
+    #[doc(hidden)]
+    fn on_done(&self) -> Option<Waker> {
         None
     }
 }

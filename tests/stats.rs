@@ -183,3 +183,51 @@ fn a_run_is_counted_before_its_handle_says_done() {
     assert_eq!(module.stats().failed, 20);
     manager.shutdown();
 }
+
+/// A method whose `on_done` waker tells what the module had counted when
+/// it was woken (the Python binding settles its handles this way).
+struct Told {
+    module: Module,
+    seen: mpsc::Sender<u64>,
+}
+
+struct Tell(Module, std::sync::Mutex<mpsc::Sender<u64>>);
+
+impl std::task::Wake for Tell {
+    fn wake(self: Arc<Self>) {
+        let s = self.0.stats();
+        let _ = self.1.lock().unwrap().send(s.completed);
+    }
+}
+
+impl taskmanager::Method<()> for Told {
+    fn call(self) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    fn on_done(&self) -> Option<std::task::Waker> {
+        let tell = Tell(self.module.clone(), std::sync::Mutex::new(self.seen.clone()));
+        Some(Arc::new(tell).into())
+    }
+}
+
+#[test]
+fn a_methods_on_done_is_woken_once_after_the_count_or_when_cancelled_unrun() {
+    let manager = started();
+    let module = Module::new(&manager, 1).unwrap();
+    let (seen, told) = mpsc::channel();
+    for n in 1..=50u64 {
+        module.add_task(Task::new(Told { module: module.clone(), seen: seen.clone() })).unwrap();
+        assert_eq!(told.recv_timeout(SOON).unwrap(), n, "woken after its run was counted");
+    }
+    // Cancelled before it ran: woken once, as the method is dropped.
+    let (release, gate) = mpsc::channel::<()>();
+    let blocker = module.add_task(move || gate.recv().unwrap()).unwrap();
+    let doomed = module.add_task(Task::new(Told { module: module.clone(), seen: seen.clone() })).unwrap();
+    assert!(doomed.cancel());
+    told.recv_timeout(SOON).expect("woken when cancelled");
+    release.send(()).unwrap();
+    blocker.join().unwrap();
+    manager.shutdown();
+    assert!(told.try_recv().is_err(), "woken once each");
+}

@@ -53,10 +53,12 @@ class TaskHandle(concurrent.futures.Future[Any]):
         if cond is None:
             # Watched from now on: a broker handle's native half holds it
             # until it is settled (before, it held it weakly, so that a
-            # handle its user dropped is freed at once).
-            pin = getattr(self._core, "pin", None)
-            if pin is not None:
-                pin(self)
+            # handle its user dropped is freed at once). A settled one is
+            # held by nothing: no call (wait() makes a lock for each handle).
+            if self._state not in _DONE_STATES:
+                pin = getattr(self._core, "pin", None)
+                if pin is not None:
+                    pin(self)
             # A finished handle never changes state again, so nothing will
             # wait on or notify its lock: a plain RLock (a tenth of the cost)
             # serves, e.g. for concurrent.futures.wait over many handles.

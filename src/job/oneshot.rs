@@ -64,7 +64,7 @@ where
         }
         let pending = std::mem::replace(&mut lock(&self.stage).stage, Stage::Running);
         drop_quietly(pending);
-        self.complete(result, || {})
+        self.complete(result, || {}, None)
     }
 
     /// A failed attempt that runs again `after` from now: counted and told
@@ -73,19 +73,20 @@ where
     /// [`Task::retry`](crate::Task::retry)). If the timer refuses it (the
     /// manager is shutting down), the task is cancelled, as the shutdown
     /// cancels every task waiting in the timer. Without `again`, the retry
-    /// was scheduled elsewhere (Redis): this cell ends with the error.
+    /// was scheduled elsewhere (Redis): this cell ends with the error, and
+    /// wakes the run's `done` (see [`Method::on_done`]).
     fn retry_later(
         self: &Arc<Self>,
         cx: &dyn RunContext,
         again: Option<(F, Callbacks<T>)>,
         error: TaskError,
-        retry: u32,
-        after: std::time::Duration,
+        (retry, after): (u32, std::time::Duration),
+        done: Option<&Waker>,
     ) -> Ran {
         let Some((method, callbacks)) = again else {
             cx.count_retry();
             self.tell_retry(cx, &error, retry, after);
-            self.complete(Err(error.clone()), || {});
+            self.complete(Err(error.clone()), || {}, done);
             return Ran { retried: true, error: Some(error), ..Ran::default() };
         };
         {
@@ -120,7 +121,8 @@ where
     }
 
     /// Moves `from` -> CANCELLED, dropping the method and callbacks, and
-    /// wakes whoever waits; false if the phase was not `from`.
+    /// wakes whoever waits, the method's `on_done` last; false if the
+    /// phase was not `from`.
     fn end_cancelled(&self, from: u32) -> bool {
         let mut slot = lock(&self.stage);
         let Some(old) = self.core.shift(from, CANCELLED, 0) else {
@@ -133,14 +135,22 @@ where
         if let Some(waker) = waker {
             waker.wake();
         }
+        let done = match &payload {
+            Stage::Pending(method, _) => method.on_done(),
+            _ => None,
+        };
         drop_quietly(payload);
+        if let Some(done) = done {
+            done.wake();
+        }
         true
     }
 
     /// Ends the run with `result`, `count`ing it first (so whoever waited
-    /// sees it counted); false, and `result` is dropped, if the run was
-    /// given up meanwhile (`abandon`).
-    fn complete(&self, result: Result<T, TaskError>, count: impl FnOnce()) -> bool {
+    /// sees it counted), then wakes the handle's waker and the run's `done`
+    /// (see [`Method::on_done`]); false, and `result` is dropped, if the
+    /// run was given up meanwhile (`abandon`).
+    fn complete(&self, result: Result<T, TaskError>, count: impl FnOnce(), done: Option<&Waker>) -> bool {
         let mut slot = lock(&self.stage);
         if !matches!(slot.stage, Stage::Running) {
             drop(slot);
@@ -156,15 +166,20 @@ where
         if let Some(waker) = waker {
             waker.wake();
         }
+        if let Some(done) = done {
+            done.wake_by_ref();
+        }
         true
     }
 }
 
 /// A one-shot run the time-limit watchdog may give up (see `limit.rs`):
-/// its cell, and what its method does besides (`Method::on_abandon`).
+/// its cell, what its method does besides (`Method::on_abandon`), and the
+/// run's `done` (`Method::on_done`).
 struct Escaping<F, T> {
     cell: Arc<OneShot<F, T>>,
     hook: std::sync::Mutex<Option<AbandonHook>>,
+    done: Option<Waker>,
 }
 
 impl<F, T> Run for Escaping<F, T>
@@ -173,7 +188,7 @@ where
     T: Send + 'static,
 {
     fn abandon(&self, error: TaskError, count: &dyn Fn()) -> bool {
-        if !self.cell.complete(Err(error.clone()), count) {
+        if !self.cell.complete(Err(error.clone()), count, self.done.as_ref()) {
             return false;
         }
         let hook = self.hook.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -200,16 +215,17 @@ where
         let Stage::Pending(method, mut callbacks) =
             std::mem::replace(&mut lock(&self.stage).stage, Stage::Running)
         else {
-            self.complete(Err(TaskError::Cancelled), || {});
+            self.complete(Err(TaskError::Cancelled), || {}, None);
             return Ran { cancelled: true, ..Ran::default() };
         };
+        let done = method.on_done();
         cx.mark_running(self.core.id);
         tell_started(cx, &self.core);
         // A method with a time limit may be given up while it runs: the
         // watchdog learns how from this thread (see `limit.rs`).
         let outer = method.escapes().then(|| {
             let hook = std::sync::Mutex::new(method.on_abandon());
-            set_run(Some(Arc::new(Escaping { cell: Arc::clone(&self), hook })))
+            set_run(Some(Arc::new(Escaping { cell: Arc::clone(&self), hook, done: done.clone() })))
         });
         let attempt = attempt(method, callbacks.as_mut_slice());
         if let Some(outer) = outer {
@@ -218,11 +234,11 @@ where
         let result = match attempt {
             Attempt::Done(result) => result,
             Attempt::Again { method, error, retry, after } => {
-                return self.retry_later(cx, Some((method, callbacks)), error, retry, after);
+                return self.retry_later(cx, Some((method, callbacks)), error, (retry, after), None);
             }
             Attempt::RetriedElsewhere { error, retry, after } => {
                 drop_quietly(callbacks);
-                return self.retry_later(cx, None, error, retry, after);
+                return self.retry_later(cx, None, error, (retry, after), done.as_ref());
             }
         };
         // Release what the callbacks hold before the handle says done.
@@ -234,7 +250,7 @@ where
             ..Ran::default()
         };
         // Counted before the handle says done: whoever waited sees it.
-        if !self.complete(result, || cx.count_run(ran.failed)) {
+        if !self.complete(result, || cx.count_run(ran.failed), done.as_ref()) {
             // Given up past its time limit, and counted then.
             log::warn!(
                 "taskmanager: task {} returned after it was given up; its outcome is dropped",

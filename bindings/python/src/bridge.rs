@@ -5,6 +5,13 @@
 //! settles the Python handle with the value, the exception or the
 //! cancellation.
 //!
+//! What wakes it: for a task run here, the task's own method (`PyOnce`,
+//! which holds the bridge) gives it to the core as its `on_done` waker, so
+//! a submission registers nothing in the cell and allocates nothing but
+//! the bridge (which also keeps the run's exception). For a task sent
+//! through the broker, the bridge polls the core handle once at submission,
+//! which leaves its waker in the cell.
+//!
 //! For a task sent through the broker, the bridge holds the Python handle
 //! weakly while nobody watches it, so a handle its user dropped (fire and
 //! forget) is freed at once; the task still runs (dropping never cancels),
@@ -57,23 +64,34 @@ impl IntoPython for serde_json::Value {
 
 /// See the module docs.
 pub(crate) struct Bridge<T> {
-    /// The core handle; taken out while a cancel runs (see `cancel`).
+    /// The core handle; taken out while a cancel runs (see `cancel`), and
+    /// not there yet while a task run here is being submitted.
     handle: Mutex<Option<TaskHandle<T>>>,
     future: Mutex<Held>,
     /// The exception of a run here that raised: the core keeps only its
     /// text (see `task::Raised`).
-    raised: Option<Raised>,
+    raised: Raised,
 }
 
-/// Where a task run here leaves its exception for its bridge: shared from
-/// before the task is submitted (it may run at once).
-pub(crate) type Raised = Arc<Mutex<Option<Py<PyAny>>>>;
+/// Where a task run here leaves its exception for its bridge.
+pub(crate) type Raised = Mutex<Option<Py<PyAny>>>;
 
 /// How a bridge holds its Python handle.
 enum Held {
     Weakly(Py<PyWeakrefReference>),
     Strongly(Py<PyAny>),
     Settled,
+}
+
+impl Held {
+    /// The Python handle, if it is still there.
+    fn into_future(self, py: Python<'_>) -> Option<Bound<'_, PyAny>> {
+        match self {
+            Held::Strongly(future) => Some(future.into_bound(py)),
+            Held::Weakly(weak) => weak.bind(py).upgrade(),
+            Held::Settled => None,
+        }
+    }
 }
 
 /// A mutex's guard, poisoned or not (a panic elsewhere leaves data that
@@ -83,13 +101,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<T: IntoPython> Bridge<T> {
-    /// A bridge from `handle` to the Python handle `future`, polled once:
-    /// the core wakes it when the task ends (or settles it now, if it has).
-    pub(crate) fn new(
-        future: &Bound<'_, PyAny>,
-        handle: TaskHandle<T>,
-        raised: Option<Raised>,
-    ) -> PyResult<Arc<Self>> {
+    /// A bridge to the Python handle `future`, with no core handle yet: a
+    /// task run here gets it from [`attach`](Self::attach) once submitted.
+    pub(crate) fn new(future: &Bound<'_, PyAny>) -> PyResult<Arc<Self>> {
         // A task run here holds its handle until it runs anyway (to mark it
         // running): held strongly from the start, with no weak reference to
         // make and upgrade per task. A remote one, weakly (see the module
@@ -99,9 +113,26 @@ impl<T: IntoPython> Bridge<T> {
         } else {
             Held::Strongly(future.clone().unbind())
         };
-        let bridge = Arc::new(Bridge { handle: Mutex::new(Some(handle)), future: Mutex::new(held), raised });
-        bridge.poll();
-        Ok(bridge)
+        Ok(Arc::new(Bridge { handle: Mutex::new(None), future: Mutex::new(held), raised: Mutex::new(None) }))
+    }
+
+    /// Gives the bridge its core handle. A task sent through the broker is
+    /// polled now, which leaves the bridge's waker in its cell; a task run
+    /// here wakes the bridge through its method (`on_done`), and may have
+    /// ended already (it ran at once, or was cancelled): then the wake
+    /// found no handle, and the bridge settles it now.
+    pub(crate) fn attach(self: &Arc<Self>, handle: TaskHandle<T>) {
+        // Read after the handle is in place: a wake before that found none,
+        // but came after the end this then sees.
+        let done = lock(&self.handle).insert(handle).is_done();
+        if T::REMOTE || done {
+            self.poll();
+        }
+    }
+
+    /// Where a run here leaves its exception (see `task::Raised`).
+    pub(crate) fn raised(&self) -> &Raised {
+        &self.raised
     }
 
     fn poll(self: &Arc<Self>) {
@@ -109,23 +140,21 @@ impl<T: IntoPython> Bridge<T> {
         let mut slot = lock(&self.handle);
         let Some(handle) = slot.as_mut() else { return };
         let Poll::Ready(outcome) = Pin::new(handle).poll(&mut Context::from_waker(&waker)) else { return };
-        // Kept for `cancel`, which finds the task finished.
+        // Taken with the outcome, under the handle's lock: a second poll
+        // (a wake racing `attach` or a lost cancel) finds the outcome taken
+        // and nothing left to settle. The core handle is kept for `cancel`,
+        // which finds the task finished.
+        let held = std::mem::replace(&mut *lock(&self.future), Held::Settled);
         drop(slot);
+        let mut held = Some(held);
         lifetime::attach(|py| {
-            let Some(future) = self.take_future(py) else { return };
+            let Some(future) = held.take().and_then(|h| h.into_future(py)) else { return };
             if let Err(e) = self.complete(py, &future, outcome) {
                 e.write_unraisable(py, Some(&future));
             }
         });
-    }
-
-    /// The Python handle, if it is still there, and lets go of it.
-    fn take_future<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        match std::mem::replace(&mut *lock(&self.future), Held::Settled) {
-            Held::Strongly(future) => Some(future.into_bound(py)),
-            Held::Weakly(weak) => weak.bind(py).upgrade(),
-            Held::Settled => None,
-        }
+        // Past the exit hooks: leaked, as `PyTask` leaks (see `lifetime`).
+        std::mem::forget(held);
     }
 
     /// Settles `future` with the task's outcome.
@@ -138,12 +167,10 @@ impl<T: IntoPython> Bridge<T> {
         let outcome = match outcome {
             Err(TaskError::Cancelled) => return future::cancel(future),
             Ok(value) => Ok(value.into_python(py)?),
-            Err(TaskError::Failed { message }) => {
-                Err(match self.raised.as_ref().and_then(|r| lock(r).take()) {
-                    Some(exception) => exception.into_bound(py),
-                    None => PyRuntimeError::new_err(message).into_value(py).into_any().into_bound(py),
-                })
-            }
+            Err(TaskError::Failed { message }) => Err(match lock(&self.raised).take() {
+                Some(exception) => exception.into_bound(py),
+                None => PyRuntimeError::new_err(message).into_value(py).into_any().into_bound(py),
+            }),
             Err(other) => Err(exception_of(py, other)?),
         };
         // A task run here marked its handle running as it started; a remote

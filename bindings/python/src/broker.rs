@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 
 use taskmanager::{Module, Recurrence, RemoteError, Retry, SharedSchedule as CoreSchedule};
 
-use crate::bridge::lock;
+use crate::bridge::{lock, Bridge};
 use crate::errors::submit_error;
 use crate::failure::exception;
 use crate::handles::TaskCore;
@@ -130,8 +130,7 @@ impl Named {
         })
         .map_err(submit_error)?;
         let handle = future::new_handle(py, false)?;
-        // A remote task's exception arrives as a RemoteError, not here.
-        TaskCore::attach(&handle, sent, None, call.name)?;
+        TaskCore::attach(&handle, Bridge::new(&handle)?, sent, call.name)?;
         Ok(handle)
     }
 

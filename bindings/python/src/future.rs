@@ -131,6 +131,9 @@ pub(crate) fn settle(
         return Ok(());
     }
     match outcome {
+        // None is the class's default: one attribute fewer per task that
+        // returns nothing.
+        Ok(value) if value.is_none(py) => {}
         Ok(value) => future.setattr(intern!(py, "_result"), value)?,
         Err(exception) => future.setattr(intern!(py, "_exception"), exception)?,
     }

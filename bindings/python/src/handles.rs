@@ -7,7 +7,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use taskmanager::{RecurringHandle, SubmitError, TaskHandle};
 
-use crate::bridge::{Bridge, Bridged, IntoPython, Raised};
+use crate::bridge::{Bridge, Bridged, IntoPython};
 use crate::errors::submit_error;
 use crate::task::RecurringState;
 use crate::{checks, future, lifetime};
@@ -35,18 +35,17 @@ pub(crate) struct TaskCore {
 
 impl TaskCore {
     /// The core handle of `future` (a new `TaskHandle`), whose task's core
-    /// handle is `handle`.
-    /// `raised` is where a run here leaves its exception (see `bridge`;
-    /// None for a task sent through the broker);
-    /// `name` is the handle's name (the task's, or its `name=`).
+    /// handle is `handle` and whose bridge (made with `future`) is
+    /// `bridge`; `name` is the handle's name (the task's, or its `name=`).
     pub(crate) fn attach<T: IntoPython>(
         future: &Bound<'_, PyAny>,
+        bridge: Arc<Bridge<T>>,
         handle: TaskHandle<T>,
-        raised: Option<Raised>,
         name: Arc<str>,
     ) -> PyResult<()> {
         let (id, broker_id) = (handle.id(), handle.broker_id());
-        let bridge: Arc<dyn Bridged> = Bridge::new(future, handle, raised)?;
+        bridge.attach(handle);
+        let bridge: Arc<dyn Bridged> = bridge;
         future.setattr(pyo3::intern!(future.py(), "_core"), TaskCore { bridge, id, name, broker_id })
     }
 }

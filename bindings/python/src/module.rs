@@ -2,6 +2,7 @@
 //! submission's checked arguments become a task and its handle.
 
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
@@ -11,8 +12,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use taskmanager::{Attempt, Method, Module, Recurrence, Retry, Task, TaskError};
 
-use crate::bridge::PyValue;
-use crate::bridge::Raised;
+use crate::bridge::{Bridge, PyValue};
 use crate::broker::Named;
 use crate::errors::submit_error;
 use crate::handles::{RecurringCore, TaskCore};
@@ -148,16 +148,16 @@ impl ModuleCore {
         let handle = future::new_handle(py, false)?;
         let name = Arc::clone(&call.name);
         let retry = call.retry.clone().or_else(|| self.module.retry().cloned()).map(Arc::new);
-        let raised = Raised::default();
+        let bridge = Bridge::new(&handle)?;
         let method =
-            PyOnce { task: self.task(&handle, call), raised: Arc::clone(&raised), retry, attempt: 1 };
+            PyOnce { task: self.task(&handle, call), bridge: Arc::clone(&bridge), retry, attempt: 1 };
         let run = Task::new(method).name(Arc::clone(&name));
         let core = match delay {
             None => self.module.add_task(run),
             Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
         }
         .map_err(submit_error)?;
-        TaskCore::attach(&handle, core, Some(raised), name)?;
+        TaskCore::attach(&handle, bridge, core, name)?;
         Ok(handle)
     }
 
@@ -189,7 +189,9 @@ impl ModuleCore {
 /// again (the core puts the task back in the timer for the backoff).
 struct PyOnce {
     task: PyTask,
-    raised: Raised,
+    /// Keeps the run's exception, and settles the handle once the core
+    /// has counted the run (it is the run's `on_done`).
+    bridge: Arc<Bridge<PyValue>>,
     retry: Option<Arc<Retry>>,
     /// The attempt about to run, 1 for the first.
     attempt: u32,
@@ -197,7 +199,7 @@ struct PyOnce {
 
 impl PyOnce {
     fn run(&mut self, retry: bool) -> Result<PyValue, (task::Raised, bool)> {
-        let (task, raised) = (&mut self.task, &self.raised);
+        let (task, raised) = (&mut self.task, self.bridge.raised());
         let policy = self.retry.as_deref().filter(|_| retry).map(|r| (r, self.attempt));
         lifetime::attach(|py| task.run_once(py, raised, policy))
             .unwrap_or_else(|| Err((task::Raised::not_run(), false)))
@@ -231,6 +233,10 @@ impl Method<PyValue> for PyOnce {
     /// With a time limit, a run stuck past it is given up (see `limits.rs`).
     fn escapes(&self) -> bool {
         self.task.parts.as_ref().is_some_and(|p| p.call.limit.is_some())
+    }
+
+    fn on_done(&self) -> Option<Waker> {
+        Some(Waker::from(Arc::clone(&self.bridge)))
     }
 }
 

@@ -153,8 +153,7 @@ impl PyTask {
         }
         drop(self.parts.take());
         outcome.map(PyValue).map_err(|e| {
-            let old =
-                raised.lock().unwrap_or_else(PoisonError::into_inner).replace(exception(py, &e).unbind());
+            let old = bridge::lock(raised).replace(exception(py, &e).unbind());
             drop(old);
             (Raised::new(py, &e), false)
         })
