@@ -113,9 +113,9 @@ def test_cancel_recurring_twice(tm, token):
     h = module.schedule_task(module.ran, 0.02, args=(token,), reoccurring=True)
     assert wait_until(lambda: runs(h) >= 1)
     assert h.cancel() is True
-    # Again: a RecurringHandle is a Future and stays cancelled (True); a
-    # SharedSchedule's cancel is True only if the schedule still existed.
-    assert h.cancel() is (tm.mode == "inprocess")
+    # Again: True in both modes, as a Future stays cancelled (a
+    # SharedSchedule remembers that it cancelled its schedule).
+    assert h.cancel() is True
     assert_recurring_cancelled(tm.mode, h)
 
 
