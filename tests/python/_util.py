@@ -1,7 +1,11 @@
 """Small helpers shared by the tests (imported as a plain module)."""
 
+import importlib
+import os
+import sys
 import threading
 import time
+from pathlib import Path
 
 # Generous upper bound for anything that should happen "soon": the CI
 # machine has two cores and may be loaded.
@@ -103,3 +107,24 @@ def drop_token(token):
     GATES.pop(token).set()
     with _SEEN_LOCK:
         SEEN.pop(token, None)
+
+
+def import_fresh(name, env):
+    """Imports the test app module ``name`` (a file beside this one) anew,
+    with ``env`` in ``os.environ`` while it runs (an app reads its settings
+    there at import, as a worker process does), then restores the
+    environment. Returns the module."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

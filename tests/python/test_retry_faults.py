@@ -56,6 +56,8 @@ from pathlib import Path
 
 from taskmanager import Retry
 
+from _util import import_fresh
+
 HERE = Path(__file__).resolve().parent
 
 TASKS = 60
@@ -169,20 +171,7 @@ class Cluster:
         return proc
 
     def submitter(self):
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            sys.path.insert(0, str(HERE))
-            sys.modules.pop("_retry_app", None)
-            import _retry_app
-
-            self.app = _retry_app
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        self.app = import_fresh("_retry_app", self.env)
         self.app.manager.start_thread()
         return self.app
 

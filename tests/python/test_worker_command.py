@@ -22,6 +22,8 @@ import pytest
 
 from taskmanager import TaskManager
 
+from _util import import_fresh
+
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent.parent / "examples"
 
@@ -54,20 +56,7 @@ class Cluster:
     def submitter(self):
         """The test process's own ``_worker_app`` (submit_only), started."""
         if self.app is None:
-            saved = {k: os.environ.get(k) for k in self.env}
-            os.environ.update(self.env)
-            try:
-                sys.path.insert(0, str(HERE))
-                sys.modules.pop("_worker_app", None)
-                import _worker_app
-
-                self.app = _worker_app
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+            self.app = import_fresh("_worker_app", self.env)
             self.app.manager.start_thread()
         return self.app
 
