@@ -1,17 +1,55 @@
-"""Events: a listener on the manager, and the taskmanager.events logger."""
+"""Events: a listener on the manager, and the taskmanager.events logger.
+
+The tests taking ``tm`` run in both modes (in-process and with a Redis
+broker, conftest.py): their tasks are methods of the module-level
+``Heard`` Module subclass (and ``@manager.task`` functions), with JSON
+arguments. With a broker this process is the worker, so its listener
+hears the runs it claims.
+"""
 
 import logging
 import threading
 
 import pytest
 
-from taskmanager import Event, Module, TaskManager
+from taskmanager import Event, Module, RemoteError
 
 from _util import SOON, wait_until
+from conftest import MODES
 
 
-@pytest.fixture
-def heard():
+def xfail_with_a_broker(reason):
+    """Runs the test in each mode, expected to fail (strictly) with a
+    broker only: a parity bug, ``reason`` the exact difference."""
+    return pytest.mark.parametrize(
+        "mode",
+        [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=reason)) if m == "redis" else m for m in MODES],
+        indirect=True,
+    )
+
+
+class Heard(Module):
+    def one(self):
+        return 1
+
+    def divide(self, a, b):
+        return a / b
+
+    def nothing(self):
+        return None
+
+
+def nothing():
+    return None
+
+
+def still_ran():
+    return "still ran"
+
+
+def listening(tm):
+    """A started manager of this test's mode with a listener, its Heard
+    module, and the list of events the listener heard."""
     events = []
     lock = threading.Lock()
 
@@ -19,60 +57,72 @@ def heard():
         with lock:
             events.append(event)
 
-    m = TaskManager(listener=listener)
-    m.start_thread()
-    try:
-        yield m, events
-    finally:
-        m.shutdown(cancel_pending=True)
+    manager = tm(listener=listener)
+    return manager, Heard(task_manager=manager, max_workers=1), events
 
 
 def kinds(events, task_id):
     return [e.kind for e in list(events) if e.task_id == task_id]
 
 
-def test_listener_hears_runs_failures_and_cancels(heard, caplog):
+@xfail_with_a_broker(
+    "parity bug: with a broker a run's events carry the worker's own run id "
+    "(1025, ...), not the handle's id, and the method's name ('one'), not "
+    "name= ('ok'); a one-shot cancelled in Redis is heard as no 'cancelled' "
+    "event; a SharedSchedule's pause()/resume() as no 'paused'/'resumed'"
+)
+def test_listener_hears_runs_failures_and_cancels(tm, caplog):
     caplog.set_level(logging.CRITICAL, logger="taskmanager")
-    manager, events = heard
-    module = Module(task_manager=manager, max_workers=1)
-    ok = module.add_task(lambda: 1, name="ok")
-    ok.result(SOON)
-    assert wait_until(lambda: kinds(events, ok.id) == ["started", "finished"])
+    manager, module, events = listening(tm)
+    ok = module.add_task(module.one, name="ok")
+    assert ok.result(SOON) == 1
+    assert wait_until(lambda: kinds(events, ok.id) == ["started", "finished"]), events
     finished = [e for e in events if e.task_id == ok.id][-1]
     assert isinstance(finished, Event) and finished.task_name == "ok" and finished.duration >= 0
     assert finished.level == logging.DEBUG
-    bad = module.add_task(lambda: 1 / 0)
-    bad.exception(SOON)
-    assert wait_until(lambda: kinds(events, bad.id) == ["started", "failed"])
-    far = module.schedule_task(print, 3600)
-    far.cancel()
-    assert wait_until(lambda: kinds(events, far.id) == ["cancelled"])
-    rec = module.schedule_task(print, 3600, reoccurring=True)
-    rec.pause()
-    rec.resume()
-    assert wait_until(lambda: kinds(events, rec.id) == ["paused", "resumed"])
+    bad = module.add_task(module.divide, args=(1, 0))
+    exc = bad.exception(SOON)
+    if tm.mode == "inprocess":
+        assert isinstance(exc, ZeroDivisionError), repr(exc)
+    else:
+        assert isinstance(exc, RemoteError) and exc.kind == "ZeroDivisionError", repr(exc)
+    assert wait_until(lambda: kinds(events, bad.id) == ["started", "failed"]), events
+    far = module.schedule_task(module.nothing, 3600)
+    assert far.cancel()
+    assert wait_until(lambda: kinds(events, far.id) == ["cancelled"]), events
+    rec = module.schedule_task(module.nothing, 3600, reoccurring=True)
+    assert rec.pause()
+    assert rec.resume()
+    rec_id = rec.id if tm.mode == "inprocess" else 0  # get_tasks()'s id of a shared schedule
+    assert wait_until(lambda: kinds(events, rec_id) == ["paused", "resumed"]), events
     rec.cancel()
 
 
-def test_events_logger_at_info_logs_pauses(caplog):
+@xfail_with_a_broker(
+    "parity bug: with a broker a SharedSchedule's pause() logs nothing on "
+    "taskmanager.events (in-process: 'task poll ... paused' at INFO)"
+)
+def test_events_logger_at_info_logs_pauses(tm, caplog):
     caplog.set_level(logging.INFO, logger="taskmanager.events")
-    with TaskManager() as manager:
-        rec = manager.schedule_task({"method": print, "delay": 3600, "reoccurring": True, "name": "poll"})
-        rec.pause()
-        assert wait_until(lambda: "task poll" in caplog.text and "paused" in caplog.text), caplog.text
-        rec.cancel()
+    manager = tm()
+    manager.task(nothing)
+    rec = manager.schedule_task({"method": nothing, "delay": 3600, "reoccurring": True, "name": "poll"})
+    assert rec.pause()
+    assert wait_until(lambda: "task poll" in caplog.text and "paused" in caplog.text), caplog.text
+    rec.cancel()
 
 
 # The listener's exception is reported through sys.unraisablehook.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_raising_listener_does_not_stop_tasks():
+def test_a_raising_listener_does_not_stop_tasks(tm):
     def listener(event):
         raise RuntimeError("listener bug")
 
-    with TaskManager(listener=listener) as manager:
-        assert manager.add_task({"method": lambda: "still ran"}).result(SOON) == "still ran"
+    manager = tm(listener=listener)
+    manager.task(still_ran)
+    assert manager.add_task({"method": still_ran}).result(SOON) == "still ran"
 
 
-def test_listener_must_be_callable():
+def test_listener_must_be_callable(tm):
     with pytest.raises(TypeError, match="listener"):
-        TaskManager(listener=5)
+        tm(listener=5, start=False)
