@@ -128,3 +128,14 @@ def import_fresh(name, env):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def runs(handle):
+    """Runs of a recurring task: a RecurringHandle's ``runs``, a
+    SharedSchedule's ticks run (cluster-wide; 0 once cancelled)."""
+    from taskmanager import RecurringHandle
+
+    if isinstance(handle, RecurringHandle):
+        return handle.runs
+    counts = handle.counts()
+    return 0 if counts is None else counts[0]

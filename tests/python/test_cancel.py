@@ -18,7 +18,7 @@ import pytest
 
 from taskmanager import Module, RecurringHandle, SharedSchedule
 
-from _util import SOON, note, seen, settle, wait_until
+from _util import SOON, note, runs, seen, settle, wait_until
 
 
 class Ran(Module):
@@ -36,15 +36,6 @@ def ran_of(tm):
     manager = tm()
     manager.task(ran)
     return manager, Ran(task_manager=manager, max_workers=4)
-
-
-def runs(handle):
-    """Runs of a recurring task: a RecurringHandle's ``runs``, a
-    SharedSchedule's ticks run (cluster-wide; 0 once cancelled)."""
-    if isinstance(handle, RecurringHandle):
-        return handle.runs
-    counts = handle.counts()
-    return 0 if counts is None else counts[0]
 
 
 def assert_recurring_cancelled(mode, h):

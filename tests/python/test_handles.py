@@ -22,7 +22,7 @@ import pytest
 
 from taskmanager import Module, RecurringHandle, RemoteError, SharedSchedule, TaskHandle
 
-from _util import GATES, SOON, Recorder, note, seen, settle, wait_until
+from _util import GATES, SOON, Recorder, note, runs, seen, settle, wait_until
 
 
 class TaskError(Exception):
@@ -437,15 +437,6 @@ def test_a_local_function_or_a_builtin_is_named_by_its_qualname(module, manager)
     assert manager.add_task({"method": len, "args": ([],), "name": "n"}).name == "n"
     assert module.add_task(len, args=([],)).name == "len"
     assert h.result(SOON) == 1
-
-
-def runs(handle):
-    """Runs of a recurring task: a RecurringHandle's ``runs``, a
-    SharedSchedule's ticks run (cluster-wide; 0 once cancelled)."""
-    if isinstance(handle, RecurringHandle):
-        return handle.runs
-    counts = handle.counts()
-    return 0 if counts is None else counts[0]
 
 
 def test_pause_and_resume_a_recurring_task(tm):
