@@ -152,7 +152,6 @@ pub enum Ended {
 #[must_use = "a watch must be ended"]
 pub struct Watch {
     token: u64,
-    limit: Duration,
     outer: Option<Deadline>,
 }
 
@@ -186,7 +185,7 @@ pub fn watch(limit: Duration, what: String, interrupt: Option<Box<dyn FnOnce() +
             }
         }
     }
-    Watch { token, limit, outer }
+    Watch { token, outer }
 }
 
 impl Watch {
@@ -201,11 +200,6 @@ impl Watch {
             Some(Entry { at, .. }) if Instant::now() >= at => Ended::Expired,
             _ => Ended::InTime,
         }
-    }
-
-    /// The error a run that ended `ended` fails with, if it fails.
-    pub fn error(&self, ended: Ended) -> Option<TaskError> {
-        watch_error(self.limit, ended)
     }
 }
 
