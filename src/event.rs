@@ -20,11 +20,22 @@ pub(crate) type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// Which task an [`Event`] is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TaskRef {
-    /// The task's number, as its handle's `id()`.
+    /// The task's number in the process that tells the event: its handle's
+    /// `id()` where the handle is. A worker's run of a task sent through a
+    /// broker has a number of its own there; 0 for a
+    /// [`SharedSchedule`](crate::SharedSchedule).
     pub id: u64,
-    /// The task's name, as its handle's `name()`.
+    /// The task's name, as its handle's `name()`: in a worker too, the
+    /// name its submitter gave it.
     pub name: String,
+    /// For a task sent through a broker, its id there, as its handle's
+    /// `broker_id()`, in the submitter's and the worker's events alike;
+    /// for a [`SharedSchedule`](crate::SharedSchedule), its key, and for
+    /// one of its ticks, the tick's id. None for a task run where it was
+    /// submitted.
+    pub broker_id: Option<String>,
 }
 
 /// Something that happened to a task (or, for
@@ -144,8 +155,12 @@ impl fmt::Display for Event {
                 "module {module}: could not start a worker thread (attempt {attempt}): {error}; retrying in {retry_in:?}"
             );
         }
-        if let Some(TaskRef { id, name }) = self.task() {
-            write!(f, "task {name} (#{id}) ")?;
+        match self.task() {
+            Some(TaskRef { id, name, broker_id: Some(remote) }) => {
+                write!(f, "task {name} (#{id}, {remote}) ")?
+            }
+            Some(TaskRef { id, name, broker_id: None }) => write!(f, "task {name} (#{id}) ")?,
+            None => {}
         }
         match self {
             Event::Started { .. } => f.write_str("started"),
@@ -177,6 +192,11 @@ pub(crate) struct Events {
 impl Events {
     pub(crate) fn new(listener: Option<Listener>, listener_level: log::Level) -> Events {
         Events { listener, listener_level }
+    }
+
+    /// Tells that a task was cancelled (`task` says which).
+    pub(crate) fn cancelled(&self, task: impl FnOnce() -> TaskRef) {
+        self.emit(log::Level::Debug, || Event::Cancelled { task: task() });
     }
 
     /// Whether an event at `level` would go anywhere.

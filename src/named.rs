@@ -273,12 +273,16 @@ impl SharedSchedule {
     }
 
     /// Pauses the schedule everywhere: ticks pass without running, until
-    /// [`resume`](Self::resume). Returns whether it exists.
+    /// [`resume`](Self::resume). Returns whether this call paused it (false:
+    /// paused already, or it does not exist), as
+    /// [`RecurringHandle::pause`](crate::RecurringHandle::pause) does; then
+    /// this process tells [`Event::Paused`](crate::Event::Paused).
     pub fn pause(&self) -> Result<bool, SubmitError> {
         self.broker.pause_recurring(&self.key, true)
     }
 
-    /// Resumes a paused schedule on its grid. Returns whether it exists.
+    /// Resumes a paused schedule on its grid. Returns whether this call
+    /// resumed it (false: not paused, or it does not exist).
     pub fn resume(&self) -> Result<bool, SubmitError> {
         self.broker.pause_recurring(&self.key, false)
     }

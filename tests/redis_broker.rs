@@ -273,7 +273,8 @@ fn four_replicas_registering_one_recurring_task_run_each_tick_once() {
         .unwrap();
     assert!(!schedule.created(), "the replicas registered it first");
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(schedule.pause().unwrap(), "the schedule exists");
+    assert!(schedule.pause().unwrap(), "the schedule exists, and ran");
+    assert!(!schedule.pause().unwrap(), "paused already: this call changed nothing");
     std::thread::sleep(Duration::from_millis(500)); // runs in progress end
     let (ticks, skipped) = schedule.counts().unwrap().expect("the schedule exists");
     let text = log.read();

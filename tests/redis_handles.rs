@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
 use serde_json::{json, Value};
-use taskmanager::{Module, RemoteError, Retry, TaskError, TaskManager, TaskState};
+use taskmanager::{Event, Module, RemoteError, Retry, TaskError, TaskManager, TaskState};
 
 /// Waits up to 10 s for `cond`.
 fn wait_for(cond: impl Fn() -> bool) {
@@ -146,5 +146,53 @@ fn tasks_lists_the_delayed_named_tasks_this_manager_sent_while_they_wait() {
     let plain = jobs.schedule_named_task(Duration::from_secs(30), "echo", json!(3)).unwrap();
     assert_eq!(manager.tasks()[0].name, "echo");
     assert!(plain.cancel());
+    manager.shutdown();
+}
+
+#[test]
+fn a_named_tasks_events_carry_its_label_and_broker_id_in_the_worker_and_the_submitter() {
+    let server = RedisServer::start();
+    let heard: Arc<std::sync::Mutex<Vec<Event>>> = Arc::default();
+    let sink = Arc::clone(&heard);
+    let manager = TaskManager::builder()
+        .broker(&server.url())
+        .broker_prefix(&named::prefix("ev"))
+        .listener(move |e: &Event| sink.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    let jobs = Module::builder(&manager).name("jobs").build().unwrap();
+    jobs.register("echo", Ok::<Value, RemoteError>).unwrap();
+    manager.start_thread().unwrap();
+    let about = |handle: &taskmanager::TaskHandle<Value>| {
+        let id = handle.broker_id().expect("sent through the broker");
+        let heard = heard.lock().unwrap();
+        heard
+            .iter()
+            .filter_map(|e| {
+                e.task().filter(|t| t.broker_id.as_deref() == Some(&id)).map(|t| (e.clone(), t.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    // Run now, and after a delay (through the delayed set): the worker's
+    // events name the label, and carry the handle's broker id.
+    let now = jobs.named_task("echo", json!(1)).label("greeting").submit().unwrap();
+    let later =
+        jobs.named_task("echo", json!(2)).label("later").delay(Duration::from_millis(50)).submit().unwrap();
+    for (handle, label) in [(now, "greeting"), (later, "later")] {
+        wait_for(|| about(&handle).iter().any(|(e, _)| matches!(e, Event::Finished { .. })));
+        let told = about(&handle);
+        assert!(matches!(told[0].0, Event::Started { .. }), "{told:?}");
+        assert!(told.iter().all(|(_, task)| task.name == label), "{told:?}");
+        assert_ne!(told[0].1.id, handle.id(), "the worker's run has a number of its own");
+    }
+    // Cancelled while delayed: the submitter tells it, under its handle's
+    // number.
+    let far = jobs.named_task("echo", json!(3)).label("far").delay(Duration::from_secs(60)).submit().unwrap();
+    assert!(far.cancel());
+    let told = about(&far);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        matches!(told[0].0, Event::Cancelled { .. }) && told[0].1.id == far.id() && told[0].1.name == "far"
+    );
     manager.shutdown();
 }

@@ -107,6 +107,9 @@ def _schedules(args: argparse.Namespace) -> int:
     schedule = manager.shared_schedule(args.key)
     done = {"pause": schedule.pause, "resume": schedule.resume, "remove": schedule.cancel}[args.verb]()
     if not done:
+        if args.verb != "remove" and any(s.key == args.key for s in manager.cluster_stats().schedules):
+            print(f"{args.key} was {args.verb}d already")
+            return 0
         print(f"no schedule {args.key!r}", file=sys.stderr)
         return 1
     print(f"{args.verb}d {args.key}" if args.verb != "remove" else f"removed {args.key}")

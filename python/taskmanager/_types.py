@@ -19,14 +19,22 @@ class Event:
     receives it (and the ``taskmanager.events`` logger logs it)."""
 
     kind: str
-    """``started``, ``finished``, ``failed``, ``skipped``, ``cancelled``,
-    ``paused`` or ``resumed``."""
+    """``started``, ``finished``, ``failed``, ``retrying``, ``skipped``,
+    ``cancelled``, ``paused`` or ``resumed`` (and ``spawn_failed``, a
+    module's: a worker thread could not start; ``task_name`` is the
+    module's)."""
     level: int
     """Its ``logging`` level: 5 (below DEBUG) for ``started``, DEBUG for
     ``finished`` and ``cancelled``, INFO for ``skipped``, ``paused`` and
-    ``resumed``, WARNING for ``failed``."""
+    ``resumed``, WARNING for ``failed`` and ``retrying``, ERROR for
+    ``spawn_failed``."""
     task_id: int
+    """The task's number in the process that tells the event: its handle's
+    :attr:`~TaskHandle.id` where the handle is. A worker's run of a task
+    sent through a broker has a number of its own; a
+    :class:`SharedSchedule`'s is 0. Match those by :attr:`broker_id`."""
     task_name: str
+    """Its ``name=``, else its method's name: in a worker too."""
     duration: Optional[float] = None
     """Seconds the run took (``finished``, ``failed``)."""
     error: Optional[str] = None
@@ -35,6 +43,11 @@ class Event:
     its traceback on the ``taskmanager`` logger)."""
     ticks: Optional[int] = None
     """How many ticks were skipped (``skipped``)."""
+    broker_id: Optional[str] = None
+    """With a broker, the task's id there, in the submitter's events and
+    the worker's alike: its handle's :attr:`~TaskHandle.task_id`; a
+    :class:`SharedSchedule`'s key (a tick's run: ``<key>@<due ms>``). None
+    for a task run where it was submitted."""
 
 
 def _event_forwarder(listener: Optional[Callable[[Event], Any]]) -> Callable[..., None]:
@@ -46,12 +59,13 @@ def _event_forwarder(listener: Optional[Callable[[Event], Any]]) -> Callable[...
         duration: Optional[float],
         error: Optional[str],
         ticks: Optional[int],
+        broker_id: Optional[str],
         text: str,
     ) -> None:
         if _EVENTS.isEnabledFor(level):
             _EVENTS.log(level, "%s", text)
         if listener is not None:
-            listener(Event(kind, level, task_id, name, duration, error, ticks))
+            listener(Event(kind, level, task_id, name, duration, error, ticks, broker_id))
 
     return forward
 

@@ -62,6 +62,7 @@ fn entry(stream: &str, reply: &Reply) -> Option<Result<Claimed, (Entry, String)>
     Some(Ok(Claimed {
         task: field("id"),
         name: field("name"),
+        label: field("label"),
         args: field("args"),
         reply: field("reply"),
         rec: field("rec"),

@@ -308,7 +308,7 @@ impl Broker {
         ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
-        let (task, cell) = self.new_waiting(pool, name, label)?;
+        let (task, cell) = self.new_waiting(pool, name, Arc::clone(&label))?;
         let (args, stream, reply) = (args.to_string(), cell.stream(), self.reply_channel());
         let retry = retry.map(retrying::encode);
         let sent = self.with_conn(|conn| {
@@ -320,6 +320,10 @@ impl Broker {
             }
             if let Some(ttl) = ttl {
                 call.arg("ttl").arg(pace::millis(ttl));
+            }
+            // Its `name=`, for the worker's events and logs.
+            if *label != *name {
+                call.arg("label").arg(&*label);
             }
             call.invoke::<String>(conn)
         });

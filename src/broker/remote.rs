@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::Broker;
 use crate::err::TaskError;
-use crate::job::{Core, OneShot, Outcome, Waitable};
+use crate::job::{Core, Label, OneShot, Outcome, Waitable};
 use crate::pool::Pool;
 use crate::timer::driver::Target;
 
@@ -105,7 +105,11 @@ impl RemoteCell {
         label: Arc<str>,
     ) -> Self {
         RemoteCell {
-            cell: OneShot::new(Value::default as fn() -> Value, Vec::new(), Some(label)),
+            cell: OneShot::labelled(
+                Value::default as fn() -> Value,
+                Vec::new(),
+                Some(Label::remote(label, &task)),
+            ),
             task,
             stream: broker.stream_key(&pool.name, name),
             place: Mutex::new(Place::Nowhere),
@@ -157,7 +161,11 @@ impl Waitable for RemoteCell {
             if let Some(pool) = self.pool.upgrade() {
                 pool.count_cancelled();
             }
-            return self.cell.cancel();
+            let cancelled = self.cell.cancel();
+            if cancelled {
+                broker.rt.events.cancelled(|| self.cell.core().task_ref());
+            }
+            return cancelled;
         }
         false
     }

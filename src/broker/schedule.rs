@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::pace::millis;
 use super::{Broker, RemoteCell};
 use crate::err::SubmitError;
+use crate::event::{Event, TaskRef};
 use crate::pool::Pool;
 
 /// What registering a shared schedule did.
@@ -41,7 +42,7 @@ impl Broker {
         ttl: Option<Duration>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
-        let (task, cell) = self.new_waiting(pool, name, label)?;
+        let (task, cell) = self.new_waiting(pool, name, Arc::clone(&label))?;
         let (delayed, hash, reply) =
             (self.delayed_key(), format!("{}:t:{task}", self.config.prefix), self.reply_channel());
         let args = args.to_string();
@@ -59,6 +60,7 @@ impl Broker {
                 .arg(self.wake_channel())
                 .arg(retry.map(super::retrying::encode).unwrap_or_default())
                 .arg(ttl.map(|t| millis(t).to_string()).unwrap_or_default())
+                .arg(if *label == *name { "" } else { &label })
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;
@@ -143,13 +145,18 @@ impl Broker {
         // Not to be registered again after a data loss (`epoch.rs`).
         self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.remove(key);
         let removed = self.forget(&self.recurring_key(), &self.recurring_hash(key), key);
-        removed
-            .map(|(_, n)| n == 1)
-            .map_err(|e| SubmitError::Broker(self.call_error(&format!("cancelling the schedule {key}"), &e)))
+        let existed = removed.map(|(_, n)| n == 1).map_err(|e| {
+            SubmitError::Broker(self.call_error(&format!("cancelling the schedule {key}"), &e))
+        })?;
+        if existed {
+            self.rt.events.cancelled(|| schedule_ref(key));
+        }
+        Ok(existed)
     }
 
     /// Pauses (or resumes) a recurring task cluster-wide: its ticks pass
-    /// without running. Returns whether it exists.
+    /// without running. Returns whether this call changed it (false: it
+    /// was so already, or does not exist), and then tells the event.
     pub(crate) fn pause_recurring(&self, key: &str, paused: bool) -> Result<bool, SubmitError> {
         let hash = self.recurring_hash(key);
         let set = self.with_conn(|conn| {
@@ -158,7 +165,20 @@ impl Broker {
                 .arg(if paused { "1" } else { "0" })
                 .invoke::<i64>(conn)
         });
-        set.map(|n| n == 1).map_err(|e| SubmitError::Broker(self.call_error(&format!("pausing {hash}"), &e)))
+        let changed = set
+            .map(|n| n == 1)
+            .map_err(|e| SubmitError::Broker(self.call_error(&format!("pausing {hash}"), &e)))?;
+        if changed {
+            self.rt.events.emit(log::Level::Info, || {
+                let task = schedule_ref(key);
+                if paused {
+                    Event::Paused { task }
+                } else {
+                    Event::Resumed { task }
+                }
+            });
+        }
+        Ok(changed)
     }
 
     /// A recurring task's counts: ticks run and ticks skipped because the
@@ -178,4 +198,10 @@ impl Broker {
             Err(e) => Err(SubmitError::Broker(self.call_error(&format!("HMGET of {hash}"), &e))),
         }
     }
+}
+
+/// A shared schedule, as its events tell it: no number in this process
+/// (0), its key as its name and broker id.
+fn schedule_ref(key: &str) -> TaskRef {
+    TaskRef { id: 0, name: key.to_owned(), broker_id: Some(key.to_owned()) }
 }

@@ -61,7 +61,8 @@ for i = 6, #ARGV, 11 do
       local fields = {'module', ARGV[4], 'attempt', attempt}
       local f = found[2]
       for j = 1, #f, 2 do
-        if f[j] == 'id' or f[j] == 'name' or f[j] == 'args' or f[j] == 'reply' or f[j] == 'retry' or f[j] == 'ttl' then
+        local k = f[j]
+        if k == 'id' or k == 'name' or k == 'label' or k == 'args' or k == 'reply' or k == 'retry' or k == 'ttl' then
           fields[#fields + 1] = f[j]
           fields[#fields + 1] = f[j + 1]
         end
@@ -147,7 +148,8 @@ return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
 ///
 /// KEYS: delayed set, task hash, recurring set. ARGV: delay ms, task id,
 /// module, name, args, reply, wake channel, retry policy (see
-/// `retrying.rs`; empty: none), result TTL in ms (empty: the worker's).
+/// `retrying.rs`; empty: none), result TTL in ms (empty: the worker's),
+/// label (its `name=`; empty: none).
 pub(super) const SCHEDULE: &str = r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
@@ -157,7 +159,7 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = now + tonumber(ARGV[1])
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6],
-  'retry', ARGV[8], 'attempt', '', 'ttl', ARGV[9])
+  'retry', ARGV[8], 'attempt', '', 'ttl', ARGV[9], 'label', ARGV[10])
 if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
 redis.call('ZADD', KEYS[1], due, ARGV[2])
 return due
@@ -185,13 +187,14 @@ local prefix = ARGV[1]
 local limit = tonumber(ARGV[2])
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   local hash = prefix .. ':t:' .. id
-  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', 'retry', 'attempt', 'ttl')
+  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', 'retry', 'attempt', 'ttl', 'label')
   if f[1] then
     local key = stream(prefix, f[1], f[2])
     local fields = {'id', id, 'name', f[2], 'args', f[3], 'reply', f[4]}
     if f[5] and f[5] ~= '' then fields[#fields + 1] = 'retry'; fields[#fields + 1] = f[5] end
     if f[6] and f[6] ~= '' then fields[#fields + 1] = 'attempt'; fields[#fields + 1] = f[6] end
     if f[7] and f[7] ~= '' then fields[#fields + 1] = 'ttl'; fields[#fields + 1] = f[7] end
+    if f[8] and f[8] ~= '' then fields[#fields + 1] = 'label'; fields[#fields + 1] = f[8] end
     redis.call('XADD', key, '*', unpack(fields))
     redis.call('SADD', prefix .. ':ready:' .. f[1], key)
   end
@@ -310,11 +313,14 @@ return #ARGV - 1
 
 /// Pauses (`ARGV[1]` = 1) or resumes (0) a recurring task, if it exists:
 /// `FIRE` moves a paused task's due time on its grid and adds no tick.
-/// Returns 1 if it exists.
+/// Returns 1 if this call changed it (0: it does not exist, or was paused,
+/// or running, already).
 ///
 /// KEYS: the task's hash. ARGV: 1 or 0.
 pub(super) const PAUSE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local was = redis.call('HGET', KEYS[1], 'paused')
+if (was == '1') == (ARGV[1] == '1') then return 0 end
 redis.call('HSET', KEYS[1], 'paused', ARGV[1])
 return 1
 ";

@@ -12,7 +12,7 @@ use super::in_flight::{Ack, Entry, InFlight};
 use super::pace::{back_off, millis};
 use super::{encode_result, retrying, Broker, GROUP};
 use crate::err::{RemoteError, TaskError};
-use crate::job::{JobRef, OneShot};
+use crate::job::{JobRef, Label, OneShot};
 use crate::pool::{after_count, Pool};
 use crate::task::{Attempt, Method};
 use crate::timer::driver::Target;
@@ -23,6 +23,9 @@ pub(super) struct Claimed {
     pub(super) entry: Entry,
     pub(super) task: String,
     pub(super) name: String,
+    /// The `name=` its submitter gave it (empty: none), which its events
+    /// here tell.
+    pub(super) label: String,
     pub(super) args: String,
     pub(super) reply: String,
     /// The recurring task's key, for a tick.
@@ -41,7 +44,8 @@ pub(super) struct Claimed {
 impl Broker {
     /// Queues a claimed task on the pool: run its handler, then acknowledge.
     pub(super) fn hand_over(self: &Arc<Self>, pool: &Arc<Pool>, task: Claimed, in_flight: &Arc<InFlight>) {
-        let name: Arc<str> = Arc::from(task.name.as_str());
+        let name = if task.label.is_empty() { &task.name } else { &task.label };
+        let label = Label::remote(Arc::from(name.as_str()), &task.task);
         let ticket = Ticket {
             broker: Arc::clone(self),
             module: Arc::clone(&pool.name),
@@ -51,7 +55,7 @@ impl Broker {
         };
         // A failed run is a failed run here too (stats, events), not only
         // for its submitter; a retried one, a retry.
-        pool.dispatch(JobRef::new(Arc::new(OneShot::new(ticket, Vec::new(), Some(name)))), 0);
+        pool.dispatch(JobRef::new(Arc::new(OneShot::labelled(ticket, Vec::new(), Some(label)))), 0);
     }
 
     /// The call that sends `acks` (see `scripts::ACK`), of any of

@@ -48,12 +48,11 @@ fn next_id() -> u64 {
 pub(crate) struct Core {
     /// Unique in the process; see [`next_id`].
     pub(super) id: u64,
-    /// The name given at submission, if any. Boxed, so that it costs the
-    /// cell one word, not the two of a `str` pointer: most tasks have none,
-    /// and a cell's every word counts a million times over in the timer.
-    // A boxed Arc is the point: a thin pointer to the fat one.
-    #[allow(clippy::redundant_allocation)]
-    name: Option<Box<Arc<str>>>,
+    /// The name given at submission, if any, and a broker's id of the
+    /// task. Boxed, so that it costs the cell one word: most tasks have
+    /// none, and a cell's every word counts a million times over in the
+    /// timer.
+    label: Option<Box<Label>>,
     pub(super) state: AtomicU32,
     /// Index in the timer heap, or `NO_SLOT`. Read and written only under
     /// the manager's timer lock.
@@ -62,11 +61,27 @@ pub(crate) struct Core {
     finished: Condvar,
 }
 
+/// A task's name, and with a broker its id there: what its events tell
+/// beside its number.
+#[derive(Debug)]
+pub(crate) struct Label {
+    pub(crate) name: Arc<str>,
+    /// The task's id in the broker: its handle's in the submitting
+    /// process, and the run's in the worker's (see `TaskRef::broker_id`).
+    pub(crate) broker_id: Option<Box<str>>,
+}
+
+impl Label {
+    pub(crate) fn remote(name: Arc<str>, broker_id: &str) -> Self {
+        Label { name, broker_id: Some(broker_id.into()) }
+    }
+}
+
 impl Core {
-    pub(super) fn new(name: Option<Arc<str>>) -> Self {
+    pub(super) fn new(label: Option<Label>) -> Self {
         Core {
             id: next_id(),
-            name: name.map(Box::new),
+            label: label.map(Box::new),
             state: AtomicU32::new(QUEUED),
             slot: AtomicU32::new(NO_SLOT),
             finished: Condvar::new(),
@@ -79,17 +94,18 @@ impl Core {
 
     /// Which task this is, for an [`Event`](crate::event::Event).
     pub(crate) fn task_ref(&self) -> TaskRef {
-        TaskRef { id: self.id, name: self.name() }
+        let broker_id = self.label.as_ref().and_then(|l| l.broker_id.as_deref()).map(str::to_owned);
+        TaskRef { id: self.id, name: self.name(), broker_id }
     }
 
     pub(crate) fn is_named(&self) -> bool {
-        self.name.is_some()
+        self.label.is_some()
     }
 
     /// The task's name, or `task-<id>` if it was given none.
     pub(crate) fn name(&self) -> String {
-        match &self.name {
-            Some(name) => name.to_string(),
+        match &self.label {
+            Some(label) => label.name.to_string(),
             None => format!("task-{}", self.id),
         }
     }

@@ -34,7 +34,7 @@ use crate::task::{panicked, Attempt, Callback, Method};
 use crate::timer::Slotted;
 use crate::unwind::panic_message;
 
-pub(crate) use self::core::Core;
+pub(crate) use self::core::{Core, Label};
 pub(crate) use self::oneshot::OneShot;
 pub(crate) use self::recurring::Recurring;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::core::{Core, CANCELLED, DONE, QUEUED, RUNNING, WAITERS};
+use super::core::{Core, Label, CANCELLED, DONE, QUEUED, RUNNING, WAITERS};
 use super::{attempt, tell_started, Callbacks, Job, Outcome, Ran, RunContext, Staged};
 use crate::err::TaskError;
 use crate::event::Event;
@@ -41,8 +41,13 @@ pub(crate) struct Slot<F, T> {
 
 impl<F, T> OneShot<F, T> {
     pub(crate) fn new(method: F, callbacks: Vec<Callback<T>>, name: Option<Arc<str>>) -> Self {
+        Self::labelled(method, callbacks, name.map(|name| Label { name, broker_id: None }))
+    }
+
+    /// A cell whose events tell `label` (a broker's task: its id there).
+    pub(crate) fn labelled(method: F, callbacks: Vec<Callback<T>>, label: Option<Label>) -> Self {
         OneShot {
-            core: Core::new(name),
+            core: Core::new(label),
             stage: Mutex::new(Slot { stage: Stage::Pending(method, Callbacks::new(callbacks)), waker: None }),
         }
     }

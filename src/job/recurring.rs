@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::core::{Core, CANCELLED, CANCEL_REQUESTED, PHASE, QUEUED, RUNNING, WAITERS};
+use super::core::{Core, Label, CANCELLED, CANCEL_REQUESTED, PHASE, QUEUED, RUNNING, WAITERS};
 use super::{invoke, tell_started, Callbacks, Control, Job, Ran, RecurringInfo, RunContext, Staged};
 use crate::err::TaskError;
 use crate::event::Event;
@@ -48,7 +48,7 @@ impl<F, T> Recurring<F, T> {
         name: Option<Arc<str>>,
     ) -> Self {
         Recurring {
-            core: Core::new(name),
+            core: Core::new(name.map(|name| Label { name, broker_id: None })),
             interval: AtomicU64::new(interval),
             pacing,
             due: AtomicU64::new(first_due),

@@ -321,7 +321,7 @@ impl Target for Pool {
         if cancelled {
             self.count_cancelled();
             if let Some(job) = watched {
-                events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
+                events.cancelled(|| job.core().task_ref());
             }
         }
         cancelled

@@ -337,7 +337,7 @@ impl Pool {
             if ran.cancelled {
                 // Cancelled while queued (or, recurring, during this run):
                 // the timer and shutdown did not see it go.
-                events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
+                events.cancelled(|| job.core().task_ref());
             }
             drop_quietly(job);
         }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::clock::TimeListener;
 use crate::err::{StartError, SubmitError};
-use crate::event::Event;
 use crate::job::{Control, Core, Job, JobRef};
 use crate::lifecycle::Phase;
 use crate::runtime::Runtime;
@@ -149,7 +148,7 @@ impl<T: Target> Timer<T> {
             }
             entry.target.count_cancelled();
             if let Some(job) = entry.job.job() {
-                self.rt.events.emit(log::Level::Debug, || Event::Cancelled { task: job.core().task_ref() });
+                self.rt.events.cancelled(|| job.core().task_ref());
             }
         }
     }

@@ -15,17 +15,6 @@ import pytest
 from taskmanager import Event, Module, RemoteError
 
 from _util import SOON, wait_until
-from conftest import MODES
-
-
-def xfail_with_a_broker(reason):
-    """Runs the test in each mode, expected to fail (strictly) with a
-    broker only: a parity bug, ``reason`` the exact difference."""
-    return pytest.mark.parametrize(
-        "mode",
-        [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=reason)) if m == "redis" else m for m in MODES],
-        indirect=True,
-    )
 
 
 class Heard(Module):
@@ -61,23 +50,26 @@ def listening(tm):
     return manager, Heard(task_manager=manager, max_workers=1), events
 
 
-def kinds(events, task_id):
-    return [e.kind for e in list(events) if e.task_id == task_id]
+def about(event, handle):
+    """Whether ``event`` tells of ``handle``'s task: by its number where
+    it ran in this process, else by its broker id (a worker's run has a
+    number of its own)."""
+    if handle.task_id is None:
+        return event.task_id == handle.id
+    return event.broker_id == handle.task_id
 
 
-@xfail_with_a_broker(
-    "parity bug: with a broker a run's events carry the worker's own run id "
-    "(1025, ...), not the handle's id, and the method's name ('one'), not "
-    "name= ('ok'); a one-shot cancelled in Redis is heard as no 'cancelled' "
-    "event; a SharedSchedule's pause()/resume() as no 'paused'/'resumed'"
-)
+def kinds(events, handle):
+    return [e.kind for e in list(events) if about(e, handle)]
+
+
 def test_listener_hears_runs_failures_and_cancels(tm, caplog):
     caplog.set_level(logging.CRITICAL, logger="taskmanager")
     manager, module, events = listening(tm)
     ok = module.add_task(module.one, name="ok")
     assert ok.result(SOON) == 1
-    assert wait_until(lambda: kinds(events, ok.id) == ["started", "finished"]), events
-    finished = [e for e in events if e.task_id == ok.id][-1]
+    assert wait_until(lambda: kinds(events, ok) == ["started", "finished"]), events
+    finished = [e for e in events if about(e, ok)][-1]
     assert isinstance(finished, Event) and finished.task_name == "ok" and finished.duration >= 0
     assert finished.level == logging.DEBUG
     bad = module.add_task(module.divide, args=(1, 0))
@@ -86,22 +78,21 @@ def test_listener_hears_runs_failures_and_cancels(tm, caplog):
         assert isinstance(exc, ZeroDivisionError), repr(exc)
     else:
         assert isinstance(exc, RemoteError) and exc.kind == "ZeroDivisionError", repr(exc)
-    assert wait_until(lambda: kinds(events, bad.id) == ["started", "failed"]), events
+    assert wait_until(lambda: kinds(events, bad) == ["started", "failed"]), events
     far = module.schedule_task(module.nothing, 3600)
     assert far.cancel()
-    assert wait_until(lambda: kinds(events, far.id) == ["cancelled"]), events
-    rec = module.schedule_task(module.nothing, 3600, reoccurring=True)
+    assert wait_until(lambda: kinds(events, far) == ["cancelled"]), events
+    rec = module.schedule_task(module.nothing, 3600, reoccurring=True, name="rec")
     assert rec.pause()
+    assert not rec.pause(), "paused already: this call changed nothing"
     assert rec.resume()
-    rec_id = rec.id if tm.mode == "inprocess" else 0  # get_tasks()'s id of a shared schedule
-    assert wait_until(lambda: kinds(events, rec_id) == ["paused", "resumed"]), events
-    rec.cancel()
+    assert not rec.resume()
+    heard = lambda: [e.kind for e in list(events) if e.task_name == "rec"]  # noqa: E731
+    assert wait_until(lambda: heard() == ["paused", "resumed"]), events
+    assert rec.cancel()
+    assert wait_until(lambda: heard() == ["paused", "resumed", "cancelled"]), events
 
 
-@xfail_with_a_broker(
-    "parity bug: with a broker a SharedSchedule's pause() logs nothing on "
-    "taskmanager.events (in-process: 'task poll ... paused' at INFO)"
-)
 def test_events_logger_at_info_logs_pauses(tm, caplog):
     caplog.set_level(logging.INFO, logger="taskmanager.events")
     manager = tm()

@@ -91,6 +91,8 @@ def test_the_schedules_cli_lists_pauses_resumes_and_removes(cluster):
     [info] = json.loads(listed.stdout)
     assert (info["key"], info["interval"], info["paused"]) == ("hourly", 3600.0, False)
     assert cli(cluster, "pause", "hourly").stdout.strip() == "paused hourly"
+    again = cli(cluster, "pause", "hourly")
+    assert again.returncode == 0 and again.stdout.strip() == "hourly was paused already", again
     assert "paused" in cli(cluster, "list").stdout
     assert cli(cluster, "resume", "hourly").stdout.strip() == "resumed hourly"
     removed = cli(cluster, "remove", "hourly")

@@ -346,12 +346,14 @@ impl SharedSchedule {
         Ok(existed || self.cancelled.load(Ordering::Relaxed))
     }
 
-    /// Ticks pass without running until `resume`; True if it exists.
+    /// Ticks pass without running until `resume`; True if this call paused
+    /// it (False: paused already, or it does not exist).
     fn pause(&self, py: Python<'_>) -> PyResult<bool> {
         lifetime::detach(py, || self.schedule.pause()).map_err(submit_error)
     }
 
-    /// Resumes on its grid; True if it exists.
+    /// Resumes on its grid; True if this call resumed it (False: not
+    /// paused, or it does not exist).
     fn resume(&self, py: Python<'_>) -> PyResult<bool> {
         lifetime::detach(py, || self.schedule.resume()).map_err(submit_error)
     }

@@ -26,6 +26,7 @@ pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
         Event::Failed { duration, error, .. } => {
             ("failed", Some(duration.as_secs_f64()), error.as_ref().map(ToString::to_string), None)
         }
+        Event::Retrying { error, .. } => ("retrying", None, Some(error.to_string()), None),
         Event::Skipped { ticks, .. } => ("skipped", None, None, Some(*ticks)),
         Event::Cancelled { .. } => ("cancelled", None, None, None),
         Event::Paused { .. } => ("paused", None, None, None),
@@ -35,15 +36,15 @@ pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
     };
     let level = logbridge::python_level(event.level());
     // A module's event (a worker that could not start) names the module.
-    let (id, name) = match (event.task(), event) {
-        (Some(task), _) => (task.id, task.name.as_str()),
-        (None, Event::SpawnFailed { module, .. }) => (0, module.as_str()),
-        (None, _) => (0, ""),
+    let (id, name, broker_id) = match (event.task(), event) {
+        (Some(task), _) => (task.id, task.name.as_str(), task.broker_id.as_deref()),
+        (None, Event::SpawnFailed { module, .. }) => (0, module.as_str(), None),
+        (None, _) => (0, "", None),
     };
     // The log line is the core's text of the event: one wording.
     let text = event.to_string();
     lifetime::attach(|py| {
-        let args = (kind, level, id, name, duration, error, ticks, text);
+        let args = (kind, level, id, name, duration, error, ticks, broker_id, text);
         let called = args.into_pyobject(py).and_then(|args| lifetime::call(forward.bind(py), &args, None));
         if let Err(e) = called {
             e.write_unraisable(py, Some(forward.bind(py)));
