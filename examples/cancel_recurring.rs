@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     manager.start_thread()?;
     let every = Recurrence::every(Duration::from_millis(100));
 
-    let heartbeat = manager.schedule_recurring(every, || println!("heartbeat"))?;
+    let heartbeat = manager.schedule_recurring(every.clone(), || println!("heartbeat"))?;
 
     // A task that stops itself needs its own handle: hand it over once made.
     let me: Arc<OnceLock<RecurringHandle>> = Arc::new(OnceLock::new());

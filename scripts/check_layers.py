@@ -34,15 +34,15 @@ MAX_LINES = 400
 LAYERS = [
     # 0, pure: time arithmetic, the timer heap, errors, event values,
     # reports, primitives, a manager's phase, per-thread OS settings.
-    {"sync", "unwind", "schedule", "clock", "timer", "timer/heap", "err", "event", "task", "batch", "report",
+    {"sync", "unwind", "schedule", "recurrence", "misfire", "clock", "remote_error", "timer", "timer/heap", "err", "event", "task", "batch", "report",
      "lifecycle", "threads", "cluster", "retry", "limit", "limited",
      # calendar schedules: cron expressions in time zones (issue 27).
      "calendar", "calendar/cron", "calendar/error", "calendar/parse", "calendar/policy", "calendar/search"},
     # 1, task cells and their state machine.
-    {"job", "job/core", "job/oneshot", "job/recurring"},
+    {"job", "job/core", "job/oneshot", "job/plan", "job/recurring"},
     # 2, services: the runtime (life, clock, settings, events, threads),
     # and the timer, which hands due work to a `Target` (the pool).
-    {"runtime", "timer/driver", "timer/state"},
+    {"runtime", "timer/driver", "timer/retries", "timer/state", "timer/wall"},
     # 3, execution: a module's pool, its ready queue, workers and counts.
     {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
     # 4, the Redis flavour (feature `redis`): claims into pools through

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+pub use crate::remote_error::RemoteError;
 use crate::report::RunningTask;
 
 /// A setting was out of range when building a [`TaskManager`](crate::TaskManager)
@@ -79,6 +80,13 @@ pub enum SubmitError {
         /// The interval that was asked for.
         interval: Duration,
     },
+    /// A recurring schedule that cannot work: a cron rule with no time
+    /// left, `Misfire::CatchUp { max: 0 }`, a cron rule with `FixedDelay`,
+    /// or `set_interval` on a cron task.
+    InvalidSchedule {
+        /// What is wrong, naming the setting.
+        reason: String,
+    },
     /// No worker thread could be started for the task and none was running,
     /// so it was not queued.
     Spawn(io::Error),
@@ -113,6 +121,7 @@ impl fmt::Display for SubmitError {
                 "a recurring task's interval must be at least {:?}, got {interval:?}",
                 crate::Recurrence::MIN_INTERVAL
             ),
+            SubmitError::InvalidSchedule { reason } => write!(f, "invalid schedule: {reason}"),
             SubmitError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
             SubmitError::QueueFull { capacity } => {
                 write!(f, "the module's queue is full ({capacity} tasks waiting); task not accepted")
@@ -142,6 +151,9 @@ impl PartialEq for SubmitError {
             (SubmitError::Spawn(a), SubmitError::Spawn(b)) => a.kind() == b.kind(),
             (SubmitError::QueueFull { capacity: a }, SubmitError::QueueFull { capacity: b }) => a == b,
             (SubmitError::Broker(a), SubmitError::Broker(b)) => a == b,
+            (SubmitError::InvalidSchedule { reason: a }, SubmitError::InvalidSchedule { reason: b }) => {
+                a == b
+            }
             _ => false,
         }
     }
@@ -210,43 +222,6 @@ pub enum TaskError {
         abandoned: bool,
     },
 }
-
-/// How a task that ran in another process failed: the error's type name,
-/// its message and, when the worker had one, its traceback text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteError {
-    /// The error's type (`ValueError`, or a Rust handler's choice).
-    pub kind: String,
-    /// Its message.
-    pub message: String,
-    /// A traceback, or empty.
-    pub traceback: String,
-    /// The qualified names of the error's types, most derived first (the
-    /// Python package gives each class of the exception's MRO, as
-    /// `module.QualName`), for [`Retry::on`](crate::Retry::on); may be
-    /// empty.
-    pub kinds: Vec<String>,
-}
-
-impl RemoteError {
-    /// An error of `kind` saying `message`, with no traceback.
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        RemoteError {
-            kind: kind.into(),
-            message: message.into(),
-            traceback: String::new(),
-            kinds: Vec::new(),
-        }
-    }
-}
-
-impl fmt::Display for RemoteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
-}
-
-impl std::error::Error for RemoteError {}
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -87,6 +87,15 @@ pub enum Event {
         /// How many ticks.
         ticks: u64,
     },
+    /// A recurring task's ticks that passed while it could not run were
+    /// folded into one late run ([`Misfire::Coalesce`](crate::Misfire::Coalesce))
+    /// (info): `ticks` more than that run.
+    Coalesced {
+        /// The task.
+        task: TaskRef,
+        /// How many ticks.
+        ticks: u64,
+    },
     /// A task was cancelled before it ran (or, recurring, stopped) by its
     /// handle, `cancel_pending` or shutdown (debug).
     Cancelled {
@@ -125,7 +134,10 @@ impl Event {
             Event::Started { .. } => log::Level::Trace,
             Event::Finished { .. } | Event::Cancelled { .. } => log::Level::Debug,
             Event::Failed { .. } | Event::Retrying { .. } => log::Level::Warn,
-            Event::Skipped { .. } | Event::Paused { .. } | Event::Resumed { .. } => log::Level::Info,
+            Event::Skipped { .. }
+            | Event::Coalesced { .. }
+            | Event::Paused { .. }
+            | Event::Resumed { .. } => log::Level::Info,
             Event::SpawnFailed { .. } => log::Level::Error,
         }
     }
@@ -139,6 +151,7 @@ impl Event {
             | Event::Failed { task, .. }
             | Event::Retrying { task, .. }
             | Event::Skipped { task, .. }
+            | Event::Coalesced { task, .. }
             | Event::Cancelled { task }
             | Event::Paused { task }
             | Event::Resumed { task } => Some(task),
@@ -173,6 +186,7 @@ impl fmt::Display for Event {
                 write!(f, "failed ({error}); retry {retry} in {after:?}")
             }
             Event::Skipped { ticks, .. } => write!(f, "skipped {ticks} tick(s)"),
+            Event::Coalesced { ticks, .. } => write!(f, "ran once late for {} tick(s)", ticks + 1),
             Event::Cancelled { .. } => f.write_str("cancelled"),
             Event::Paused { .. } => f.write_str("paused"),
             Event::Resumed { .. } => f.write_str("resumed"),

@@ -247,8 +247,15 @@ impl RecurringHandle {
     /// [`SubmitError::IntervalTooShort`] for an interval shorter than
     /// [`Recurrence::MIN_INTERVAL`](crate::Recurrence::MIN_INTERVAL) (1 ms),
     /// zero included; [`SubmitError::DelayTooLong`] for one beyond the
-    /// clock's range. The interval is unchanged then.
+    /// clock's range; [`SubmitError::InvalidSchedule`] for a calendar task.
+    /// The interval is unchanged then.
     pub fn set_interval(&self, interval: Duration) -> Result<(), SubmitError> {
+        if self.cell.is_calendar() {
+            return Err(SubmitError::InvalidSchedule {
+                reason: "a calendar (cron) task has no interval to change; cancel it and schedule another"
+                    .to_owned(),
+            });
+        }
         if interval < crate::Recurrence::MIN_INTERVAL {
             return Err(SubmitError::IntervalTooShort { interval });
         }
@@ -281,10 +288,17 @@ impl RecurringHandle {
         self.cell.failures()
     }
 
-    /// How many ticks were skipped: because a run overran them (fixed-rate
-    /// pacing only), or because the task was [paused](Self::pause).
+    /// How many ticks were skipped, and will never run: a run overran
+    /// them (fixed-rate pacing only), the task was [paused](Self::pause),
+    /// or they misfired (see [`Misfire`](crate::Misfire)).
     pub fn skipped_ticks(&self) -> u64 {
         self.cell.skipped()
+    }
+
+    /// How many ticks were folded into a late run and did not run on their
+    /// own ([`Misfire::Coalesce`](crate::Misfire::Coalesce)).
+    pub fn coalesced_ticks(&self) -> u64 {
+        self.cell.coalesced()
     }
 
     /// How the latest failed run failed, if any run failed.

@@ -114,11 +114,14 @@ mod limited;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod manager;
+mod misfire;
 mod module;
 mod module_builder;
 #[cfg(feature = "redis")]
 mod named;
 mod pool;
+mod recurrence;
+mod remote_error;
 mod report;
 mod retry;
 mod runtime;
@@ -147,13 +150,15 @@ pub use limit::{watch, Ended, Watch};
 pub use limit::{Deadline, STUCK_AFTER};
 pub use limited::Limited;
 pub use manager::{Builder, Drain, TaskManager};
+pub use misfire::Misfire;
 pub use module::Module;
 pub use module_builder::ModuleBuilder;
 #[cfg(feature = "redis")]
 pub use named::{NamedTask, SharedSchedule};
+pub use recurrence::Recurrence;
 pub use report::{RunningTask, Stats, TaskInfo, TaskState};
 pub use retry::Retry;
-pub use schedule::{Pacing, Recurrence};
+pub use schedule::Pacing;
 pub use task::{AbandonHook, Attempt, Fallible, Method, MethodMut, Retrying, Task};
 pub use threads::block_process_signals;
 #[cfg(all(unix, not(loom)))]

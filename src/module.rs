@@ -3,15 +3,18 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use crate::clock::wall_nanos;
 use crate::err::{ConfigError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
-use crate::job::{OneShot, Recurring};
+use crate::job::{OneShot, Plan, Recurring, Rule};
 use crate::manager::Manager;
+use crate::misfire::Misfire;
 use crate::pool::Pool;
+use crate::recurrence::{Recurrence, When};
 use crate::report::Stats;
-use crate::schedule::{due_after, to_nanos, Recurrence};
+use crate::schedule::{due_after, to_nanos, Nanos, Pacing};
 use crate::task::{Method, MethodMut, Task};
 
 /// A group of tasks that shares a cap on worker threads: the spec's
@@ -177,17 +180,56 @@ impl Module {
         Ok(TaskHandle::new(cell, Some(Arc::clone(pool.timer()))))
     }
 
-    /// Runs a task every `recurrence.interval()` until cancelled: the spec's
-    /// `schedule_task` with `reoccurring=True` (and `run_now`).
+    /// Runs a task once at the wall-clock time `at` (now, if that has
+    /// passed). It follows the wall clock: a step of the system's clock,
+    /// or a suspend and resume, moves the run to the new time (noticed
+    /// within a second).
+    ///
+    /// # Errors
+    /// [`SubmitError::ShutDown`] once the manager is shutting down;
+    /// [`SubmitError::DelayTooLong`] for a time beyond the clock's range.
+    pub fn schedule_task_at<F, T>(
+        &self,
+        at: SystemTime,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: Method<T>,
+        T: Send + 'static,
+    {
+        let pool = &self.pool;
+        let now = pool.rt.times();
+        let wall = wall_nanos(at);
+        let delay = Duration::from_nanos(wall.saturating_sub(now.wall));
+        let due = due_after(now.mono, delay).ok_or(SubmitError::DelayTooLong { delay })?;
+        let Task { method, callbacks, name } = task.into();
+        let cell = Arc::new(OneShot::new(method, callbacks, name));
+        if delay.is_zero() {
+            pool.submit(cell.clone(), &*cell)?;
+        } else {
+            pool.schedule(cell.clone(), due)?;
+            pool.timer().follow_wall(cell.clone(), Some(wall));
+        }
+        Ok(TaskHandle::new(cell, Some(Arc::clone(pool.timer()))))
+    }
+
+    /// Runs a task at each tick of `recurrence` until cancelled: the spec's
+    /// `schedule_task` with `reoccurring=True` (and `run_now`), every
+    /// interval; or at the times of a calendar rule
+    /// ([`Recurrence::cron`]).
     ///
     /// Runs never overlap; see [`Pacing`](crate::Pacing) for how runs are
-    /// placed and what happens after an overrun.
+    /// placed, and [`Misfire`](crate::Misfire) for what happens to ticks
+    /// that pass while a run overruns, the module is busy or the process
+    /// sleeps.
     ///
     /// # Errors
     /// [`SubmitError::IntervalTooShort`] for an interval shorter than
     /// [`Recurrence::MIN_INTERVAL`] (1 ms), zero included;
     /// [`SubmitError::DelayTooLong`] for one beyond the clock's range;
-    /// [`SubmitError::ShutDown`] once the manager is shutting down.
+    /// [`SubmitError::InvalidSchedule`] for a schedule that cannot work
+    /// (see there); [`SubmitError::ShutDown`] once the manager is shutting
+    /// down.
     pub fn schedule_recurring<F, T>(
         &self,
         recurrence: Recurrence,
@@ -198,26 +240,66 @@ impl Module {
         T: Send + 'static,
     {
         let pool = &self.pool;
-        let interval = recurrence.interval();
-        if interval < Recurrence::MIN_INTERVAL {
-            return Err(SubmitError::IntervalTooShort { interval });
-        }
-        let now = pool.rt.now();
-        let first_due = if recurrence.runs_now() { Some(now) } else { due_after(now, interval) };
-        let (Some(nanos), Some(first_due)) = (to_nanos(interval), first_due) else {
-            return Err(SubmitError::DelayTooLong { delay: interval });
-        };
+        let (plan, interval) = plan(&recurrence)?;
+        let calendar = plan.is_calendar();
         let Task { method, callbacks, name } = task.into();
-        let cell =
-            Arc::new(Recurring::new(method, callbacks, nanos, recurrence.pacing_policy(), first_due, name));
+        let cell = Arc::new(Recurring::new(method, callbacks, interval, plan, name));
+        let first = cell.first_key(pool.rt.times(), recurrence.runs_now());
+        let Some(first) = first else {
+            let delay = recurrence.interval();
+            return Err(match recurrence.calendar() {
+                Some(cron) => {
+                    invalid(format!("the cron expression {:?} has no time left to run at", cron.expression()))
+                }
+                None => SubmitError::DelayTooLong { delay },
+            });
+        };
         if recurrence.runs_now() {
             pool.submit(cell.clone(), &*cell)?;
         } else {
-            pool.schedule(cell.clone(), first_due)?;
+            pool.schedule(cell.clone(), first)?;
         }
         pool.timer().register_recurring(cell.clone(), &pool.name);
+        if calendar {
+            pool.timer().follow_wall(cell.clone(), None);
+        }
         Ok(RecurringHandle::new(cell, Arc::clone(pool.timer())))
     }
+}
+
+fn invalid(reason: String) -> SubmitError {
+    SubmitError::InvalidSchedule { reason }
+}
+
+/// A recurring task's plan, and its interval (zero for a calendar), from
+/// `recurrence`, checked.
+fn plan(recurrence: &Recurrence) -> Result<(Plan, Nanos), SubmitError> {
+    let misfire = recurrence.misfire_policy();
+    if misfire == (Misfire::CatchUp { max: 0 }) {
+        return Err(invalid("Misfire::CatchUp's max must be at least 1".to_owned()));
+    }
+    let jitter = recurrence.jitter_bound();
+    let jitter_nanos = to_nanos(jitter).ok_or(SubmitError::DelayTooLong { delay: jitter })?;
+    let (rule, interval) = match recurrence.when() {
+        When::Every(interval) => {
+            let interval = *interval;
+            if interval < Recurrence::MIN_INTERVAL {
+                return Err(SubmitError::IntervalTooShort { interval });
+            }
+            let nanos = to_nanos(interval).ok_or(SubmitError::DelayTooLong { delay: interval })?;
+            (Rule::Every(recurrence.pacing_policy()), nanos)
+        }
+        When::Calendar(cron) => {
+            if recurrence.pacing_policy() == Pacing::FixedDelay {
+                return Err(invalid(
+                    "a calendar schedule runs at its times: Pacing::FixedDelay does not apply to it"
+                        .to_owned(),
+                ));
+            }
+            (Rule::Calendar { cron: Arc::clone(cron), tick: Default::default() }, 0)
+        }
+    };
+    Ok((Plan::new(rule, misfire, recurrence.grace_time(), jitter_nanos), interval))
 }
 
 impl fmt::Debug for Module {

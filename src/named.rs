@@ -12,8 +12,8 @@ use crate::broker::{Broker, Registration};
 use crate::err::{RemoteError, SubmitError};
 use crate::handle::TaskHandle;
 use crate::module::Module;
+use crate::recurrence::Recurrence;
 use crate::retry::Retry;
-use crate::schedule::Recurrence;
 
 /// Named tasks, which cross processes through the manager's broker
 /// ([`Builder::broker`](crate::Builder::broker)): every process registers

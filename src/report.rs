@@ -2,7 +2,7 @@
 //! [`TaskInfo`] (a listed task) and [`RunningTask`] (a task running now).
 //! Plain values, made by the modules and the manager.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A snapshot of what a module (or, summed, a manager) holds and has done:
 /// [`Module::stats`](crate::Module::stats), [`TaskManager::stats`](crate::TaskManager::stats).
@@ -67,6 +67,7 @@ pub struct RunningTask {
 
 /// A scheduled or recurring task, as [`TaskManager::tasks`](crate::TaskManager::tasks) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TaskInfo {
     /// The task's number, as its handle's `id()`.
     pub id: u64,
@@ -84,6 +85,14 @@ pub struct TaskInfo {
     pub runs: u64,
     /// Failed runs so far (recurring tasks).
     pub failures: u64,
+    /// When its next run is due, on the wall clock: a calendar task's next
+    /// time (before its jitter); for others, now plus `next_due`.
+    pub next_run: Option<SystemTime>,
+    /// A calendar task's cron expression ([`Recurrence::cron`](crate::Recurrence::cron)).
+    pub cron: Option<String>,
+    /// A calendar task's time zone (IANA name), the zone its times are read
+    /// in.
+    pub zone: Option<String>,
 }
 
 /// What a listed task is doing.

@@ -70,6 +70,11 @@ impl Runtime {
         self.clock.now()
     }
 
+    /// Now on both clocks (see `Clock::wall`).
+    pub(crate) fn times(&self) -> crate::job::Times {
+        crate::job::Times { mono: self.clock.now(), wall: self.clock.wall() }
+    }
+
     /// Runs `body` inside the batch runner's
     /// [`run_thread`](BatchRunner::run_thread) if there is one: the broker's
     /// result listener for its whole life, a worker while it holds a

@@ -1,4 +1,4 @@
-//! When a scheduled task runs: the recurrence settings and the pure arithmetic
+//! When a scheduled task runs: the pacing of recurring runs and the pure arithmetic
 //! of due times, kept free of threads and clocks so it can be tested with
 //! plain numbers.
 //!
@@ -41,69 +41,6 @@ pub enum Pacing {
     /// between runs is constant, and the schedule drifts by each run's
     /// duration.
     FixedDelay,
-}
-
-/// The spec's `reoccurring` schedule: how often, whether to run at once, and
-/// the [`Pacing`].
-///
-/// ```
-/// use std::time::Duration;
-/// use taskmanager::{Pacing, Recurrence};
-///
-/// // The spec's `delay=1, reoccurring=True, run_now=True`.
-/// let every_second = Recurrence::every(Duration::from_secs(1)).run_now(true);
-/// assert_eq!(every_second.interval(), Duration::from_secs(1));
-/// assert_eq!(every_second.pacing_policy(), Pacing::FixedRate);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recurrence {
-    interval: Duration,
-    run_now: bool,
-    pacing: Pacing,
-}
-
-impl Recurrence {
-    /// The shortest interval a recurring task may have: 1 ms. Shorter ones
-    /// are refused ([`SubmitError::IntervalTooShort`](crate::SubmitError::IntervalTooShort)),
-    /// in Rust and Python alike: below it a recurring task is a busy loop
-    /// (a 1 ns interval ran 17,000 times in 0.3 s), which is what refusing a
-    /// zero interval is meant to prevent. For work that must run more often,
-    /// loop inside one task.
-    pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
-
-    /// Runs every `interval` (the spec's `delay`), the first time one interval
-    /// from now.
-    pub fn every(interval: Duration) -> Self {
-        Recurrence { interval, run_now: false, pacing: Pacing::FixedRate }
-    }
-
-    /// With `true`, also runs at once (the spec's `run_now`); the later runs
-    /// keep the same grid: at `interval`, `2 * interval`, ...
-    pub fn run_now(mut self, run_now: bool) -> Self {
-        self.run_now = run_now;
-        self
-    }
-
-    /// Sets how runs are paced; [`Pacing::FixedRate`] by default.
-    pub fn pacing(mut self, pacing: Pacing) -> Self {
-        self.pacing = pacing;
-        self
-    }
-
-    /// The interval between runs.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// Whether the task also runs at once.
-    pub fn runs_now(&self) -> bool {
-        self.run_now
-    }
-
-    /// The pacing policy.
-    pub fn pacing_policy(&self) -> Pacing {
-        self.pacing
-    }
 }
 
 /// A duration in clock units, or `None` if it does not fit.

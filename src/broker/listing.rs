@@ -116,6 +116,9 @@ impl Broker {
                 interval: None,
                 runs: 0,
                 failures: 0,
+                next_run: Some(std::time::SystemTime::now() + due),
+                cron: None,
+                zone: None,
             });
         }
         listed

@@ -171,6 +171,17 @@ impl Cron {
     }
 }
 
+/// Two rules are equal when they have the same expression (as given,
+/// trimmed), zone and policies.
+impl PartialEq for Cron {
+    fn eq(&self, other: &Cron) -> bool {
+        (&self.expression, &self.zone, self.gap, self.fold)
+            == (&other.expression, &other.zone, other.gap, other.fold)
+    }
+}
+
+impl Eq for Cron {}
+
 /// The runs of a [`Cron`] after a time, in order; from [`Cron::upcoming`].
 #[derive(Debug, Clone)]
 pub struct Upcoming<'a> {

@@ -18,6 +18,7 @@
 
 mod core;
 mod oneshot;
+mod plan;
 mod recurring;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +37,7 @@ use crate::unwind::panic_message;
 
 pub(crate) use self::core::{Core, Label};
 pub(crate) use self::oneshot::OneShot;
+pub(crate) use self::plan::{Plan, Rule, Times};
 pub(crate) use self::recurring::Recurring;
 
 /// A task's callbacks, one word wide: most tasks have none, and every word
@@ -78,6 +80,9 @@ pub(crate) trait RunContext {
     fn events(&self) -> &Events;
     /// The manager's clock.
     fn now(&self) -> Nanos;
+    /// The wall clock, in nanoseconds since the Unix epoch (see
+    /// `Clock::wall`).
+    fn wall(&self) -> u64;
     /// The run's start: the worker's last reading of the clock, if it took
     /// one just before the run (a timer's tick), else [`now`](Self::now).
     fn started(&self) -> Nanos;
@@ -109,12 +114,22 @@ pub(crate) trait Job: Send + Sync + 'static {
     fn recurring_info(&self) -> Option<RecurringInfo> {
         None
     }
+    /// A calendar task's pending key again, the wall clock having stepped
+    /// (see `plan.rs`); None for any other task.
+    fn wall_rekey(&self, _now: Times) -> Option<Nanos> {
+        None
+    }
 }
 
 /// A recurring task's schedule and counts, for listings.
 pub(crate) struct RecurringInfo {
+    /// Zero for a calendar task.
     pub(crate) interval: Nanos,
     pub(crate) next_due: Nanos,
+    /// A calendar task's next tick, on the wall clock.
+    pub(crate) next_wall: Option<std::time::SystemTime>,
+    /// A calendar task's rule.
+    pub(crate) calendar: Option<Arc<crate::calendar::Cron>>,
     pub(crate) runs: u64,
     pub(crate) failures: u64,
     pub(crate) paused: bool,
@@ -228,6 +243,9 @@ pub(crate) trait Control: Waitable {
     fn runs(&self) -> u64;
     fn failures(&self) -> u64;
     fn skipped(&self) -> u64;
+    fn coalesced(&self) -> u64;
+    /// Whether its ticks follow a calendar rule (it has no interval).
+    fn is_calendar(&self) -> bool;
     fn last_failure(&self) -> Option<TaskError>;
     fn cancel_requested(&self) -> bool;
     /// Sets whether ticks run the method; returns whether this changed it.

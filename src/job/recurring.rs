@@ -6,10 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::core::{Core, Label, CANCELLED, CANCEL_REQUESTED, PHASE, QUEUED, RUNNING, WAITERS};
+use super::plan::{Begin, Plan, Times};
 use super::{invoke, tell_started, Callbacks, Control, Job, Ran, RecurringInfo, RunContext, Staged};
 use crate::err::TaskError;
 use crate::event::Event;
-use crate::schedule::{next_run, Nanos, Pacing};
+use crate::schedule::Nanos;
 use crate::sync::{lock, AtomicU32, AtomicU64, Mutex};
 use crate::task::{Callback, MethodMut};
 use crate::unwind::drop_quietly;
@@ -21,40 +22,44 @@ pub(super) struct RecurringStage<F, T> {
     last_failure: Option<TaskError>,
 }
 
-/// A task that runs every `interval` until cancelled.
+/// A task that runs at each tick of its [`Plan`] until cancelled.
 pub(crate) struct Recurring<F, T> {
     core: Core,
-    /// Changed by `set_interval`; read at the end of each run.
+    /// Changed by `set_interval`; read at the end of each run. Zero for a
+    /// calendar plan.
     interval: AtomicU64,
-    pacing: Pacing,
-    /// Due time of the pending or running run; touched only by whoever holds
-    /// the job (timer, queue or worker), one at a time.
+    plan: Plan,
+    /// The pending or running run's tick (an interval's; a calendar's key,
+    /// see `plan.rs`); touched only by whoever holds the job (timer, queue
+    /// or worker), one at a time.
     due: AtomicU64,
     runs: AtomicU64,
     failures: AtomicU64,
     skipped: AtomicU64,
+    coalesced: AtomicU64,
     /// 1 while paused: its ticks come and go without running the method.
     paused: AtomicU32,
     stage: Mutex<RecurringStage<F, T>>,
 }
 
 impl<F, T> Recurring<F, T> {
+    /// A task whose first tick is set by [`first_key`](Self::first_key).
     pub(crate) fn new(
         method: F,
         callbacks: Vec<Callback<T>>,
         interval: Nanos,
-        pacing: Pacing,
-        first_due: Nanos,
+        plan: Plan,
         name: Option<Arc<str>>,
     ) -> Self {
         Recurring {
             core: Core::new(name.map(|name| Label { name, broker_id: None })),
             interval: AtomicU64::new(interval),
-            pacing,
-            due: AtomicU64::new(first_due),
+            plan,
+            due: AtomicU64::new(0),
             runs: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
             paused: AtomicU32::new(0),
             stage: Mutex::new(RecurringStage {
                 payload: Some((method, Callbacks::new(callbacks))),
@@ -64,11 +69,45 @@ impl<F, T> Recurring<F, T> {
     }
 }
 
+impl<F, T> Recurring<F, T> {
+    /// Sets the first tick (at `now`, or the plan's first); returns when
+    /// the timer hands it over, or None if no tick is ever due.
+    pub(crate) fn first_key(&self, now: Times, run_now: bool) -> Option<Nanos> {
+        self.plan.first(&self.due, self.interval.load(Ordering::Relaxed), now, run_now)
+    }
+}
+
 impl<F, T> Recurring<F, T>
 where
     F: MethodMut<T>,
     T: Send + 'static,
 {
+    /// Counts ticks that will never run and ticks folded into a run, and
+    /// tells them.
+    fn count_skipped(&self, cx: &dyn RunContext, skipped: u64, coalesced: u64) {
+        if skipped > 0 {
+            self.skipped.fetch_add(skipped, Ordering::Relaxed);
+            cx.events()
+                .emit(log::Level::Info, || Event::Skipped { task: self.core.task_ref(), ticks: skipped });
+        }
+        if coalesced > 0 {
+            self.coalesced.fetch_add(coalesced, Ordering::Relaxed);
+            cx.events()
+                .emit(log::Level::Info, || Event::Coalesced { task: self.core.task_ref(), ticks: coalesced });
+        }
+    }
+
+    /// Back in the timer at `key`; retired (and `ran` says cancelled) if
+    /// it may not go on.
+    fn put_back(self: Arc<Self>, cx: &dyn RunContext, key: Option<Nanos>, mut ran: Ran) -> Ran {
+        let job: Arc<dyn Job> = self.clone();
+        if !cx.reschedule(job, key) {
+            self.retire();
+            ran.cancelled = true;
+        }
+        ran
+    }
+
     /// RUNNING -> CANCELLED after a run when it may not go on.
     fn retire(&self) {
         let mut stage = lock(&self.stage);
@@ -99,10 +138,24 @@ where
         };
         let started = cx.started();
         let paused = self.paused.load(Ordering::Acquire) != 0;
+        let interval = self.interval.load(Ordering::Relaxed);
+        let (mut missed, mut coalesced) = (0, 0);
+        if !paused {
+            match self.plan.begin(&self.due, interval, Times { mono: started, wall: cx.wall() }) {
+                Begin::Run { missed: m, coalesced: c } => (missed, coalesced) = (m, c),
+                Begin::Wait { due, missed } => {
+                    // Not run now: the tick misfired, or (a calendar's,
+                    // the wall clock stepped back) is not due yet.
+                    lock(&self.stage).payload = Some((method, callbacks));
+                    self.count_skipped(cx, missed, 0);
+                    return self.put_back(cx, due, Ran::default());
+                }
+            }
+        }
         let failure = if paused {
             // A paused tick: skipped, and the grid goes on (no burst on
             // resume).
-            self.skipped.fetch_add(1, Ordering::Relaxed);
+            missed += 1;
             None
         } else {
             cx.mark_running(self.core.id);
@@ -121,7 +174,7 @@ where
                 }
             }
         };
-        let mut ran = Ran {
+        let ran = Ran {
             completed: !paused && failure.is_none(),
             failed: failure.is_some(),
             error: failure.clone(),
@@ -134,31 +187,21 @@ where
                 stage.last_failure = failure;
             }
         }
-        let due = self.due.load(Ordering::Relaxed);
-        let interval = self.interval.load(Ordering::Relaxed);
-        let next = next_run(self.pacing, interval, due, started, cx.now());
-        if let Some(next) = next {
-            self.due.store(next.due, Ordering::Relaxed);
-            if next.skipped > 0 {
-                self.skipped.fetch_add(next.skipped, Ordering::Relaxed);
-            }
-            let ticks = next.skipped + u64::from(paused);
-            if ticks > 0 {
-                cx.events().emit(log::Level::Info, || Event::Skipped { task: self.core.task_ref(), ticks });
-            }
-        }
-        let job: Arc<dyn Job> = self.clone();
-        if !cx.reschedule(job, next.map(|n| n.due)) {
-            self.retire();
-            ran.cancelled = true;
-        }
-        ran
+        let next = self.plan.end(&self.due, interval, started, Times { mono: cx.now(), wall: cx.wall() });
+        self.count_skipped(cx, missed + next.map_or(0, |(_, skipped)| skipped), coalesced);
+        self.put_back(cx, next.map(|(key, _)| key), ran)
+    }
+
+    fn wall_rekey(&self, now: Times) -> Option<Nanos> {
+        self.plan.rekey(&self.due, now)
     }
 
     fn recurring_info(&self) -> Option<RecurringInfo> {
         Some(RecurringInfo {
             interval: self.interval.load(Ordering::Relaxed),
             next_due: self.due.load(Ordering::Relaxed),
+            next_wall: self.plan.next_wall(),
+            calendar: self.plan.calendar().cloned(),
             runs: self.runs.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             paused: self.paused.load(Ordering::Relaxed) != 0,
@@ -220,6 +263,14 @@ where
 
     fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    fn coalesced(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
+
+    fn is_calendar(&self) -> bool {
+        self.plan.is_calendar()
     }
 
     fn last_failure(&self) -> Option<TaskError> {

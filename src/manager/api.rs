@@ -8,8 +8,8 @@ use super::{Drain, Manager};
 use crate::err::{ShutdownTimedOut, StartError, SubmitError};
 use crate::handle::{RecurringHandle, TaskHandle};
 use crate::module::Module;
+use crate::recurrence::Recurrence;
 use crate::report::{RunningTask, Stats, TaskInfo};
-use crate::schedule::Recurrence;
 use crate::task::{Method, MethodMut, Task};
 
 /// Queues tasks and runs them when due: the spec's `TaskManager`.
@@ -126,6 +126,23 @@ impl TaskManager {
         T: Send + 'static,
     {
         self.default_module().schedule_task(delay, task)
+    }
+
+    /// [`Module::schedule_task_at`] on the [default module](Self::default_module):
+    /// runs a task once at a wall-clock time.
+    ///
+    /// # Errors
+    /// As [`Module::schedule_task_at`].
+    pub fn schedule_task_at<F, T>(
+        &self,
+        at: std::time::SystemTime,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<TaskHandle<T>, SubmitError>
+    where
+        F: Method<T>,
+        T: Send + 'static,
+    {
+        self.default_module().schedule_task_at(at, task)
     }
 
     /// [`Module::schedule_recurring`] on the [default module](Self::default_module):

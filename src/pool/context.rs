@@ -29,6 +29,10 @@ impl RunContext for Context<'_> {
         self.module.rt.now()
     }
 
+    fn wall(&self) -> u64 {
+        self.module.rt.clock.wall()
+    }
+
     fn started(&self) -> Nanos {
         self.started.unwrap_or_else(|| self.now())
     }

@@ -6,7 +6,6 @@
 //! See `PROTOCOL.md` for who owns what under which lock.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
 
 use crate::clock::TimeListener;
 use crate::err::{StartError, SubmitError};
@@ -18,24 +17,32 @@ use crate::sync::{lock, Condvar, Mutex, MutexGuard};
 use crate::threads::set_timer_slack;
 pub(crate) use crate::timer::state::HeldNow;
 pub(crate) use crate::timer::state::Target;
-use crate::timer::state::{Entry, State};
+use crate::timer::state::{Entry, State, Walled, WALL_CHECK};
 
 /// A recurring task in the listing registry, with its module's name.
 type Listed = (Weak<dyn Job>, Arc<str>);
 
 /// The timer. See the module docs.
 pub(crate) struct Timer<T> {
-    rt: Arc<Runtime>,
-    state: Mutex<State<T>>,
-    wake: Condvar,
+    pub(super) rt: Arc<Runtime>,
+    pub(super) state: Mutex<State<T>>,
+    pub(super) wake: Condvar,
     /// Recurring tasks, for listings (a recurring task is in the timer, a
     /// queue or a worker's hands in turn); pruned as they end.
     recurring: Mutex<Vec<Listed>>,
+    /// See [`Walled`]. Locked after `state`, never before.
+    pub(super) walled: Mutex<Walled>,
 }
 
 impl<T: Target> Timer<T> {
     pub(crate) fn new(rt: Arc<Runtime>) -> Self {
-        Timer { rt, state: Mutex::new(State::new()), wake: Condvar::new(), recurring: Mutex::new(Vec::new()) }
+        Timer {
+            rt,
+            state: Mutex::new(State::new()),
+            wake: Condvar::new(),
+            recurring: Mutex::new(Vec::new()),
+            walled: Mutex::new(Walled::default()),
+        }
     }
 
     pub(crate) fn runtime(&self) -> &Arc<Runtime> {
@@ -124,11 +131,20 @@ impl<T: Target> Timer<T> {
     /// Moves a pending recurring job (in the timer or a worker's hands) to
     /// `new_due(its due)`; does nothing if it is running or queued.
     pub(crate) fn move_pending(&self, control: &dyn Control, new_due: impl FnOnce(Nanos) -> Nanos) {
+        self.move_entry(control.core(), || {
+            let due = new_due(control.due());
+            control.set_due(due);
+            due
+        });
+    }
+
+    /// Moves the job of `core`, if it waits in the timer or a worker's
+    /// hands, to the time `new_due` gives (called under the timer lock).
+    fn move_entry(&self, core: &Core, new_due: impl FnOnce() -> Nanos) {
         let mut state = lock(&self.state);
-        let Some((entry, held)) = state.remove(control.core()) else { return };
+        let Some((entry, held)) = state.remove(core) else { return };
         let holder = held.then(|| Arc::clone(&entry.target));
-        let due = new_due(control.due());
-        control.set_due(due);
+        let due = new_due();
         let earliest = state.push(due, entry);
         self.wake_for(state, earliest, due);
         // Its holder finds it gone, and idles on.
@@ -224,6 +240,14 @@ impl<T: Target> Timer<T> {
             if state.closed {
                 return;
             }
+            let wall = self.check_wall(&mut state);
+            let walled = wall.follows;
+            if !wall.jobs.is_empty() {
+                drop(state);
+                wall.holders.iter().for_each(|target| target.wake_holders());
+                drop(wall);
+                state = lock(&self.state);
+            }
             let now = self.rt.now();
             let until = now.saturating_add(lead);
             if state.expected_back <= until {
@@ -232,8 +256,12 @@ impl<T: Target> Timer<T> {
             while due.len() < 1024 {
                 match state.pop_due(until) {
                     Some((at, entry)) => {
-                        let interval =
-                            entry.job.job().and_then(Job::recurring_info).map(|info| info.interval);
+                        let interval = entry
+                            .job
+                            .job()
+                            .and_then(Job::recurring_info)
+                            .map(|info| info.interval)
+                            .filter(|&interval| interval > 0);
                         if let Some(interval) = interval {
                             state.expected_back = state.expected_back.min(at.saturating_add(interval));
                         }
@@ -289,6 +317,13 @@ impl<T: Target> Timer<T> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // A task follows the wall clock: read it again within a second
+            // (a manual clock's step wakes the thread itself).
+            let wait = match (wait, walled && self.rt.clock.real_wait(0).is_some()) {
+                (Some(wait), true) => Some(wait.min(WALL_CHECK)),
+                (None, true) => Some(WALL_CHECK),
+                (wait, false) => wait,
+            };
             // A retry's wake-up time is in real time, not the clock's: a
             // push then wakes the thread as if it slept without end.
             state.asleep_until = Some(match (due_wait, wait) {
@@ -300,32 +335,6 @@ impl<T: Target> Timer<T> {
                 None => self.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
             };
         }
-    }
-
-    /// A worker could not be started for `target`, which has queued work and
-    /// no worker: try again at `at` (the timer thread does, or a shutdown
-    /// waiting for the end; see [`run_retries`](Self::run_retries)).
-    pub(crate) fn retry_spawn(&self, target: &Arc<T>, at: Instant) {
-        let mut state = lock(&self.state);
-        if state.retries.iter().any(|(_, t)| Arc::ptr_eq(t, target)) {
-            return;
-        }
-        state.retries.push((at, Arc::clone(target)));
-        drop(state);
-        // Rare: no need to tell whether it is the earliest.
-        self.wake.notify_all();
-        self.rt.threads.notify();
-    }
-
-    /// Retries the worker starts that are due, for a shutdown waiting for
-    /// the end (the timer thread, which does it while the manager runs, has
-    /// ended); returns how long until the next one, if any is left.
-    pub(crate) fn run_retries(&self) -> Option<Duration> {
-        let due = lock(&self.state).due_retries();
-        for target in due {
-            target.kick(); // a failure here schedules the next retry
-        }
-        lock(&self.state).retry_wait()
     }
 
     /// At shutdown: closes the timer, sends what is due to its target (or,

@@ -4,10 +4,10 @@
 //! decides whether a push must wake it. The driver (`driver.rs`) owns one.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::job::{Core, JobRef};
+use crate::job::{Core, Job, JobRef};
 use crate::schedule::Nanos;
 use crate::sync::AtomicUsize;
 use crate::timer::heap::{Slotted, TimerHeap};
@@ -224,4 +224,21 @@ impl<T: Target> State<T> {
     pub(crate) fn retry_wait(&self) -> Option<Duration> {
         self.retries.iter().map(|&(at, _)| at.saturating_duration_since(Instant::now())).min()
     }
+}
+
+/// How often the timer reads the wall clock while a task follows it, to
+/// notice a step (an NTP step, a changed system time, a suspend and
+/// resume), and by how much the wall clock must move against the
+/// monotonic one to count as a step.
+pub(super) const WALL_CHECK: Duration = Duration::from_secs(1);
+pub(super) const WALL_STEP: i128 = 20_000_000;
+
+/// The tasks that follow the wall clock: a one-shot at a time (its time,
+/// in nanoseconds since the epoch) or a calendar task (None: it knows its
+/// own, `Job::wall_rekey`); and the wall clock's offset from the monotonic
+/// one when their keys were last computed.
+#[derive(Default)]
+pub(super) struct Walled {
+    pub(super) jobs: Vec<(Weak<dyn Job>, Option<u64>)>,
+    pub(super) offset: Option<i128>,
 }

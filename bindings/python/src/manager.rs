@@ -28,6 +28,7 @@ pub(crate) fn forward_event(forward: &Py<PyAny>, event: &Event) {
         }
         Event::Retrying { error, .. } => ("retrying", None, Some(error.to_string()), None),
         Event::Skipped { ticks, .. } => ("skipped", None, None, Some(*ticks)),
+        Event::Coalesced { ticks, .. } => ("coalesced", None, None, Some(*ticks)),
         Event::Cancelled { .. } => ("cancelled", None, None, None),
         Event::Paused { .. } => ("paused", None, None, None),
         Event::Resumed { .. } => ("resumed", None, None, None),
