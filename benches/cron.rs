@@ -38,7 +38,9 @@
 //! the conversion counts against us only. Each repetition times, for each
 //! expression, every system in turn (the order rotates per repetition) on
 //! all zones and start instants; the value is ns per next-fire computation,
-//! the median over repetitions with the min and max.
+//! the median over repetitions with the min and max. `cron-next-ratio` is
+//! each peer's ns as a percentage of ours within each repetition (median,
+//! min, max): on a noisy machine the figure to quote.
 //!
 //! Before timing, every answer of every peer is compared with ours. A
 //! disagreement within 3 hours of a DST transition of the zone (of the
@@ -223,27 +225,22 @@ fn agreement(cases: &[Case]) -> Vec<Record> {
     println!("\ncron-agree (every peer's answer against ours, on every case it reads)");
     for peer in &SYSTEMS[1..] {
         let (mut compared, mut dst, mut other, mut not_after) = (0usize, 0usize, 0usize, 0usize);
-        let mut dst_by: Vec<(usize, usize, usize)> = Vec::new();
-        let mut shown_dst = 0;
+        // (near DST?, expression, zone): count, first example.
+        let mut groups: Vec<((bool, usize, usize), usize, String)> = Vec::new();
+        let mut first_not_after = None;
         for case in cases {
+            if *peer == "cron" && case.cron.is_none() {
+                continue;
+            }
             for i in 0..case.starts.len() {
-                if *peer == "cron" && case.cron.is_none() {
-                    continue;
-                }
                 compared += 1;
                 let theirs = answer(peer, case, i);
                 let ours = answer("taskmanager", case, i);
-                assert!(ours.is_some_and(|t| t > unix(case.starts[i])), "ours not after the start");
+                let start = unix(case.starts[i]);
+                assert!(ours.is_some_and(|t| t > start), "ours not after the start");
                 if ours == theirs {
                     continue;
                 }
-                let start = unix(case.starts[i]);
-                // Not a matter of DST rules: a next fire time at or before
-                // its start instant is wrong by any rule.
-                if theirs.is_some_and(|t| t <= start) {
-                    not_after += 1;
-                }
-                let at: Vec<i64> = [Some(start), ours, theirs].into_iter().flatten().collect();
                 let detail = format!(
                     "{} in {}, after {}: ours {}, {peer} {}",
                     EXPRESSIONS[case.expr].0,
@@ -252,21 +249,23 @@ fn agreement(cases: &[Case]) -> Vec<Record> {
                     show(&case.tz, ours),
                     show(&case.tz, theirs)
                 );
-                if near_transition(&case.tz, &at) {
+                // Not a matter of DST rules: a next fire time at or before
+                // its start instant is wrong by any rule.
+                if theirs.is_some_and(|t| t <= start) {
+                    not_after += 1;
+                    first_not_after.get_or_insert_with(|| detail.clone());
+                }
+                let at: Vec<i64> = [Some(start), ours, theirs].into_iter().flatten().collect();
+                let near = near_transition(&case.tz, &at);
+                if near {
                     dst += 1;
-                    match dst_by.iter_mut().find(|d| d.0 == case.expr && d.1 == case.zone) {
-                        Some(d) => d.2 += 1,
-                        None => dst_by.push((case.expr, case.zone, 1)),
-                    }
-                    if shown_dst < 3 {
-                        shown_dst += 1;
-                        println!("  DST example: {detail}");
-                    }
                 } else {
                     other += 1;
-                    if other <= 20 {
-                        println!("  NOT DST: {detail}");
-                    }
+                }
+                let key = (near, case.expr, case.zone);
+                match groups.iter_mut().find(|g| g.0 == key) {
+                    Some(g) => g.1 += 1,
+                    None => groups.push((key, 1, detail)),
                 }
             }
         }
@@ -274,8 +273,13 @@ fn agreement(cases: &[Case]) -> Vec<Record> {
             "  {peer}: {compared} cases, {dst} disagree near a DST transition, {other} elsewhere; \
              {not_after} of the disagreements answer a time not after the start"
         );
-        for (expr, zone, n) in dst_by {
-            println!("    near DST: {:<18} {:<22} {n}", EXPRESSIONS[expr].0, ZONES[zone]);
+        groups.sort_by_key(|g| g.0);
+        for ((near, expr, zone), n, example) in groups {
+            let kind = if near { "near DST" } else { "NOT DST" };
+            println!("    {kind}: {:<18} {:<22} {n:>5}   first: {example}", EXPRESSIONS[expr].0, ZONES[zone]);
+        }
+        if let Some(example) = first_not_after {
+            println!("    first answer not after its start: {example}");
         }
         let counts = [
             ("cases", compared),
@@ -313,6 +317,7 @@ fn main() {
 
     let mut overall = Samples::new("cron-next");
     let mut by_expr = Samples::new("cron-next-by-expr");
+    let mut ratios = Samples::new("cron-next-ratio");
     for rep in 0..reps {
         // (ns, calls) per system over the expressions every system reads.
         let mut total = [(0.0f64, 0usize); SYSTEMS.len()];
@@ -337,11 +342,17 @@ fn main() {
                 }
             }
         }
-        for (s, (ns, calls)) in total.iter().enumerate() {
-            overall.add(SYSTEMS[s], "ns_per_next", "ns", ns / *calls as f64);
+        let per_next = total.map(|(ns, calls)| ns / calls as f64);
+        for (s, &value) in per_next.iter().enumerate() {
+            overall.add(SYSTEMS[s], "ns_per_next", "ns", value);
+            // Paired within the repetition (the systems ran interleaved), so
+            // the machine's slow swings cancel.
+            if s > 0 {
+                ratios.add(SYSTEMS[s], "pct_of_taskmanager", "%", 100.0 * value / per_next[0]);
+            }
         }
     }
-    for samples in [overall, by_expr] {
+    for samples in [overall, ratios, by_expr] {
         let rs = samples.records();
         print_table(rs[0].scenario, &rs);
         records.extend(rs);

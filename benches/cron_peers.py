@@ -178,8 +178,9 @@ def agreement(cases: List[Case], ours: Optional[Dict[Tuple[str, str, int], Optio
     print("\ncron-py-agree (each pair's answers, on every case both read)")
     for a, b in pairs:
         compared = dst = other = not_after = 0
-        by: Dict[Tuple[str, str, str], int] = {}
-        shown = 0
+        # (kind, expression, zone) -> [count, first example]
+        by: Dict[Tuple[str, str, str], List[Any]] = {}
+        first_not_after = None
         for case in cases:
             if not (case.reads(a) if a != "taskmanager" else True) or not case.reads(b):
                 continue
@@ -188,30 +189,30 @@ def agreement(cases: List[Case], ours: Optional[Dict[Tuple[str, str, int], Optio
                 x, y = answers[a](case, i), answers[b](case, i)
                 if x == y:
                     continue
-                if y is not None and y <= start:
-                    not_after += 1
                 expression, zone = EXPRESSIONS[case.expr][0], ZONES[case.zone]
                 detail = (
                     f"{expression} in {zone}, after {show(case.tz, start)}: "
                     f"{a} {show(case.tz, x)}, {b} {show(case.tz, y)}"
                 )
+                # Wrong by any DST rule: a next fire time not after the start.
+                if y is not None and y <= start:
+                    not_after += 1
+                    first_not_after = first_not_after or detail
                 if near_transition(case.tz, [t for t in (start, x, y) if t is not None]):
                     dst += 1
-                    by[("near DST", expression, zone)] = by.get(("near DST", expression, zone), 0) + 1
-                    if shown < 3:
-                        shown += 1
-                        print(f"  DST example: {detail}")
+                    kind = "near DST"
                 else:
                     other += 1
-                    by[("NOT DST", expression, zone)] = by.get(("NOT DST", expression, zone), 0) + 1
-                    if other <= 10:
-                        print(f"  NOT DST: {detail}")
+                    kind = "NOT DST"
+                by.setdefault((kind, expression, zone), [0, detail])[0] += 1
         print(
             f"  {b} against {a}: {compared} cases, {dst} disagree near a DST transition, {other} elsewhere; "
             f"{not_after} of the disagreements answer a time not after the start"
         )
-        for (kind, expression, zone), n in sorted(by.items()):
-            print(f"    {kind}: {expression:<18} {zone:<22} {n}")
+        for (kind, expression, zone), (n, example) in sorted(by.items()):
+            print(f"    {kind}: {expression:<18} {zone:<22} {n:>5}   first: {example}")
+        if first_not_after:
+            print(f"    first answer not after its start: {first_not_after}")
         for metric, v in (("cases", compared), ("disagree_dst", dst), ("disagree_other", other), ("not_after_start", not_after)):
             records.append(
                 {"scenario": "cron-py-agree", "system": f"{b} vs {a}", "metric": metric, "value": v, "unit": "count", "min": v, "max": v}
