@@ -51,19 +51,18 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
 import sys
 import time
 import zoneinfo
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from zoneinfo import ZoneInfo
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import fmt_value, print_table, write_json  # benches/report.py, beside this file
 
+# Zones from the tzdata package only, never the system's.
 zoneinfo.reset_tzpath([])
-from zoneinfo import ZoneInfo  # noqa: E402
 
 perf = time.perf_counter
 
