@@ -69,6 +69,40 @@ pub fn print_table(scenario: &str, records: &[Record]) {
     }
 }
 
+/// Collects samples per (system, metric) over the repetitions of one
+/// scenario, then gives one [`Record`] each: the median, with the min and
+/// max.
+#[derive(Debug)]
+pub struct Samples {
+    scenario: &'static str,
+    rows: Vec<(&'static str, &'static str, &'static str, Vec<f64>)>,
+}
+
+impl Samples {
+    pub fn new(scenario: &'static str) -> Self {
+        Samples { scenario, rows: Vec::new() }
+    }
+
+    pub fn add(&mut self, system: &'static str, metric: &'static str, unit: &'static str, value: f64) {
+        match self.rows.iter_mut().find(|r| r.0 == system && r.1 == metric) {
+            Some(row) => row.3.push(value),
+            None => self.rows.push((system, metric, unit, vec![value])),
+        }
+    }
+
+    pub fn records(self) -> Vec<Record> {
+        let scenario = self.scenario;
+        self.rows
+            .into_iter()
+            .map(|(system, metric, unit, mut v)| {
+                let value = median(&mut v);
+                let (min, max) = (v[0], v[v.len() - 1]);
+                Record { scenario, system, metric, value, unit, min, max }
+            })
+            .collect()
+    }
+}
+
 /// The median of `samples` (sorted in place).
 pub fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use taskmanager::{Module, Recurrence, TaskManager};
 use taskmanager_benches::{
-    count_allocations, live_bytes, median, percentile, print_table, stop_counting, to_json, CountingAlloc,
-    Latch, Lcg, Record,
+    count_allocations, live_bytes, percentile, print_table, stop_counting, to_json, CountingAlloc, Latch,
+    Lcg, Record, Samples,
 };
 
 #[global_allocator]
@@ -49,37 +49,6 @@ fn opts() -> Opts {
         }
     }
     o
-}
-
-/// Collects samples per (system, metric) over repetitions, then medians.
-struct Samples {
-    scenario: &'static str,
-    rows: Vec<(&'static str, &'static str, &'static str, Vec<f64>)>,
-}
-
-impl Samples {
-    fn new(scenario: &'static str) -> Self {
-        Samples { scenario, rows: Vec::new() }
-    }
-
-    fn add(&mut self, system: &'static str, metric: &'static str, unit: &'static str, value: f64) {
-        match self.rows.iter_mut().find(|r| r.0 == system && r.1 == metric) {
-            Some(row) => row.3.push(value),
-            None => self.rows.push((system, metric, unit, vec![value])),
-        }
-    }
-
-    fn records(self) -> Vec<Record> {
-        let scenario = self.scenario;
-        self.rows
-            .into_iter()
-            .map(|(system, metric, unit, mut v)| {
-                let value = median(&mut v);
-                let (min, max) = (v[0], v[v.len() - 1]);
-                Record { scenario, system, metric, value, unit, min, max }
-            })
-            .collect()
-    }
 }
 
 fn main() {
