@@ -134,18 +134,12 @@ impl Named {
         Ok(handle)
     }
 
-    /// Keeps `call` recurring every `interval`, once per tick across every
-    /// process, under its key: `name=` if given; else the task's module and
-    /// name, and a digest of its arguments if it has any (one method
-    /// scheduled with two sets of arguments is two schedules, as
-    /// in-process).
-    pub(crate) fn recur(
-        &self,
-        py: Python<'_>,
-        call: Call,
-        interval: Duration,
-        run_now: bool,
-    ) -> PyResult<SharedSchedule> {
+    /// Keeps `call` recurring at each tick of `recurrence`, once per tick
+    /// across every process, under its key: `name=` if given; else the
+    /// task's module and name, and a digest of its arguments if it has
+    /// any (one method scheduled with two sets of arguments is two
+    /// schedules, as in-process).
+    pub(crate) fn recur(&self, py: Python<'_>, call: Call, recurrence: Recurrence) -> PyResult<SharedSchedule> {
         let (owner, name) = self.name_of(py, call.method.bind(py), "method")?;
         let payload = self.payload(py, &call)?;
         let key = match (
@@ -159,7 +153,6 @@ impl Named {
                 format!("{}.{name}#{:016x}", owner.name(), fnv1a(payload.to_string().as_bytes()))
             }
         };
-        let recurrence = Recurrence::every(interval).run_now(run_now);
         let schedule =
             lifetime::detach(py, || owner.schedule_named_recurring_as(&key, recurrence, &name, payload))
                 .map_err(submit_error)?;

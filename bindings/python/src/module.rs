@@ -359,7 +359,10 @@ impl ModuleCore {
         let now = checks::flag(run_now, "run_now", false)?;
         match &self.named {
             None => self.submit_recurring(py, call, interval, now),
-            Some(named) => Ok(Bound::new(py, named.recur(py, call, interval, now)?)?.into_any()),
+            Some(named) => {
+                let recurrence = Recurrence::every(interval).run_now(now);
+                Ok(Bound::new(py, named.recur(py, call, recurrence)?)?.into_any())
+            }
         }
     }
 
