@@ -297,3 +297,29 @@ fn a_run_given_up_as_it_returns_settles_once_and_its_place_is_given_back_once() 
         assert!(stats.workers <= 1);
     });
 }
+
+/// A step of the wall clock moves a task that follows it (the timer lets
+/// go of its lock to wake the workers whose entries moved), racing a
+/// shutdown: the task runs or is cancelled, never lost, and the timer
+/// thread still ends (the shutdown's wake-up of a timer that had let go
+/// of its lock is not lost: it looks again from the top).
+#[test]
+fn a_wall_clock_step_racing_shutdown_loses_neither_the_task_nor_the_timer() {
+    model(|| {
+        let clock = crate::ManualClock::new();
+        let manager = TaskManager::builder().clock(&clock).build().unwrap();
+        manager.start_thread().unwrap();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(3600);
+        let handle = manager.schedule_task_at(at, || 5).unwrap();
+        let stepper = {
+            let clock = clock.clone();
+            loom::thread::spawn(move || clock.set_wall(at))
+        };
+        manager.shutdown();
+        stepper.join().unwrap();
+        match handle.join() {
+            Ok(5) | Err(TaskError::Cancelled) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}

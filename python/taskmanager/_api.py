@@ -3,6 +3,7 @@ that stay in Python (constructors, flags, the dict form)."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import weakref
@@ -24,7 +25,18 @@ from typing import (
 from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
 from ._taskmanager import ManagerCore, ModuleCore, Retry, SharedSchedule
-from ._types import _EVENTS, _TRACE, ClusterStats, DeadLetter, Event, ShutdownTimedOut, Stats, TaskInfo, _event_forwarder
+from ._types import (
+    _EVENTS,
+    _TRACE,
+    ClusterStats,
+    DeadLetter,
+    Event,
+    ShutdownTimedOut,
+    Stats,
+    TaskInfo,
+    _event_forwarder,
+    _task_info,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 Callback = Callable[[Any], Any]
@@ -85,7 +97,8 @@ def _check_wait(wait: object, name: str) -> float:
 _ADD_KEYS = frozenset(
     {"method", "args", "kwargs", "callback", "name", "retry", "result_ttl", "ignore_result", "time_limit"}
 )
-_SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"}
+_CALENDAR_KEYS = ("cron", "tz", "dst_gap", "dst_fold", "at", "misfire", "max_catch_up", "grace", "jitter")
+_SCHEDULE_KEYS = _ADD_KEYS | {"delay", "reoccurring", "run_now", "recurring"} | set(_CALENDAR_KEYS)
 
 
 def _all_str(items: object) -> bool:
@@ -240,7 +253,7 @@ class Module:
     def schedule_task(
         self,
         method: Callable[..., Any],
-        delay: Union[SupportsFloat, SupportsIndex],
+        delay: Union[None, SupportsFloat, SupportsIndex] = None,
         args: Optional[Sequence[Any]] = None,
         kwargs: Optional[Mapping[str, Any]] = None,
         callback: Callbacks = None,
@@ -253,10 +266,45 @@ class Module:
         result_ttl: Optional[float] = None,
         ignore_result: bool = False,
         time_limit: Optional[float] = None,
+        cron: Optional[str] = None,
+        tz: Union[None, str, datetime.tzinfo] = None,
+        dst_gap: Optional[str] = None,
+        dst_fold: Optional[str] = None,
+        at: Optional[datetime.datetime] = None,
+        misfire: Optional[str] = None,
+        max_catch_up: Optional[int] = None,
+        grace: Optional[float] = None,
+        jitter: Optional[float] = None,
     ) -> TaskHandle:
         """Runs ``method`` ``delay`` seconds from now; with ``reoccurring``,
         every ``delay`` seconds (fixed rate: runs never overlap, missed ticks
         are skipped, never bursted); with ``run_now``, also at once.
+
+        Instead of ``delay``, ``cron="0 9 * * MON-FRI"`` runs it at a cron
+        expression's times (five fields, or six with seconds first; names,
+        ranges, steps, lists, ``L``/``W``/``#``, ``@daily`` and the other
+        macros), on the wall clock, in the IANA zone ``tz`` (a name or a
+        ``zoneinfo.ZoneInfo``; UTC by default, never the machine's). A time
+        the clocks skip at a DST change runs at the first instant after the
+        gap (``dst_gap="shift"``, the default) or not at all (``"skip"``);
+        one they repeat runs once, at the first pass (``dst_fold="first"``,
+        the default), the second (``"second"``) or both (``"both"``).
+        ``at=datetime(...)`` runs it once at that time; it must be
+        timezone-aware. Calendar times follow the wall clock: a changed
+        system time or a suspend and resume moves them (noticed within a
+        second).
+
+        A recurring task's ticks that could not run on time (the process
+        slept, the module was busy, a run overran) follow ``misfire``:
+        ``"skip"`` (an interval's default; with no ``grace``, the latest
+        missed tick still runs), ``"coalesce"`` (a cron task's default: one
+        late run for them all) or ``"catch_up"`` (each runs, one after
+        another, up to ``max_catch_up``, default 10). A tick more than
+        ``grace`` seconds late is skipped with ``"skip"`` and
+        ``"catch_up"``. ``jitter`` delays each run by a random time up to
+        that many seconds. Skipped and coalesced ticks are counted
+        (:attr:`RecurringHandle.skipped_ticks`, ``coalesced_ticks``) and
+        told as events.
 
         ``delay`` is a real number of seconds (int, float, ``Decimal``,
         ``Fraction``, numpy scalars; not bool): from 0 for a one-shot task,
@@ -293,6 +341,15 @@ class Module:
             result_ttl,
             ignore_result,
             time_limit,
+            cron,
+            tz,
+            dst_gap,
+            dst_fold,
+            at,
+            misfire,
+            max_catch_up,
+            grace,
+            jitter,
         )
 
     def stats(self) -> Stats:
@@ -491,11 +548,11 @@ class TaskManager:
         and ``delay`` (required), ``args``, ``kwargs``, ``callback``,
         ``reoccurring``, ``run_now``; as :meth:`Module.schedule_task`."""
         t = _check_task_dict(task, _SCHEDULE_KEYS, "schedule_task")
-        if "delay" not in t:
-            raise ValueError("schedule_task() task is missing the required key 'delay'")
+        if not {"delay", "cron", "at"} & t.keys():
+            raise ValueError("schedule_task() task needs the key 'delay' (or 'cron', or 'at')")
         fields = (
             t["method"],
-            t["delay"],
+            t.get("delay"),
             t.get("args"),
             t.get("kwargs"),
             t.get("callback"),
@@ -510,6 +567,7 @@ class TaskManager:
             result_ttl=t.get("result_ttl"),
             ignore_result=t.get("ignore_result"),
             time_limit=t.get("time_limit"),
+            **{key: t[key] for key in _CALENDAR_KEYS if key in t},
         )
 
     def shutdown(self, wait: bool = True, cancel_pending: bool = False, timeout: Optional[float] = None) -> None:
@@ -667,7 +725,7 @@ class TaskManager:
         while they wait in Redis (due by Redis's clock), and the shared
         recurring schedules in Redis too (id 0, named by their key;
         ``runs`` counts ticks cluster-wide)."""
-        tasks = [TaskInfo(*t) for t in self._core.tasks()]
+        tasks = [_task_info(t) for t in self._core.tasks()]
         if self._broker is None:
             return tasks
         for s in self.cluster_stats().schedules:

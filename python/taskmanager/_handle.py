@@ -186,9 +186,15 @@ class RecurringHandle(TaskHandle):
 
     @property
     def skipped_ticks(self) -> int:
-        """Ticks skipped because a run overran them (no catch-up burst) or
-        because the task was paused."""
+        """Ticks that will never run: a run overran them (no catch-up
+        burst), the task was paused, or they misfired (``misfire=``)."""
         return self._core.skipped_ticks if self._core is not None else 0
+
+    @property
+    def coalesced_ticks(self) -> int:
+        """Ticks folded into a late run instead of running on their own
+        (``misfire="coalesce"``, a cron task's default)."""
+        return self._core.coalesced_ticks if self._core is not None else 0
 
     @property
     def last_exception(self) -> Optional[BaseException]:

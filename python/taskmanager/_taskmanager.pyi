@@ -1,5 +1,6 @@
 """Type stubs for the native half of the package (checked by mypy.stubtest)."""
 
+import datetime
 from typing import Any, Callable, List, Mapping, Optional, Sequence, SupportsFloat, SupportsIndex, Tuple, Type, Union, final
 
 __all__ = [
@@ -61,7 +62,11 @@ class ManagerCore:
     def is_shut_down(self) -> bool: ...
     def is_manager_thread(self) -> bool: ...
     def running_tasks(self) -> List[Tuple[int, str]]: ...
-    def tasks(self) -> List[Tuple[int, str, str, str, Optional[float], Optional[float], int, int]]: ...
+    def tasks(
+        self,
+    ) -> List[
+        Tuple[int, str, str, str, Optional[float], Optional[float], int, int, Optional[float], Optional[str], Optional[str]]
+    ]: ...
     def stats(self) -> Tuple[int, int, int, int, int, int, int, int, int, int]: ...
     def dead_letters(
         self, limit: int
@@ -110,7 +115,7 @@ class ModuleCore:
     def schedule_task(
         self,
         method: Callable[..., Any],
-        delay: Union[SupportsFloat, SupportsIndex],
+        delay: Union[None, SupportsFloat, SupportsIndex] = None,
         args: Optional[Sequence[Any]] = None,
         kwargs: Optional[Mapping[str, Any]] = None,
         callback: Union[None, Callable[[Any], Any], Sequence[Callable[[Any], Any]]] = None,
@@ -122,6 +127,15 @@ class ModuleCore:
         result_ttl: Optional[float] = None,
         ignore_result: Optional[bool] = None,
         time_limit: Optional[float] = None,
+        cron: Optional[str] = None,
+        tz: Any = None,
+        dst_gap: Optional[str] = None,
+        dst_fold: Optional[str] = None,
+        at: Optional[datetime.datetime] = None,
+        misfire: Optional[str] = None,
+        max_catch_up: Optional[int] = None,
+        grace: Optional[float] = None,
+        jitter: Optional[float] = None,
     ) -> Any: ...
     def stats(self) -> Tuple[int, int, int, int, int, int, int, int, int, int]: ...
     def worker_count(self) -> int: ...
@@ -198,6 +212,8 @@ class RecurringCore:
     def failures(self) -> int: ...
     @property
     def skipped_ticks(self) -> int: ...
+    @property
+    def coalesced_ticks(self) -> int: ...
     @property
     def last_exception(self) -> Optional[BaseException]: ...
     @property

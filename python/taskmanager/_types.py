@@ -4,7 +4,9 @@ exception of a shutdown that ran out of time."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
+import zoneinfo
 from typing import Any, Callable, List, Optional, Tuple
 
 from ._taskmanager import _shutdown_timed_out_text
@@ -90,6 +92,37 @@ class TaskInfo:
     """Runs so far (recurring tasks; failed runs included)."""
     failures: int
     """Failed runs so far (recurring tasks)."""
+    next_run: Optional[datetime.datetime] = None
+    """When its next run is due, as an aware datetime: a cron task's next
+    time in its zone (``tz``), others' in UTC."""
+    cron: Optional[str] = None
+    """A cron task's expression; None for others."""
+    tz: Optional[str] = None
+    """A cron task's time zone (IANA name); None for others."""
+
+
+_TaskTuple = Tuple[
+    int, str, str, str, Optional[float], Optional[float], int, int, Optional[float], Optional[str], Optional[str]
+]
+
+
+def _task_info(t: _TaskTuple) -> "TaskInfo":
+    """A :class:`TaskInfo` from the core's tuple (see ``ManagerCore.tasks``)."""
+    return TaskInfo(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], _aware(t[8], t[10]), t[9], t[10])
+
+
+def _aware(timestamp: Optional[float], zone: Optional[str]) -> Optional[datetime.datetime]:
+    """The Unix ``timestamp`` as an aware datetime in ``zone`` (UTC if None,
+    or if Python's zoneinfo does not have it)."""
+    if timestamp is None:
+        return None
+    tz: datetime.tzinfo = datetime.timezone.utc
+    if zone is not None:
+        try:
+            tz = zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return datetime.datetime.fromtimestamp(timestamp, tz)
 
 
 @dataclasses.dataclass(frozen=True)

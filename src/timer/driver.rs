@@ -247,6 +247,9 @@ impl<T: Target> Timer<T> {
                 wall.holders.iter().for_each(|target| target.wake_holders());
                 drop(wall);
                 state = lock(&self.state);
+                // From the top: a shutdown may have closed the timer
+                // meanwhile (its wake-up found no one waiting).
+                continue;
             }
             let now = self.rt.now();
             let until = now.saturating_add(lead);

@@ -21,14 +21,14 @@ pub(crate) const MAX_DELAY: f64 = 500.0 * 365.0 * 24.0 * 3600.0;
 /// `collections.abc.Mapping`, for kwargs that are not dicts.
 static MAPPING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn type_name(value: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
     if value.is_none() {
         return "None".to_owned();
     }
     value.get_type().name().map_or_else(|_| "object".to_owned(), |n| n.to_string())
 }
 
-fn repr(value: &Bound<'_, PyAny>) -> String {
+pub(crate) fn repr(value: &Bound<'_, PyAny>) -> String {
     value.repr().map_or_else(|_| type_name(value), |r| r.to_string())
 }
 
@@ -292,12 +292,13 @@ pub(crate) fn flag(value: Option<&Bound<'_, PyAny>>, name: &str, default: bool) 
 }
 
 /// Whether a task recurs: the spec spells it `reoccurring`; `recurring` is
-/// accepted too. None (or leaving it out) means not given; given both, they
-/// must agree.
+/// accepted too. None (or leaving it out) means not given (a `delay`
+/// task is then one-shot, a `cron` one recurs); given both, they must
+/// agree.
 pub(crate) fn reoccurring(
     reoccurring: Option<&Bound<'_, PyAny>>,
     recurring: Option<&Bound<'_, PyAny>>,
-) -> PyResult<bool> {
+) -> PyResult<Option<bool>> {
     let spec = reoccurring.map(|v| flag(Some(v), "reoccurring", false)).transpose()?;
     let alias = recurring.map(|v| flag(Some(v), "recurring", false)).transpose()?;
     match (spec, alias) {
@@ -306,7 +307,7 @@ pub(crate) fn reoccurring(
             if spec { "True" } else { "False" },
             if alias { "True" } else { "False" },
         ))),
-        (spec, alias) => Ok(spec.or(alias).unwrap_or(false)),
+        (spec, alias) => Ok(spec.or(alias)),
     }
 }
 

@@ -32,6 +32,8 @@ pub(crate) fn submit_error(e: SubmitError) -> PyErr {
         SubmitError::Broker(why) => {
             pyo3::exceptions::PyConnectionError::new_err(format!("the broker did not take the task: {why}"))
         }
+        // A schedule that cannot work: the core's reason names the setting.
+        SubmitError::InvalidSchedule { reason } => PyValueError::new_err(reason),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }

@@ -164,6 +164,11 @@ impl RecurringCore {
     }
 
     #[getter]
+    fn coalesced_ticks(&self) -> u64 {
+        self.handle.coalesced_ticks()
+    }
+
+    #[getter]
     fn last_exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         let last = self.state.last_exception.lock().unwrap_or_else(PoisonError::into_inner);
         last.as_ref().map(|e| e.clone_ref(py))

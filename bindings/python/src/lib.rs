@@ -28,6 +28,7 @@
 mod aio;
 mod bridge;
 mod broker;
+mod calendar;
 mod checks;
 mod convert;
 mod errors;

@@ -102,7 +102,21 @@ pub(crate) fn stats_tuple(s: Stats) -> StatsTuple {
 
 /// `TaskInfo` for Python: id, name, module, state, next_due, interval,
 /// runs, failures.
-pub(crate) type TaskTuple = (u64, String, String, &'static str, Option<f64>, Option<f64>, u64, u64);
+/// A listed task: (id, name, module, state, next_due, interval, runs,
+/// failures, next_run as a Unix timestamp, cron expression, zone).
+pub(crate) type TaskTuple = (
+    u64,
+    String,
+    String,
+    &'static str,
+    Option<f64>,
+    Option<f64>,
+    u64,
+    u64,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+);
 
 /// `DeadLetter` for Python: id, module, name, args, reason, deliveries,
 /// dead_at.
@@ -384,7 +398,10 @@ impl ManagerCore {
                     TaskState::Paused => "paused",
                 };
                 let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
-                (t.id, t.name, t.module, state, seconds(t.next_due), seconds(t.interval), t.runs, t.failures)
+                let timestamp = t.next_run.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok());
+                let (due, interval) = (seconds(t.next_due), seconds(t.interval));
+                let wall = (seconds(timestamp), t.cron, t.zone);
+                (t.id, t.name, t.module, state, due, interval, t.runs, t.failures, wall.0, wall.1, wall.2)
             })
             .collect()
     }

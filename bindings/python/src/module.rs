@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -14,6 +14,7 @@ use taskmanager::{Attempt, Method, Module, Recurrence, Retry, Task, TaskError};
 
 use crate::bridge::{Bridge, PyValue};
 use crate::broker::Named;
+use crate::calendar::{self, When};
 use crate::errors::submit_error;
 use crate::handles::{RecurringCore, TaskCore};
 use crate::manager::{stats_tuple, ManagerCore, StatsTuple};
@@ -139,11 +140,41 @@ impl ModuleCore {
     }
 
     /// Queues `call` now, or `delay` seconds from now, with a new handle.
+    /// A one-shot task of `schedule_task`, now (`when` None), after a
+    /// delay or at a datetime.
+    fn once<'py>(
+        &self,
+        py: Python<'py>,
+        method: &Bound<'py, PyAny>,
+        (args, kwargs, callback, name): CallParts<'_, 'py>,
+        options: &Options<'_, 'py>,
+        calendar: &calendar::Given<'_, 'py>,
+        when: Option<Once>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(argument) = calendar.recurring_only() {
+            return Err(PyValueError::new_err(format!("{argument} applies to recurring schedules only")));
+        }
+        let call = Call::check(method, args, kwargs, callback, name, options, self.time_limit)?;
+        match &self.named {
+            None => self.submit_once(py, call, when),
+            // Redis's clock decides when a delayed task is due: a
+            // datetime becomes the delay until it, by this process's clock.
+            Some(named) => {
+                let delay = match when {
+                    None => None,
+                    Some(Once::After(seconds)) => Some(checks::seconds(seconds)?),
+                    Some(Once::At(at)) => Some(at.duration_since(SystemTime::now()).unwrap_or_default()),
+                };
+                named.submit(py, call, delay, self.module.retry())
+            }
+        }
+    }
+
     fn submit_once<'py>(
         &self,
         py: Python<'py>,
         call: Call,
-        delay: Option<f64>,
+        when: Option<Once>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = future::new_handle(py, false)?;
         let name = Arc::clone(&call.name);
@@ -152,22 +183,23 @@ impl ModuleCore {
         let method =
             PyOnce { task: self.task(&handle, call), bridge: Arc::clone(&bridge), retry, attempt: 1 };
         let run = Task::new(method).name(Arc::clone(&name));
-        let core = match delay {
+        let core = match when {
             None => self.module.add_task(run),
-            Some(delay) => self.module.schedule_task(checks::seconds(delay)?, run),
+            Some(Once::After(delay)) => self.module.schedule_task(checks::seconds(delay)?, run),
+            Some(Once::At(at)) => self.module.schedule_task_at(at, run),
         }
         .map_err(submit_error)?;
         TaskCore::attach(&handle, bridge, core, name)?;
         Ok(handle)
     }
 
-    /// Runs `call` every `interval` seconds, with a new recurring handle.
+    /// Runs `call` at each tick of `recurrence`, with a new recurring
+    /// handle.
     fn submit_recurring<'py>(
         &self,
         py: Python<'py>,
         call: Call,
-        interval: Duration,
-        run_now: bool,
+        recurrence: Recurrence,
     ) -> PyResult<Bound<'py, PyAny>> {
         let handle = future::new_handle(py, true)?;
         let name = Arc::clone(&call.name);
@@ -177,7 +209,6 @@ impl ModuleCore {
         let run =
             Task::fallible(move || lifetime::attach(|py| task.run_again(py, &shared)).unwrap_or(Ok(())))
                 .name(name);
-        let recurrence = Recurrence::every(interval).run_now(run_now);
         let core = self.module.schedule_recurring(recurrence, run).map_err(submit_error)?;
         handle.setattr(intern!(py, "_core"), RecurringCore { handle: core, state })?;
         Ok(handle)
@@ -305,15 +336,17 @@ impl ModuleCore {
     }
 
     /// `Module.schedule_task`: checks the arguments and schedules
-    /// `method(*args, **kwargs)`; returns its `TaskHandle`, or a
-    /// `RecurringHandle` if it recurs.
-    #[pyo3(signature = (method, delay, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None))]
-    // The arguments are the spec's, plus the `recurring` alias.
+    /// `method(*args, **kwargs)` `delay` seconds from now (every `delay`
+    /// with `reoccurring`), at the times of `cron`, or at the datetime
+    /// `at`; returns its `TaskHandle`, or a `RecurringHandle` if it recurs.
+    #[pyo3(signature = (method, delay=None, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None, cron=None, tz=None, dst_gap=None, dst_fold=None, at=None, misfire=None, max_catch_up=None, grace=None, jitter=None))]
+    // The arguments are the spec's, the `recurring` alias, and the
+    // calendar's.
     #[allow(clippy::too_many_arguments)]
     fn schedule_task<'py>(
         &self,
         method: &Bound<'py, PyAny>,
-        delay: &Bound<'py, PyAny>,
+        delay: Option<&Bound<'py, PyAny>>,
         args: Option<&Bound<'py, PyAny>>,
         kwargs: Option<&Bound<'py, PyAny>>,
         callback: Option<&Bound<'py, PyAny>>,
@@ -325,27 +358,66 @@ impl ModuleCore {
         result_ttl: Option<&Bound<'py, PyAny>>,
         ignore_result: Option<&Bound<'py, PyAny>>,
         time_limit: Option<&Bound<'py, PyAny>>,
+        cron: Option<&Bound<'py, PyAny>>,
+        tz: Option<&Bound<'py, PyAny>>,
+        dst_gap: Option<&Bound<'py, PyAny>>,
+        dst_fold: Option<&Bound<'py, PyAny>>,
+        at: Option<&Bound<'py, PyAny>>,
+        misfire: Option<&Bound<'py, PyAny>>,
+        max_catch_up: Option<&Bound<'py, PyAny>>,
+        grace: Option<&Bound<'py, PyAny>>,
+        jitter: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
         let options = Options { retry, result_ttl, ignore_result, time_limit };
         let method = checks::method(method)?;
+        let calendar =
+            calendar::Given { cron, tz, dst_gap, dst_fold, at, misfire, max_catch_up, grace, jitter };
+        let when = calendar.when(delay)?;
+        let repeat = checks::reoccurring(reoccurring, recurring)?;
+        let now = checks::flag(run_now, "run_now", false)?;
         // Whether it recurs decides the delay's rule: a one-shot delay may
         // be 0; a reoccurring one is the interval between runs.
-        let repeat = checks::reoccurring(reoccurring, recurring)?;
-        if !repeat {
-            let seconds = checks::delay(delay, "delay")?;
-            let call = Call::check(&method, args, kwargs, callback, name, &options, self.time_limit)?;
-            // `run_now` on a one-shot task: it runs once, now.
-            let now = checks::flag(run_now, "run_now", false)?;
-            let delay = if now { None } else { Some(seconds) };
-            return match &self.named {
-                None => self.submit_once(py, call, delay),
-                Some(named) => {
-                    named.submit(py, call, delay.map(checks::seconds).transpose()?, self.module.retry())
+        let recurrence = match when {
+            When::Delay(delay) if !repeat.unwrap_or(false) => {
+                let seconds = checks::delay(delay, "delay")?;
+                // `run_now` on a one-shot task: it runs once, now.
+                return self.once(
+                    py,
+                    &method,
+                    (args, kwargs, callback, name),
+                    &options,
+                    &calendar,
+                    (!now).then_some(Once::After(seconds)),
+                );
+            }
+            When::At(at) => {
+                if repeat == Some(true) || now {
+                    return Err(PyValueError::new_err(
+                        "at is one run at a datetime: reoccurring and run_now do not apply (for runs at calendar \
+                         times, give cron)",
+                    ));
                 }
-            };
-        }
-        let interval = checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?;
+                return self.once(
+                    py,
+                    &method,
+                    (args, kwargs, callback, name),
+                    &options,
+                    &calendar,
+                    Some(Once::At(at)),
+                );
+            }
+            When::Delay(delay) => {
+                Recurrence::every(checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?)
+            }
+            When::Cron(_) if repeat == Some(false) => {
+                return Err(PyValueError::new_err(
+                    "a cron schedule recurs: reoccurring=False contradicts cron",
+                ));
+            }
+            When::Cron(cron) => Recurrence::cron(cron),
+        };
+        let recurrence = calendar.apply(recurrence.run_now(now))?;
         if options.given() {
             return Err(PyValueError::new_err(
                 "retry, result_ttl and ignore_result apply to one-shot tasks: a reoccurring task's next run is \
@@ -356,13 +428,9 @@ impl ModuleCore {
         let recurring =
             Options { retry: None, result_ttl: None, ignore_result: None, time_limit: options.time_limit };
         let call = Call::check(&method, args, kwargs, callback, name, &recurring, self.time_limit)?;
-        let now = checks::flag(run_now, "run_now", false)?;
         match &self.named {
-            None => self.submit_recurring(py, call, interval, now),
-            Some(named) => {
-                let recurrence = Recurrence::every(interval).run_now(now);
-                Ok(Bound::new(py, named.recur(py, call, recurrence)?)?.into_any())
-            }
+            None => self.submit_recurring(py, call, recurrence),
+            Some(named) => Ok(Bound::new(py, named.recur(py, call, recurrence)?)?.into_any()),
         }
     }
 
@@ -395,3 +463,19 @@ impl ModuleCore {
         self.module.queued()
     }
 }
+
+/// When a one-shot task of `schedule_task` runs, if not now.
+enum Once {
+    /// `delay` seconds from now.
+    After(f64),
+    /// At a wall-clock time.
+    At(SystemTime),
+}
+
+/// A call's `args`, `kwargs`, `callback` and `name`, as given.
+type CallParts<'a, 'py> = (
+    Option<&'a Bound<'py, PyAny>>,
+    Option<&'a Bound<'py, PyAny>>,
+    Option<&'a Bound<'py, PyAny>>,
+    Option<&'a Bound<'py, PyAny>>,
+);
