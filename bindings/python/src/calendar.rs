@@ -30,7 +30,7 @@ pub(crate) enum When<'a, 'py> {
     /// `delay` seconds: once, or every `delay` with `reoccurring`.
     Delay(&'a Bound<'py, PyAny>),
     /// At a calendar rule's times.
-    Cron(Cron),
+    Cron(Box<Cron>),
     /// Once, at a wall-clock time.
     At(SystemTime),
 }
@@ -69,7 +69,7 @@ impl<'a, 'py> Given<'a, 'py> {
             return Ok(When::At(wall_time(at)?));
         }
         let cron = self.cron.expect("one was given");
-        Ok(When::Cron(self.rule(cron)?))
+        Ok(When::Cron(Box::new(self.rule(cron)?)))
     }
 
     /// The cron rule: `cron` read in `tz` with the DST policies.

@@ -415,7 +415,7 @@ impl ModuleCore {
                     "a cron schedule recurs: reoccurring=False contradicts cron",
                 ));
             }
-            When::Cron(cron) => Recurrence::cron(cron),
+            When::Cron(cron) => Recurrence::cron(*cron),
         };
         let recurrence = calendar.apply(recurrence.run_now(now))?;
         if options.given() {
