@@ -241,4 +241,58 @@ pub(super) const WALL_STEP: i128 = 20_000_000;
 pub(super) struct Walled {
     pub(super) jobs: Vec<(Weak<dyn Job>, Option<u64>)>,
     pub(super) offset: Option<i128>,
+    /// Where [`prune_some`](Self::prune_some) looks next.
+    cursor: usize,
+}
+
+impl Walled {
+    /// Forgets up to a few ended tasks, from a cursor that goes round:
+    /// O(1) a check, so that the timer stops waking each second soon after
+    /// the last task that follows the wall clock ended.
+    pub(super) fn prune_some(&mut self) {
+        for _ in 0..8 {
+            if self.jobs.is_empty() {
+                return;
+            }
+            self.cursor %= self.jobs.len();
+            let ended = self.jobs[self.cursor].0.upgrade().map_or(true, |job| job.core().is_finished());
+            if ended {
+                self.jobs.swap_remove(self.cursor);
+            } else {
+                self.cursor += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::OneShot;
+
+    #[test]
+    fn ended_tasks_that_followed_the_wall_clock_are_forgotten_a_few_a_check() {
+        let live: Arc<dyn Job> = Arc::new(OneShot::new((|| ()) as fn(), Vec::new(), None));
+        let mut walled = Walled::default();
+        for _ in 0..20 {
+            let gone: Weak<dyn Job> = Weak::<OneShot<fn(), ()>>::new();
+            walled.jobs.push((gone, Some(0)));
+        }
+        walled.jobs.push((Arc::downgrade(&live), None));
+        walled.prune_some();
+        assert!(
+            (13..21).contains(&walled.jobs.len()),
+            "some, and eight at most, a check: {}",
+            walled.jobs.len()
+        );
+        for _ in 0..3 {
+            walled.prune_some();
+        }
+        assert_eq!(walled.jobs.len(), 1, "the live one stays");
+        walled.prune_some();
+        assert_eq!(walled.jobs.len(), 1);
+        drop(live);
+        walled.prune_some();
+        assert!(walled.jobs.is_empty(), "then the timer stops reading the wall clock");
+    }
 }

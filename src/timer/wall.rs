@@ -40,6 +40,7 @@ impl<T: Target> Timer<T> {
     pub(super) fn check_wall(&self, state: &mut State<T>) -> WallCheck<T> {
         let mut check = WallCheck { follows: false, holders: Vec::new(), jobs: Vec::new() };
         let mut walled = lock(&self.walled);
+        walled.prune_some();
         if walled.jobs.is_empty() {
             return check;
         }
