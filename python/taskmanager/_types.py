@@ -22,14 +22,14 @@ class Event:
 
     kind: str
     """``started``, ``finished``, ``failed``, ``retrying``, ``skipped``,
-    ``cancelled``, ``paused`` or ``resumed`` (and ``spawn_failed``, a
-    module's: a worker thread could not start; ``task_name`` is the
-    module's)."""
+    ``coalesced``, ``cancelled``, ``paused`` or ``resumed`` (and
+    ``spawn_failed``, a module's: a worker thread could not start;
+    ``task_name`` is the module's)."""
     level: int
     """Its ``logging`` level: 5 (below DEBUG) for ``started``, DEBUG for
-    ``finished`` and ``cancelled``, INFO for ``skipped``, ``paused`` and
-    ``resumed``, WARNING for ``failed`` and ``retrying``, ERROR for
-    ``spawn_failed``."""
+    ``finished`` and ``cancelled``, INFO for ``skipped``, ``coalesced``,
+    ``paused`` and ``resumed``, WARNING for ``failed`` and ``retrying``,
+    ERROR for ``spawn_failed``."""
     task_id: int
     """The task's number in the process that tells the event: its handle's
     :attr:`~TaskHandle.id` where the handle is. A worker's run of a task
@@ -44,7 +44,8 @@ class Event:
     and text (the exception itself is on the task's handle, and logged with
     its traceback on the ``taskmanager`` logger)."""
     ticks: Optional[int] = None
-    """How many ticks were skipped (``skipped``)."""
+    """How many ticks were skipped (``skipped``), or folded into one late
+    run besides its own (``coalesced``)."""
     broker_id: Optional[str] = None
     """With a broker, the task's id there, in the submitter's events and
     the worker's alike: its handle's :attr:`~TaskHandle.task_id`; a
