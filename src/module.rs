@@ -168,8 +168,24 @@ impl Module {
         F: Method<T>,
         T: Send + 'static,
     {
+        let due = due_after(self.pool.rt.now(), delay).ok_or(SubmitError::DelayTooLong { delay })?;
+        let cell = self.schedule_once(delay, due, task)?;
+        Ok(TaskHandle::new(cell, Some(Arc::clone(self.pool.timer()))))
+    }
+
+    /// A one-shot task queued now if `delay` is zero, else in the timer at
+    /// `due`: its cell.
+    fn schedule_once<F, T>(
+        &self,
+        delay: Duration,
+        due: Nanos,
+        task: impl Into<Task<F, T>>,
+    ) -> Result<Arc<OneShot<F, T>>, SubmitError>
+    where
+        F: Method<T>,
+        T: Send + 'static,
+    {
         let pool = &self.pool;
-        let due = due_after(pool.rt.now(), delay).ok_or(SubmitError::DelayTooLong { delay })?;
         let Task { method, callbacks, name } = task.into();
         let cell = Arc::new(OneShot::new(method, callbacks, name));
         if delay.is_zero() {
@@ -177,7 +193,7 @@ impl Module {
         } else {
             pool.schedule(cell.clone(), due)?;
         }
-        Ok(TaskHandle::new(cell, Some(Arc::clone(pool.timer()))))
+        Ok(cell)
     }
 
     /// Runs a task once at the wall-clock time `at` (now, if that has
@@ -202,12 +218,8 @@ impl Module {
         let wall = wall_nanos(at);
         let delay = Duration::from_nanos(wall.saturating_sub(now.wall));
         let due = due_after(now.mono, delay).ok_or(SubmitError::DelayTooLong { delay })?;
-        let Task { method, callbacks, name } = task.into();
-        let cell = Arc::new(OneShot::new(method, callbacks, name));
-        if delay.is_zero() {
-            pool.submit(cell.clone(), &*cell)?;
-        } else {
-            pool.schedule(cell.clone(), due)?;
+        let cell = self.schedule_once(delay, due, task)?;
+        if !delay.is_zero() {
             pool.timer().follow_wall(cell.clone(), Some(wall));
         }
         Ok(TaskHandle::new(cell, Some(Arc::clone(pool.timer()))))

@@ -378,44 +378,33 @@ impl ModuleCore {
         let now = checks::flag(run_now, "run_now", false)?;
         // Whether it recurs decides the delay's rule: a one-shot delay may
         // be 0; a reoccurring one is the interval between runs.
-        let recurrence = match when {
+        let runs = match when {
             When::Delay(delay) if !repeat.unwrap_or(false) => {
-                let seconds = checks::delay(delay, "delay")?;
                 // `run_now` on a one-shot task: it runs once, now.
-                return self.once(
-                    py,
-                    &method,
-                    (args, kwargs, callback, name),
-                    &options,
-                    &calendar,
-                    (!now).then_some(Once::After(seconds)),
-                );
+                Runs::Once((!now).then_some(Once::After(checks::delay(delay, "delay")?)))
             }
-            When::At(at) => {
-                if repeat == Some(true) || now {
-                    return Err(PyValueError::new_err(
-                        "at is one run at a datetime: reoccurring and run_now do not apply (for runs at calendar \
-                         times, give cron)",
-                    ));
-                }
-                return self.once(
-                    py,
-                    &method,
-                    (args, kwargs, callback, name),
-                    &options,
-                    &calendar,
-                    Some(Once::At(at)),
-                );
+            When::At(_) if repeat == Some(true) || now => {
+                return Err(PyValueError::new_err(
+                    "at is one run at a datetime: reoccurring and run_now do not apply (for runs at calendar \
+                     times, give cron)",
+                ));
             }
+            When::At(at) => Runs::Once(Some(Once::At(at))),
             When::Delay(delay) => {
-                Recurrence::every(checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?)
+                Runs::Every(Recurrence::every(checks::interval(delay, "delay", checks::REOCCURRING_DELAY)?))
             }
             When::Cron(_) if repeat == Some(false) => {
                 return Err(PyValueError::new_err(
                     "a cron schedule recurs: reoccurring=False contradicts cron",
                 ));
             }
-            When::Cron(cron) => Recurrence::cron(*cron),
+            When::Cron(cron) => Runs::Every(Recurrence::cron(*cron)),
+        };
+        let recurrence = match runs {
+            Runs::Every(recurrence) => recurrence,
+            Runs::Once(once) => {
+                return self.once(py, &method, (args, kwargs, callback, name), &options, &calendar, once)
+            }
         };
         let recurrence = calendar.apply(recurrence.run_now(now))?;
         if options.given() {
@@ -462,6 +451,13 @@ impl ModuleCore {
     fn queued(&self) -> usize {
         self.module.queued()
     }
+}
+
+/// What `schedule_task` was asked for: one run (now, if None), or a run
+/// at each tick.
+enum Runs {
+    Once(Option<Once>),
+    Every(Recurrence),
 }
 
 /// When a one-shot task of `schedule_task` runs, if not now.
