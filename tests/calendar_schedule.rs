@@ -219,3 +219,21 @@ fn schedules_that_cannot_work_are_refused_at_the_call_with_the_setting_named() {
     let err = daily.set_interval(SEC).unwrap_err();
     assert!(matches!(&err, SubmitError::InvalidSchedule { reason } if reason.contains("interval")), "{err}");
 }
+
+#[test]
+fn a_paused_calendar_task_skips_what_passes_while_paused_even_when_it_would_coalesce() {
+    let clock = ManualClock::starting_at(monday(0)); // 08:59
+    let (manager, _) = manager(&clock);
+    let handle = manager.schedule_recurring(Recurrence::cron(cron("* * * * *")), || ()).unwrap();
+    assert!(handle.pause());
+    // An hour passes on the wall clock alone: ticks 09:00 to 09:59.
+    clock.set_wall(monday(3600));
+    assert!(eventually(|| handle.skipped_ticks() == 60), "{}", handle.skipped_ticks());
+    assert_runs(&handle, 0);
+    assert_eq!(handle.coalesced_ticks(), 0);
+    assert!(handle.resume());
+    clock.advance(60 * SEC); // 10:00
+    assert_runs(&handle, 1);
+    assert_eq!(handle.skipped_ticks(), 60, "nothing caught up on resume");
+    drop(manager);
+}

@@ -209,18 +209,22 @@ impl Plan {
 
     /// A run for the pending tick, started at `started`, ended at `end`:
     /// the next key, and how many ticks the run covered that will never
-    /// run. None: no tick is left (or past the clock's range).
+    /// run. None: no tick is left (or past the clock's range). A paused
+    /// tick (`paused`) skips every tick passed, whatever the policy: a
+    /// paused task catches up nothing.
     pub(crate) fn end(
         &self,
         due: &AtomicU64,
         interval: Nanos,
         started: Nanos,
         end: Times,
+        paused: bool,
     ) -> Option<(Nanos, u64)> {
+        let misfire = if paused { Misfire::Skip } else { self.misfire };
         let (next, skipped, key) = match &self.rule {
             Rule::Every(pacing) => {
                 let ran = due.load(Ordering::Relaxed);
-                let (next, skipped) = match (pacing, self.misfire) {
+                let (next, skipped) = match (pacing, misfire) {
                     (Pacing::FixedRate, Misfire::Skip) | (Pacing::FixedDelay, _) => {
                         let next = next_run(*pacing, interval, ran, started, end.mono)?;
                         (next.due, next.skipped)
@@ -231,7 +235,7 @@ impl Plan {
             }
             Rule::Calendar { cron, tick } => {
                 let (next, skipped) =
-                    after_run(&CronTicks(cron), self.misfire, tick.load(Ordering::Relaxed), end.wall)?;
+                    after_run(&CronTicks(cron), misfire, tick.load(Ordering::Relaxed), end.wall)?;
                 tick.store(next, Ordering::Relaxed);
                 let key = end.mono_at(next.saturating_add(self.draw()));
                 (key, skipped, key)
@@ -294,7 +298,7 @@ mod tests {
                 Begin::Run { missed: 0, coalesced: 0 },
                 "run {k}: lateness counts from the key"
             );
-            key = plan.end(&due, 1000 * MS, key, Times { mono: key + MS, wall: 0 }).unwrap().0;
+            key = plan.end(&due, 1000 * MS, key, Times { mono: key + MS, wall: 0 }, false).unwrap().0;
         }
         assert!(least < 25 * MS && most > 475 * MS, "spread over the bound: {least}..{most}");
     }

@@ -187,7 +187,8 @@ where
                 stage.last_failure = failure;
             }
         }
-        let next = self.plan.end(&self.due, interval, started, Times { mono: cx.now(), wall: cx.wall() });
+        let next =
+            self.plan.end(&self.due, interval, started, Times { mono: cx.now(), wall: cx.wall() }, paused);
         self.count_skipped(cx, missed + next.map_or(0, |(_, skipped)| skipped), coalesced);
         self.put_back(cx, next.map(|(key, _)| key), ran)
     }
