@@ -97,6 +97,12 @@ where
         }
     }
 
+    /// The monotonic time `mono`, with the wall clock's reading if the
+    /// plan follows it (an interval's run reads no wall clock).
+    fn times(&self, cx: &dyn RunContext, mono: Nanos) -> Times {
+        Times { mono, wall: if self.plan.is_calendar() { cx.wall() } else { 0 } }
+    }
+
     /// Back in the timer at `key`; retired (and `ran` says cancelled) if
     /// it may not go on.
     fn put_back(self: Arc<Self>, cx: &dyn RunContext, key: Option<Nanos>, mut ran: Ran) -> Ran {
@@ -141,7 +147,7 @@ where
         let interval = self.interval.load(Ordering::Relaxed);
         let (mut missed, mut coalesced) = (0, 0);
         if !paused {
-            match self.plan.begin(&self.due, interval, Times { mono: started, wall: cx.wall() }) {
+            match self.plan.begin(&self.due, interval, self.times(cx, started)) {
                 Begin::Run { missed: m, coalesced: c } => (missed, coalesced) = (m, c),
                 Begin::Wait { due, missed } => {
                     // Not run now: the tick misfired, or (a calendar's,
@@ -187,8 +193,7 @@ where
                 stage.last_failure = failure;
             }
         }
-        let next =
-            self.plan.end(&self.due, interval, started, Times { mono: cx.now(), wall: cx.wall() }, paused);
+        let next = self.plan.end(&self.due, interval, started, self.times(cx, cx.now()), paused);
         self.count_skipped(cx, missed + next.map_or(0, |(_, skipped)| skipped), coalesced);
         self.put_back(cx, next.map(|(key, _)| key), ran)
     }
