@@ -15,6 +15,8 @@
 //!   acknowledges, deletes the entry, stores the result and tells the
 //!   submitter, whose listener (`listener.rs`) completes the handle.
 
+mod calendar;
+mod calendar_tick;
 mod claimer;
 mod client;
 mod cluster;

@@ -139,7 +139,12 @@ impl Named {
     /// task's module and name, and a digest of its arguments if it has
     /// any (one method scheduled with two sets of arguments is two
     /// schedules, as in-process).
-    pub(crate) fn recur(&self, py: Python<'_>, call: Call, recurrence: Recurrence) -> PyResult<SharedSchedule> {
+    pub(crate) fn recur(
+        &self,
+        py: Python<'_>,
+        call: Call,
+        recurrence: Recurrence,
+    ) -> PyResult<SharedSchedule> {
         let (owner, name) = self.name_of(py, call.method.bind(py), "method")?;
         let payload = self.payload(py, &call)?;
         let key = match (
