@@ -171,15 +171,22 @@ fn three_replicas_with_skewed_clocks_run_each_tick_of_a_cron_once_and_miss_none(
     drop(replicas);
 }
 
+/// What a replica saw after a gap with no process firing.
+struct Gap {
+    /// The last tick run before the gap.
+    before: u64,
+    /// When the new replica started (ms).
+    restart: u64,
+    /// The runs after, by tick.
+    after: Vec<(u64, u64)>,
+    /// The schedule's counts once paused.
+    skipped: u64,
+    coalesced: u64,
+}
+
 /// One replica runs the schedule, stops (cleanly, just after a run), and
-/// after `gap` a new one starts: returns the last tick run before, when the
-/// new one started (ms), the runs after, and the schedule's counts (ticks,
-/// skipped, coalesced) once paused.
-fn stop_and_restart(
-    misfire: &str,
-    extra: &[&str],
-    gap: Duration,
-) -> (u64, u64, Vec<(u64, u64)>, (u64, u64, u64)) {
+/// after `gap` a new one starts: what came of it (see [`Gap`]).
+fn stop_and_restart(misfire: &str, extra: &[&str], gap: Duration) -> Gap {
     let server = RedisServer::start();
     let prefix = prefix("mis");
     let log = RunLog::new(&prefix);
@@ -203,12 +210,12 @@ fn stop_and_restart(
     let counts = per_tick(&log.runs());
     assert!(counts.values().all(|&n| n == 1), "a tick ran twice: {counts:?}");
     assert_eq!(ticks, counts.len() as u64, "each tick fired ran once");
-    (before, restart, after, (ticks, skipped, coalesced))
+    Gap { before, restart, after, skipped, coalesced }
 }
 
 #[test]
 fn coalesce_runs_the_ticks_missed_while_no_process_fired_once() {
-    let (before, restart, after, (_, skipped, coalesced)) =
+    let Gap { before, restart, after, skipped, coalesced } =
         stop_and_restart("coalesce", &[], Duration::from_secs(4));
     let (t1, _) = after[0];
     assert!(t1 + 1000 > restart, "the one run stands for the latest tick passed: {t1} vs {restart}");
@@ -223,7 +230,7 @@ fn coalesce_runs_the_ticks_missed_while_no_process_fired_once() {
 #[test]
 fn skip_with_a_grace_runs_no_tick_late() {
     let grace = 200;
-    let (before, restart, after, (_, skipped, coalesced)) =
+    let Gap { before, restart, after, skipped, coalesced } =
         stop_and_restart("skip", &["--grace-ms", &grace.to_string()], Duration::from_secs(4));
     let late: Vec<_> = after.iter().filter(|r| r.0 + grace < restart).collect();
     assert!(late.is_empty(), "ticks run more than {grace} ms after their time: {late:?} (back at {restart})");
@@ -236,7 +243,7 @@ fn skip_with_a_grace_runs_no_tick_late() {
 
 #[test]
 fn catch_up_runs_at_most_its_max_of_the_missed_ticks_one_after_another() {
-    let (before, _, after, (_, skipped, coalesced)) =
+    let Gap { before, after, skipped, coalesced, .. } =
         stop_and_restart("catch_up:2", &[], Duration::from_secs(4));
     let (t1, ran) = after[0];
     assert!(ran >= t1 + 1000, "{t1} ran at {ran}: late, catching up");
