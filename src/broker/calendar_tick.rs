@@ -126,8 +126,9 @@ pub(super) struct State {
     pub(super) due: u64,
     /// The jitter drawn for it: it fires at `due + jittered`.
     pub(super) jittered: u64,
-    /// The tick in flight (empty: none).
+    /// Whether a tick is in flight (its run not yet acknowledged).
     pub(super) running: bool,
+    /// Whether it is paused.
     pub(super) paused: bool,
 }
 
