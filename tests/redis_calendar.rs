@@ -160,13 +160,19 @@ fn three_replicas_with_skewed_clocks_run_each_tick_of_a_cron_once_and_miss_none(
     let (ticks, skipped) = schedule.counts().unwrap().unwrap();
     assert_eq!((ticks, skipped, schedule.coalesced().unwrap()), (runs.len() as u64, 0, Some(0)));
     assert!((18..=22).contains(&runs.len()), "{} runs in about 20 s", runs.len());
+    // Which replica ran each tick (the one whose claim came first).
+    let mut by_replica: BTreeMap<String, usize> = BTreeMap::new();
+    for line in std::fs::read_to_string(&log.0).unwrap().lines().filter(|l| l.contains(" run ")) {
+        *by_replica.entry(line.split(' ').next().unwrap().to_owned()).or_default() += 1;
+    }
     eprintln!(
         "figure: 3 replicas, clocks skewed {skews:?} ms, `{EVERY_SECOND}` for 20 s: {ticks} ticks fired, {} runs, \
-         {} distinct ticks, {} ran twice, {} missed, {skipped} skipped",
+         {} distinct ticks, {} ran twice, {} missed, {skipped} skipped; runs per replica {:?}",
         runs.len(),
         counts.len(),
         twice.len(),
-        missing.len()
+        missing.len(),
+        by_replica.values().collect::<Vec<_>>()
     );
     drop(replicas);
 }
