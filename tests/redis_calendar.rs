@@ -347,3 +347,90 @@ fn a_calendar_shared_schedule_pauses_resumes_updates_lists_and_cancels() {
     assert_eq!(server.command(&["ZCARD", &format!("{prefix}:cal")]), "0");
     manager.shutdown();
 }
+
+/// Runs of a handler: (its arguments, start and end in ms since the epoch).
+type Runs = Arc<std::sync::Mutex<Vec<(Value, u64, u64)>>>;
+
+/// A manager on `server` whose `jobs.slow` sleeps `args["ms"]` and notes
+/// each run.
+fn slow_jobs(server: &RedisServer, prefix: &str) -> (taskmanager::TaskManager, Module, Runs) {
+    let manager = manager(server, prefix);
+    let jobs = Module::builder(&manager).name("jobs").max_workers(4).build().unwrap();
+    let runs: Runs = Arc::default();
+    let noted = Arc::clone(&runs);
+    jobs.register("slow", move |args: Value| {
+        let start = now_ms();
+        std::thread::sleep(Duration::from_millis(args["ms"].as_u64().unwrap_or(0)));
+        noted.lock().unwrap().push((args, start, now_ms()));
+        Ok(Value::Null)
+    })
+    .unwrap();
+    (manager, jobs, runs)
+}
+
+#[test]
+fn a_tick_passed_during_a_run_waits_for_its_end_or_is_skipped_by_policy() {
+    let server = RedisServer::start();
+    let prefix = prefix("slow");
+    let (manager, jobs, runs) = slow_jobs(&server, &prefix);
+    // Every 5 s, each run 6 s: the tick 5 s after one passes during it.
+    let every_five = || Recurrence::cron(Cron::parse("*/5 * * * * *").unwrap());
+    let args = |policy: &str| json!({"ms": 6000, "policy": policy});
+    let coalesce = jobs
+        .schedule_named_recurring_as(
+            "coalesce",
+            every_five().misfire(Misfire::Coalesce),
+            "slow",
+            args("coalesce"),
+        )
+        .unwrap();
+    let skip = jobs
+        .schedule_named_recurring_as("skip", every_five().misfire(Misfire::Skip), "slow", args("skip"))
+        .unwrap();
+    manager.start_thread().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let of = |policy: &str| -> Vec<(u64, u64)> {
+        let runs = runs.lock().unwrap();
+        runs.iter().filter(|r| r.0["policy"] == policy).map(|r| (r.1, r.2)).collect()
+    };
+    while (of("coalesce").len() < 2 || of("skip").len() < 2) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (c, s) = (of("coalesce"), of("skip"));
+    assert!(c.len() >= 2 && s.len() >= 2, "coalesce {c:?}, skip {s:?}");
+    // Coalesce: the passed tick runs as soon as the run ends (its ack
+    // brings the schedule back), not at the next tick 4 s later.
+    let waited = c[1].0.saturating_sub(c[0].1);
+    assert!(waited < 1000, "coalesce: the next run started {waited} ms after the last ended");
+    assert_eq!(coalesce.counts().unwrap().unwrap().1, 0, "nothing skipped");
+    // Skip: the passed tick is skipped; the next run is at the next tick.
+    let waited = s[1].0.saturating_sub(s[0].1);
+    assert!((3000..6000).contains(&waited), "skip: the next run started {waited} ms after the last ended");
+    assert!(skip.counts().unwrap().unwrap().1 >= 1, "the tick passed during the run is skipped");
+    eprintln!("figure: a 6 s run of a 5 s calendar: coalesce runs the passed tick {} ms after, skip waits {waited} ms", c[1].0.saturating_sub(c[0].1));
+    manager.shutdown();
+}
+
+#[test]
+fn jitter_delays_each_tick_within_its_bound_and_every_tick_still_runs_once() {
+    let server = RedisServer::start();
+    let prefix = prefix("jit");
+    let (manager, jobs, runs) = slow_jobs(&server, &prefix);
+    let jittered = Recurrence::cron(Cron::parse(EVERY_SECOND).unwrap()).jitter(Duration::from_millis(600));
+    let schedule = jobs.schedule_named_recurring(jittered, "slow", json!({"ms": 0})).unwrap();
+    manager.start_thread().unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(schedule.pause().unwrap());
+    std::thread::sleep(Duration::from_millis(800));
+    let runs = runs.lock().unwrap().clone();
+    // Each run starts within its second's jitter: 0 to 600 ms past it (and
+    // what a claim takes).
+    let delays: Vec<u64> = runs.iter().map(|r| r.1 % 1000).collect();
+    assert!(delays.iter().all(|&d| d <= 750), "delays past the second: {delays:?}");
+    assert!(delays.iter().any(|&d| d >= 150), "spread over the bound: {delays:?}");
+    let (ticks, skipped) = schedule.counts().unwrap().unwrap();
+    assert_eq!((ticks, skipped), (runs.len() as u64, 0));
+    assert!((6..=9).contains(&runs.len()), "{} runs in 8 s", runs.len());
+    eprintln!("figure: jitter 600 ms on a cron every second: {} runs, delays {delays:?} ms", runs.len());
+    manager.shutdown();
+}
