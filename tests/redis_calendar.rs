@@ -424,9 +424,9 @@ fn jitter_delays_each_tick_within_its_bound_and_every_tick_still_runs_once() {
     std::thread::sleep(Duration::from_millis(800));
     let runs = runs.lock().unwrap().clone();
     // Each run starts within its second's jitter: 0 to 600 ms past it (and
-    // what a claim takes).
+    // what a wake-up and a claim take, up to 300 ms on a loaded machine).
     let delays: Vec<u64> = runs.iter().map(|r| r.1 % 1000).collect();
-    assert!(delays.iter().all(|&d| d <= 750), "delays past the second: {delays:?}");
+    assert!(delays.iter().all(|&d| d <= 900), "delays past the second: {delays:?}");
     assert!(delays.iter().any(|&d| d >= 150), "spread over the bound: {delays:?}");
     let (ticks, skipped) = schedule.counts().unwrap().unwrap();
     assert_eq!((ticks, skipped), (runs.len() as u64, 0));
