@@ -17,12 +17,19 @@
 //! SIGTERM or Ctrl-C with [`TaskManager::run_worker`]: running tasks get N ms
 //! to finish, then what is unfinished goes back to the cluster; a second
 //! signal hands it back at once).
+//!
+//! Calendar schedules: `--cron EXPR` registers `jobs.tick` at the times of
+//! EXPR (UTC) instead, with `--misfire skip|coalesce|catch_up:N` and
+//! `--grace-ms N`; each run of one of its ticks logs `<pid> run <tick id>`.
+//! The environment variable `TASKMANAGER_TEST_CLOCK_SKEW_MS` (ms, either
+//! way) skews this process's wall clock, for tests that prove the
+//! schedule does not depend on it.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use taskmanager::{Module, Recurrence, RemoteError, TaskManager};
+use taskmanager::{Cron, Event, Misfire, Module, Recurrence, RemoteError, TaskManager};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -31,6 +38,7 @@ fn main() {
     let (mut prefix, mut lease, mut log, mut submit, mut recur) =
         ("taskmanager".to_owned(), 30_000, None, None, None);
     let (mut global_cap, mut drain) = (None, None);
+    let (mut cron, mut misfire, mut grace) = (None, Misfire::Coalesce, None);
     while let Some(flag) = args.next() {
         let value = args.next().expect("each option takes a value");
         match flag.as_str() {
@@ -41,10 +49,49 @@ fn main() {
             "--recur" => recur = Some(value.parse::<u64>().expect("--recur MS")),
             "--global-cap" => global_cap = Some(value.parse::<usize>().expect("--global-cap N")),
             "--drain-ms" => drain = Some(Duration::from_millis(value.parse().expect("--drain-ms N"))),
+            "--cron" => cron = Some(Cron::parse(&value).expect("--cron EXPR")),
+            "--misfire" => {
+                misfire = match value.as_str() {
+                    "skip" => Misfire::Skip,
+                    "coalesce" => Misfire::Coalesce,
+                    other => Misfire::CatchUp {
+                        max: other.strip_prefix("catch_up:").and_then(|n| n.parse().ok()).expect("--misfire"),
+                    },
+                }
+            }
+            "--grace-ms" => grace = Some(Duration::from_millis(value.parse().expect("--grace-ms N"))),
             other => panic!("unknown option {other}"),
         }
     }
-    let manager = TaskManager::builder()
+    let skew = std::env::var("TASKMANAGER_TEST_CLOCK_SKEW_MS").map_or(0, |ms| ms.parse().expect("ms"));
+    let pid = std::process::id();
+    let append = {
+        let log = log.clone();
+        move |line: String| {
+            if let Some(path) = &log {
+                let mut file =
+                    std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
+                let micros = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                // One write per line: lines of concurrent runs never interleave.
+                file.write_all(format!("{pid} {line} @{micros}\n").as_bytes()).expect("log line");
+            }
+        }
+    };
+    let mut builder = TaskManager::builder().wall_clock_skew(skew);
+    if cron.is_some() {
+        // A calendar tick's id is `<key>@<due ms>`: its runs are counted by it.
+        let runs = append.clone();
+        builder = builder.listener(move |event| {
+            if let Event::Started { task } = event {
+                if let Some(id) = task.broker_id.as_ref().filter(|id| id.contains('@')) {
+                    runs(format!("run {id}"));
+                }
+            }
+        });
+    }
+    let manager = builder
         .broker(&url)
         .broker_prefix(&prefix)
         .broker_lease(Duration::from_millis(lease))
@@ -64,21 +111,6 @@ fn main() {
         }
         return;
     }
-    let pid = std::process::id();
-    let append = {
-        let log = log.clone();
-        move |line: String| {
-            if let Some(path) = &log {
-                let mut file =
-                    std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
-                let micros = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_micros());
-                // One write per line: lines of concurrent runs never interleave.
-                file.write_all(format!("{pid} {line} @{micros}\n").as_bytes()).expect("log line");
-            }
-        }
-    };
     let tick_log = append.clone();
     jobs.register("tick", move |_| {
         tick_log("tick".to_owned());
@@ -96,6 +128,13 @@ fn main() {
         Ok(json!(pid))
     })
     .expect("a broker");
+    if let Some(cron) = cron {
+        let mut recurrence = Recurrence::cron(cron).misfire(misfire);
+        if let Some(grace) = grace {
+            recurrence = recurrence.grace(grace);
+        }
+        jobs.schedule_named_recurring(recurrence, "tick", Value::Null).expect("Redis takes the schedule");
+    }
     if let Some(ms) = recur {
         jobs.schedule_named_recurring(Recurrence::every(Duration::from_millis(ms)), "tick", Value::Null)
             .expect("Redis takes the schedule");

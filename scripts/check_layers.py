@@ -47,7 +47,7 @@ LAYERS = [
     {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
     # 4, the Redis flavour (feature `redis`): claims into pools through
     # `Target::dispatch`, schedules and results in Redis.
-    {"broker", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
+    {"broker", "broker/calendar", "broker/calendar_tick", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
      "broker/listener", "broker/listing", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket",
      "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries", "broker/epoch", "broker/lookup", "broker/result",
      "broker/unrunnable"},

@@ -13,14 +13,16 @@ use crate::sync::{AtomicU64, Mutex};
 /// A manager's clock.
 #[derive(Debug)]
 pub(crate) enum Clock {
-    Monotonic(Instant),
+    /// The monotonic clock from an epoch, and the system's wall clock
+    /// offset by a skew in ns (0 but in tests, `Builder::wall_clock_skew`).
+    Monotonic(Instant, i64),
     Manual(ManualClock),
 }
 
 impl Clock {
     pub(crate) fn now(&self) -> Nanos {
         match self {
-            Clock::Monotonic(epoch) => u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Clock::Monotonic(epoch, _) => u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Clock::Manual(clock) => clock.inner.now.load(Ordering::SeqCst),
         }
     }
@@ -30,7 +32,7 @@ impl Clock {
     /// monotonic [`now`](Self::now) never does.
     pub(crate) fn wall(&self) -> u64 {
         match self {
-            Clock::Monotonic(_) => wall_nanos(SystemTime::now()),
+            Clock::Monotonic(_, skew) => wall_nanos(SystemTime::now()).saturating_add_signed(*skew),
             Clock::Manual(clock) => clock.inner.wall.load(Ordering::SeqCst),
         }
     }
@@ -39,7 +41,7 @@ impl Clock {
     /// for the monotonic clock; for a manual clock, until it is advanced.
     pub(crate) fn real_wait(&self, wait: Nanos) -> Option<Duration> {
         match self {
-            Clock::Monotonic(_) => Some(Duration::from_nanos(wait)),
+            Clock::Monotonic(..) => Some(Duration::from_nanos(wait)),
             Clock::Manual(_) => None,
         }
     }

@@ -2,7 +2,7 @@
 //! reports: the whole cluster of processes sharing a broker, read from
 //! Redis (feature `redis`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The cluster sharing this manager's broker and key prefix, as Redis saw
 /// it at one moment.
@@ -78,19 +78,31 @@ pub struct ScheduleInfo {
     pub module: String,
     /// The handler it runs.
     pub name: String,
-    /// Time between ticks.
+    /// Time between ticks; zero for a calendar schedule.
     pub interval: Duration,
-    /// Until its next tick (zero if due now).
+    /// A calendar schedule's cron expression
+    /// ([`Recurrence::cron`](crate::Recurrence::cron)); None for an
+    /// interval.
+    pub cron: Option<String>,
+    /// A calendar schedule's time zone (IANA name).
+    pub zone: Option<String>,
+    /// Until its next tick fires (zero if due now), jitter included.
     pub next_due: Duration,
+    /// When its next tick is due, on Redis's wall clock (a calendar
+    /// schedule's time, before its jitter).
+    pub next_run: Option<SystemTime>,
     /// Whether it is paused (ticks pass, nothing runs).
     pub paused: bool,
     /// Whether a tick is running now (the next one is skipped until it
     /// ends).
     pub running: bool,
-    /// Ticks run, and ticks skipped because the previous one still ran.
+    /// Ticks run, and ticks skipped: the previous one still ran, or (a
+    /// calendar schedule) its [`Misfire`](crate::Misfire) policy missed them.
     pub ticks: u64,
     /// See `ticks`.
     pub skipped: u64,
+    /// Ticks folded into a later run ([`Misfire::Coalesce`](crate::Misfire::Coalesce)).
+    pub coalesced: u64,
     /// Ticks whose run failed.
     pub failures: u64,
 }

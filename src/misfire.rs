@@ -17,7 +17,10 @@
 //!   waits for the first tick not before the end (the grid never bursts);
 //!   otherwise the next tick is due at once and the start decides.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::calendar::Cron;
+use crate::schedule::to_nanos;
 
 /// What a recurring task does with ticks it could not run on time.
 ///
@@ -135,6 +138,19 @@ impl Ticks for Grid {
         let last = from + (n - 1) * self.0;
         let kept = n.min(keep as u64);
         (n, (0..kept).rev().map(|i| last - i * self.0).collect())
+    }
+}
+
+/// A calendar rule's ticks, in wall-clock nanoseconds since the Unix
+/// epoch: the in-process timer's (`job/plan.rs`) and the Redis mode's
+/// (`broker/calendar_tick.rs`).
+pub(crate) struct CronTicks<'a>(pub(crate) &'a Cron);
+
+impl Ticks for CronTicks<'_> {
+    /// None past the clock's range too (July 2554).
+    fn after(&self, t: u64) -> Option<u64> {
+        let next = self.0.next_after(UNIX_EPOCH + Duration::from_nanos(t))?;
+        to_nanos(next.duration_since(UNIX_EPOCH).ok()?)
     }
 }
 

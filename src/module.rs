@@ -285,7 +285,7 @@ fn invalid(reason: String) -> SubmitError {
 
 /// A recurring task's plan, and its interval (zero for a calendar), from
 /// `recurrence`, checked.
-fn plan(recurrence: &Recurrence) -> Result<(Plan, Nanos), SubmitError> {
+pub(crate) fn plan(recurrence: &Recurrence) -> Result<(Plan, Nanos), SubmitError> {
     let misfire = recurrence.misfire_policy();
     if misfire == (Misfire::CatchUp { max: 0 }) {
         return Err(invalid("Misfire::CatchUp's max must be at least 1".to_owned()));

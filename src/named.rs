@@ -96,18 +96,34 @@ impl Module {
         }
     }
 
-    /// Runs the task `name` of this module every `recurrence.interval()`,
+    /// Runs the task `name` of this module at each tick of `recurrence`,
     /// once per tick across every process, kept in Redis under
     /// `<module>.<name>`: every replica may register it at start-up and one
-    /// schedule results (a registration with the same interval and
+    /// schedule results (a registration with the same definition and
     /// arguments keeps it as it is; one with others updates it, as a deploy
-    /// that changed them expects: see [`SharedSchedule::updated`]).
-    /// Ticks sit on a fixed grid; missed ticks are skipped, never run in a
-    /// burst, and a tick whose previous run has not finished is skipped.
+    /// that changed them expects: see [`SharedSchedule::updated`]). A tick
+    /// whose previous run has not finished is skipped: runs never overlap.
+    ///
+    /// Every interval ([`Recurrence::every`]): ticks sit on a fixed grid by
+    /// Redis's clock; missed ticks are skipped, never run in a burst (the
+    /// interval and `run_now` are what count here: its misfire policy,
+    /// grace, jitter and pacing are the in-process timer's).
+    ///
+    /// At a calendar rule's times ([`Recurrence::cron`]): by the wall
+    /// clock *of Redis* (`TIME`), never a process's own, so replicas whose
+    /// clocks disagree still fire each tick once. Its
+    /// [`Misfire`](crate::Misfire) policy, grace and jitter apply as
+    /// in-process, to ticks that passed while no process fired (all
+    /// stopped, or Redis unreachable); ticks that pass while the previous
+    /// run still runs are skipped with [`Misfire::Skip`](crate::Misfire::Skip),
+    /// and wait for it to end with the others. Each tick's jitter is drawn
+    /// by the process that fires the tick before it.
     ///
     /// # Errors
     /// [`SubmitError::IntervalTooShort`] under
-    /// [`Recurrence::MIN_INTERVAL`]; else as
+    /// [`Recurrence::MIN_INTERVAL`]; [`SubmitError::InvalidSchedule`] for a
+    /// calendar schedule that cannot work (as
+    /// [`Module::schedule_recurring`]); else as
     /// [`add_named_task`](Self::add_named_task).
     pub fn schedule_named_recurring(
         &self,
@@ -129,11 +145,13 @@ impl Module {
         args: Value,
     ) -> Result<SharedSchedule, SubmitError> {
         let broker = self.broker()?;
-        let interval = recurrence.interval();
-        if interval < Recurrence::MIN_INTERVAL {
-            return Err(SubmitError::IntervalTooShort { interval });
+        if recurrence.calendar().is_some() {
+            // Checked as in-process: one rule of what a schedule may be.
+            crate::module::plan(&recurrence)?;
+        } else if recurrence.interval() < Recurrence::MIN_INTERVAL {
+            return Err(SubmitError::IntervalTooShort { interval: recurrence.interval() });
         }
-        let registered = broker.recur(&self.pool.name, name, &args, interval, recurrence.runs_now(), key)?;
+        let registered = broker.recur(&self.pool.name, name, &args, &recurrence, key)?;
         Ok(SharedSchedule { broker: Arc::clone(broker), key: key.to_owned(), registered })
     }
 
@@ -259,9 +277,11 @@ impl SharedSchedule {
     }
 
     /// Whether the call that made this handle changed an existing
-    /// schedule: it existed under this key with another interval or other
-    /// arguments (a deploy changed them), and now has these. Counts and
-    /// pause are kept; a new interval starts a new grid from now.
+    /// schedule: it existed under this key with another interval (or
+    /// calendar definition) or other arguments (a deploy changed them), and
+    /// now has these. Counts and pause are kept; a new interval starts a
+    /// new grid from now, a new calendar rule (expression, zone, DST
+    /// policy) waits for its first time from now.
     pub fn updated(&self) -> bool {
         self.registered == Registration::Updated
     }
@@ -287,10 +307,18 @@ impl SharedSchedule {
         self.broker.pause_recurring(&self.key, false)
     }
 
-    /// Ticks run so far, cluster-wide, and ticks skipped because the
-    /// previous run had not finished; None once cancelled.
+    /// Ticks run so far, cluster-wide, and ticks skipped: because the
+    /// previous run had not finished, or (a calendar schedule) missed by
+    /// its [`Misfire`](crate::Misfire) policy; None once cancelled.
     pub fn counts(&self) -> Result<Option<(u64, u64)>, SubmitError> {
-        self.broker.recurring_counts(&self.key)
+        Ok(self.broker.recurring_counts(&self.key)?.map(|(ticks, skipped, _)| (ticks, skipped)))
+    }
+
+    /// Ticks folded into a later run by
+    /// [`Misfire::Coalesce`](crate::Misfire::Coalesce), cluster-wide (0
+    /// for an interval schedule); None once cancelled.
+    pub fn coalesced(&self) -> Result<Option<u64>, SubmitError> {
+        Ok(self.broker.recurring_counts(&self.key)?.map(|(_, _, coalesced)| coalesced))
     }
 }
 

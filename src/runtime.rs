@@ -108,7 +108,7 @@ impl Runtime {
     /// the GIL for Python, while it waits).
     pub(crate) fn handoff_lead(&self) -> Nanos {
         match (&self.clock, &self.batch_runner) {
-            (Clock::Monotonic(_), None) => HANDOFF_LEAD,
+            (Clock::Monotonic(..), None) => HANDOFF_LEAD,
             _ => 0,
         }
     }

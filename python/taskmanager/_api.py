@@ -730,7 +730,9 @@ class TaskManager:
             return tasks
         for s in self.cluster_stats().schedules:
             state = "paused" if s.paused else "running" if s.running else "scheduled"
-            tasks.append(TaskInfo(0, s.key, s.module, state, s.next_due, s.interval, s.ticks, s.failures))
+            # A calendar schedule has no interval: its next run is next_due.
+            interval = None if s.cron is not None else s.interval
+            tasks.append(TaskInfo(0, s.key, s.module, state, s.next_due, interval, s.ticks, s.failures))
         tasks.sort(key=lambda t: float("inf") if t.next_due is None else t.next_due)
         return tasks
 

@@ -82,7 +82,12 @@ class ManagerCore:
     ) -> Tuple[
         List[Tuple[str, int, int]],
         int,
-        List[Tuple[str, str, str, float, float, bool, bool, int, int, int]],
+        List[
+            Tuple[
+                str, str, str, float, float, bool, bool, int, int, int,
+                Tuple[Optional[str], Optional[str], Optional[float], int],
+            ]
+        ],
         List[Tuple[str, str, int, List[str], float, bool, int, int]],
         int,
     ]: ...

@@ -191,7 +191,19 @@ class ScheduleInfo:
     """A tick runs now (the next is skipped until it ends)."""
     ticks: int
     skipped: int
+    """Ticks that did not run: the previous one still ran, or (a calendar
+    schedule) its misfire policy missed them."""
     failures: int
+    cron: Optional[str] = None
+    """A calendar schedule's cron expression (``interval`` is 0); None for
+    an interval."""
+    zone: Optional[str] = None
+    """A calendar schedule's time zone (IANA name)."""
+    next_run: Optional[float] = None
+    """When its next tick is due, in seconds since the epoch (Redis's
+    clock; a calendar schedule's time, before its jitter)."""
+    coalesced: int = 0
+    """Ticks folded into a later run (misfire policy coalesce)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,7 +280,7 @@ class ClusterStats:
         return cls(
             [ModuleLoad(*m) for m in modules],
             delayed,
-            [ScheduleInfo(*s) for s in schedules],
+            [ScheduleInfo(*s[:10], *s[10]) for s in schedules],
             [WorkerInfo(*w) for w in workers],
             reclaimed,
         )

@@ -2,7 +2,7 @@
 //! list, and [`ClusterStats`] read back for `cluster_stats`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use redis::streams::{StreamInfoConsumersReply, StreamInfoGroupsReply};
 
@@ -103,8 +103,7 @@ impl Broker {
     fn read_cluster(&self, conn: &mut redis::Connection) -> redis::RedisResult<ClusterStats> {
         let prefix = &self.config.prefix;
         let lease = self.config.lease;
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn)?;
-        let now = secs * 1000 + micros / 1000;
+        let now = super::calendar::redis_now(conn)?;
         let mut stats = ClusterStats::default();
         let mut holding: HashMap<String, usize> = HashMap::new();
         // One stream per task name: a module's load is its streams' sum.
@@ -160,26 +159,34 @@ impl Broker {
             });
         }
         stats.workers.sort_by(|a, b| b.alive.cmp(&a.alive).then(a.last_seen.cmp(&b.last_seen)));
-        let schedules: Vec<(String, u64)> = redis::cmd("ZRANGE")
-            .arg(format!("{prefix}:recur"))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
-            .query(conn)?;
-        for (key, due) in schedules {
+        let mut schedules: Vec<(String, u64)> = Vec::new();
+        for set in [self.recurring_key(), self.calendar_key()] {
+            let scored: Vec<(String, u64)> =
+                redis::cmd("ZRANGE").arg(set).arg(0).arg(-1).arg("WITHSCORES").query(conn)?;
+            schedules.extend(scored);
+        }
+        schedules.sort_by_key(|&(_, at)| at);
+        for (key, at) in schedules {
             let fields: HashMap<String, String> =
                 redis::cmd("HGETALL").arg(self.recurring_hash(&key)).query(conn)?;
+            if fields.is_empty() {
+                continue; // cancelled, its set entry not yet dropped
+            }
             let number = |name: &str| fields.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
             stats.schedules.push(ScheduleInfo {
                 module: text("module"),
                 name: text("name"),
                 interval: Duration::from_millis(number("interval")),
-                next_due: Duration::from_millis(due.saturating_sub(now)),
+                cron: fields.get("cron").cloned(),
+                zone: fields.get("cron").and(fields.get("zone")).cloned(),
+                next_due: Duration::from_millis(at.saturating_sub(now)),
+                next_run: Some(UNIX_EPOCH + Duration::from_millis(number("due"))),
                 paused: text("paused") == "1",
                 running: !text("running").is_empty(),
                 ticks: number("ticks"),
                 skipped: number("skipped"),
+                coalesced: number("coalesced"),
                 failures: number("failures"),
                 key,
             });

@@ -22,11 +22,11 @@
 //! this happens within about 5 s of Redis answering again.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use super::Broker;
+use crate::recurrence::Recurrence;
 
 /// A shared schedule as this process registered it, to register again.
 #[derive(Clone, Debug)]
@@ -34,7 +34,7 @@ pub(super) struct Declared {
     pub(super) module: String,
     pub(super) name: String,
     pub(super) args: Value,
-    pub(super) interval: Duration,
+    pub(super) recurrence: Recurrence,
 }
 
 /// What this process knows of the data in Redis.

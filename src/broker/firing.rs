@@ -103,18 +103,29 @@ impl Broker {
     /// no live worker can run, when due); returns how long until the next
     /// due entry.
     fn fire(&self, seen: &mut Every, sweep: &mut Every) -> redis::RedisResult<Duration> {
-        let (delayed, recurring) = (self.delayed_key(), self.recurring_key());
+        let (delayed, recurring, calendar) = (self.delayed_key(), self.recurring_key(), self.calendar_key());
         let wait = self.with_conn(|conn| {
             if seen.due() {
                 self.announce(conn)?;
             }
-            let wait = self
+            let fired = self
                 .fire_script
                 .key(&delayed)
                 .key(&recurring)
+                .key(&calendar)
                 .arg(&self.config.prefix)
                 .arg(FIRE_BATCH)
-                .invoke::<i64>(conn)?;
+                .invoke::<Vec<String>>(conn)?;
+            let number = |i: usize| fired.get(i).and_then(|n| n.parse::<i64>().ok()).unwrap_or(-1);
+            let (mut wait, now) = (number(0), u64::try_from(number(1)).unwrap_or(0));
+            let due_calendars = fired.get(2..).unwrap_or_default();
+            if let Some(again) = self.fire_calendars(conn, now, due_calendars)? {
+                let again = i64::try_from(again.saturating_sub(now)).unwrap_or(i64::MAX);
+                wait = if wait < 0 { again } else { wait.min(again) };
+            }
+            if due_calendars.len() >= FIRE_BATCH {
+                wait = 0; // more are due
+            }
             if self.is_worker() && sweep.due() {
                 match self.sweep_unrunnable(conn) {
                     // Redis refused a step (not the connection): firing goes on.

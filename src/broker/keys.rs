@@ -65,6 +65,12 @@ impl Broker {
         format!("{}:recur", self.config.prefix)
     }
 
+    /// The calendar schedules' set: keys scored by when their pending tick
+    /// fires (ms, Redis's clock; `calendar.rs`).
+    pub(super) fn calendar_key(&self) -> String {
+        format!("{}:cal", self.config.prefix)
+    }
+
     /// `P:rec:<key>`: a recurring schedule's fields and counts.
     pub(super) fn recurring_hash(&self, key: &str) -> String {
         format!("{}:rec:{key}", self.config.prefix)

@@ -116,7 +116,7 @@ impl Broker {
                 interval: None,
                 runs: 0,
                 failures: 0,
-                next_run: Some(std::time::SystemTime::now() + due),
+                next_run: Some(std::time::UNIX_EPOCH + Duration::from_nanos(self.rt.clock.wall()) + due),
                 cron: None,
                 zone: None,
             });

@@ -14,7 +14,11 @@
 //! - Ack (`ticket.rs`, `scripts.rs`): after the run, one script
 //!   acknowledges, deletes the entry, stores the result and tells the
 //!   submitter, whose listener (`listener.rs`) completes the handle.
+//! - Schedules (`schedule.rs`, `firing.rs`; calendar ones `calendar.rs`):
+//!   fired once cluster-wide by Redis's clock, whichever worker fires.
 
+mod calendar;
+mod calendar_tick;
 mod claimer;
 mod client;
 mod cluster;

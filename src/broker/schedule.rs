@@ -13,6 +13,7 @@ use super::{Broker, RemoteCell};
 use crate::err::SubmitError;
 use crate::event::{Event, TaskRef};
 use crate::pool::Pool;
+use crate::recurrence::Recurrence;
 
 /// What registering a shared schedule did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +80,16 @@ impl Broker {
 
     /// Registers a recurring named task under `key` unless it exists (then
     /// its schedule stays as it is, or is updated if its definition
-    /// changed); returns what this call did (see `scripts::RECUR`).
+    /// changed); returns what this call did (see `scripts::RECUR`, and
+    /// `calendar.rs` for a calendar `recurrence`). An interval schedule
+    /// takes the interval and `run_now` of `recurrence`; a calendar one
+    /// all of it (checked by the caller).
     pub(crate) fn recur(
         self: &Arc<Self>,
         module: &str,
         name: &str,
         args: &Value,
-        interval: Duration,
-        run_now: bool,
+        recurrence: &Recurrence,
         key: &str,
     ) -> Result<Registration, SubmitError> {
         if !self.rt.life.phase().accepts() {
@@ -98,33 +101,40 @@ impl Broker {
             module: module.to_owned(),
             name: name.to_owned(),
             args: args.clone(),
-            interval,
+            recurrence: recurrence.clone(),
         };
-        let registered = self.register_schedule(key, &declared, run_now);
-        self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.insert(key.to_owned(), declared);
+        let registered = self.register_schedule(key, &declared, recurrence.runs_now());
+        if !matches!(registered, Err(SubmitError::InvalidSchedule { .. })) {
+            self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.insert(key.to_owned(), declared);
+        }
         self.ensure_listener();
         registered
     }
 
     /// The `RECUR` call of [`recur`](Self::recur), for `schedule` under
-    /// `key`.
+    /// `key` (`RECUR_CALENDAR` for a calendar one).
     pub(super) fn register_schedule(
         &self,
         key: &str,
         schedule: &super::epoch::Declared,
         run_now: bool,
     ) -> Result<Registration, SubmitError> {
-        let super::epoch::Declared { module, name, args, interval } = schedule;
-        let first = if run_now { 0 } else { millis(*interval) };
+        if let Some(def) = super::calendar_tick::Def::of(&schedule.recurrence) {
+            return self.register_calendar(key, schedule, &def, run_now);
+        }
+        let super::epoch::Declared { module, name, args, recurrence } = schedule;
+        let interval = recurrence.interval();
+        let first = if run_now { 0 } else { millis(interval) };
         let created = self.with_conn(|conn| {
             self.recur_script
                 .key(self.recurring_key())
                 .key(self.recurring_hash(key))
                 .key(self.delayed_key())
+                .key(self.calendar_key())
                 .arg(module)
                 .arg(name)
                 .arg(args.to_string())
-                .arg(millis(*interval))
+                .arg(millis(interval))
                 .arg(first)
                 .arg(key)
                 .arg(self.wake_channel())
@@ -144,7 +154,14 @@ impl Broker {
     pub(crate) fn cancel_recurring(&self, key: &str) -> Result<bool, SubmitError> {
         // Not to be registered again after a data loss (`epoch.rs`).
         self.epoch.lock().unwrap_or_else(|p| p.into_inner()).declared.remove(key);
-        let removed = self.forget(&self.recurring_key(), &self.recurring_hash(key), key);
+        let removed = self.with_conn(|conn| {
+            self.forget_script
+                .key(self.recurring_key())
+                .key(self.recurring_hash(key))
+                .key(self.calendar_key())
+                .arg(key)
+                .invoke::<(i64, i64)>(conn)
+        });
         let existed = removed.map(|(_, n)| n == 1).map_err(|e| {
             SubmitError::Broker(self.call_error(&format!("cancelling the schedule {key}"), &e))
         })?;
@@ -181,20 +198,24 @@ impl Broker {
         Ok(changed)
     }
 
-    /// A recurring task's counts: ticks run and ticks skipped because the
-    /// previous run had not finished; None if it does not exist.
-    pub(crate) fn recurring_counts(&self, key: &str) -> Result<Option<(u64, u64)>, SubmitError> {
+    /// A recurring task's counts: ticks run, ticks skipped (the previous
+    /// run had not finished, or, for a calendar schedule, missed by its
+    /// misfire policy), and ticks coalesced into a run; None if it does
+    /// not exist.
+    pub(crate) fn recurring_counts(&self, key: &str) -> Result<Option<(u64, u64, u64)>, SubmitError> {
         let hash = self.recurring_hash(key);
         let counts = self.with_conn(|conn| {
-            redis::cmd("HMGET")
-                .arg(&hash)
-                .arg("ticks")
-                .arg("skipped")
-                .query::<(Option<u64>, Option<u64>)>(conn)
+            redis::cmd("HMGET").arg(&hash).arg("ticks").arg("skipped").arg("coalesced").query::<(
+                Option<u64>,
+                Option<u64>,
+                Option<u64>,
+            )>(conn)
         });
         match counts {
-            Ok((Some(ticks), skipped)) => Ok(Some((ticks, skipped.unwrap_or(0)))),
-            Ok((None, _)) => Ok(None),
+            Ok((Some(ticks), skipped, coalesced)) => {
+                Ok(Some((ticks, skipped.unwrap_or(0), coalesced.unwrap_or(0))))
+            }
+            Ok((None, ..)) => Ok(None),
             Err(e) => Err(SubmitError::Broker(self.call_error(&format!("HMGET of {hash}"), &e))),
         }
     }

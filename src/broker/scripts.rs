@@ -22,7 +22,10 @@
 /// is never both acknowledged and lost, and its retry is scheduled once.
 ///
 /// A recurring tick's ack also clears its task's running mark, so the next
-/// tick may run, and counts the tick as failed if it failed. A task's
+/// tick may run, and counts the tick as failed if it failed; a calendar
+/// schedule whose pending tick waited for the run is due again at once
+/// (its score in `P:cal` comes forward to its due, and the schedulers
+/// wake). A task's
 /// cluster-wide place (`global_max_workers`) is given back, acked or not.
 /// Returns how many were acknowledged.
 ///
@@ -55,6 +58,13 @@ for i = 6, #ARGV, 11 do
       if redis.call('HGET', hash, 'running') == task then
         redis.call('HSET', hash, 'running', '')
         if ok ~= '1' then redis.call('HINCRBY', hash, 'failures', 1) end
+        -- A calendar schedule whose ticks waited for this run: due again.
+        local c = redis.call('HMGET', hash, 'cron', 'due', 'jittered')
+        local score = c[1] and redis.call('ZSCORE', ARGV[3] .. ':cal', rec)
+        if score and tonumber(c[2]) + tonumber(c[3] or 0) < tonumber(score) then
+          redis.call('ZADD', ARGV[3] .. ':cal', tonumber(c[2]) + tonumber(c[3] or 0), rec)
+          redis.call('PUBLISH', ARGV[5], c[2])
+        end
       end
     end
     if found then
@@ -133,10 +143,13 @@ return out
 
 /// Takes a member out of a sorted set and deletes its hash, in one reply (a
 /// pipeline's replies would each wait a whole read timeout on a Redis that
-/// never answers). Returns {removed from the set, hash deleted}.
+/// never answers). Returns {removed from the set, hash deleted}. A
+/// schedule's key also leaves the further sets given (a calendar one is in
+/// `P:cal`).
 ///
-/// KEYS: sorted set, hash. ARGV: member.
+/// KEYS: sorted set, hash, further sorted sets. ARGV: member.
 pub(super) const FORGET: &str = r"
+for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
 ";
 
@@ -170,11 +183,14 @@ return due
 /// whichever process calls it. A recurring task's next due time moves on
 /// its grid past now (missed ticks are skipped, never run in a burst), and
 /// a tick whose previous run has not acknowledged yet is skipped (runs never
-/// overlap). Returns the ms until the next due entry of either kind (-1:
-/// none).
+/// overlap). Calendar schedules due (`P:cal`) are only returned: the
+/// caller decides and commits each (`calendar.rs`); a key whose hash is
+/// gone, or is no calendar schedule any more, leaves the set. Returns
+/// {ms until the next entry not yet returned (-1: none), now (ms), due
+/// calendar keys...}, as text.
 ///
-/// KEYS: delayed set, recurring set. ARGV: prefix, at most this many of
-/// each per call.
+/// KEYS: delayed set, recurring set, calendar set. ARGV: prefix, at most
+/// this many of each per call.
 pub(super) const FIRE: &str = r"
 -- A task's stream, as `Broker::stream_key` names it.
 local function stream(prefix, module, name)
@@ -226,15 +242,24 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 
     end
   end
 end
+-- Calendar schedules: the caller decides and commits each (`calendar.rs`).
+local due_calendars = {}
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)) do
+  local f = redis.call('HMGET', prefix .. ':rec:' .. key, 'cron', 'interval')
+  if f[1] and not f[2] then due_calendars[#due_calendars + 1] = key else redis.call('ZREM', KEYS[3], key) end
+end
 local next_due = -1
-for _, k in ipairs(KEYS) do
-  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+local firsts = {redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES'), redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES'),
+  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)}
+for _, first in ipairs(firsts) do
   if first[2] then
     local wait = math.max(0, tonumber(first[2]) - now)
     if next_due < 0 or wait < next_due then next_due = wait end
   end
 end
-return next_due
+local out = {tostring(next_due), tostring(now)}
+for _, key in ipairs(due_calendars) do out[#out + 1] = key end
+return out
 ";
 
 /// Registers a recurring task under its key. If the key exists with the
@@ -248,8 +273,11 @@ return next_due
 /// does. Returns 1 if this call created it, 2 if it updated it, 0 if it
 /// kept it.
 ///
-/// KEYS: recurring set, its hash, delayed set. ARGV: module, name, args,
-/// interval ms, first delay ms, key, wake channel.
+/// A calendar schedule updated to an interval loses its calendar fields
+/// and leaves the calendar set.
+///
+/// KEYS: recurring set, its hash, delayed set, calendar set. ARGV: module,
+/// name, args, interval ms, first delay ms, key, wake channel.
 pub(super) const RECUR: &str = r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
@@ -262,6 +290,9 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   local f = redis.call('HMGET', KEYS[2], 'module', 'name', 'args', 'interval')
   if f[1] == ARGV[1] and f[2] == ARGV[2] and f[3] == ARGV[3] and f[4] == ARGV[4] then return 0 end
   redis.call('HSET', KEYS[2], 'module', ARGV[1], 'name', ARGV[2], 'args', ARGV[3], 'interval', ARGV[4])
+  -- Was it a calendar schedule? Not any more.
+  redis.call('HDEL', KEYS[2], 'cron', 'zone', 'gap', 'fold', 'misfire', 'grace', 'jitter', 'kind', 'jittered', 'gen')
+  redis.call('ZREM', KEYS[4], ARGV[6])
   if f[4] ~= ARGV[4] then
     redis.call('HSET', KEYS[2], 'due', due)
     if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end

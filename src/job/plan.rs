@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::calendar::Cron;
-use crate::misfire::{after_run, at_start, Grid, Misfire, Ticks};
-use crate::schedule::{next_run, to_nanos, Nanos, Pacing};
+use crate::misfire::{after_run, at_start, CronTicks, Grid, Misfire, Ticks};
+use crate::schedule::{next_run, Nanos, Pacing};
 use crate::sync::AtomicU64;
 
 /// A moment on both clocks.
@@ -48,17 +48,6 @@ pub(crate) enum Rule {
         /// The pending tick, on the wall clock.
         tick: AtomicU64,
     },
-}
-
-/// A calendar rule's ticks, in wall-clock nanoseconds.
-struct CronTicks<'a>(&'a Cron);
-
-impl Ticks for CronTicks<'_> {
-    /// None past the clock's range too (July 2554).
-    fn after(&self, t: u64) -> Option<u64> {
-        let next = self.0.next_after(UNIX_EPOCH + Duration::from_nanos(t))?;
-        to_nanos(next.duration_since(UNIX_EPOCH).ok()?)
-    }
 }
 
 /// See the module docs.

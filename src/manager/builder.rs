@@ -27,6 +27,8 @@ pub struct Builder {
     timer_slack: Duration,
     precise_ticks: bool,
     clock: Option<ManualClock>,
+    /// See `wall_clock_skew`: ns.
+    wall_skew: i64,
     #[cfg(feature = "redis")]
     broker: Option<crate::broker::BrokerConfig>,
 }
@@ -142,6 +144,16 @@ impl Builder {
     /// decide when scheduled tasks fall due. See [`ManualClock`].
     pub fn clock(mut self, clock: &ManualClock) -> Self {
         self.clock = Some(clock.clone());
+        self
+    }
+
+    /// Offsets this manager's reads of the wall clock by `skew_ms` (ms,
+    /// either way), as a machine whose clock is wrong: for tests that
+    /// prove that the Redis mode's calendar schedules do not depend on the
+    /// processes' clocks (`tests/redis_calendar.rs`). Not for production.
+    #[doc(hidden)]
+    pub fn wall_clock_skew(mut self, skew_ms: i64) -> Self {
+        self.wall_skew = skew_ms.saturating_mul(1_000_000);
         self
     }
 
@@ -301,7 +313,7 @@ impl Builder {
         let rt = Runtime::new(Settings {
             clock: match &self.clock {
                 Some(manual) => Clock::Manual(manual.clone()),
-                None => Clock::Monotonic(Instant::now()),
+                None => Clock::Monotonic(Instant::now(), self.wall_skew),
             },
             keep_alive: self.keep_alive,
             timer_slack: self.timer_slack,
@@ -352,6 +364,7 @@ impl Default for Builder {
             timer_slack: Duration::from_micros(1),
             precise_ticks: false,
             clock: None,
+            wall_skew: 0,
             #[cfg(feature = "redis")]
             broker: None,
         }

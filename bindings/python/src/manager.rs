@@ -123,11 +123,26 @@ pub(crate) type TaskTuple = (
 pub(crate) type DeadTuple =
     (String, String, String, String, String, u64, f64, Option<(String, String, String)>);
 
+/// `ScheduleInfo` for Python (see `ManagerCore::cluster_stats`).
+pub(crate) type ScheduleTuple = (
+    String,
+    String,
+    String,
+    f64,
+    f64,
+    bool,
+    bool,
+    u64,
+    u64,
+    u64,
+    (Option<String>, Option<String>, Option<f64>, u64),
+);
+
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
     Vec<(String, usize, usize)>,
     usize,
-    Vec<(String, String, String, f64, f64, bool, bool, u64, u64, u64)>,
+    Vec<ScheduleTuple>,
     Vec<(String, String, u32, Vec<String>, f64, bool, usize, u64)>,
     u64,
 );
@@ -408,7 +423,8 @@ impl ManagerCore {
 
     /// `TaskManager.cluster_stats()`, as tuples: (modules as (name,
     /// queued, running), delayed, schedules as (key, module, name,
-    /// interval, next_due, paused, running, ticks, skipped, failures),
+    /// interval, next_due, paused, running, ticks, skipped, failures,
+    /// (cron, zone, next_run in seconds since the epoch, coalesced)),
     /// workers as (id, host, pid, modules, last_seen, alive, running,
     /// reclaimed_from), reclaimed).
     fn cluster_stats(&self, py: Python<'_>) -> PyResult<ClusterTuple> {
@@ -425,7 +441,12 @@ impl ManagerCore {
             .map(|s| {
                 let interval = s.interval.as_secs_f64();
                 let due = s.next_due.as_secs_f64();
-                (s.key, s.module, s.name, interval, due, s.paused, s.running, s.ticks, s.skipped, s.failures)
+                let next_run = s.next_run.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                let calendar = (s.cron, s.zone, next_run.map(|t| t.as_secs_f64()), s.coalesced);
+                (
+                    s.key, s.module, s.name, interval, due, s.paused, s.running, s.ticks, s.skipped,
+                    s.failures, calendar,
+                )
             })
             .collect();
         let workers = stats
