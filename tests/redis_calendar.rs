@@ -388,7 +388,9 @@ fn a_tick_passed_during_a_run_waits_for_its_end_or_is_skipped_by_policy() {
         .schedule_named_recurring_as("skip", every_five().misfire(Misfire::Skip), "slow", args("skip"))
         .unwrap();
     manager.start_thread().unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
+    // Two runs of each: up to 5 s to the first tick, 6 s, then the
+    // second; generous for a loaded machine.
+    let until = Instant::now() + Duration::from_secs(45);
     let of = |policy: &str| -> Vec<(u64, u64)> {
         let runs = runs.lock().unwrap();
         runs.iter().filter(|r| r.0["policy"] == policy).map(|r| (r.1, r.2)).collect()
@@ -401,11 +403,11 @@ fn a_tick_passed_during_a_run_waits_for_its_end_or_is_skipped_by_policy() {
     // Coalesce: the passed tick runs as soon as the run ends (its ack
     // brings the schedule back), not at the next tick 4 s later.
     let waited = c[1].0.saturating_sub(c[0].1);
-    assert!(waited < 1000, "coalesce: the next run started {waited} ms after the last ended");
+    assert!(waited < 2000, "coalesce: the next run started {waited} ms after the last ended");
     assert_eq!(coalesce.counts().unwrap().unwrap().1, 0, "nothing skipped");
     // Skip: the passed tick is skipped; the next run is at the next tick.
     let waited = s[1].0.saturating_sub(s[0].1);
-    assert!((3000..6000).contains(&waited), "skip: the next run started {waited} ms after the last ended");
+    assert!((3000..7000).contains(&waited), "skip: the next run started {waited} ms after the last ended");
     assert!(skip.counts().unwrap().unwrap().1 >= 1, "the tick passed during the run is skipped");
     eprintln!("figure: a 6 s run of a 5 s calendar: coalesce runs the passed tick {} ms after, skip waits {waited} ms", c[1].0.saturating_sub(c[0].1));
     manager.shutdown();
