@@ -732,7 +732,9 @@ class TaskManager:
             state = "paused" if s.paused else "running" if s.running else "scheduled"
             # A calendar schedule has no interval: its next run is next_due.
             interval = None if s.cron is not None else s.interval
-            tasks.append(TaskInfo(0, s.key, s.module, state, s.next_due, interval, s.ticks, s.failures))
+            tasks.append(
+                TaskInfo(0, s.key, s.module, state, s.next_due, interval, s.ticks, s.failures, s.next_run, s.cron, s.zone)
+            )
         tasks.sort(key=lambda t: float("inf") if t.next_due is None else t.next_due)
         return tasks
 

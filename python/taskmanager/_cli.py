@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -96,13 +97,15 @@ def _schedules(args: argparse.Namespace) -> int:
     if args.verb == "list":
         schedules = manager.cluster_stats().schedules
         if args.json:
-            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2))
+            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2, default=_json_value))
             return 0
         if not schedules:
             print("no shared schedules")
         for s in schedules:
             state = "paused" if s.paused else f"next in {s.next_due:.1f}s"
-            print(f"{s.key}  every {s.interval:g}s  {state}  ticks={s.ticks} skipped={s.skipped} failures={s.failures}")
+            every = f"cron {s.cron!r} in {s.zone}" if s.cron is not None else f"every {s.interval:g}s"
+            counts = f"ticks={s.ticks} skipped={s.skipped} coalesced={s.coalesced} failures={s.failures}"
+            print(f"{s.key}  {every}  {state}  {counts}")
         return 0
     schedule = manager.shared_schedule(args.key)
     done = {"pause": schedule.pause, "resume": schedule.resume, "remove": schedule.cancel}[args.verb]()
@@ -179,3 +182,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _json_value(value: object) -> object:
+    """What ``--json`` prints of a value JSON has no type for: a datetime
+    as ISO 8601 text, with its offset."""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")

@@ -199,9 +199,10 @@ class ScheduleInfo:
     an interval."""
     zone: Optional[str] = None
     """A calendar schedule's time zone (IANA name)."""
-    next_run: Optional[float] = None
-    """When its next tick is due, in seconds since the epoch (Redis's
-    clock; a calendar schedule's time, before its jitter)."""
+    next_run: Optional[datetime.datetime] = None
+    """When its next tick is due, by Redis's clock, as an aware datetime:
+    a calendar schedule's time (before its jitter) in its zone, an
+    interval's in UTC."""
     coalesced: int = 0
     """Ticks folded into a later run (misfire policy coalesce)."""
 
@@ -280,10 +281,21 @@ class ClusterStats:
         return cls(
             [ModuleLoad(*m) for m in modules],
             delayed,
-            [ScheduleInfo(*s[:10], *s[10]) for s in schedules],
+            [_schedule_info(s) for s in schedules],
             [WorkerInfo(*w) for w in workers],
             reclaimed,
         )
+
+
+def _schedule_info(s: Any) -> ScheduleInfo:
+    """A :class:`ScheduleInfo` from the core's tuple: ten fields, then
+    (cron, zone, next run as a Unix timestamp, coalesced)."""
+    key, module, name, interval, next_due, paused, running, ticks, skipped, failures, calendar = s
+    cron, zone, next_run, coalesced = calendar
+    return ScheduleInfo(
+        key, module, name, interval, next_due, paused, running, ticks, skipped, failures,
+        cron, zone, _aware(next_run, zone), coalesced,
+    )
 
 
 class ShutdownTimedOut(TimeoutError):

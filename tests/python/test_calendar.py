@@ -14,7 +14,7 @@ import pytest
 
 from taskmanager import Module, TaskManager
 
-from _util import SOON, wait_until
+from _util import SOON, note, seen, wait_until
 
 UTC = datetime.timezone.utc
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -192,3 +192,59 @@ def test_the_spec_example_calls_still_work(module):
     done = threading.Event()
     handle = module.schedule_task(done.set, 0.05)
     assert done.wait(SOON) and handle.result(SOON) is None
+
+
+# --- both modes (in-process, and a Redis broker: the schedule in Redis,
+# fired once cluster-wide; this process is the worker) --------------------
+
+
+class Clocked(Module):
+    def tick(self, token):
+        note(token, time.time())
+
+
+def test_a_cron_schedule_runs_each_second_in_either_mode(tm, token):
+    manager = tm()
+    clocked = Clocked(task_manager=manager, max_workers=1)
+    handle = clocked.schedule_task(clocked.tick, cron="* * * * * *", args=(token,), name="clock")
+    assert wait_until(lambda: len(seen(token)) >= 3, timeout=SOON + 3), seen(token)
+    handle.cancel()
+    starts = sorted(seen(token))
+    assert all(t % 1 < 0.5 for t in starts), [t % 1 for t in starts]
+    gaps = [round(b - a) for a, b in zip(starts, starts[1:])]
+    assert gaps == [1] * len(gaps), starts
+
+
+def test_get_tasks_lists_a_cron_schedule_with_its_next_run_in_its_zone_in_either_mode(tm, token):
+    manager = tm()
+    clocked = Clocked(task_manager=manager, max_workers=1)
+    handle = clocked.schedule_task(clocked.tick, cron="0 9 * * MON-FRI", tz=BERLIN, args=(token,), name="morning")
+    listed = [t for t in manager.get_tasks() if t.name == "morning"]
+    assert len(listed) == 1, manager.get_tasks()
+    [info] = listed
+    assert (info.cron, info.tz, info.interval) == ("0 9 * * MON-FRI", "Europe/Berlin", None)
+    when = info.next_run
+    assert when.tzinfo is not None and when.utcoffset() == when.astimezone(BERLIN).utcoffset(), when
+    when = when.astimezone(BERLIN)
+    assert (when.hour, when.minute, when.weekday() < 5) == (9, 0, True), when
+    assert handle.cancel()
+    assert not [t for t in manager.get_tasks() if t.name == "morning"]
+
+
+def test_at_runs_once_at_an_aware_datetime_in_either_mode(tm, token):
+    manager = tm()
+    clocked = Clocked(task_manager=manager, max_workers=1)
+    at = datetime.datetime.now(UTC) + datetime.timedelta(seconds=0.5)
+    handle = clocked.schedule_task(clocked.tick, at=at, args=(token,))
+    handle.result(SOON)
+    [ran] = seen(token)
+    assert ran >= at.timestamp() - 0.05, (ran, at.timestamp())
+
+
+def test_pause_and_resume_of_a_cron_schedule_say_whether_they_changed_it_in_either_mode(tm, token):
+    manager = tm()
+    clocked = Clocked(task_manager=manager, max_workers=1)
+    handle = clocked.schedule_task(clocked.tick, cron="@hourly", args=(token,), name="hourly")
+    assert handle.pause() and not handle.pause()
+    assert handle.resume() and not handle.resume()
+    assert handle.cancel()
