@@ -72,6 +72,7 @@ pub(crate) struct Label {
 }
 
 impl Label {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn remote(name: Arc<str>, broker_id: &str) -> Self {
         Label { name, broker_id: Some(broker_id.into()) }
     }

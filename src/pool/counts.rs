@@ -54,6 +54,7 @@ std::thread_local! {
 /// now, off a worker): a Redis task sends its result in its acknowledgement
 /// this way, so that whoever got the result sees the run counted, as with a
 /// task run in this process.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn after_count(then: Box<dyn FnOnce()>) {
     let on_worker = WORKER_COUNTS.with(|slot| slot.borrow().is_some());
     if !on_worker {

@@ -25,7 +25,9 @@ use crate::schedule::Nanos;
 use crate::sync::{fence, lock, AtomicUsize, Condvar, Mutex};
 use crate::timer::driver::{Target, Timer};
 
-pub(crate) use counts::{after_count, current_task};
+#[cfg(feature = "redis")]
+pub(crate) use counts::after_count;
+pub(crate) use counts::current_task;
 use counts::{Counts, WorkerSlot};
 use ready::{Queued, ReadyQueue};
 
