@@ -3,7 +3,7 @@
 //! thing from the same expressions, zones and start instants, in one run.
 //!
 //! ```text
-//! cargo bench --bench cron                       # full run (5 repetitions)
+//! cargo bench --bench cron                       # full run, both scenarios (5 repetitions)
 //! cargo bench --bench cron -- --quick            # 3 repetitions, fewer start instants
 //! cargo bench --bench cron -- --json out.json    # also write the records
 //! cargo bench --bench cron -- --answers ours.tsv  # and our answers, for benches/cron_peers.py --ours
