@@ -3,11 +3,16 @@
 //! thing from the same expressions, zones and start instants, in one run.
 //!
 //! ```text
-//! cargo bench --bench cron                       # full run (5 repetitions)
+//! cargo bench --bench cron                       # full run, both scenarios (5 repetitions)
 //! cargo bench --bench cron -- --quick            # 3 repetitions, fewer start instants
 //! cargo bench --bench cron -- --json out.json    # also write the records
 //! cargo bench --bench cron -- --answers ours.tsv  # and our answers, for benches/cron_peers.py --ours
+//! cargo bench --bench cron -- --only pending     # one scenario: `next` or `pending`
 //! ```
+//!
+//! Two scenarios: `next` (below: the cost of one next fire time) and
+//! `pending` (10,000 cron schedules waiting, none due: memory, time to
+//! schedule them, CPU per idle second; see [`pending`]).
 //!
 //! Systems:
 //!
@@ -48,13 +53,23 @@
 //! have other DST rules, expected); any other is printed in full.
 
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::TimeZone as _;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
-use taskmanager::Cron;
-use taskmanager_benches::{print_table, to_json, Lcg, Record, Samples};
+use taskmanager::{Cron, Module, Recurrence, TaskManager};
+use taskmanager_benches::{
+    count_allocations, live_bytes, print_table, process_cpu, process_sleeps, rss_bytes, stop_counting,
+    to_json, CountingAlloc, Lcg, Record, Samples,
+};
+
+// For `pending`'s heap bytes (counting is off in `next`: one relaxed load
+// per allocation, for every system alike).
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// The expressions, with whether the `cron` crate reads them (no `L`).
 const EXPRESSIONS: [(&str, bool); 6] = [
@@ -86,16 +101,18 @@ struct Opts {
     quick: bool,
     json: Option<String>,
     answers: Option<String>,
+    only: Option<String>,
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { quick: false, json: None, answers: None };
+    let mut o = Opts { quick: false, json: None, answers: None, only: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
             "--json" => o.json = args.next(),
             "--answers" => o.answers = args.next(),
+            "--only" => o.only = args.next(),
             "--bench" => {} // added by `cargo bench`
             other => eprintln!("cron: ignoring unknown argument {other:?}"),
         }
@@ -304,7 +321,29 @@ fn agreement(cases: &[Case]) -> Vec<Record> {
 }
 
 fn main() {
+    if let Some(code) = pending_child() {
+        std::process::exit(code);
+    }
     let o = opts();
+    let wanted = |name: &str| o.only.as_deref().is_none_or(|only| name.starts_with(only));
+    let mut records = Vec::new();
+    if wanted("next") {
+        records = next(&o);
+    }
+    if wanted("pending") {
+        let rs = pending(o.quick);
+        print_table("cron-pending", &rs);
+        records.extend(rs);
+    }
+    if let Some(path) = o.json {
+        let path = typed_path(path);
+        std::fs::write(&path, to_json(&records)).expect("write --json file");
+        println!("cron: wrote {path}");
+    }
+}
+
+/// The `next` scenario: the cost of one next fire time.
+fn next(o: &Opts) -> Vec<Record> {
     let reps = if o.quick { 3 } else { 5 };
     let n_starts = if o.quick { 5_000 } else { 50_000 };
     let started = Instant::now();
@@ -364,16 +403,12 @@ fn main() {
         records.len(),
         started.elapsed().as_secs_f64(),
     );
-    if let Some(path) = o.json {
-        let path = typed_path(path);
-        std::fs::write(&path, to_json(&records)).expect("write --json file");
-        println!("cron: wrote {path}");
-    }
-    if let Some(path) = o.answers {
+    if let Some(path) = o.answers.clone() {
         let path = typed_path(path);
         std::fs::write(&path, answers_tsv(&cases)).expect("write --answers file");
         println!("cron: wrote {path}");
     }
+    records
 }
 
 /// `cargo bench` runs this from the package's folder; a relative path
@@ -398,4 +433,222 @@ fn answers_tsv(cases: &[Case]) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// pending: 10,000 cron schedules waiting, none due. Each measurement is a
+// child process of this program (the same binary, run with
+// `--pending-child SYSTEM SECONDS`), so no other system's threads or heap
+// share the process. The child starts the system (nothing scheduled), then
+// counts heap allocations from zero and reads RSS, schedules the 10,000
+// (parsing included: every system parses its expression when scheduling),
+// waits 300 ms, reads the live heap bytes and RSS again, then reads
+// getrusage(RUSAGE_SELF) (every thread, user + system; voluntary context
+// switches), sleeps the idle window, and reads it again. It checks that
+// nothing ran. For taskmanager it then builds the 10,000 `Cron` values
+// alone (timed, heap counted, then dropped): `of_which_cron_parse_ms` and
+// `of_which_cron_value_bytes`, the part of the totals that is parsing and
+// the parsed expression.
+
+/// Schedules per measurement.
+const PENDING: usize = 10_000;
+
+/// Systems of `pending`.
+const PENDING_SYSTEMS: [&str; 2] = ["taskmanager", "tokio-cron-scheduler"];
+
+/// Zones of the `0 9 * * MON-FRI` schedules (one schedule in ten); a zone
+/// whose next 09:00 is under [`PENDING_MARGIN`] away is left out.
+const PENDING_ZONES: [&str; 6] = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Los_Angeles",
+    "Asia/Kolkata",
+];
+
+/// Every schedule's next fire is at least this far from the start.
+const PENDING_MARGIN: u64 = 2 * 3600;
+
+/// The 10,000 schedules, as (five-field expression, zone), for a start at
+/// `now`: nine in ten `M H * * *` in UTC, at times of day from 2.5 h to
+/// 23.5 h after `now` (spread by a stride of 37 minutes), one in ten
+/// `0 9 * * MON-FRI` in a zone of [`PENDING_ZONES`] whose next 09:00 is at
+/// least [`PENDING_MARGIN`] away. benches/cron_pending.py builds the same.
+fn pending_schedules(now: SystemTime) -> Vec<(String, &'static str)> {
+    let secs = unix(now) as u64;
+    let zones: Vec<&'static str> = PENDING_ZONES
+        .iter()
+        .copied()
+        .filter(|zone| {
+            let cron = Cron::parse("0 9 * * MON-FRI").and_then(|c| c.zone(zone)).expect("zone");
+            cron.next_after(now).is_some_and(|t| unix(t) as u64 >= secs + PENDING_MARGIN)
+        })
+        .collect();
+    let minute_of_day = (secs % 86_400) / 60;
+    (0..PENDING)
+        .map(|i| {
+            if i % 10 == 9 {
+                ("0 9 * * MON-FRI".to_owned(), zones[(i / 10) % zones.len()])
+            } else {
+                let m = (minute_of_day + 150 + (i as u64 * 37) % 1260) % 1440;
+                (format!("{} {} * * *", m % 60, m / 60), "UTC")
+            }
+        })
+        .collect()
+}
+
+/// Runs every system `reps` times, each in a fresh child process, the
+/// order rotating per repetition.
+fn pending(quick: bool) -> Vec<Record> {
+    let reps = if quick { 3 } else { 5 };
+    let seconds: u64 = if quick { 3 } else { 10 };
+    let started = Instant::now();
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let mut s = Samples::new("cron-pending");
+    for rep in 0..reps {
+        for k in 0..PENDING_SYSTEMS.len() {
+            let system = PENDING_SYSTEMS[(k + rep) % PENDING_SYSTEMS.len()];
+            let out = std::process::Command::new(&exe)
+                .args(["--pending-child", system, &seconds.to_string()])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("start a --pending-child process");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let values: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            let [schedule_ms, heap, rss, cpu, wakeups, runs, cron_bytes, parse_ms] = values[..] else {
+                panic!("--pending-child {system} printed {text:?} ({})", out.status)
+            };
+            assert!(runs == 0.0, "{system}: {runs} schedules ran during the measurement");
+            s.add(system, "schedule_ms", "ms", schedule_ms);
+            if parse_ms.is_finite() {
+                s.add(system, "of_which_cron_parse_ms", "ms", parse_ms);
+            }
+            s.add(system, "heap_bytes_per_schedule", "B", heap / PENDING as f64);
+            if cron_bytes.is_finite() {
+                s.add(system, "of_which_cron_value_bytes", "B", cron_bytes / PENDING as f64);
+            }
+            s.add(system, "rss_delta_bytes_per_schedule", "B", rss / PENDING as f64);
+            s.add(system, "cpu_ms_per_idle_s", "ms", cpu);
+            s.add(system, "wakeups_per_idle_s", "wakeups", wakeups);
+        }
+    }
+    println!(
+        "\ncron-pending: {PENDING} schedules, {seconds} s idle window, {reps} repetitions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    s.records()
+}
+
+/// In a `--pending-child` process: measures one system, prints schedule
+/// ms, heap bytes, RSS delta bytes, CPU ms per idle second, wake-ups per
+/// idle second, the number of runs, and (taskmanager only, else NaN) the
+/// heap bytes and parse ms of the `Cron` values alone; returns the exit
+/// code. None in the parent.
+fn pending_child() -> Option<i32> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--pending-child")?;
+    let (system, seconds) = match &args[at + 1..] {
+        [system, seconds, ..] => (system.as_str(), seconds.parse::<u64>().ok()?),
+        _ => return Some(2),
+    };
+    let window = Duration::from_secs(seconds);
+    let runs: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let schedules = pending_schedules(SystemTime::now());
+    // After the system is started, before anything is scheduled.
+    let begin = || {
+        let rss = rss_bytes().unwrap_or(0);
+        count_allocations();
+        (rss, Instant::now())
+    };
+    // After the 10,000 are scheduled: reads memory, then the idle window.
+    let measure = |(rss0, t0): (u64, Instant)| {
+        let schedule_ms = t0.elapsed().as_secs_f64() * 1e3;
+        thread::sleep(Duration::from_millis(300));
+        let heap = live_bytes();
+        stop_counting();
+        let rss = rss_bytes().unwrap_or(0) as f64 - rss0 as f64;
+        let (cpu0, sleeps0) = (process_cpu(), process_sleeps());
+        thread::sleep(window);
+        let (cpu1, sleeps1) = (process_cpu(), process_sleeps());
+        let idle = window.as_secs_f64();
+        let cpu = (cpu1 - cpu0).as_secs_f64() * 1e3 / idle;
+        // The measuring thread's own sleep counts 1 over the whole window.
+        let wakeups = (sleeps1 - sleeps0).saturating_sub(1) as f64 / idle;
+        [schedule_ms, heap as f64, rss, cpu, wakeups]
+    };
+    let tick = move || {
+        runs.fetch_add(1, Ordering::Relaxed);
+    };
+    // taskmanager only: the heap bytes of the parsed `Cron` values alone,
+    // and the time to parse them (`Cron::parse(..)?.zone(..)`).
+    let (mut cron_bytes, mut parse_ms) = (f64::NAN, f64::NAN);
+    let values = match system {
+        "taskmanager" => {
+            let manager = TaskManager::new();
+            manager.start_thread().unwrap();
+            let module = Module::new(&manager, 2).unwrap();
+            // Zones loaded once, outside the count (a process-wide cache).
+            for zone in PENDING_ZONES {
+                drop(Cron::parse("0 9 * * *").and_then(|c| c.zone(zone)).unwrap());
+            }
+            let start = begin();
+            let handles: Vec<_> = schedules
+                .iter()
+                .map(|(expr, zone)| {
+                    let cron = Cron::parse(expr).and_then(|c| c.zone(zone)).expect("our Cron");
+                    module.schedule_recurring(Recurrence::cron(cron), tick).unwrap()
+                })
+                .collect();
+            let v = measure(start);
+            std::hint::black_box(&handles);
+            // What the 10,000 parsed `Cron` values hold by themselves (of the
+            // heap bytes above): built, counted, dropped; after the
+            // measurement, so its freed memory is not in the RSS delta.
+            count_allocations();
+            let parse_start = Instant::now();
+            let crons: Vec<Cron> = schedules
+                .iter()
+                .map(|(expr, zone)| Cron::parse(expr).and_then(|c| c.zone(zone)).expect("our Cron"))
+                .collect();
+            parse_ms = parse_start.elapsed().as_secs_f64() * 1e3;
+            // The values themselves count (a task holds its `Cron` on the
+            // heap), the Vec's spare capacity does not.
+            let spare = (crons.capacity() - crons.len()) * std::mem::size_of::<Cron>();
+            cron_bytes = (live_bytes() - spare as isize) as f64;
+            drop(crons);
+            stop_counting();
+            v
+        }
+        "tokio-cron-scheduler" => {
+            use tokio_cron_scheduler::{Job, JobScheduler};
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+            let sched = rt.block_on(async {
+                let sched = JobScheduler::new().await.unwrap();
+                sched.start().await.unwrap();
+                sched
+            });
+            let start = begin();
+            rt.block_on(async {
+                for (expr, zone) in &schedules {
+                    // It requires a seconds field: second 0, the same times.
+                    let expr = format!("0 {expr}");
+                    let tz: chrono_tz::Tz = zone.parse().expect("chrono-tz zone");
+                    let job = Job::new_tz(expr, tz, move |_, _| tick()).expect("tokio-cron-scheduler Job");
+                    sched.add(job).await.unwrap();
+                }
+            });
+            let v = measure(start);
+            std::hint::black_box(&sched);
+            v
+        }
+        _ => return Some(2),
+    };
+    let [schedule_ms, heap, rss, cpu, wakeups] = values;
+    println!(
+        "{schedule_ms} {heap} {rss} {cpu} {wakeups} {} {cron_bytes} {parse_ms}",
+        runs.load(Ordering::Relaxed)
+    );
+    Some(0)
 }
