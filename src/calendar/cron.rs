@@ -1,6 +1,7 @@
 //! The public face of a calendar schedule.
 
 use std::iter::FusedIterator;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use jiff::tz::{TimeZone, TimeZoneDatabase};
@@ -83,7 +84,7 @@ use super::search::Rules;
 #[derive(Debug, Clone)]
 pub struct Cron {
     expression: String,
-    parsed: Parsed,
+    parsed: Arc<Parsed>,
     tz: TimeZone,
     zone: String,
     gap: GapPolicy,
@@ -150,8 +151,8 @@ impl Cron {
     }
 
     /// The first run strictly after `t`; `None` if there is none up to the
-    /// end of the year 5000 (the parser's horizon), or `t` is outside the
-    /// years -9999 to 9999.
+    /// end of the year 2600 (the horizon: past a manager's clock, which
+    /// ends in 2554), or `t` is outside the years -9999 to 9999.
     pub fn next_after(&self, t: SystemTime) -> Option<SystemTime> {
         let t = Timestamp::try_from(t).ok()?;
         let rules = Rules {
@@ -274,9 +275,10 @@ mod tests {
     #[test]
     fn the_search_ends_at_the_parsers_horizon_without_a_panic() {
         let new_year = Cron::parse("0 0 1 1 *").unwrap();
-        assert_eq!(new_year.next_after(utc("4999-06-01", "00:00")), Some(utc("5000-01-01", "00:00")));
-        assert_eq!(new_year.next_after(utc("5000-06-01", "00:00")), None);
-        assert_eq!(new_year.upcoming(utc("4998-06-01", "00:00")).count(), 2);
+        assert_eq!(new_year.next_after(utc("2599-06-01", "00:00")), Some(utc("2600-01-01", "00:00")));
+        assert_eq!(new_year.next_after(utc("2600-06-01", "00:00")), None);
+        assert_eq!(new_year.upcoming(utc("2598-06-01", "00:00")).count(), 2);
+        assert_eq!(new_year.next_after(utc("4999-06-01", "00:00")), None, "past the horizon");
         // Before 1970 too.
         assert_eq!(new_year.next_after(utc("1901-06-01", "00:00")), Some(utc("1902-01-01", "00:00")));
         // Past what jiff represents (year 9999): none, no panic.

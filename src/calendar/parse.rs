@@ -4,7 +4,11 @@
 //! croner's field-less errors to the field at fault, and refuses
 //! expressions that match no date.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
 use croner::parser::{CronParser, Seconds, Year};
+use croner::CronComponent;
 use jiff::civil::date;
 
 use super::error::{CronError, CronField};
@@ -35,8 +39,55 @@ pub(crate) struct Parsed {
     pub(crate) every_hour: bool,
 }
 
-/// Parses `expression` (5 or 6 fields, or a macro).
-pub(crate) fn parse(expression: &str) -> Result<Parsed, CronError> {
+/// The last year a pattern matches: past the manager's clock (July 2554),
+/// so every schedule that can run is found. croner keeps one byte per year
+/// up to its own horizon, 5000, in every pattern: 5 KB a schedule, most of
+/// what one held; capped here it is 2.6 KB, and patterns are shared.
+pub(crate) const LAST_YEAR: u16 = 2600;
+
+/// Parses `expression` (5 or 6 fields, or a macro): a pattern shared with
+/// every other live `Cron` of the same expression.
+pub(crate) fn parse(expression: &str) -> Result<Arc<Parsed>, CronError> {
+    static SHARED: OnceLock<Mutex<HashMap<String, Weak<Parsed>>>> = OnceLock::new();
+    let shared = SHARED.get_or_init(Mutex::default);
+    let key = expression.trim();
+    if let Some(parsed) = lock(shared).get(key).and_then(Weak::upgrade) {
+        return Ok(parsed);
+    }
+    let parsed = Arc::new(parse_new(key)?);
+    let mut shared = lock(shared);
+    // Forget the dead ones when the map has doubled since the last look.
+    if shared.len() >= 64 && shared.len().is_power_of_two() {
+        shared.retain(|_, parsed| parsed.strong_count() > 0);
+    }
+    shared.insert(key.to_owned(), Arc::downgrade(&parsed));
+    Ok(parsed)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// croner's bits of a field (its `component.rs`'s `NONE_BIT`, `ALL_BIT`,
+/// which it does not export): no feature, and "this value matches".
+const NO_FEATURE: u8 = 0;
+const MATCHES: u8 = 1;
+
+/// Every year from 1 to [`LAST_YEAR`], as croner's year field.
+fn years() -> CronComponent {
+    static YEARS: OnceLock<CronComponent> = OnceLock::new();
+    YEARS
+        .get_or_init(|| {
+            let mut years = CronComponent::new(1, LAST_YEAR, NO_FEATURE, 0);
+            for year in 1..=LAST_YEAR {
+                years.set_bit(year, MATCHES).expect("in range");
+            }
+            years
+        })
+        .clone()
+}
+
+fn parse_new(expression: &str) -> Result<Parsed, CronError> {
     let text = expand_macro(expression.trim())?;
     let fields: Vec<&str> = text.split_whitespace().collect();
     let count = fields.len();
@@ -46,9 +97,11 @@ pub(crate) fn parse(expression: &str) -> Result<Parsed, CronError> {
     for (index, text) in fields.iter().enumerate() {
         check_words(CronField::at(count, index), text)?;
     }
-    let pattern = parser().parse(text).map_err(|_| blame(&fields))?;
+    let mut pattern = parser().parse(text).map_err(|_| blame(&fields))?;
+    // The year field is disallowed, so croner's is every year to 5000.
+    pattern.pattern.years = years();
     // The Gregorian calendar repeats every 400 years, so an expression that
-    // matches nothing from 2000 to croner's horizon (year 5000) never does.
+    // matches nothing from 2000 to the horizon (2600) never does.
     if pattern.find_next_occurrence(&date(2000, 1, 1).at(0, 0, 0, 0), true).is_err() {
         return Err(CronError::NeverFires { expression: expression.trim().to_string() });
     }
@@ -192,7 +245,7 @@ mod tests {
         assert_eq!(parse("0 0 0 1 1 * 2030").unwrap_err(), CronError::FieldCount { found: 7 });
         assert_eq!(parse("@reboot").unwrap_err(), CronError::UnknownMacro { name: "@reboot".into() });
         for (name, fields) in MACROS {
-            let by_macro = parse(&name.to_uppercase()).unwrap().pattern.pattern;
+            let by_macro = parse(&name.to_uppercase()).unwrap().pattern.pattern.clone();
             assert_eq!(by_macro, parse(fields).unwrap().pattern.pattern, "{name}");
         }
     }
@@ -219,5 +272,20 @@ mod tests {
         ] {
             assert_eq!(parse(expression).unwrap().every_hour, every_hour, "{expression}");
         }
+    }
+
+    #[test]
+    fn one_pattern_is_shared_by_equal_expressions_and_matches_to_the_horizon() {
+        let a = parse("17 3 * * MON").unwrap();
+        let b = parse("  17 3 * * MON ").unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same expression shares its pattern");
+        assert!(!Arc::ptr_eq(&a, &parse("18 3 * * MON").unwrap()));
+        let years = &a.pattern.pattern.years;
+        assert_eq!(years.is_bit_set(2554, MATCHES).ok(), Some(true), "the clock's last year");
+        assert_eq!(years.is_bit_set(LAST_YEAR, MATCHES).ok(), Some(true));
+        // Dropped by every holder: parsed again, not kept.
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(weak.upgrade().is_none());
     }
 }

@@ -31,7 +31,7 @@ pub(crate) struct Rules<'a> {
 
 impl Rules<'_> {
     /// The first run strictly after `t`, or `None` if there is none within
-    /// croner's horizon (year 5000).
+    /// the horizon (year 2600, `parse::LAST_YEAR`).
     pub(crate) fn next_after(&self, t: Timestamp) -> Option<Timestamp> {
         let matches = &mut Matches { pattern: self.pattern, known: None };
         let mut span = Span::at(self.tz, t);

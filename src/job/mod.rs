@@ -35,9 +35,9 @@ use crate::task::{panicked, Attempt, Callback, Method};
 use crate::timer::Slotted;
 use crate::unwind::panic_message;
 
+pub(crate) use self::core::Core;
 #[cfg(feature = "redis")]
 pub(crate) use self::core::Label;
-pub(crate) use self::core::Core;
 pub(crate) use self::oneshot::OneShot;
 pub(crate) use self::plan::{Plan, Rule, Times};
 pub(crate) use self::recurring::Recurring;
