@@ -96,7 +96,8 @@ pub struct ScheduleInfo {
     /// Whether a tick is running now (the next one is skipped until it
     /// ends).
     pub running: bool,
-    /// Ticks run, and ticks skipped: the previous one still ran, or (a
+    /// Ticks run, and ticks skipped: the previous one still ran, the
+    /// schedule was paused, a later tick ran for them (no burst), or (a
     /// calendar schedule) its [`Misfire`](crate::Misfire) policy missed them.
     pub ticks: u64,
     /// See `ticks`.

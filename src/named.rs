@@ -307,9 +307,10 @@ impl SharedSchedule {
         self.broker.pause_recurring(&self.key, false)
     }
 
-    /// Ticks run so far, cluster-wide, and ticks skipped: because the
-    /// previous run had not finished, or (a calendar schedule) missed by
-    /// its [`Misfire`](crate::Misfire) policy; None once cancelled.
+    /// Ticks run so far, cluster-wide, and ticks skipped: the previous run
+    /// had not finished, the schedule was paused, a later tick ran for
+    /// them (no burst), or (a calendar schedule) its
+    /// [`Misfire`](crate::Misfire) policy missed them; None once cancelled.
     pub fn counts(&self) -> Result<Option<(u64, u64)>, SubmitError> {
         Ok(self.broker.recurring_counts(&self.key)?.map(|(ticks, skipped, _)| (ticks, skipped)))
     }

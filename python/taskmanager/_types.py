@@ -191,8 +191,9 @@ class ScheduleInfo:
     """A tick runs now (the next is skipped until it ends)."""
     ticks: int
     skipped: int
-    """Ticks that did not run: the previous one still ran, or (a calendar
-    schedule) its misfire policy missed them."""
+    """Ticks that did not run: the previous one still ran, the schedule was
+    paused, a later tick ran for them (no burst), or (a calendar schedule)
+    its misfire policy missed them."""
     failures: int
     cron: Optional[str] = None
     """A calendar schedule's cron expression (``interval`` is 0); None for

@@ -156,8 +156,9 @@ pub(super) struct Commit {
 /// What a due schedule (`state.due + state.jittered <= now`) does at
 /// `now`, by Redis's clock; `draw(bound)` draws a jitter in `0..=bound`.
 ///
-/// - Paused: its ticks pass without running (nor counting, as an interval
-///   schedule's); it waits for the first tick after now.
+/// - Paused: its ticks pass without running, counted skipped (as
+///   in-process, and as an interval schedule's); it waits for the first
+///   tick after now.
 /// - A run in flight (runs never overlap): with [`Misfire::Skip`] the
 ///   ticks passed are skipped and it waits for the next one, as an overrun
 ///   does in-process; with the other policies the ticks wait, and the
@@ -187,7 +188,9 @@ pub(super) fn decide(def: &Def, state: &State, now: u64, draw: &mut dyn FnMut(u6
         Commit { due: next, score, jittered, run, skipped, coalesced }
     };
     if state.paused {
-        return waiting(ticks.after(at_ns), None, 0, 0, draw);
+        // Every tick passed is skipped, as in-process.
+        let (passed, _) = ticks.span(due, at_ns, 0);
+        return waiting(ticks.after(at_ns), None, passed, 0, draw);
     }
     if state.running {
         if def.misfire != Misfire::Skip {
@@ -284,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn paused_ticks_pass_uncounted() {
+    fn paused_ticks_pass_counted_as_skipped() {
         let paused = State { due: T0, paused: true, ..State::default() };
         let c = decide(&every_second(Misfire::Coalesce, None), &paused, T0 + 2 * S + 1, &mut no_jitter);
         assert_eq!(
@@ -294,7 +297,7 @@ mod tests {
                 score: T0 + 3 * S,
                 jittered: 0,
                 run: None,
-                skipped: 0,
+                skipped: 3,
                 coalesced: 0
             }
         );

@@ -225,14 +225,18 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 
   else
     local interval = tonumber(f[4])
     local due = tonumber(f[5])
-    local next_due = due + interval * (math.floor((now - due) / interval) + 1)
+    -- The ticks due by now, the pending one included.
+    local passed = math.floor((now - due) / interval) + 1
+    local next_due = due + interval * passed
     redis.call('ZADD', KEYS[2], next_due, key)
     redis.call('HSET', hash, 'due', next_due)
-    if f[6] == '1' then
-      -- paused: the grid moves on, nothing runs
-    elseif f[7] and f[7] ~= '' then
-      redis.call('HINCRBY', hash, 'skipped', 1)
+    if f[6] == '1' or (f[7] and f[7] ~= '') then
+      -- paused, or the previous run goes on: the grid moves on, nothing
+      -- runs, every tick passed is skipped
+      redis.call('HINCRBY', hash, 'skipped', passed)
     else
+      -- one run for them all (no burst): the others are skipped
+      if passed > 1 then redis.call('HINCRBY', hash, 'skipped', passed - 1) end
       local id = key .. '@' .. due
       local into = stream(prefix, f[1], f[2])
       redis.call('XADD', into, '*', 'id', id, 'name', f[2], 'args', f[3], 'reply', '', 'rec', key)

@@ -356,8 +356,8 @@ impl SharedSchedule {
         lifetime::detach(py, || self.schedule.resume()).map_err(submit_error)
     }
 
-    /// (ticks run, ticks skipped while a run was still going), cluster-wide;
-    /// None once cancelled.
+    /// (ticks run, ticks skipped), cluster-wide, as `ScheduleInfo` counts
+    /// them; None once cancelled.
     fn counts(&self, py: Python<'_>) -> PyResult<Option<(u64, u64)>> {
         lifetime::detach(py, || self.schedule.counts()).map_err(submit_error)
     }
