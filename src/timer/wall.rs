@@ -21,10 +21,17 @@ impl<T: Target> Timer<T> {
         if walled.offset.is_none() {
             walled.offset = Some(self.offset());
         }
+        let first = walled.jobs.is_empty();
         walled.jobs.push((Arc::downgrade(&job), at));
         drop(walled);
-        // The timer thread reads the wall clock from now on.
-        self.wake.notify_all();
+        if first {
+            // The timer thread reads the wall clock from now on (it does
+            // while any task follows it: no wake-up needed for the next).
+            // Taking its lock first, as `time_moved` does, means it is
+            // either before its look at `walled` or already waiting.
+            drop(lock(&self.state));
+            self.wake.notify_all();
+        }
     }
 
     /// The wall clock's offset from the monotonic one.
