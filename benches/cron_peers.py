@@ -12,10 +12,11 @@ Install and run (from the repository root)::
     cargo bench --bench cron -- --json cron.json --answers ours.tsv
     python benches/cron_peers.py --ours ours.tsv --rust-json cron.json
 
-taskmanager's Python package has no cron API yet, so no Python row of ours
-is timed here: ``--rust-json`` adds the Rust core's figure from
-``benches/cron.rs`` as ``taskmanager-rust-core``. A Python binding will add
-a call overhead on top of it, to be measured once the API exists.
+No Python row of ours is timed here: the Python package schedules cron
+tasks (``schedule_task(cron=...)``) but exposes no next-fire call of its
+own, so ``--rust-json`` adds the Rust core's figure from
+``benches/cron.rs`` as ``taskmanager-rust-core``, the computation every
+Python cron task runs at each tick.
 
 Systems (the same expressions, zones and start instants as benches/cron.rs:
 the same seeded generator, its first N instants):
@@ -59,7 +60,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
-from report import fmt_value, print_table, write_json  # benches/report.py, beside this file
+from report import print_table, record_row, write_json  # benches/report.py, beside this file
 
 # Zones from the tzdata package only, never the system's.
 zoneinfo.reset_tzpath([])
@@ -299,17 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             None,
         )
         ratio = f"{r['value'] / ours_row['value']:.1f}x" if ours_row and r is not ours_row else ""
-        rows.append(
-            (
-                r["scenario"],
-                r["system"],
-                r["metric"],
-                fmt_value(r["value"]),
-                f"[{fmt_value(r['min'])} - {fmt_value(r['max'])}]",
-                r["unit"],
-                ratio,
-            )
-        )
+        rows.append(record_row(r, ratio))
     print_table(rows)
     records.extend(timed)
     print(

@@ -65,7 +65,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
-from report import fmt_value, print_table, write_json  # benches/report.py, beside this file
+from report import print_table, record_row, write_json  # benches/report.py, beside this file
 
 # Zones from the tzdata package only, never the system's.
 zoneinfo.reset_tzpath([])
@@ -237,17 +237,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for r in records:
         ours = next(o for o in records if o["metric"] == r["metric"] and o["system"] == "taskmanager")
         ratio = f"{r['value'] / ours['value']:.2f}x" if r is not ours and abs(ours["value"]) > 1e-9 else ""
-        rows.append(
-            (
-                r["scenario"],
-                r["system"],
-                r["metric"],
-                fmt_value(r["value"]),
-                f"[{fmt_value(r['min'])} - {fmt_value(r['max'])}]",
-                r["unit"],
-                ratio,
-            )
-        )
+        rows.append(record_row(r, ratio))
     print_table(rows)
     print(
         f"\ncron_pending: {PENDING} schedules, {seconds:g} s idle windows, {reps} repetitions "

@@ -19,6 +19,13 @@ def fmt_value(v: float) -> str:
     return f"{v:.2f}"
 
 
+def record_row(r: Dict[str, Any], ratio: str) -> Tuple[str, ...]:
+    """A record as a table row: scenario, system, metric, median, [min -
+    max], unit, and ``ratio`` against ours (empty for ours)."""
+    span = f"[{fmt_value(r['min'])} - {fmt_value(r['max'])}]"
+    return (r["scenario"], r["system"], r["metric"], fmt_value(r["value"]), span, r["unit"], ratio)
+
+
 def print_table(rows: Sequence[Tuple[str, ...]]) -> None:
     """Rows of (scenario, system, metric, value, unit, ratio), or of
     (scenario, system, metric, median, range, unit, ratio), a rule between

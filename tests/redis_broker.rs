@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redis_server::RedisServer;
+use redis_server::{worker_program, RedisServer};
 use serde_json::{json, Value};
 use taskmanager::{
     JoinTimeoutError, Module, Recurrence, RemoteError, SubmitError, TaskError, TaskHandle, TaskManager,
@@ -95,16 +95,6 @@ fn a_bad_url_is_a_config_error_and_no_broker_is_a_submit_error() {
     let plain = TaskManager::new();
     let err = plain.default_module().add_named_task("x", json!(1)).unwrap_err();
     assert!(matches!(err, SubmitError::Broker(ref why) if why.contains("no broker")), "{err:?}");
-}
-
-/// The example worker program, built by `cargo build --examples --features redis`.
-fn worker_program() -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    dir.pop();
-    let path = dir.join("examples").join("redis_worker");
-    assert!(path.exists(), "{} is missing: run `cargo build --examples --features redis`", path.display());
-    path
 }
 
 /// A file the worker programs append run lines to (`--log`), removed when

@@ -22,22 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use named::{manager, prefix};
-use redis_server::RedisServer;
+use redis_server::{worker_program, RedisServer};
 use serde_json::{json, Value};
 use taskmanager::{Cron, Misfire, Module, Pacing, Recurrence, SubmitError};
 
 /// The key every replica registers `jobs.tick` under.
 const KEY: &str = "jobs.tick";
 const EVERY_SECOND: &str = "* * * * * *";
-
-fn worker_program() -> PathBuf {
-    let mut dir = std::env::current_exe().unwrap();
-    dir.pop();
-    dir.pop();
-    let path = dir.join("examples").join("redis_worker");
-    assert!(path.exists(), "{} is missing: run `cargo build --examples --features redis`", path.display());
-    path
-}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64

@@ -502,3 +502,16 @@ fn read_reply(reader: &mut impl BufRead, out: &mut String) -> io::Result<Result<
     }
     Ok(Ok(false))
 }
+
+/// The example worker program (`examples/redis_worker.rs`), which the
+/// multi-process tests run: built by `cargo build --examples --features
+/// redis` (CI's test script does, before the tests).
+#[allow(dead_code)]
+pub fn worker_program() -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop();
+    dir.pop();
+    let path = dir.join("examples").join("redis_worker");
+    assert!(path.exists(), "{} is missing: run `cargo build --examples --features redis`", path.display());
+    path
+}
