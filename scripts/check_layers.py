@@ -42,7 +42,7 @@ LAYERS = [
     {"job", "job/core", "job/oneshot", "job/plan", "job/recurring"},
     # 2, services: the runtime (life, clock, settings, events, threads),
     # and the timer, which hands due work to a `Target` (the pool).
-    {"runtime", "timer/driver", "timer/retries", "timer/state", "timer/wall"},
+    {"runtime", "timer/driver", "timer/listing", "timer/retries", "timer/state", "timer/wall"},
     # 3, execution: a module's pool, its ready queue, workers and counts.
     {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
     # 4, the Redis flavour (feature `redis`): claims into pools through

@@ -20,7 +20,7 @@ pub(crate) use crate::timer::state::Target;
 use crate::timer::state::{Entry, State, Walled, WALL_CHECK};
 
 /// A recurring task in the listing registry, with its module's name.
-type Listed = (Weak<dyn Job>, Arc<str>);
+pub(super) type Listed = (Weak<dyn Job>, Arc<str>);
 
 /// The timer. See the module docs.
 pub(crate) struct Timer<T> {
@@ -29,7 +29,7 @@ pub(crate) struct Timer<T> {
     pub(super) wake: Condvar,
     /// Recurring tasks, for listings (a recurring task is in the timer, a
     /// queue or a worker's hands in turn); pruned as they end.
-    recurring: Mutex<Vec<Listed>>,
+    pub(super) recurring: Mutex<Vec<Listed>>,
     /// See [`Walled`]. Locked after `state`, never before.
     pub(super) walled: Mutex<Walled>,
 }
@@ -169,38 +169,6 @@ impl<T: Target> Timer<T> {
         }
     }
 
-    /// Remembers a recurring task for listings.
-    pub(crate) fn register_recurring(&self, job: Arc<dyn Job>, module: &Arc<str>) {
-        let mut recurring = lock(&self.recurring);
-        if recurring.len() >= 64 && recurring.len().is_power_of_two() {
-            recurring.retain(|(job, _)| job.upgrade().is_some_and(|job| !job.core().is_finished()));
-        }
-        recurring.push((Arc::downgrade(&job), Arc::clone(module)));
-    }
-
-    /// The recurring tasks that have not ended, with their modules' names.
-    pub(crate) fn recurring(&self) -> Vec<(Arc<dyn Job>, Arc<str>)> {
-        let mut recurring = lock(&self.recurring);
-        recurring.retain(|(job, _)| job.upgrade().is_some_and(|job| !job.core().is_finished()));
-        recurring.iter().filter_map(|(job, module)| Some((job.upgrade()?, Arc::clone(module)))).collect()
-    }
-
-    /// Calls `f` with every pending entry's due time, job and target, under
-    /// the timer lock.
-    pub(crate) fn for_each_pending(&self, mut f: impl FnMut(Nanos, &dyn Job, &T)) {
-        let state = lock(&self.state);
-        for (due, entry) in state.iter() {
-            if let Some(job) = entry.job.job() {
-                f(due, job, &entry.target);
-            }
-        }
-    }
-
-    /// Pending entries.
-    pub(crate) fn len(&self) -> usize {
-        lock(&self.state).len()
-    }
-
     /// Starts the timer thread (once) and moves the manager to Running, under
     /// the timer lock, so that no scheduling call falls between the two.
     /// Returns whether this call started it (false: it was running).
@@ -234,13 +202,21 @@ impl<T: Target> Timer<T> {
         set_timer_slack(self.rt.timer_slack);
         let lead = self.rt.handoff_lead();
         let mut due = Vec::new();
+        // Tasks `check_wall` looked at: dropped at the top of the next
+        // turn, with the lock let go (see `live`), before `closed` is read.
+        let mut held = Vec::new();
         let mut state = lock(&self.state);
         loop {
+            if !held.is_empty() {
+                drop(state);
+                held.clear();
+                state = lock(&self.state);
+            }
             state.asleep_until = None;
             if state.closed {
                 return;
             }
-            let wall = self.check_wall(&mut state);
+            let wall = self.check_wall(&mut state, &mut held);
             let walled = wall.follows;
             if !wall.jobs.is_empty() {
                 drop(state);

@@ -5,6 +5,7 @@
 
 pub(crate) mod driver;
 pub(crate) mod heap;
+mod listing;
 mod retries;
 mod state;
 mod wall;

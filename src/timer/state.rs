@@ -248,20 +248,36 @@ pub(super) struct Walled {
 impl Walled {
     /// Forgets up to a few ended tasks, from a cursor that goes round:
     /// O(1) a check, so that the timer stops waking each second soon after
-    /// the last task that follows the wall clock ended.
-    pub(super) fn prune_some(&mut self) {
+    /// the last task that follows the wall clock ended. The tasks it looked
+    /// at go to `held` (see [`live`]).
+    pub(super) fn prune_some(&mut self, held: &mut Vec<Arc<dyn Job>>) {
         for _ in 0..8 {
             if self.jobs.is_empty() {
                 return;
             }
             self.cursor %= self.jobs.len();
-            let ended = self.jobs[self.cursor].0.upgrade().map_or(true, |job| job.core().is_finished());
+            let ended = !live(&self.jobs[self.cursor].0, held);
             if ended {
                 self.jobs.swap_remove(self.cursor);
             } else {
                 self.cursor += 1;
             }
         }
+    }
+}
+
+/// Whether the task of `job` is still there and has not ended. The
+/// reference taken to look goes to `held`, to be dropped once no lock is
+/// held: were it the last one, dropping it would drop the task (a result
+/// nobody took, say), whose drop may be code that schedules a task.
+pub(crate) fn live(job: &Weak<dyn Job>, held: &mut Vec<Arc<dyn Job>>) -> bool {
+    match job.upgrade() {
+        Some(job) => {
+            let alive = !job.core().is_finished();
+            held.push(job);
+            alive
+        }
+        None => false,
     }
 }
 
@@ -272,27 +288,25 @@ mod tests {
 
     #[test]
     fn ended_tasks_that_followed_the_wall_clock_are_forgotten_a_few_a_check() {
-        let live: Arc<dyn Job> = Arc::new(OneShot::new((|| ()) as fn(), Vec::new(), None));
+        let task: Arc<dyn Job> = Arc::new(OneShot::new((|| ()) as fn(), Vec::new(), None));
         let mut walled = Walled::default();
         for _ in 0..20 {
             let gone: Weak<dyn Job> = Weak::<OneShot<fn(), ()>>::new();
             walled.jobs.push((gone, Some(0)));
         }
-        walled.jobs.push((Arc::downgrade(&live), None));
-        walled.prune_some();
-        assert!(
-            (13..21).contains(&walled.jobs.len()),
-            "some, and eight at most, a check: {}",
-            walled.jobs.len()
-        );
+        walled.jobs.push((Arc::downgrade(&task), None));
+        let mut held = Vec::new();
+        walled.prune_some(&mut held);
+        let left = walled.jobs.len();
+        assert!((13..21).contains(&left), "some, and eight at most, a check: {left}");
         for _ in 0..3 {
-            walled.prune_some();
+            walled.prune_some(&mut held);
         }
         assert_eq!(walled.jobs.len(), 1, "the live one stays");
-        walled.prune_some();
-        assert_eq!(walled.jobs.len(), 1);
-        drop(live);
-        walled.prune_some();
+        assert!(held.iter().all(|job| Arc::ptr_eq(job, &task)), "what it looked at is held, to drop later");
+        held.clear();
+        drop(task);
+        walled.prune_some(&mut held);
         assert!(walled.jobs.is_empty(), "then the timer stops reading the wall clock");
     }
 }

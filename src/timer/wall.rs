@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::driver::{Target, Timer};
-use super::state::{State, WALL_STEP};
+use super::state::{live, State, WALL_STEP};
 use crate::job::Job;
 use crate::sync::lock;
 
@@ -14,9 +14,11 @@ impl<T: Target> Timer<T> {
     /// `at`, or (None) a calendar task. Its key moves when the wall clock
     /// steps (see [`check_wall`](Self::check_wall)).
     pub(crate) fn follow_wall(&self, job: Arc<dyn Job>, at: Option<u64>) {
+        // Dropped last, once no lock is held (see `live`).
+        let mut held = Vec::new();
         let mut walled = lock(&self.walled);
         if walled.jobs.len() >= 64 && walled.jobs.len().is_power_of_two() {
-            walled.jobs.retain(|(job, _)| job.upgrade().is_some_and(|job| !job.core().is_finished()));
+            walled.jobs.retain(|(job, _)| live(job, &mut held));
         }
         if walled.offset.is_none() {
             walled.offset = Some(self.offset());
@@ -43,11 +45,12 @@ impl<T: Target> Timer<T> {
     /// Whether any task follows the wall clock; if the wall clock stepped
     /// since the keys were computed, moves their entries in `state` (the
     /// timer thread's, locked) to their new keys. What it returns is to be
-    /// dropped, and the holders woken, once `state` is unlocked.
-    pub(super) fn check_wall(&self, state: &mut State<T>) -> WallCheck<T> {
+    /// dropped, and the holders woken, once `state` is unlocked; so are the
+    /// tasks it looked at, which it puts in `held`.
+    pub(super) fn check_wall(&self, state: &mut State<T>, held: &mut Vec<Arc<dyn Job>>) -> WallCheck<T> {
         let mut check = WallCheck { follows: false, holders: Vec::new(), jobs: Vec::new() };
         let mut walled = lock(&self.walled);
-        walled.prune_some();
+        walled.prune_some(held);
         if walled.jobs.is_empty() {
             return check;
         }
@@ -57,7 +60,7 @@ impl<T: Target> Timer<T> {
             return check;
         }
         walled.offset = Some(offset);
-        walled.jobs.retain(|(job, _)| job.upgrade().is_some_and(|job| !job.core().is_finished()));
+        walled.jobs.retain(|(job, _)| live(job, held));
         let jobs: Vec<(Arc<dyn Job>, Option<u64>)> =
             walled.jobs.iter().filter_map(|(job, at)| Some((job.upgrade()?, *at))).collect();
         drop(walled);
