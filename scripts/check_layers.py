@@ -36,6 +36,8 @@ LAYERS = [
     # reports, primitives, a manager's phase, per-thread OS settings.
     {"sync", "unwind", "schedule", "recurrence", "misfire", "clock", "remote_error", "timer", "timer/heap", "err", "event", "task", "batch", "report",
      "lifecycle", "threads", "cluster", "retry", "limit", "limited",
+     # metrics through the `metrics` facade (feature `metrics`, issue 28).
+     "metrics",
      # calendar schedules: cron expressions in time zones (issue 27).
      "calendar", "calendar/cron", "calendar/error", "calendar/parse", "calendar/policy", "calendar/search"},
     # 1, task cells and their state machine.
@@ -44,7 +46,7 @@ LAYERS = [
     # and the timer, which hands due work to a `Target` (the pool).
     {"runtime", "timer/driver", "timer/listing", "timer/retries", "timer/state", "timer/wall"},
     # 3, execution: a module's pool, its ready queue, workers and counts.
-    {"pool", "pool/context", "pool/counts", "pool/ready", "pool/worker"},
+    {"pool", "pool/context", "pool/counts", "pool/metered", "pool/ready", "pool/worker"},
     # 4, the Redis flavour (feature `redis`): claims into pools through
     # `Target::dispatch`, schedules and results in Redis.
     {"broker", "broker/calendar", "broker/calendar_tick", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",

@@ -24,9 +24,10 @@ echo "== Rust tests"
 # tests/examples.rs runs the example programs themselves: build them first.
 # The `redis` feature is on: tests/redis_broker.rs runs the Redis mode
 # against a real redis-server (the harness starts one; without it they fail).
+# The `metrics` feature too: tests/metrics.rs reads what the core records.
 cargo build -p taskmanager --examples --features redis
-cargo test -p taskmanager --all-targets --features redis
-cargo test -p taskmanager --doc --features redis
+cargo test -p taskmanager --all-targets --features redis,metrics
+cargo test -p taskmanager --doc --features redis,metrics
 
 echo "== Calendar reference: tests/data/calendar_reference.tsv is what croniter and Python's zoneinfo give"
 # tests/calendar_reference.rs (above) checked src/calendar/ against that file;

@@ -114,6 +114,7 @@ mod limited;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod manager;
+mod metrics;
 mod misfire;
 mod module;
 mod module_builder;

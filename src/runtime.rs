@@ -10,6 +10,7 @@ use crate::batch::BatchRunner;
 use crate::clock::Clock;
 use crate::event::Events;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::schedule::Nanos;
 use crate::sync::{AtomicU64, AtomicUsize};
 use crate::threads::ThreadRegistry;
@@ -34,6 +35,8 @@ pub(crate) struct Runtime {
     pub(crate) wakes: AtomicU64,
     /// The module (by address) whose wake-up was counted last.
     pub(crate) woken_module: AtomicUsize,
+    /// Off until `TaskManager::enable_metrics` (see `metrics.rs`).
+    pub(crate) metrics: Metrics,
 }
 
 /// A [`Runtime`]'s settings, from the manager's `Builder`.
@@ -62,6 +65,7 @@ impl Runtime {
             threads: Arc::new(threads),
             wakes: AtomicU64::new(0),
             woken_module: AtomicUsize::new(0),
+            metrics: Metrics::new(),
         }
     }
 

@@ -20,6 +20,7 @@ from ._api import Module, TaskManager
 from ._broker import DeadLettered, RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
 from ._limits import TimeLimitExceeded
+from ._metrics import MetricsCollector, MetricsServer
 from ._taskmanager import QueueFull, Retry
 from ._types import (
     ClusterStats,
@@ -58,6 +59,8 @@ __all__ = [
     "ModuleLoad",
     "ScheduleInfo",
     "WorkerInfo",
+    "MetricsServer",
+    "MetricsCollector",
 ]
 
 # The public names live here, whatever file defines them.
@@ -79,6 +82,8 @@ for _public in (
     ModuleLoad,
     ScheduleInfo,
     WorkerInfo,
+    MetricsServer,
+    MetricsCollector,
 ):
     _public.__module__ = __name__
 del _public

@@ -24,6 +24,7 @@ from typing import (
 
 from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
+from ._metrics import MetricsServer
 from ._taskmanager import ManagerCore, ModuleCore, Retry, SharedSchedule
 from ._types import (
     _EVENTS,
@@ -639,6 +640,41 @@ class TaskManager:
         if self._broker is None:
             return Stats(*local)
         return Stats(*local, cluster=self.cluster_stats())
+
+    def enable_metrics(self) -> None:
+        """Turns on this manager's Prometheus metrics (off until then: a
+        task costs nothing more): counters of runs started, succeeded,
+        failed, retried, cancelled and dead-lettered, histograms of run
+        duration, queue wait and schedule lateness, by ``module`` and
+        ``task`` name, and gauges of each module's queued and running
+        tasks, workers and timers (README, "Metrics"). One registry per
+        process. :meth:`metrics_text` and :meth:`serve_metrics` turn them
+        on too."""
+        self._core.enable_metrics()
+
+    def metrics_text(self) -> str:
+        """The process's metrics in Prometheus's text format (turned on
+        first if they were not), this manager's gauges read now. With a
+        broker, also the whole cluster's gauges from Redis
+        (``taskmanager_cluster_*``; ``taskmanager_cluster_readable`` is 0
+        if Redis could not be read, logged)."""
+        return self._core.metrics_text()
+
+    def serve_metrics(self, port: int = 0, host: str = "127.0.0.1", *, token: Optional[str] = None) -> MetricsServer:
+        """Serves :meth:`metrics_text` at ``http://host:port/metrics`` from
+        a daemon thread, for Prometheus to scrape; returns the
+        :class:`MetricsServer` (its ``port``, ``url``, ``close()``).
+        ``port=0`` picks a free port. Loopback by default: give ``host``
+        (``"0.0.0.0"``) to be scraped from elsewhere, and ``token`` to
+        require ``Authorization: Bearer <token>``."""
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+        if not isinstance(host, str) or not host:
+            raise TypeError(f"host must be a non-empty str, got {host!r}")
+        if token is not None and (not isinstance(token, str) or not token):
+            raise TypeError("token must be a non-empty str (or None)")
+        self.enable_metrics()
+        return MetricsServer(self, host, port, token)
 
     def cluster_stats(self) -> ClusterStats:
         """With a broker: the whole cluster sharing its Redis and key prefix,

@@ -1,6 +1,7 @@
 """``python -m taskmanager VERB ...``: the operator's commands.
 
-- ``worker MODULE:ATTRIBUTE``: run a broker program's worker (``_worker.py``);
+- ``worker MODULE:ATTRIBUTE``: run a broker program's worker (``_worker.py``),
+  with ``--metrics-port`` serving its Prometheus metrics;
 - ``dead-letters MODULE:ATTRIBUTE list|show ID|requeue ID...|--all|purge``:
   the broker's dead-letter set (``--json`` on the read verbs);
 - ``schedules MODULE:ATTRIBUTE list|pause KEY|resume KEY|remove KEY``: the
@@ -54,6 +55,18 @@ def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
         help="how long running tasks may finish after SIGTERM before they are handed back (default 30)",
     )
     worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (0: a free port, logged)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
 
 
 def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -171,8 +184,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.drain_timeout < 0:
         parser.error(f"--drain-timeout must be at least 0, got {args.drain_timeout}")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        parser.error(f"--metrics-port must be from 0 to 65535, got {args.metrics_port}")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     manager = load(args.target)
+    if args.metrics_port is not None:
+        try:
+            server = manager.serve_metrics(args.metrics_port, args.metrics_host)
+        except OSError as e:
+            parser.error(f"--metrics-port: cannot listen on {args.metrics_host}:{args.metrics_port}: {e}")
+        logging.getLogger("taskmanager").info("metrics at %s", server.url)
     code = run_worker(manager, args.drain_timeout, args.concurrency)
     if code != DRAINED:
         # Tasks handed back may still be running here: end the process now,

@@ -22,6 +22,7 @@
 //! submitter waiting on a dead-lettered task gets
 //! [`TaskError::DeadLettered`](crate::TaskError::DeadLettered) at once.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Value as Reply;
@@ -184,6 +185,18 @@ impl Broker {
     }
 
     /// Moves `entry`, pending for this group, to the dead-letter set.
+    /// Counts `n` tasks of `stream` dead-lettered, in the metrics (if on).
+    pub(super) fn count_dead(&self, stream: &str, n: u64) {
+        if !self.rt.metrics.is_on() || n == 0 {
+            return;
+        }
+        if let Some((module, name)) = self.stream_parts(stream) {
+            if let Some(series) = self.rt.metrics.task(&Arc::from(module), Some(&Arc::from(name))) {
+                series.dead_lettered(n);
+            }
+        }
+    }
+
     pub(super) fn dead_letter(
         &self,
         conn: &mut redis::Connection,
@@ -199,6 +212,7 @@ impl Broker {
             entry.stream,
             self.dead_key()
         );
+        self.count_dead(&entry.stream, 1);
         redis::Script::new(&dead_script())
             .key(&entry.stream)
             .key(self.dead_key())

@@ -159,7 +159,7 @@ impl Waitable for RemoteCell {
             // Counted where it was submitted, as a task cancelled in the
             // module's queue is.
             if let Some(pool) = self.pool.upgrade() {
-                pool.count_cancelled();
+                pool.count_cancelled(Some(self.cell.core()));
             }
             let cancelled = self.cell.cancel();
             if cancelled {

@@ -15,7 +15,6 @@ use crate::err::{RemoteError, TaskError};
 use crate::job::{JobRef, Label, OneShot};
 use crate::pool::{after_count, Pool};
 use crate::task::{Attempt, Method};
-use crate::timer::driver::Target;
 use crate::unwind::panic_message;
 
 /// A claimed stream entry.
@@ -46,6 +45,14 @@ impl Broker {
     pub(super) fn hand_over(self: &Arc<Self>, pool: &Arc<Pool>, task: Claimed, in_flight: &Arc<InFlight>) {
         let name = if task.label.is_empty() { &task.name } else { &task.label };
         let label = Label::remote(Arc::from(name.as_str()), &task.task);
+        // Its wait began when it entered its stream (sent, or moved there
+        // when due): the entry id's milliseconds, by Redis's clock.
+        let waited = if self.rt.metrics.is_on() {
+            let now = self.rt.clock.wall() / 1_000_000;
+            Duration::from_millis(now.saturating_sub(entry_millis(&task.entry.id)))
+        } else {
+            Duration::ZERO
+        };
         let ticket = Ticket {
             broker: Arc::clone(self),
             module: Arc::clone(&pool.name),
@@ -55,7 +62,8 @@ impl Broker {
         };
         // A failed run is a failed run here too (stats, events), not only
         // for its submitter; a retried one, a retry.
-        pool.dispatch(JobRef::new(Arc::new(OneShot::labelled(ticket, Vec::new(), Some(label)))), 0);
+        let job = JobRef::new(Arc::new(OneShot::labelled(ticket, Vec::new(), Some(label))));
+        pool.dispatch_waited(job, waited);
     }
 
     /// The call that sends `acks` (see `scripts::ACK`), of any of
@@ -350,4 +358,10 @@ impl Drop for Ticket {
             }
         }
     }
+}
+
+/// The milliseconds part of a stream entry id (`<ms>-<seq>`); 0 if it has
+/// none.
+fn entry_millis(id: &str) -> u64 {
+    id.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or(0)
 }

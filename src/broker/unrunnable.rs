@@ -207,6 +207,7 @@ impl Broker {
                     .arg(&from)
                     .invoke(conn)?;
                 if n > 0 {
+                    self.count_dead(&stream, n as u64);
                     log::error!(
                         "taskmanager: {n} task(s) of {stream} moved to the dead-letter set {}: {reason}{} s or more",
                         self.dead_key(),

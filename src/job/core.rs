@@ -103,6 +103,11 @@ impl Core {
         self.label.is_some()
     }
 
+    /// The name it was given, if any.
+    pub(crate) fn given_name(&self) -> Option<&Arc<str>> {
+        self.label.as_ref().map(|label| &label.name)
+    }
+
     /// The task's name, or `task-<id>` if it was given none.
     pub(crate) fn name(&self) -> String {
         match &self.label {

@@ -88,14 +88,18 @@ pub(crate) trait RunContext {
     /// The run's start: the worker's last reading of the clock, if it took
     /// one just before the run (a timer's tick), else [`now`](Self::now).
     fn started(&self) -> Nanos;
-    /// The task `id` has won its start (see `module::mark_running`).
-    fn mark_running(&self, id: u64);
+    /// The task `core` has won its start (see `module::mark_running`);
+    /// `due`, a recurring tick's due time (for its lateness).
+    fn mark_running(&self, core: &Core, due: Option<Nanos>);
     /// The run's method and callbacks are over (see `module::count_run`),
     /// before its handle says so.
     fn count_run(&self, failed: bool);
     /// The run failed and the task will run again (see
     /// [`Task::retry`](crate::Task::retry)): counted as retried, not failed.
     fn count_retry(&self);
+    /// A recurring task's `ticks` passed without a run (for metrics; its
+    /// own count and event are its own).
+    fn count_skipped(&self, core: &Core, ticks: u64);
     /// Puts a recurring job (or a one-shot one to retry) back in the timer at `due`; false (the job then
     /// retires) if it was cancelled meanwhile, has no next due time, or the
     /// manager is shutting down.

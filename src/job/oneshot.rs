@@ -224,7 +224,7 @@ where
             return Ran { cancelled: true, ..Ran::default() };
         };
         let done = method.on_done();
-        cx.mark_running(self.core.id);
+        cx.mark_running(&self.core, None);
         tell_started(cx, &self.core);
         // A method with a time limit may be given up while it runs: the
         // watchdog learns how from this thread (see `limit.rs`).

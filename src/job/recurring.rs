@@ -87,6 +87,7 @@ where
     fn count_skipped(&self, cx: &dyn RunContext, skipped: u64, coalesced: u64) {
         if skipped > 0 {
             self.skipped.fetch_add(skipped, Ordering::Relaxed);
+            cx.count_skipped(&self.core, skipped);
             cx.events()
                 .emit(log::Level::Info, || Event::Skipped { task: self.core.task_ref(), ticks: skipped });
         }
@@ -143,6 +144,9 @@ where
             return Ran { cancelled: true, ..Ran::default() };
         };
         let started = cx.started();
+        // The key the timer handed this tick over at (its lateness is from
+        // then): `begin` moves it on.
+        let due = self.due.load(Ordering::Relaxed);
         let paused = self.paused.load(Ordering::Acquire) != 0;
         let interval = self.interval.load(Ordering::Relaxed);
         let (mut missed, mut coalesced) = (0, 0);
@@ -164,7 +168,7 @@ where
             missed += 1;
             None
         } else {
-            cx.mark_running(self.core.id);
+            cx.mark_running(&self.core, Some(due));
             tell_started(cx, &self.core);
             let result = invoke(|| method.call_mut(), callbacks.as_mut_slice());
             cx.count_run(result.is_err());

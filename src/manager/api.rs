@@ -312,6 +312,34 @@ impl TaskManager {
         self.inner.shared.stats()
     }
 
+    /// Turns on this manager's metrics (feature `metrics`): counters,
+    /// gauges and histograms of its tasks by module and task name, through
+    /// the [`metrics`](https://docs.rs/metrics) facade, to the recorder the
+    /// application installed (a Prometheus exporter, say). Off until then:
+    /// a task costs nothing more. Names, labels and what each measures: see
+    /// the README's "Metrics". At most 1,000 task names are labelled; the
+    /// rest count as `task="_other"`.
+    ///
+    /// ```
+    /// let manager = taskmanager::TaskManager::new();
+    /// manager.enable_metrics(); // the recorder installed with `metrics::set_global_recorder`
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn enable_metrics(&self) {
+        let shared = &self.inner.shared;
+        shared.runtime().metrics.enable();
+        shared.sample_metrics();
+    }
+
+    /// Sets every module's gauges (queued, workers, timers pending) from
+    /// its counts now; they also move as tasks are queued and run. Call it
+    /// before a scrape for exact figures. Nothing without
+    /// [`enable_metrics`](Self::enable_metrics).
+    #[cfg(feature = "metrics")]
+    pub fn sample_metrics(&self) {
+        self.inner.shared.sample_metrics();
+    }
+
     /// Whether the calling thread is one of this manager's (a worker running
     /// a task or callback, or the timer). Blocking waits for the manager's
     /// own end cannot work there.

@@ -20,6 +20,25 @@ impl TaskManager {
         self.broker_or_err()?.cluster_stats()
     }
 
+    /// With a broker and metrics on (feature `metrics`, see
+    /// [`enable_metrics`](Self::enable_metrics)): reads the cluster's
+    /// stats and sets the `taskmanager_cluster_*` gauges from them (tasks
+    /// queued and running by module, delayed, workers alive and dead,
+    /// schedules active and paused), or, if Redis cannot be read,
+    /// `taskmanager_cluster_readable` to 0. Every process that calls it
+    /// reports the same figures: aggregate them with `max`, not `sum`.
+    ///
+    /// # Errors
+    /// As [`cluster_stats`](Self::cluster_stats).
+    #[cfg(feature = "metrics")]
+    pub fn sample_cluster_metrics(&self) -> Result<crate::ClusterStats, SubmitError> {
+        let stats = self.cluster_stats();
+        if self.shared().runtime().metrics.is_on() {
+            crate::metrics::record_cluster(stats.as_ref().ok());
+        }
+        stats
+    }
+
     /// With a broker: the dead-letter set, newest first, at most `limit`
     /// tasks (see [`DeadLetter`](crate::DeadLetter)): tasks that could not
     /// be read, poison tasks whose workers died running them

@@ -124,6 +124,14 @@ impl Manager {
         lock(&self.modules).clone()
     }
 
+    /// Sets every module's gauges (see `metrics.rs`), if metrics are on.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn sample_metrics(&self) {
+        for module in self.modules() {
+            module.sample_gauges();
+        }
+    }
+
     /// The sum of every module's stats, retired ones included.
     pub(crate) fn stats(&self) -> Stats {
         let mut total = *lock(&self.retired);

@@ -2,13 +2,17 @@
 //! of the module that runs it (see [`RunContext`]), and the token by which
 //! the timer knows the worker that holds a recurring task.
 
+use std::cell::RefCell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::counts::WorkerSlot;
+use super::ready::UNMEASURED;
 use super::Pool;
 use crate::event::Events;
-use crate::job::{Job, RunContext};
+use crate::job::{Core, Job, RunContext};
+use crate::metrics::TaskSeries;
 use crate::schedule::Nanos;
 
 /// A worker's side of running a job: see [`RunContext`].
@@ -18,6 +22,53 @@ pub(super) struct Context<'a> {
     /// The clock's reading just before the run, if the worker took one
     /// (see `Runtime::wait_until`).
     pub(super) started: Option<Nanos>,
+    /// When the job could first run (see `Queued::ready_at`): the later of
+    /// its queueing and its due time.
+    pub(super) ready_at: Nanos,
+    /// With metrics on: the running task's series and its start.
+    pub(super) series: RefCell<Option<(Arc<TaskSeries>, Instant)>>,
+}
+
+impl<'a> Context<'a> {
+    /// The context of a run of a job queued at `queued` (or
+    /// `UNMEASURED`), handed over ahead of its due time `not_before` (or 0).
+    pub(super) fn new(
+        module: &'a Arc<Pool>,
+        slot: &'a WorkerSlot,
+        started: Option<Nanos>,
+        (queued, not_before): (Nanos, Nanos),
+    ) -> Self {
+        let ready_at = if queued == UNMEASURED { UNMEASURED } else { queued.max(not_before) };
+        Context { module, slot, started, ready_at, series: RefCell::new(None) }
+    }
+
+    /// The series of `core`'s task, if metrics are on (the worker keeps
+    /// the last one it used: most workers run one task name over and over).
+    fn series_of(&self, core: &Core) -> Option<Arc<TaskSeries>> {
+        let pool = self.module;
+        if !pool.rt.metrics.is_on() {
+            return None;
+        }
+        let name = core.given_name();
+        let mut last = self.slot.series.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((last_name, series)) = last.as_ref() {
+            if last_name.as_ref() == name {
+                return Some(Arc::clone(series));
+            }
+        }
+        let series = pool.rt.metrics.task(&pool.name, name)?;
+        *last = Some((name.cloned(), Arc::clone(&series)));
+        Some(series)
+    }
+
+    /// The run's series and how long it took, once (at its end).
+    fn ended(&self) -> Option<(Arc<TaskSeries>, Duration)> {
+        let (series, start) = self.series.borrow_mut().take()?;
+        if let Some(gauges) = self.module.gauges() {
+            gauges.run(false, self.module.queued());
+        }
+        Some((series, start.elapsed()))
+    }
 }
 
 impl RunContext for Context<'_> {
@@ -38,8 +89,19 @@ impl RunContext for Context<'_> {
     }
 
     /// For `stats().running` and `running_tasks()`; `count_run` clears it.
-    fn mark_running(&self, id: u64) {
-        self.slot.current.store(id, Relaxed);
+    fn mark_running(&self, core: &Core, due: Option<Nanos>) {
+        self.slot.current.store(core.id(), Relaxed);
+        if let Some(series) = self.series_of(core) {
+            let started = self.started();
+            let since = |at: Nanos| Duration::from_nanos(started.saturating_sub(at));
+            let waited = (self.ready_at != UNMEASURED).then(|| since(self.ready_at));
+            series.started(waited, due.map(since));
+            if let Some(gauges) = self.module.gauges() {
+                self.module.sample_gauges();
+                gauges.run(true, self.module.queued());
+            }
+            *self.series.borrow_mut() = Some((series, Instant::now()));
+        }
     }
 
     /// Counted before the handle says done, so a program that waited for
@@ -47,12 +109,24 @@ impl RunContext for Context<'_> {
     fn count_run(&self, failed: bool) {
         self.slot.counts.count_run(failed);
         self.slot.current.store(0, Relaxed);
+        if let Some((series, took)) = self.ended() {
+            series.ended(failed, took);
+        }
     }
 
     /// Not failed: the task runs again; no longer running meanwhile.
     fn count_retry(&self) {
         self.slot.counts.count_retry();
         self.slot.current.store(0, Relaxed);
+        if let Some((series, took)) = self.ended() {
+            series.retried(took);
+        }
+    }
+
+    fn count_skipped(&self, core: &Core, ticks: u64) {
+        if let Some(series) = self.series_of(core) {
+            series.skipped(ticks);
+        }
     }
 
     /// Keeps the job in this worker's hands when it may (see `may_hold`):

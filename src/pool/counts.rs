@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::Pool;
 use crate::job::Job;
+use crate::metrics::LastSeries;
 use crate::report::{RunningTask, Stats};
 use crate::sync::{lock, AtomicU64, Mutex};
 
@@ -38,6 +39,9 @@ pub(crate) struct WorkerSlot {
     /// What this worker's runs came to; on its own cache line, so counting
     /// costs no sharing.
     pub(crate) counts: Counts,
+    /// With metrics on, the series of the task name this worker ran last
+    /// (see `Context::series_of`); only its worker takes the lock.
+    pub(crate) series: std::sync::Mutex<LastSeries>,
 }
 
 std::thread_local! {

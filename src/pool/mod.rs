@@ -9,6 +9,7 @@
 
 mod context;
 mod counts;
+mod metered;
 mod ready;
 mod worker;
 
@@ -18,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::err::{ConfigError, SubmitError};
 use crate::event::Event;
-use crate::job::{Job, JobRef};
+use crate::job::{Core, Job, JobRef};
 use crate::lifecycle::Phase;
+use crate::metrics::ModuleGauges;
 use crate::runtime::Runtime;
 use crate::schedule::Nanos;
 use crate::sync::{fence, lock, AtomicUsize, Condvar, Mutex};
@@ -41,14 +43,14 @@ pub(crate) struct Pool {
     pub(crate) name: Arc<str>,
     pub(crate) rt: Arc<Runtime>,
     /// Due work, from every source (see `ready.rs`): what workers take.
-    ready: ReadyQueue,
+    pub(super) ready: ReadyQueue,
     /// The manager's timer, where this pool's scheduled work waits.
     timer: Arc<Timer<Pool>>,
     /// std's: changed only before the manager starts, when no worker exists
     /// (see `set_max_workers`), so never part of a hand-off.
     max_workers: std::sync::atomic::AtomicUsize,
     /// Workers that exist (or are being started); never above max_workers.
-    alive: AtomicUsize,
+    pub(super) alive: AtomicUsize,
     /// Workers waiting for work (on `wake`, or about to).
     idle: AtomicUsize,
     /// Idle workers sleep on `wake` under `park`; see `wait_for_work`.
@@ -61,7 +63,7 @@ pub(crate) struct Pool {
     counts: Counts,
     /// Entries of this module in the manager's timer; changed under the
     /// timer lock.
-    timers: AtomicUsize,
+    pub(super) timers: AtomicUsize,
     peak: AtomicUsize, // the most workers alive at once
     /// Failed worker starts in a row (for the retry backoff). std's: a
     /// count for logs, not part of any hand-off.
@@ -69,6 +71,9 @@ pub(crate) struct Pool {
     /// The module's default [`Retry`](crate::Retry), set once when it is
     /// built (`ModuleBuilder::retry`). std's: configuration.
     pub(crate) retry: std::sync::OnceLock<Arc<crate::Retry>>,
+    /// Made when metrics are first on here (see `metrics.rs`). std's:
+    /// set once.
+    pub(super) gauges: std::sync::OnceLock<ModuleGauges>,
 }
 
 impl Pool {
@@ -92,6 +97,7 @@ impl Pool {
             peak: AtomicUsize::new(0),
             spawn_failures: std::sync::atomic::AtomicU32::new(0),
             retry: std::sync::OnceLock::new(),
+            gauges: std::sync::OnceLock::new(),
         }
     }
 
@@ -136,8 +142,9 @@ impl Pool {
         if life.inherited() {
             return Err(SubmitError::Forked);
         }
-        let queued = Queued { job: JobRef::new(queued), not_before: 0 };
+        let queued = Queued { job: JobRef::new(queued), not_before: 0, ready_at: self.ready_at() };
         self.ready.try_push(queued).map_err(|capacity| SubmitError::QueueFull { capacity })?;
+        self.sample_gauges();
         fence(SeqCst);
         match life.phase() {
             Phase::Created => Ok(()),
@@ -299,7 +306,7 @@ impl Target for Pool {
     }
 
     fn enqueue(&self, job: JobRef, not_before: Nanos) {
-        self.ready.push(Queued { job, not_before });
+        self.ready.push(Queued { job, not_before, ready_at: self.ready_at() });
     }
 
     /// After `enqueue`s: with more than one job queued and more than one
@@ -319,9 +326,10 @@ impl Target for Pool {
     fn cancel(&self, job: JobRef) -> bool {
         let events = &self.rt.events;
         let watched = if events.wanted(log::Level::Debug) { job.share() } else { None };
+        let metered = self.metered(&job);
         let cancelled = job.cancel();
         if cancelled {
-            self.count_cancelled();
+            self.count_cancelled(metered.as_deref().map(Job::core));
             if let Some(job) = watched {
                 events.cancelled(|| job.core().task_ref());
             }
@@ -329,8 +337,9 @@ impl Target for Pool {
         cancelled
     }
 
-    fn count_cancelled(&self) {
+    fn count_cancelled(&self, core: Option<&Core>) {
         self.counts.count_cancelled();
+        self.cancelled_metric(core);
     }
 
     /// Starts a worker if there is queued work, none is idle and the cap

@@ -20,7 +20,13 @@ pub(crate) struct Queued {
     /// Its due time, if the timer handed it over ahead of it (else 0): the
     /// worker that takes it starts it then.
     pub(crate) not_before: Nanos,
+    /// When it could first run (queued, or due), if metrics are on; else
+    /// [`UNMEASURED`] (see `Pool::ready_at`).
+    pub(crate) ready_at: Nanos,
 }
+
+/// A [`Queued::ready_at`] not taken: metrics were off when it was queued.
+pub(crate) const UNMEASURED: Nanos = Nanos::MAX;
 
 /// See the module docs. Lock-free; a bound costs one more atomic per push
 /// and pop, which unbounded queues do not pay.

@@ -122,7 +122,7 @@ impl Pool {
                     HeldNow::Gone => slot.holding.store(false, Relaxed),
                     HeldNow::Due(due, job) => {
                         slot.holding.store(false, Relaxed);
-                        return Woke::Held(Queued { job, not_before: due.max(1) });
+                        return Woke::Held(Queued { job, not_before: due.max(1), ready_at: due });
                     }
                     HeldNow::Waiting(due) => {
                         let hand_off = due.saturating_sub(self.rt.held_lead());
@@ -286,7 +286,7 @@ impl Pool {
 
     fn run(self: &Arc<Self>, queued: Queued, slot: &WorkerSlot) {
         self.give_back(slot);
-        let Queued { job, not_before } = queued;
+        let Queued { job, not_before, ready_at } = queued;
         let mut started = None;
         if not_before != 0 {
             started = self.rt.wait_until(not_before);
@@ -305,14 +305,14 @@ impl Pool {
         let events = &self.rt.events;
         let watched =
             if events.wanted(log::Level::Warn) { job.share().map(|job| (job, Instant::now())) } else { None };
-        // Jobs catch their users' panics; this is the last line of defence
-        // so that nothing ever kills a worker.
-        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&Context { module: self, slot, started }))) {
+        let (cx, metered) = (Context::new(self, slot, started, (ready_at, not_before)), self.metered(&job));
+        // Jobs catch their users' panics: this is the last line of defence.
+        let ran = match catch_unwind(AssertUnwindSafe(|| job.run(&cx))) {
             Ok(ran) => {
                 // Completed and failed runs were counted as they ended
                 // (`RunContext::count_run`): what is left is a cancel.
                 if ran.cancelled {
-                    slot.counts.count_cancelled();
+                    self.count_cancelled_run(slot, metered);
                 }
                 ran
             }

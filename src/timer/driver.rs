@@ -162,7 +162,7 @@ impl<T: Target> Timer<T> {
             if held {
                 entry.target.wake_holders();
             }
-            entry.target.count_cancelled();
+            entry.target.count_cancelled(entry.job.core());
             if let Some(job) = entry.job.job() {
                 self.rt.events.cancelled(|| job.core().task_ref());
             }

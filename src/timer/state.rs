@@ -24,8 +24,9 @@ pub(crate) trait Target: Send + Sync + 'static {
     /// Cancels a job taken out of the timer unrun; if that cancelled it,
     /// counts it and tells the event. Returns whether it did.
     fn cancel(&self, job: JobRef) -> bool;
-    /// Counts a job of this target that its handle cancelled.
-    fn count_cancelled(&self);
+    /// Counts a job of this target that its handle cancelled (`core`:
+    /// which, if it is still there).
+    fn count_cancelled(&self, core: Option<&Core>);
     /// Starts a worker for queued work, if one is missing (a retried start).
     fn kick(self: &Arc<Self>);
     /// Wakes this target's idle workers: an entry one of them holds (see

@@ -41,6 +41,7 @@ mod logbridge;
 mod manager;
 mod module;
 mod outstanding;
+mod prometheus;
 mod retry;
 mod task;
 

@@ -400,6 +400,30 @@ impl ManagerCore {
         stats_tuple(self.manager.stats())
     }
 
+    /// Turns this manager's metrics on, into the process's Prometheus
+    /// registry (`prometheus.rs`).
+    fn enable_metrics(&self) -> PyResult<()> {
+        if !crate::prometheus::install() {
+            return Err(PyRuntimeError::new_err("another metrics recorder is installed in this process"));
+        }
+        self.manager.enable_metrics();
+        Ok(())
+    }
+
+    /// The process's metrics in Prometheus's text format, this manager's
+    /// gauges sampled now, and with a broker the cluster's (one read of
+    /// Redis: if it fails, logged and `taskmanager_cluster_readable` 0).
+    fn metrics_text(&self, py: Python<'_>) -> PyResult<String> {
+        self.enable_metrics()?;
+        self.manager.sample_metrics();
+        if self.named.is_some() {
+            if let Err(e) = lifetime::detach(py, || self.manager.sample_cluster_metrics()) {
+                log::warn!("taskmanager: metrics: could not read the cluster's figures: {e}");
+            }
+        }
+        Ok(crate::prometheus::render())
+    }
+
     /// The listing of `TaskManager::tasks`, as tuples of the fields of
     /// `taskmanager.TaskInfo`, in order (durations in seconds).
     fn tasks(&self) -> Vec<TaskTuple> {
