@@ -20,6 +20,7 @@ from ._api import Module, TaskManager
 from ._broker import DeadLettered, RemoteError, ResultLost, SharedSchedule
 from ._handle import RecurringHandle, TaskHandle
 from ._limits import TimeLimitExceeded
+from ._dashboard import Dashboard
 from ._metrics import MetricsCollector, MetricsServer
 from ._taskmanager import QueueFull, Retry
 from ._types import (
@@ -61,6 +62,7 @@ __all__ = [
     "WorkerInfo",
     "MetricsServer",
     "MetricsCollector",
+    "Dashboard",
 ]
 
 # The public names live here, whatever file defines them.
@@ -84,6 +86,7 @@ for _public in (
     WorkerInfo,
     MetricsServer,
     MetricsCollector,
+    Dashboard,
 ):
     _public.__module__ = __name__
 del _public

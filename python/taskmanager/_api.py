@@ -24,6 +24,7 @@ from typing import (
 
 from . import _lifetime, _logging, _names, _worker
 from ._handle import TaskHandle
+from ._dashboard import Dashboard
 from ._metrics import MetricsServer
 from ._taskmanager import ManagerCore, ModuleCore, Retry, SharedSchedule
 from ._types import (
@@ -117,6 +118,16 @@ def _key_name(key: object) -> str:
         return repr(str(key))
     except Exception:
         return f"<unprintable {_type_name(key)} key>"
+
+
+def _check_listen(port: object, host: object, token: object) -> None:
+    """The address and token of a server this package starts."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"host must be a non-empty str, got {host!r}")
+    if token is not None and (not isinstance(token, str) or not token):
+        raise TypeError("token must be a non-empty str (or None)")
 
 
 def _check_task_dict(task: object, allowed: FrozenSet[str], call: str) -> Mapping[str, Any]:
@@ -667,14 +678,19 @@ class TaskManager:
         ``port=0`` picks a free port. Loopback by default: give ``host``
         (``"0.0.0.0"``) to be scraped from elsewhere, and ``token`` to
         require ``Authorization: Bearer <token>``."""
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
-        if not isinstance(host, str) or not host:
-            raise TypeError(f"host must be a non-empty str, got {host!r}")
-        if token is not None and (not isinstance(token, str) or not token):
-            raise TypeError("token must be a non-empty str (or None)")
+        _check_listen(port, host, token)
         self.enable_metrics()
         return MetricsServer(self, host, port, token)
+
+    def serve_dashboard(self, port: int = 0, host: str = "127.0.0.1", *, token: Optional[str] = None) -> Dashboard:
+        """Serves the live dashboard (as ``python -m taskmanager dashboard``)
+        of this manager from a daemon thread: with a broker, the whole
+        cluster's; without, this process's modules and tasks. Returns the
+        :class:`Dashboard` (its ``url``, ``close()``). Loopback by default;
+        another ``host`` needs a ``token`` (``ValueError`` without one),
+        then asked of every API call (open the page at ``url#token=...``)."""
+        _check_listen(port, host, token)
+        return Dashboard(self, host, port, token)
 
     def cluster_stats(self) -> ClusterStats:
         """With a broker: the whole cluster sharing its Redis and key prefix,

@@ -6,7 +6,8 @@
   the broker's dead-letter set (``--json`` on the read verbs);
 - ``schedules MODULE:ATTRIBUTE list|pause KEY|resume KEY|remove KEY``: the
   shared recurring schedules in Redis, also those no program registers any
-  more (``--json`` on ``list``).
+  more (``--json`` on ``list``);
+- ``dashboard MODULE:ATTRIBUTE``: a live web page of it (``_dashboard.py``).
 
 Each loads the program's ``TaskManager`` as the worker does (its module is
 imported, so its Module subclasses and broker settings are the program's
@@ -21,7 +22,9 @@ import datetime
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import List, Optional
 
@@ -105,6 +108,49 @@ def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         verbs.add_parser(verb, help=f"{verb} the schedule KEY: {what}").add_argument("key")
 
 
+def _dashboard_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve a live web page of the cluster (workers, queues, schedules, dead letters)",
+        description="Serves a page that updates every second: workers, modules and their queues over time, "
+        "schedules (pause, resume), dead letters (requeue, purge), a task by id. Loopback unless --host "
+        "says otherwise, which then needs a token.",
+    )
+    _target(dashboard)
+    dashboard.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0: a free one)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="the address (default 127.0.0.1)")
+    dashboard.add_argument(
+        "--token",
+        default=os.environ.get("TASKMANAGER_DASHBOARD_TOKEN"),
+        help="require this bearer token (open the page at URL#token=TOKEN); needed off loopback "
+        "(default: $TASKMANAGER_DASHBOARD_TOKEN)",
+    )
+
+
+def _dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._dashboard import Dashboard
+
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be from 0 to 65535, got {args.port}")
+    manager = load(args.target, "dashboard", needs_broker=False)
+    try:
+        server = Dashboard(manager, args.host, args.port, args.token)
+    except ValueError as e:
+        parser.error(str(e))
+    except OSError as e:
+        parser.error(f"cannot listen on {args.host}:{args.port}: {e}")
+    where = "the whole cluster (Redis)" if manager._broker is not None else "this process only (no broker)"
+    print(f"dashboard of {args.target}, {where}, at {server.url}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.close()
+    return 0
+
+
 def _schedules(args: argparse.Namespace) -> int:
     manager = load(args.target, "schedules")
     if args.verb == "list":
@@ -176,7 +222,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     _worker_parser(commands)
     _dead_parser(commands)
     _schedules_parser(commands)
+    _dashboard_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "dashboard":
+        logging.basicConfig(level="WARNING")
+        return _dashboard(args, parser)
     if args.command in ("dead-letters", "schedules"):
         logging.basicConfig(level="WARNING")
         return _dead_letters(args, parser) if args.command == "dead-letters" else _schedules(args)
