@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from taskmanager import MetricsCollector, Module, RemoteError, Retry, TaskManager
+from taskmanager import DeadLettered, MetricsCollector, Module, RemoteError, Retry, TaskManager
 
 from _util import GATES, SOON, note, seen, wait_until
 from test_worker_command import HERE, Cluster
@@ -248,13 +248,18 @@ def test_serve_metrics_bad_arguments_are_typed_errors_naming_them(manager, kwarg
 
 
 def test_the_worker_command_serves_its_metrics_and_the_clusters(redis_server, tmp_path):
-    c = Cluster(redis_server.url, tmp_path)
+    # The submitter has the task `newer`, the worker does not: the worker
+    # dead-letters it after a second, and counts it.
+    c = Cluster(redis_server.url, tmp_path, TM_UNRUNNABLE_AFTER=1, TM_NEWER=1)
     try:
-        worker = c.worker("--metrics-port", "0")
+        worker = c.worker("--metrics-port", "0", TM_NEWER="")
         app = c.submitter()
         handles = [app.jobs.add_task(app.jobs.slow, args=[0.0, f"m{i}"]) for i in range(4)]
         for h in handles:
             assert h.result(timeout=20)["pid"] == worker.pid
+        unrunnable = app.manager.add_task({"method": app.newer, "args": ["x"]})
+        with pytest.raises(DeadLettered):
+            unrunnable.result(timeout=20)
         # The worker logs where it serves them (port 0: a free one).
         url = None
         deadline = time.monotonic() + 20
@@ -271,6 +276,8 @@ def test_the_worker_command_serves_its_metrics_and_the_clusters(redis_server, tm
         assert value(found, "taskmanager_cluster_readable") == 1
         assert value(found, "taskmanager_cluster_workers", state="alive") == 1
         assert value(found, "taskmanager_cluster_tasks_queued", module=m) == 0
+        dead = value(found, "taskmanager_tasks_dead_lettered_total", module="default", task="_worker_app:newer")
+        assert dead == 1
     finally:
         c.close()
 
