@@ -19,7 +19,8 @@ Scenarios (``scenario`` / ``system`` / ``metric`` names as in the JSON):
     200,000 no-op Python tasks (50,000 with --quick) submitted one by one to
     a 2-worker pool, timed from the first submission until every handle is
     done (``concurrent.futures.wait`` on all of them). Systems:
-    ``taskmanager`` (``Module(max_workers=2).add_task``) and
+    ``taskmanager`` (``Module(max_workers=2).add_task``; also
+    ``taskmanager-metrics``, the same with ``enable_metrics()``) and
     ``ThreadPoolExecutor`` (``max_workers=2``, ``submit``).
 
 ``py-lateness``  (metrics ``p50_us``, ``p99_us``, lower is better; ``tasks_run``)
@@ -186,8 +187,10 @@ def _time_submissions(submit: Callable[[Callable[[], None]], Any], n: int) -> Di
     return {"tasks_per_s": n / elapsed}
 
 
-def throughput_taskmanager(n: int) -> Dict[str, float]:
+def throughput_taskmanager(n: int, metrics: bool = False) -> Dict[str, float]:
     manager, module = _new_manager(2)
+    if metrics:
+        manager.enable_metrics()
     try:
         return _time_submissions(module.add_task, n)
     finally:
@@ -655,6 +658,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ["tasks_per_s"],
             [
                 (TM, lambda: throughput_taskmanager(n_tp)),
+                (f"{TM}-metrics", lambda: throughput_taskmanager(n_tp, metrics=True)),
                 ("ThreadPoolExecutor", lambda: throughput_threadpool(n_tp)),
             ],
         ),

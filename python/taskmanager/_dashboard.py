@@ -84,6 +84,7 @@ def overview(manager: "TaskManager", dead_letters: int = 20) -> Dict[str, Any]:
                 for m in manager._live_modules()
             ],
             "tasks": _jsonable(manager.get_tasks()),
+            "running": [{"id": i, "name": n} for i, n in manager._core.running_tasks()],
         },
     }
     if manager._broker is not None:

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -206,8 +207,14 @@ def test_in_process_it_shows_this_process_and_says_so(browser):
             def poll(self):
                 return 1
 
+            def hold(self, gate):
+                gate.wait(30)
+
         polls = Polls(task_manager=manager, max_workers=2)
         assert polls.add_task(polls.poll).result(5) == 1
+        gate = threading.Event()
+        held = polls.add_task(polls.hold, args=(gate,))
+        ticks = polls.schedule_task(polls.poll, 60, reoccurring=True, name="every-minute")
         server = manager.serve_dashboard()
         try:
             page = browser.new_page()
@@ -215,7 +222,11 @@ def test_in_process_it_shows_this_process_and_says_so(browser):
             expect(page.locator("#mode")).to_have_text("in-process: this process only", timeout=WAIT)
             row = page.locator("#modules tr[data-module='Polls']")
             expect(row.locator("td").nth(4)).to_have_text("1", timeout=WAIT)  # completed
+            expect(page.locator(f"#running tr[data-running='{held.id}']")).to_contain_text("Polls.hold")
+            expect(page.locator(f"#tasks tr[data-task='{ticks.id}']")).to_contain_text("every-minute")
             expect(page.locator("#schedules .empty")).to_contain_text("need a broker")
+            gate.set()
+            expect(page.locator("#running .empty")).to_have_text("nothing running", timeout=WAIT)
             page.close()
         finally:
             server.close()
