@@ -135,8 +135,14 @@ fn throughput(scenario: &'static str, producers: usize, quick: bool, reps: usize
     let n = if quick { 200_000 } else { 1_000_000 };
     let mut s = Samples::new(scenario);
     for _ in 0..reps {
-        {
+        // taskmanager-metrics: the same with metrics on (each run counted
+        // and timed, into lib.rs's atomic recorder).
+        for (system, metrics) in [("taskmanager", false), ("taskmanager-metrics", true)] {
             let manager = TaskManager::new();
+            if metrics {
+                taskmanager_benches::install_atomic_recorder();
+                manager.enable_metrics();
+            }
             manager.start_thread().unwrap();
             let module = Module::new(&manager, 2).unwrap();
             let v = time_tasks(n, producers, move |latch, count| {
@@ -144,7 +150,7 @@ fn throughput(scenario: &'static str, producers: usize, quick: bool, reps: usize
                     drop(module.add_task(move || latch.hit()).unwrap());
                 }
             });
-            s.add("taskmanager", "tasks_per_s", "tasks/s", v);
+            s.add(system, "tasks_per_s", "tasks/s", v);
         }
         {
             let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();

@@ -37,7 +37,7 @@ LAYERS = [
     {"sync", "unwind", "schedule", "recurrence", "misfire", "clock", "remote_error", "timer", "timer/heap", "err", "event", "task", "batch", "report",
      "lifecycle", "threads", "cluster", "retry", "limit", "limited",
      # metrics through the `metrics` facade (feature `metrics`, issue 28).
-     "metrics",
+     "metrics", "metrics/batch", "metrics/off", "metrics/on",
      # calendar schedules: cron expressions in time zones (issue 27).
      "calendar", "calendar/cron", "calendar/error", "calendar/parse", "calendar/policy", "calendar/search"},
     # 1, task cells and their state machine.

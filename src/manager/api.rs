@@ -318,7 +318,10 @@ impl TaskManager {
     /// application installed (a Prometheus exporter, say). Off until then:
     /// a task costs nothing more. Names, labels and what each measures: see
     /// the README's "Metrics". At most 1,000 task names are labelled; the
-    /// rest count as `task="_other"`.
+    /// rest count as `task="_other"`. Each worker hands its counts to the
+    /// recorder in batches (every 64 runs, when it runs out of work, and at
+    /// [`sample_metrics`](Self::sample_metrics)): call that before a
+    /// scrape.
     ///
     /// ```
     /// let manager = taskmanager::TaskManager::new();
@@ -331,10 +334,12 @@ impl TaskManager {
         shared.sample_metrics();
     }
 
-    /// Sets every module's gauges (queued, workers, timers pending) from
-    /// its counts now; they also move as tasks are queued and run. Call it
-    /// before a scrape for exact figures. Nothing without
-    /// [`enable_metrics`](Self::enable_metrics).
+    /// Hands every worker's batch of counts to the recorder and sets every
+    /// module's gauges (queued, running, workers, timers pending) from its
+    /// counts now. Gauges move only then (setting them at
+    /// every run would cost each run more than all its counters): call it
+    /// before each scrape, or every few seconds from a recurring task.
+    /// Nothing without [`enable_metrics`](Self::enable_metrics).
     #[cfg(feature = "metrics")]
     pub fn sample_metrics(&self) {
         self.inner.shared.sample_metrics();

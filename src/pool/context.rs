@@ -2,17 +2,17 @@
 //! of the module that runs it (see [`RunContext`]), and the token by which
 //! the timer knows the worker that holds a recurring task.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::counts::WorkerSlot;
 use super::ready::UNMEASURED;
 use super::Pool;
 use crate::event::Events;
 use crate::job::{Core, Job, RunContext};
-use crate::metrics::TaskSeries;
+use crate::metrics::Outcome;
 use crate::schedule::Nanos;
 
 /// A worker's side of running a job: see [`RunContext`].
@@ -25,8 +25,8 @@ pub(super) struct Context<'a> {
     /// When the job could first run (see `Queued::ready_at`): the later of
     /// its queueing and its due time.
     pub(super) ready_at: Nanos,
-    /// With metrics on: the running task's series and its start.
-    pub(super) series: RefCell<Option<(Arc<TaskSeries>, Instant)>>,
+    /// With metrics on: the run's start, on the manager's clock.
+    metered_from: Cell<Option<Nanos>>,
 }
 
 impl<'a> Context<'a> {
@@ -39,35 +39,16 @@ impl<'a> Context<'a> {
         (queued, not_before): (Nanos, Nanos),
     ) -> Self {
         let ready_at = if queued == UNMEASURED { UNMEASURED } else { queued.max(not_before) };
-        Context { module, slot, started, ready_at, series: RefCell::new(None) }
+        Context { module, slot, started, ready_at, metered_from: Cell::new(None) }
     }
 
-    /// The series of `core`'s task, if metrics are on (the worker keeps
-    /// the last one it used: most workers run one task name over and over).
-    fn series_of(&self, core: &Core) -> Option<Arc<TaskSeries>> {
-        let pool = self.module;
-        if !pool.rt.metrics.is_on() {
-            return None;
+    /// Counts the end of a metered run (see `mark_running`) in the
+    /// worker's batch.
+    fn ended(&self, outcome: Outcome) {
+        if let Some(from) = self.metered_from.take() {
+            let took = Duration::from_nanos(self.now().saturating_sub(from));
+            self.slot.batch().ended(outcome, took);
         }
-        let name = core.given_name();
-        let mut last = self.slot.series.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((last_name, series)) = last.as_ref() {
-            if last_name.as_ref() == name {
-                return Some(Arc::clone(series));
-            }
-        }
-        let series = pool.rt.metrics.task(&pool.name, name)?;
-        *last = Some((name.cloned(), Arc::clone(&series)));
-        Some(series)
-    }
-
-    /// The run's series and how long it took, once (at its end).
-    fn ended(&self) -> Option<(Arc<TaskSeries>, Duration)> {
-        let (series, start) = self.series.borrow_mut().take()?;
-        if let Some(gauges) = self.module.gauges() {
-            gauges.run(false, self.module.queued());
-        }
-        Some((series, start.elapsed()))
     }
 }
 
@@ -91,16 +72,15 @@ impl RunContext for Context<'_> {
     /// For `stats().running` and `running_tasks()`; `count_run` clears it.
     fn mark_running(&self, core: &Core, due: Option<Nanos>) {
         self.slot.current.store(core.id(), Relaxed);
-        if let Some(series) = self.series_of(core) {
+        let pool = self.module;
+        if pool.rt.metrics.is_on() {
             let started = self.started();
             let since = |at: Nanos| Duration::from_nanos(started.saturating_sub(at));
             let waited = (self.ready_at != UNMEASURED).then(|| since(self.ready_at));
-            series.started(waited, due.map(since));
-            if let Some(gauges) = self.module.gauges() {
-                self.module.sample_gauges();
-                gauges.run(true, self.module.queued());
+            let task = (&pool.name, core.given_name());
+            if self.slot.batch().started(&pool.rt.metrics, task, waited, due.map(since)) {
+                self.metered_from.set(Some(started));
             }
-            *self.series.borrow_mut() = Some((series, Instant::now()));
         }
     }
 
@@ -109,22 +89,19 @@ impl RunContext for Context<'_> {
     fn count_run(&self, failed: bool) {
         self.slot.counts.count_run(failed);
         self.slot.current.store(0, Relaxed);
-        if let Some((series, took)) = self.ended() {
-            series.ended(failed, took);
-        }
+        self.ended(if failed { Outcome::Failed } else { Outcome::Succeeded });
     }
 
     /// Not failed: the task runs again; no longer running meanwhile.
     fn count_retry(&self) {
         self.slot.counts.count_retry();
         self.slot.current.store(0, Relaxed);
-        if let Some((series, took)) = self.ended() {
-            series.retried(took);
-        }
+        self.ended(Outcome::Retried);
     }
 
     fn count_skipped(&self, core: &Core, ticks: u64) {
-        if let Some(series) = self.series_of(core) {
+        let pool = self.module;
+        if let Some(series) = pool.rt.metrics.task(&pool.name, core.given_name()) {
             series.skipped(ticks);
         }
     }

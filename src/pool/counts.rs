@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::Pool;
 use crate::job::Job;
-use crate::metrics::LastSeries;
+use crate::metrics::Batch;
 use crate::report::{RunningTask, Stats};
 use crate::sync::{lock, AtomicU64, Mutex};
 
@@ -39,9 +39,16 @@ pub(crate) struct WorkerSlot {
     /// What this worker's runs came to; on its own cache line, so counting
     /// costs no sharing.
     pub(crate) counts: Counts,
-    /// With metrics on, the series of the task name this worker ran last
-    /// (see `Context::series_of`); only its worker takes the lock.
-    pub(crate) series: std::sync::Mutex<LastSeries>,
+    /// With metrics on, this worker's runs not yet given to the recorder
+    /// (see `metrics/batch.rs`). Its worker takes the lock at each run's
+    /// start and end; a reader of the metrics, to hand them over.
+    batch: std::sync::Mutex<Batch>,
+}
+
+impl WorkerSlot {
+    pub(crate) fn batch(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 std::thread_local! {

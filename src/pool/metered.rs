@@ -1,7 +1,6 @@
 //! What a module tells its metrics (see `metrics.rs`): its gauges, the
 //! time a queued job could first run, and cancels by task name.
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 
 use super::counts::WorkerSlot;
@@ -72,10 +71,15 @@ impl Pool {
         self.rt.metrics.is_on().then(|| job.share()).flatten()
     }
 
-    /// Sets this module's gauges from its counts, if metrics are on.
+    /// Hands every worker's batch of runs to the recorder and sets this
+    /// module's gauges from its counts, if metrics are on.
     pub(crate) fn sample_gauges(&self) {
         if let Some(gauges) = self.gauges() {
-            gauges.set(self.ready.len(), self.alive.load(SeqCst), self.timers.load(Relaxed));
+            for slot in crate::sync::lock(&self.workers).iter() {
+                slot.batch().flush();
+            }
+            let stats = self.stats();
+            gauges.set(stats.queued, stats.running, stats.workers, stats.pending_timers);
         }
     }
 }

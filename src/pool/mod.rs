@@ -24,7 +24,7 @@ use crate::lifecycle::Phase;
 use crate::metrics::ModuleGauges;
 use crate::runtime::Runtime;
 use crate::schedule::Nanos;
-use crate::sync::{fence, lock, AtomicUsize, Condvar, Mutex};
+use crate::sync::{fence, lock, yield_now, AtomicUsize, Condvar, Mutex};
 use crate::timer::driver::{Target, Timer};
 
 #[cfg(feature = "redis")]
@@ -43,14 +43,14 @@ pub(crate) struct Pool {
     pub(crate) name: Arc<str>,
     pub(crate) rt: Arc<Runtime>,
     /// Due work, from every source (see `ready.rs`): what workers take.
-    pub(super) ready: ReadyQueue,
+    ready: ReadyQueue,
     /// The manager's timer, where this pool's scheduled work waits.
     timer: Arc<Timer<Pool>>,
     /// std's: changed only before the manager starts, when no worker exists
     /// (see `set_max_workers`), so never part of a hand-off.
     max_workers: std::sync::atomic::AtomicUsize,
     /// Workers that exist (or are being started); never above max_workers.
-    pub(super) alive: AtomicUsize,
+    alive: AtomicUsize,
     /// Workers waiting for work (on `wake`, or about to).
     idle: AtomicUsize,
     /// Idle workers sleep on `wake` under `park`; see `wait_for_work`.
@@ -63,7 +63,7 @@ pub(crate) struct Pool {
     counts: Counts,
     /// Entries of this module in the manager's timer; changed under the
     /// timer lock.
-    pub(super) timers: AtomicUsize,
+    timers: AtomicUsize,
     peak: AtomicUsize, // the most workers alive at once
     /// Failed worker starts in a row (for the retry backoff). std's: a
     /// count for logs, not part of any hand-off.
@@ -73,7 +73,7 @@ pub(crate) struct Pool {
     pub(crate) retry: std::sync::OnceLock<Arc<crate::Retry>>,
     /// Made when metrics are first on here (see `metrics.rs`). std's:
     /// set once.
-    pub(super) gauges: std::sync::OnceLock<ModuleGauges>,
+    gauges: std::sync::OnceLock<ModuleGauges>,
 }
 
 impl Pool {
@@ -144,7 +144,6 @@ impl Pool {
         }
         let queued = Queued { job: JobRef::new(queued), not_before: 0, ready_at: self.ready_at() };
         self.ready.try_push(queued).map_err(|capacity| SubmitError::QueueFull { capacity })?;
-        self.sample_gauges();
         fence(SeqCst);
         match life.phase() {
             Phase::Created => Ok(()),
@@ -294,6 +293,23 @@ impl Pool {
     fn announce_wake(self: &Arc<Self>) {
         self.rt.woken_module.store(Arc::as_ptr(self) as usize, Relaxed);
         self.rt.wakes.fetch_add(1, Relaxed);
+    }
+
+    /// Between jobs: if another module's worker was woken since this worker
+    /// last looked, yields the CPU once, so that the woken worker runs now
+    /// instead of after this worker's time slice. When every core runs busy
+    /// workers of one module, the kernel does not always let a woken thread
+    /// preempt them, and a one-microsecond job of another module could wait
+    /// milliseconds. Costs one load of a rarely written word per job.
+    pub(super) fn make_way(self: &Arc<Self>, wakes_seen: &mut u64) {
+        let wakes = self.rt.wakes.load(Relaxed);
+        if wakes == *wakes_seen {
+            return;
+        }
+        *wakes_seen = wakes;
+        if self.rt.woken_module.load(Relaxed) != Arc::as_ptr(self) as usize {
+            yield_now();
+        }
     }
 }
 

@@ -55,6 +55,7 @@ impl Pool {
                 streak += 1;
             }
             streak = 0;
+            slot.batch().flush(); // out of work: its metrics are due now
             let woke = if slot.holding.load(Relaxed) && self.rt.batch_runner.is_some() {
                 self.run_held(&slot)
             } else {
@@ -73,6 +74,7 @@ impl Pool {
                 Some(Woke::Idle) => {}
             }
         }
+        slot.batch().flush();
         let mut workers = lock(&self.workers);
         // Its counts move to the module's under the same lock a reader
         // takes, so a snapshot never counts them twice or not at all.
@@ -176,23 +178,6 @@ impl Pool {
             }
         });
         woke
-    }
-
-    /// Between jobs: if another module's worker was woken since this worker
-    /// last looked, yields the CPU once, so that the woken worker runs now
-    /// instead of after this worker's time slice. When every core runs busy
-    /// workers of one module, the kernel does not always let a woken thread
-    /// preempt them, and a one-microsecond job of another module could wait
-    /// milliseconds. Costs one load of a rarely written word per job.
-    fn make_way(self: &Arc<Self>, wakes_seen: &mut u64) {
-        let wakes = self.rt.wakes.load(Relaxed);
-        if wakes == *wakes_seen {
-            return;
-        }
-        *wakes_seen = wakes;
-        if self.rt.woken_module.load(Relaxed) != Arc::as_ptr(self) as usize {
-            yield_now();
-        }
     }
 
     /// The next queued job, waiting a few microseconds for one before
