@@ -26,10 +26,12 @@ from ._types import (
     DeadLetter,
     Event,
     ModuleLoad,
+    Outcomes,
     ScheduleInfo,
     ShutdownTimedOut,
     Stats,
     TaskInfo,
+    TaskOutcomes,
     WorkerInfo,
 )
 
@@ -58,6 +60,8 @@ __all__ = [
     "ModuleLoad",
     "ScheduleInfo",
     "WorkerInfo",
+    "TaskOutcomes",
+    "Outcomes",
 ]
 
 # The public names live here, whatever file defines them.
@@ -79,6 +83,8 @@ for _public in (
     ModuleLoad,
     ScheduleInfo,
     WorkerInfo,
+    TaskOutcomes,
+    Outcomes,
 ):
     _public.__module__ = __name__
 del _public

@@ -6,17 +6,22 @@
 - ``schedules MODULE:ATTRIBUTE list|pause KEY|resume KEY|remove KEY``: the
   shared recurring schedules in Redis, also those no program registers any
   more (``--json`` on ``list``).
+- ``status MODULE:ATTRIBUTE``: workers alive and dead, each module's
+  queued, running and delayed tasks with how its tasks ended (totals and
+  rates), schedules, dead letters (``_status.py``; ``--json``);
+- ``tasks MODULE:ATTRIBUTE show ID``: a task's state, result or error, and
+  attempts (``--json``).
 
 Each loads the program's ``TaskManager`` as the worker does (its module is
 imported, so its Module subclasses and broker settings are the program's
-own) and talks to its Redis; it needs no worker running.
+own) and talks to its Redis; it needs no worker running. (``status``
+also takes a manager without a broker, and says what little it can see.)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -24,6 +29,7 @@ import sys
 import time
 from typing import List, Optional
 
+from ._status import json_value, show_task, status
 from ._worker import DRAINED, load, run_worker
 
 
@@ -92,12 +98,40 @@ def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         verbs.add_parser(verb, help=f"{verb} the schedule KEY: {what}").add_argument("key")
 
 
+def _status_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    status = commands.add_parser(
+        "status",
+        help="the cluster at a glance: workers, modules, task outcomes, schedules, dead letters",
+        description="Reads the cluster from Redis: workers alive and dead (host, pid, modules, what each holds, "
+        "when last seen); per module queued, running and delayed tasks, and how its tasks ended (succeeded, "
+        "failed, retried, dead-lettered, cancelled: totals, and per minute over the last 1 and 5 minutes); "
+        "schedules with their next run; the dead-letter count and the newest few.",
+    )
+    _target(status)
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    tasks = commands.add_parser(
+        "tasks",
+        help="look up one task by id",
+        description="What Redis holds of a task sent through the broker, by its id (a handle's task_id).",
+    )
+    _target(tasks)
+    verbs = tasks.add_subparsers(dest="verb", required=True)
+    show = verbs.add_parser(
+        "show",
+        help="a task's state, result or error, and attempts",
+        description="State (finished, failed, dead, delayed), its result or its error, and its attempts (the "
+        "attempt that ran last, and how many times it was delivered). Exits 1 if Redis holds nothing under ID.",
+    )
+    show.add_argument("id", metavar="ID", help="the task's id (a handle's task_id)")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+
+
 def _schedules(args: argparse.Namespace) -> int:
     manager = load(args.target, "schedules")
     if args.verb == "list":
         schedules = manager.cluster_stats().schedules
         if args.json:
-            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2, default=_json_value))
+            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2, default=json_value))
             return 0
         if not schedules:
             print("no shared schedules")
@@ -163,7 +197,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     _worker_parser(commands)
     _dead_parser(commands)
     _schedules_parser(commands)
+    _status_parsers(commands)
     args = parser.parse_args(argv)
+    if args.command == "status":
+        logging.basicConfig(level="WARNING")
+        return status(load(args.target, "status", need_broker=False), args.target, args.json)
+    if args.command == "tasks":
+        logging.basicConfig(level="WARNING")
+        if not args.id.strip():
+            parser.error("tasks show: ID must not be empty")
+        return show_task(load(args.target, "tasks"), args.id, args.json)
     if args.command in ("dead-letters", "schedules"):
         logging.basicConfig(level="WARNING")
         return _dead_letters(args, parser) if args.command == "dead-letters" else _schedules(args)
@@ -182,11 +225,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def _json_value(value: object) -> object:
-    """What ``--json`` prints of a value JSON has no type for: a datetime
-    as ISO 8601 text, with its offset."""
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON: {type(value).__name__}")

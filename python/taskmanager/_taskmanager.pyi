@@ -76,11 +76,12 @@ class ManagerCore:
     def shared_schedule(self, key: str) -> SharedSchedule: ...
     def task_state(self, id: str) -> str: ...
     def result(self, id: str, timeout: Optional[float] = None) -> Any: ...
+    def attempts(self, id: str) -> Optional[Tuple[int, Optional[int]]]: ...
     def cancel_pending(self) -> int: ...
     def cluster_stats(
         self,
     ) -> Tuple[
-        List[Tuple[str, int, int]],
+        List[Tuple[str, int, int, int]],
         int,
         List[
             Tuple[
@@ -89,6 +90,15 @@ class ManagerCore:
             ]
         ],
         List[Tuple[str, str, int, List[str], float, bool, int, int]],
+        int,
+        List[
+            Tuple[
+                str, str,
+                Tuple[int, int, int, int, int],
+                Tuple[float, float, float, float, float],
+                Tuple[float, float, float, float, float],
+            ]
+        ],
         int,
     ]: ...
     def outstanding(self) -> int: ...

@@ -248,7 +248,7 @@ impl Ender {
             rec: task.rec,
             place,
             ok: result.is_ok(),
-            result: encode_result(result),
+            result: encode_result(result, task.attempt),
             retry: retry.map(|(attempt, after)| (millis(after), attempt + 1)),
             ttl: task.ttl,
         };
@@ -272,7 +272,7 @@ impl Ender {
     ) -> Option<Claimed> {
         let module = &self.module;
         let reason = format!("retries used up: attempt {} failed ({error})", task.attempt);
-        let last = encode_result(result);
+        let last = encode_result(result, task.attempt);
         let moved = self.broker.with_conn(|conn| {
             self.broker.dead_letter(
                 conn,

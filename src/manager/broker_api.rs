@@ -9,9 +9,11 @@ use crate::err::SubmitError;
 
 impl TaskManager {
     /// With a broker: the whole cluster sharing its Redis and key prefix,
-    /// read from Redis: each module's queued and running tasks, delayed
-    /// tasks, shared schedules, and the worker processes seen (alive or
-    /// dead, with what each holds and what was taken over from it).
+    /// read from Redis: each module's queued, running and delayed tasks,
+    /// shared schedules, the worker processes seen (alive or dead, with
+    /// what each holds and what was taken over from it), how the tasks of
+    /// each name ended (totals and rates, see
+    /// [`TaskOutcomes`](crate::TaskOutcomes)) and the dead-letter count.
     ///
     /// # Errors
     /// [`SubmitError::Broker`] without a broker, or if Redis cannot be
@@ -68,6 +70,17 @@ impl TaskManager {
     /// within the broker timeout.
     pub fn lookup(&self, id: &str) -> Result<crate::TaskLookup, SubmitError> {
         self.broker_or_err()?.lookup(id)
+    }
+
+    /// With a broker: how many times the task `id` ran (its attempt, and
+    /// that attempt's deliveries), as its stored result, its retry waiting,
+    /// or its dead letter records it; None if Redis holds none of them
+    /// (queued, running, its result expired, or no such task).
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn attempts(&self, id: &str) -> Result<Option<crate::Attempts>, SubmitError> {
+        self.broker_or_err()?.attempts(id)
     }
 
     /// With a broker: waits up to `timeout` for the outcome of the task

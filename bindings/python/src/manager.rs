@@ -138,14 +138,28 @@ pub(crate) type ScheduleTuple = (
     (Option<String>, Option<String>, Option<f64>, u64),
 );
 
+/// `Outcomes` for Python: succeeded, failed, retried, dead_lettered,
+/// cancelled.
+pub(crate) type OutcomesTuple<T> = (T, T, T, T, T);
+
+/// `TaskOutcomes` for Python: module, name, totals, per minute over the
+/// last minute and the last 5.
+pub(crate) type TaskOutcomesTuple = (String, String, OutcomesTuple<u64>, OutcomesTuple<f64>, OutcomesTuple<f64>);
+
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
-    Vec<(String, usize, usize)>,
+    Vec<(String, usize, usize, usize)>,
     usize,
     Vec<ScheduleTuple>,
     Vec<(String, String, u32, Vec<String>, f64, bool, usize, u64)>,
     u64,
+    Vec<TaskOutcomesTuple>,
+    usize,
 );
+
+fn outcomes_tuple<T>(o: taskmanager::Outcomes<T>) -> OutcomesTuple<T> {
+    (o.succeeded, o.failed, o.retried, o.dead_lettered, o.cancelled)
+}
 
 /// The Rust manager behind a `taskmanager.TaskManager`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
@@ -353,6 +367,13 @@ impl ManagerCore {
         })
     }
 
+    /// `TaskManager.attempts`: (attempt, deliveries) of task `id`, as
+    /// Redis records them, or None (see `taskmanager::Attempts`).
+    fn attempts(&self, py: Python<'_>, id: &str) -> PyResult<Option<(u32, Option<u64>)>> {
+        let found = lifetime::detach(py, || self.manager.attempts(id)).map_err(submit_error)?;
+        Ok(found.map(|a| (a.attempt, a.deliveries)))
+    }
+
     /// `TaskManager.result`: task `id`'s value, or its exception raised,
     /// waiting up to `timeout` seconds (None: for good), a tenth of a
     /// second at a time so that Ctrl-C interrupts it; TimeoutError if none
@@ -422,11 +443,13 @@ impl ManagerCore {
     }
 
     /// `TaskManager.cluster_stats()`, as tuples: (modules as (name,
-    /// queued, running), delayed, schedules as (key, module, name,
+    /// queued, running, delayed), delayed, schedules as (key, module, name,
     /// interval, next_due, paused, running, ticks, skipped, failures,
     /// (cron, zone, next_run in seconds since the epoch, coalesced)),
     /// workers as (id, host, pid, modules, last_seen, alive, running,
-    /// reclaimed_from), reclaimed).
+    /// reclaimed_from), reclaimed, outcomes as (module, name, totals, per
+    /// minute over 1 and over 5 minutes), each as `OutcomesTuple`, dead
+    /// letters).
     fn cluster_stats(&self, py: Python<'_>) -> PyResult<ClusterTuple> {
         let stats = lifetime::detach(py, || self.manager.cluster_stats()).map_err(|e| match e {
             taskmanager::SubmitError::Broker(why) => pyo3::exceptions::PyConnectionError::new_err(format!(
@@ -434,7 +457,7 @@ impl ManagerCore {
             )),
             e => PyRuntimeError::new_err(e.to_string()),
         })?;
-        let modules = stats.modules.into_iter().map(|m| (m.name, m.queued, m.running)).collect();
+        let modules = stats.modules.into_iter().map(|m| (m.name, m.queued, m.running, m.delayed)).collect();
         let schedules = stats
             .schedules
             .into_iter()
@@ -457,7 +480,15 @@ impl ManagerCore {
                 (w.id, w.host, w.pid, w.modules, seen, w.alive, w.running, w.reclaimed_from)
             })
             .collect();
-        Ok((modules, stats.delayed, schedules, workers, stats.reclaimed))
+        let outcomes = stats
+            .outcomes
+            .into_iter()
+            .map(|t| {
+                let rates = (outcomes_tuple(t.per_minute_1), outcomes_tuple(t.per_minute_5));
+                (t.module, t.name, outcomes_tuple(t.total), rates.0, rates.1)
+            })
+            .collect();
+        Ok((modules, stats.delayed, schedules, workers, stats.reclaimed, outcomes, stats.dead_letters))
     }
 
     /// The running tasks as (id, name) pairs.
