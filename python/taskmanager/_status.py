@@ -87,11 +87,22 @@ def _module_rows(cluster: ClusterStats) -> List[Dict[str, Any]]:
     return rows
 
 
-def _outcome_line(total: Dict[str, float], one: Dict[str, float], five: Dict[str, float]) -> str:
-    parts = []
+def _outcome_table(m: Dict[str, Any]) -> List[str]:
+    """A module's outcomes as lines: a row per outcome (total, and per
+    minute over the last 1 and 5 minutes), then its tasks' totals."""
+    if not any(m["total"].values()):
+        return ["    no task of it has ended yet"]
+    lines = [f"    {'outcome':<14}{'total':>8}{'/min 1m':>9}{'/min 5m':>9}"]
     for what in _OUTCOMES:
-        parts.append(f"{what.replace('_', '-')} {int(total[what])} ({one[what]:.1f}/min 1m, {five[what]:.1f}/min 5m)")
-    return "  ".join(parts)
+        one, five = m["per_minute_1"][what], m["per_minute_5"][what]
+        lines.append(f"    {what.replace('_', '-'):<14}{int(m['total'][what]):>8}{one:>9.1f}{five:>9.1f}")
+    tasks = []
+    for t in m["tasks"]:
+        counts = [f"{what.replace('_', '-')} {t['total'][what]}" for what in _OUTCOMES if t["total"][what]]
+        tasks.append(f"{t['name']} ({', '.join(counts) or 'none yet'})")
+    if tasks:
+        lines.append(f"    by task: {'; '.join(tasks)}")
+    return lines
 
 
 def status(manager: "TaskManager", target: str, as_json: bool) -> int:
@@ -124,10 +135,8 @@ def status(manager: "TaskManager", target: str, as_json: bool) -> int:
     print(f"modules: {len(modules)}")
     for m in modules:
         print(f"  {m['name']}  queued {m['queued']}  running {m['running']}  delayed {m['delayed']}")
-        print(f"    {_outcome_line(m['total'], m['per_minute_1'], m['per_minute_5'])}")
-        for t in m["tasks"]:
-            line = _outcome_line(t["total"], t["per_minute_1"], t["per_minute_5"])
-            print(f"    task {t['name']}: {line}")
+        for line in _outcome_table(m):
+            print(line)
     print(f"schedules: {len(cluster.schedules)}")
     for s in cluster.schedules:
         every = f"cron {s.cron!r} in {s.zone}" if s.cron is not None else f"every {s.interval:g}s"
