@@ -84,3 +84,37 @@ fn every_outcome_is_counted_once_per_task_name_with_rates_and_the_attempts_are_k
     assert_eq!(manager.attempts("no-such-task").unwrap(), None);
     manager.shutdown();
 }
+
+#[test]
+fn a_queued_or_running_task_is_located_in_its_stream_by_id() {
+    let server = RedisServer::start();
+    let prefix = named::prefix("l");
+    let manager = named::manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    jobs.register("hold", move |_| {
+        started_tx.send(()).unwrap();
+        release_rx.lock().unwrap().recv_timeout(Duration::from_secs(30)).unwrap();
+        Ok(json!(null))
+    })
+    .unwrap();
+    // Not started: nothing claims it.
+    let handle = jobs.add_named_task("hold", json!([])).unwrap();
+    let id = handle.broker_id().unwrap();
+    let queued = manager.locate(&id).unwrap().expect("queued in its stream");
+    assert_eq!((queued.module.as_str(), queued.name.as_str()), ("jobs", "hold"));
+    assert_eq!((queued.worker, queued.deliveries, queued.attempt), (None, 0, 1));
+    manager.start_thread().unwrap();
+    started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let running = manager.locate(&id).unwrap().expect("held by this worker");
+    // This manager runs it: its id is the task id's first part.
+    assert_eq!(running.worker.as_deref(), Some(id.rsplit_once('-').unwrap().0), "{running:?}");
+    assert_eq!(running.deliveries, 1);
+    release_tx.send(()).unwrap();
+    assert_eq!(named::outcome(handle), Ok(json!(null)));
+    assert_eq!(manager.locate(&id).unwrap(), None);
+    assert_eq!(manager.locate("no-such-task").unwrap(), None);
+    manager.shutdown();
+}

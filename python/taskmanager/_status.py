@@ -8,7 +8,9 @@ without a broker can see only its own process, which is the CLI's fresh
 one: it says so and lists that manager's modules.
 
 ``tasks ... show ID`` reads what Redis holds under a task id: its state,
-its result or error, and its attempts.
+its result or error, and its attempts; for a task Redis has no result,
+delay or dead letter for, it searches the streams (queued, or running and
+on which worker).
 """
 
 from __future__ import annotations
@@ -172,14 +174,20 @@ def _local(stats: Stats) -> Dict[str, Any]:
 
 def show_task(manager: "TaskManager", task_id: str, as_json: bool) -> int:
     state = manager.task_state(task_id)
-    if state == "unknown":
-        print(
-            f"no task {task_id!r}: Redis holds no result, delayed entry or dead letter under that id "
-            "(a task queued or running is not found by id; a result is kept for the result TTL)",
-            file=sys.stderr,
-        )
-        return 1
     fields: Dict[str, Any] = {"id": task_id, "state": state}
+    if state == "unknown":
+        found = manager._broker_core("tasks show").locate(task_id)
+        if found is None:
+            print(
+                f"no task {task_id!r}: Redis holds no result, delayed entry, dead letter or queued or running "
+                "task under that id (a result is kept for the result TTL, then forgotten)",
+                file=sys.stderr,
+            )
+            return 1
+        module, name, worker, deliveries, attempt = found
+        fields.update(state="running" if worker else "queued", module=module, name=name, worker=worker)
+        fields.update(attempt=attempt, deliveries=deliveries)
+        return _print_task(fields, as_json)
     if state in ("finished", "failed", "dead"):
         fields.update(_outcome(manager, task_id))
     if state == "dead":
@@ -188,6 +196,10 @@ def show_task(manager: "TaskManager", task_id: str, as_json: bool) -> int:
             fields["dead_letter"] = dataclasses.asdict(found[0])
     attempts = manager.attempts(task_id)
     fields["attempt"], fields["deliveries"] = attempts if attempts is not None else (None, None)
+    return _print_task(fields, as_json)
+
+
+def _print_task(fields: Dict[str, Any], as_json: bool) -> int:
     if as_json:
         _dump(fields)
         return 0

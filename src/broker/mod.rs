@@ -32,6 +32,7 @@ mod keys;
 mod lease;
 mod listener;
 mod listing;
+mod locate;
 mod lookup;
 mod outcomes;
 mod pace;
@@ -60,6 +61,7 @@ use crate::runtime::Runtime;
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
 pub use dead::DeadLetter;
+pub use locate::InStream;
 pub use lookup::{Attempts, TaskLookup};
 use remote::Place;
 pub(crate) use remote::RemoteCell;

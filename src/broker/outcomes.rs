@@ -54,9 +54,7 @@ end
 /// Acknowledges tasks that ran, any number in one call (a claimer sends
 /// those finished since its last round trip together). For each: `XACK`
 /// and `XDEL` its stream entry and, if its submitter wants the result,
-/// stores it at `P:r:<task id>` (with an expiry, and with `deliveries`,
-/// how many times the group delivered this entry, added to its JSON) and
-/// publishes `<task id>\n<result>` on the submitter's channel (the
+/// stores it at `P:r:<task id>` (with an expiry) and publishes `<task id>\n<result>` on the submitter's channel (the
 /// listener settles from the message, with no read; the stored copy is for
 /// a listener that missed it). An entry no longer pending for the group
 /// (acknowledged already by a worker that reclaimed it) is skipped: one
@@ -88,7 +86,7 @@ end
 pub(super) fn ack_script() -> String {
     format!(
         "{TALLY}{}",
-        r#"
+        r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
   return not first[2] or due < tonumber(first[2])
@@ -101,11 +99,6 @@ for i = 6, #ARGV, 11 do
   if ttl == '' then ttl = ARGV[2] end
   local found = nil
   if retry_ms ~= '' then found = redis.call('XRANGE', stream, entry, entry)[1] end
-  local held = nil
-  if reply ~= '' and not found then
-    local asked, pending = pcall(redis.call, 'XPENDING', stream, ARGV[1], entry, entry, 1)
-    if asked and pending[1] then held = pending[1][4] end
-  end
   if redis.call('XACK', stream, ARGV[1], entry) == 1 then
     n = n + 1
     redis.call('XDEL', stream, entry)
@@ -142,7 +135,6 @@ for i = 6, #ARGV, 11 do
     else
       if ok == '1' then tally(ARGV[3], stream, 'succeeded') else tally(ARGV[3], stream, 'failed') end
       if reply ~= '' then
-        if held then result = string.sub(result, 1, -2) .. ',"deliveries":' .. held .. '}' end
         if tonumber(ttl) > 0 then redis.call('SET', ARGV[3] .. ':r:' .. task, result, 'PX', ttl) end
         redis.call('PUBLISH', reply, task .. '\n' .. result)
       end
@@ -152,7 +144,7 @@ for i = 6, #ARGV, 11 do
 end
 flush_tallies(ARGV[3])
 return n
-"#
+"
     )
 }
 

@@ -16,16 +16,20 @@ use crate::err::{RemoteError, TaskError};
 pub const MIN_RESULT_TTL: Duration = Duration::from_secs(60);
 
 /// A task's outcome as stored in Redis, with the number of the attempt
-/// that came to it (`ACK` adds `deliveries`, that attempt's deliveries).
-pub(super) fn encode_result(result: &Result<Value, RemoteError>, attempt: u32) -> String {
-    match result {
-        Ok(value) => json!({ "ok": value, "attempt": attempt }).to_string(),
+/// that came to it and, where known, how many times that attempt's entry
+/// was delivered (see `Claimed::deliveries`).
+pub(super) fn encode_result(result: &Result<Value, RemoteError>, attempt: u32, deliveries: Option<u64>) -> String {
+    let mut encoded = match result {
+        Ok(value) => json!({ "ok": value }),
         Err(e) => json!({
             "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback, "kinds": e.kinds },
-            "attempt": attempt,
-        })
-        .to_string(),
+        }),
+    };
+    encoded["attempt"] = json!(attempt);
+    if let Some(deliveries) = deliveries {
+        encoded["deliveries"] = json!(deliveries);
     }
+    encoded.to_string()
 }
 
 pub(super) fn decode_result(text: &str) -> Result<Value, TaskError> {

@@ -36,6 +36,10 @@ pub(super) struct Claimed {
     pub(super) retry: String,
     /// Which attempt this is: 1 for the first run.
     pub(super) attempt: u32,
+    /// How many times the group has delivered this entry: 1 as read
+    /// new, more when taken over from dead workers (`lease.rs`); None when
+    /// re-read after a lost reply (not counted here).
+    pub(super) deliveries: Option<u64>,
     /// Its result's TTL in ms, as its submitter asked (empty: the
     /// worker's; 0: publish only).
     pub(super) ttl: String,
@@ -248,7 +252,7 @@ impl Ender {
             rec: task.rec,
             place,
             ok: result.is_ok(),
-            result: encode_result(result, task.attempt),
+            result: encode_result(result, task.attempt, task.deliveries),
             retry: retry.map(|(attempt, after)| (millis(after), attempt + 1)),
             ttl: task.ttl,
         };
@@ -272,7 +276,7 @@ impl Ender {
     ) -> Option<Claimed> {
         let module = &self.module;
         let reason = format!("retries used up: attempt {} failed ({error})", task.attempt);
-        let last = encode_result(result, task.attempt);
+        let last = encode_result(result, task.attempt, task.deliveries);
         let moved = self.broker.with_conn(|conn| {
             self.broker.dead_letter(
                 conn,

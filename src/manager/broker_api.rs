@@ -83,6 +83,18 @@ impl TaskManager {
         self.broker_or_err()?.attempts(id)
     }
 
+    /// With a broker: the task `id` found in its stream, queued or held by
+    /// a worker (see [`InStream`](crate::InStream)), which
+    /// [`lookup`](Self::lookup) cannot tell; None if no stream holds it.
+    /// It searches every stream of the prefix (at most 10,000 entries
+    /// each): an operator's question, not one to ask per task.
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn locate(&self, id: &str) -> Result<Option<crate::InStream>, SubmitError> {
+        self.broker_or_err()?.locate(id)
+    }
+
     /// With a broker: waits up to `timeout` for the outcome of the task
     /// `id` (see [`lookup`](Self::lookup)), as its handle would give it;
     /// None if none came in time (not finished yet, or no such task, or

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from taskmanager import Retry
+from taskmanager import DeadLettered, Retry
 from taskmanager._cli import main
 
 JOBS = "_worker_app:Jobs"
@@ -131,16 +131,30 @@ def test_a_paused_schedule_shows_as_paused_with_its_next_run(cluster):
     tick.cancel()
 
 
-def test_tasks_show_gives_a_result_an_error_a_delayed_state_and_attempts(cluster):
+def test_tasks_show_gives_the_state_result_or_error_and_attempts_of_a_task_wherever_it_is(cluster):
     c = cluster()
-    worker = c.worker()
     app = c.submitter()
+    # Sent before any worker runs: queued, found in its stream.
+    queued = app.jobs.add_task(app.jobs.slow, args=[0, "queued"])
+    shown = run_json(c, "tasks", "show", queued.task_id)
+    assert (shown["state"], shown["module"], shown["name"], shown["worker"]) == ("queued", JOBS, "slow", None)
+    assert (shown["attempt"], shown["deliveries"]) == (1, 0)
+    worker = c.worker()
+    assert queued.result(timeout=20)["pid"] == worker.pid
+    running = app.jobs.add_task(app.jobs.slow, args=[2.0, "running"])
+    c.wait_lines("running", 1)
+    shown = run_json(c, "tasks", "show", running.task_id)
+    [held_by] = [w.id for w in app.manager.cluster_stats().workers if w.pid == worker.pid]
+    assert (shown["state"], shown["worker"], shown["deliveries"]) == ("running", held_by, 1), shown
     done = app.jobs.add_task(app.jobs.slow, args=[0, "done"])
     failed = app.jobs.add_task(app.jobs.fail, args=["broken"], retry=Retry(1, backoff=0.05))
     delayed = app.jobs.schedule_task(app.jobs.slow, 60, args=[0, "delayed"])
+    buried = app.jobs.add_task(app.jobs.fail, args=["buried"], retry=Retry(1, backoff=0.05, dead_letter=True))
     assert done.result(timeout=20)["tag"] == "done"
     with pytest.raises(Exception, match="failed on purpose"):
         failed.result(timeout=20)
+    with pytest.raises(DeadLettered):
+        buried.result(timeout=20)
 
     shown = run_json(c, "tasks", "show", done.task_id)
     assert shown["state"] == "finished"
@@ -157,6 +171,16 @@ def test_tasks_show_gives_a_result_an_error_a_delayed_state_and_attempts(cluster
     shown = run_json(c, "tasks", "show", delayed.task_id)
     assert shown["state"] == "delayed" and "result" not in shown
     assert (shown["attempt"], shown["deliveries"]) == (1, None)
+
+    shown = run_json(c, "tasks", "show", buried.task_id)
+    assert shown["state"] == "dead" and shown["error"]["type"] == "DeadLettered"
+    assert shown["dead_letter"]["reason"].startswith("retries used up: attempt 2 failed"), shown
+    assert shown["attempt"] == 2
+    # And status counts it, and shows it among the newest dead letters.
+    status = run_json(c, "status")
+    assert status["dead_letters"]["count"] == 1
+    assert [d["id"] for d in status["dead_letters"]["newest"]] == [buried.task_id]
+    assert task_row(module_row(status), "fail")["total"]["dead_lettered"] == 1
 
     text = c.cli("tasks", "show", failed.task_id)
     assert text.returncode == 0, text.stderr

@@ -374,6 +374,14 @@ impl ManagerCore {
         Ok(found.map(|a| (a.attempt, a.deliveries)))
     }
 
+    /// Task `id` in its stream, for `tasks ... show`: (module, name, the
+    /// worker holding it or None while queued, deliveries, attempt), or
+    /// None (see `taskmanager::InStream`).
+    fn locate(&self, py: Python<'_>, id: &str) -> PyResult<Option<(String, String, Option<String>, u64, u32)>> {
+        let found = lifetime::detach(py, || self.manager.locate(id)).map_err(submit_error)?;
+        Ok(found.map(|t| (t.module, t.name, t.worker, t.deliveries, t.attempt)))
+    }
+
     /// `TaskManager.result`: task `id`'s value, or its exception raised,
     /// waiting up to `timeout` seconds (None: for good), a tenth of a
     /// second at a time so that Ctrl-C interrupts it; TimeoutError if none
