@@ -45,7 +45,10 @@ fn every_outcome_is_counted_once_per_task_name_with_rates_and_the_attempts_are_k
         assert_eq!(named::outcome(jobs.add_named_task("ok", json!([i])).unwrap()), Ok(json!([i])));
     }
     for _ in 0..2 {
-        assert!(matches!(named::outcome(jobs.add_named_task("bad", json!([])).unwrap()), Err(TaskError::Remote(_))));
+        assert!(matches!(
+            named::outcome(jobs.add_named_task("bad", json!([])).unwrap()),
+            Err(TaskError::Remote(_))
+        ));
     }
     // One retried then dead-lettered: 2 retried, 1 dead-lettered, no failure.
     let buried = jobs.named_task("bad", json!([])).retry(quick(2).dead_letter(true)).submit().unwrap();

@@ -58,13 +58,17 @@ impl Broker {
             for stream in self.stream_keys(conn)? {
                 let held: Option<(String, u64, u32)> =
                     script.key(&stream).arg(GROUP).arg(id).arg(SEARCHED).invoke(conn)?;
-                if let (Some((worker, deliveries, attempt)), Some((module, name))) = (held, self.stream_parts(&stream)) {
+                if let (Some((worker, deliveries, attempt)), Some((module, name))) =
+                    (held, self.stream_parts(&stream))
+                {
                     let worker = Some(worker).filter(|w| !w.is_empty());
                     return Ok(Some(InStream { module, name, worker, deliveries, attempt }));
                 }
             }
             Ok(None)
         });
-        found.map_err(|e| SubmitError::Broker(self.call_error(&format!("searching the streams for task {id}"), &e)))
+        found.map_err(|e| {
+            SubmitError::Broker(self.call_error(&format!("searching the streams for task {id}"), &e))
+        })
     }
 }

@@ -88,10 +88,13 @@ impl Broker {
                 .arg("attempt")
                 .arg("_deliveries")
                 .arg("_reason")
-                .query::<(Option<String>, Option<String>, (Option<String>, Option<String>, Option<String>))>(conn)
+                .query::<(Option<String>, Option<String>, (Option<String>, Option<String>, Option<String>))>(
+                    conn,
+                )
         });
-        let (result, waiting, (dead_attempt, dead_deliveries, dead)) =
-            read.map_err(|e| SubmitError::Broker(self.call_error(&format!("reading task {id}'s attempts"), &e)))?;
+        let (result, waiting, (dead_attempt, dead_deliveries, dead)) = read.map_err(|e| {
+            SubmitError::Broker(self.call_error(&format!("reading task {id}'s attempts"), &e))
+        })?;
         let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok());
         if let Some(Ok(stored)) = result.as_deref().map(serde_json::from_str::<Value>) {
             if let Some(attempt) = stored.get("attempt").and_then(Value::as_u64) {

@@ -300,8 +300,9 @@ impl Broker {
 
     /// Deletes a stream entry no worker has claimed; true if it did.
     fn unqueue(&self, stream: &str, entry: &str) -> bool {
-        let removed =
-            self.with_conn(|conn| self.unqueue_script.key(stream).arg(GROUP).arg(entry).arg(&self.config.prefix).invoke::<i64>(conn));
+        let removed = self.with_conn(|conn| {
+            self.unqueue_script.key(stream).arg(GROUP).arg(entry).arg(&self.config.prefix).invoke::<i64>(conn)
+        });
         removed.is_ok_and(|n| n == 1)
     }
 

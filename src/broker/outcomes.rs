@@ -195,10 +195,13 @@ impl Broker {
         for (which, hash) in hashes.into_iter().enumerate() {
             for (field, n) in hash {
                 let Some((what, task)) = field.split_once(':') else { continue };
-                let Some((module, name)) = self.stream_parts(&format!("{}:s:{task}", self.config.prefix)) else {
+                let Some((module, name)) = self.stream_parts(&format!("{}:s:{task}", self.config.prefix))
+                else {
                     continue;
                 };
-                let counts = tasks.entry((module, name)).or_insert_with(|| (Outcomes::default(), vec![Outcomes::default(); buckets]));
+                let counts = tasks
+                    .entry((module, name))
+                    .or_insert_with(|| (Outcomes::default(), vec![Outcomes::default(); buckets]));
                 let into = if which == 0 { &mut counts.0 } else { &mut counts.1[which - 1] };
                 into.add(what, n);
             }
@@ -216,21 +219,6 @@ impl Broker {
                 total,
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_window_counts_its_buckets_and_the_part_of_the_one_before_still_inside_it() {
-        let bucket = |n| Outcomes { succeeded: n, ..Outcomes::default() };
-        let minutes = [bucket(6), bucket(12), bucket(30), bucket(0), bucket(0), bucket(60)];
-        // A quarter into the current minute: the last minute is all of it
-        // and three quarters of the one before.
-        assert_eq!(window(&minutes, 1, 0.25).succeeded, 6.0 + 12.0 * 0.75);
-        assert_eq!(window(&minutes, 5, 0.25).succeeded, (6.0 + 12.0 + 30.0 + 60.0 * 0.75) / 5.0);
     }
 }
 
@@ -254,5 +242,20 @@ fn window(minutes: &[Outcomes], n: usize, elapsed: f64) -> Outcomes<f64> {
         retried: sum.retried / n,
         dead_lettered: sum.dead_lettered / n,
         cancelled: sum.cancelled / n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_counts_its_buckets_and_the_part_of_the_one_before_still_inside_it() {
+        let bucket = |n| Outcomes { succeeded: n, ..Outcomes::default() };
+        let minutes = [bucket(6), bucket(12), bucket(30), bucket(0), bucket(0), bucket(60)];
+        // A quarter into the current minute: the last minute is all of it
+        // and three quarters of the one before.
+        assert_eq!(window(&minutes, 1, 0.25).succeeded, 6.0 + 12.0 * 0.75);
+        assert_eq!(window(&minutes, 5, 0.25).succeeded, (6.0 + 12.0 + 30.0 + 60.0 * 0.75) / 5.0);
     }
 }

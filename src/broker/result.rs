@@ -18,7 +18,11 @@ pub const MIN_RESULT_TTL: Duration = Duration::from_secs(60);
 /// A task's outcome as stored in Redis, with the number of the attempt
 /// that came to it and, where known, how many times that attempt's entry
 /// was delivered (see `Claimed::deliveries`).
-pub(super) fn encode_result(result: &Result<Value, RemoteError>, attempt: u32, deliveries: Option<u64>) -> String {
+pub(super) fn encode_result(
+    result: &Result<Value, RemoteError>,
+    attempt: u32,
+    deliveries: Option<u64>,
+) -> String {
     let mut encoded = match result {
         Ok(value) => json!({ "ok": value }),
         Err(e) => json!({

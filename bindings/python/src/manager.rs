@@ -144,7 +144,12 @@ pub(crate) type OutcomesTuple<T> = (T, T, T, T, T);
 
 /// `TaskOutcomes` for Python: module, name, totals, per minute over the
 /// last minute and the last 5.
-pub(crate) type TaskOutcomesTuple = (String, String, OutcomesTuple<u64>, OutcomesTuple<f64>, OutcomesTuple<f64>);
+pub(crate) type TaskOutcomesTuple =
+    (String, String, OutcomesTuple<u64>, OutcomesTuple<f64>, OutcomesTuple<f64>);
+
+/// A task found in its stream (see `ManagerCore::locate`): module, name,
+/// the worker holding it (None: queued), deliveries, attempt.
+pub(crate) type InStreamTuple = (String, String, Option<String>, u64, u32);
 
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
@@ -377,7 +382,7 @@ impl ManagerCore {
     /// Task `id` in its stream, for `tasks ... show`: (module, name, the
     /// worker holding it or None while queued, deliveries, attempt), or
     /// None (see `taskmanager::InStream`).
-    fn locate(&self, py: Python<'_>, id: &str) -> PyResult<Option<(String, String, Option<String>, u64, u32)>> {
+    fn locate(&self, py: Python<'_>, id: &str) -> PyResult<Option<InStreamTuple>> {
         let found = lifetime::detach(py, || self.manager.locate(id)).map_err(submit_error)?;
         Ok(found.map(|t| (t.module, t.name, t.worker, t.deliveries, t.attempt)))
     }
