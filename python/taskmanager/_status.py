@@ -191,9 +191,9 @@ def show_task(manager: "TaskManager", task_id: str, as_json: bool) -> int:
     if state in ("finished", "failed", "dead"):
         fields.update(_outcome(manager, task_id))
     if state == "dead":
-        found = [d for d in manager.dead_letters(10_000) if d.id == task_id]
-        if found:
-            fields["dead_letter"] = dataclasses.asdict(found[0])
+        letters = [d for d in manager.dead_letters(10_000) if d.id == task_id]
+        if letters:
+            fields["dead_letter"] = dataclasses.asdict(letters[0])
     attempts = manager.attempts(task_id)
     fields["attempt"], fields["deliveries"] = attempts if attempts is not None else (None, None)
     return _print_task(fields, as_json)
