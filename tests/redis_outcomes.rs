@@ -17,18 +17,25 @@ use std::time::Duration;
 
 use redis_server::RedisServer;
 use serde_json::json;
-use taskmanager::{Attempts, Module, Outcomes, RemoteError, Retry, TaskError};
+use taskmanager::{Attempts, Module, Outcomes, RemoteError, Retry, TaskError, TaskManager};
 
 fn quick(retries: u32) -> Retry {
     Retry::new(retries).backoff(Duration::from_millis(20), Duration::from_millis(40)).jitter(0.0)
 }
 
+/// A redis-server, a prefix tagged `tag`, a manager on them (not started)
+/// and its module `jobs` with `workers` workers.
+fn jobs(tag: &str, workers: usize) -> (RedisServer, String, TaskManager, Module) {
+    let server = RedisServer::start();
+    let prefix = named::prefix(tag);
+    let manager = named::manager(&server, &prefix);
+    let jobs = Module::builder(&manager).name("jobs").max_workers(workers).build().unwrap();
+    (server, prefix, manager, jobs)
+}
+
 #[test]
 fn every_outcome_is_counted_once_per_task_name_with_rates_and_the_attempts_are_kept_with_the_result() {
-    let server = RedisServer::start();
-    let prefix = named::prefix("o");
-    let manager = named::manager(&server, &prefix);
-    let jobs = Module::builder(&manager).name("jobs").max_workers(2).build().unwrap();
+    let (server, prefix, manager, jobs) = jobs("o", 2);
     jobs.register("ok", Ok).unwrap();
     jobs.register("bad", |_| Err(RemoteError::new("ValueError", "bad input"))).unwrap();
     // Fails its first call only.
@@ -90,10 +97,7 @@ fn every_outcome_is_counted_once_per_task_name_with_rates_and_the_attempts_are_k
 
 #[test]
 fn a_queued_or_running_task_is_located_in_its_stream_by_id() {
-    let server = RedisServer::start();
-    let prefix = named::prefix("l");
-    let manager = named::manager(&server, &prefix);
-    let jobs = Module::builder(&manager).name("jobs").max_workers(1).build().unwrap();
+    let (_server, _prefix, manager, jobs) = jobs("l", 1);
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = std::sync::Mutex::new(release_rx);

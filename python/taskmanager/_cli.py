@@ -27,24 +27,31 @@ import logging
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ._status import json_value, show_task, status
 from ._worker import DRAINED, load, run_worker
 
 
-def _target(parser: argparse.ArgumentParser) -> None:
+if TYPE_CHECKING:
+    _Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _command(commands: _Commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """The parser of verb ``name``, whose first argument is MODULE:ATTRIBUTE."""
+    parser = commands.add_parser(name, help=help, description=description)
     parser.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    return parser
 
 
-def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    worker = commands.add_parser(
+def _worker_parser(commands: _Commands) -> None:
+    worker = _command(
+        commands,
         "worker",
         help="run a TaskManager(broker=...) as a worker until SIGTERM or Ctrl-C",
         description="Imports MODULE, takes its TaskManager ATTRIBUTE, and runs the tasks other processes send "
         "it until SIGTERM or Ctrl-C, which drain it (a second one stops it at once).",
     )
-    _target(worker)
     worker.add_argument(
         "-c",
         "--concurrency",
@@ -62,14 +69,14 @@ def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
     worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
-def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    dead = commands.add_parser(
+def _dead_parser(commands: _Commands) -> None:
+    dead = _command(
+        commands,
         "dead-letters",
         help="list, show, requeue or purge the broker's dead-letter set",
         description="The tasks the broker set apart instead of running: entries it could not read, and poison "
         "tasks whose workers died running them.",
     )
-    _target(dead)
     verbs = dead.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="the dead-lettered tasks, newest first")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
@@ -83,13 +90,13 @@ def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     verbs.add_parser("purge", help="empty the dead-letter set")
 
 
-def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    schedules = commands.add_parser(
+def _schedules_parser(commands: _Commands) -> None:
+    schedules = _command(
+        commands,
         "schedules",
         help="list, pause, resume or remove the shared recurring schedules",
         description="The recurring schedules kept in Redis, which fire once per tick across every worker.",
     )
-    _target(schedules)
     verbs = schedules.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="every schedule, with its next tick")
     listing.add_argument("--json", action="store_true", help="one JSON array")
@@ -98,8 +105,9 @@ def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         verbs.add_parser(verb, help=f"{verb} the schedule KEY: {what}").add_argument("key")
 
 
-def _status_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    status = commands.add_parser(
+def _status_parsers(commands: _Commands) -> None:
+    status = _command(
+        commands,
         "status",
         help="the cluster at a glance: workers, modules, task outcomes, schedules, dead letters",
         description="Reads the cluster from Redis: workers alive and dead (host, pid, modules, what each holds, "
@@ -107,20 +115,20 @@ def _status_parsers(commands: "argparse._SubParsersAction[argparse.ArgumentParse
         "failed, retried, dead-lettered, cancelled: totals, and per minute over the last 1 and 5 minutes); "
         "schedules with their next run; the dead-letter count and the newest few.",
     )
-    _target(status)
     status.add_argument("--json", action="store_true", help="one JSON object")
-    tasks = commands.add_parser(
+    tasks = _command(
+        commands,
         "tasks",
         help="look up one task by id",
         description="What Redis holds of a task sent through the broker, by its id (a handle's task_id).",
     )
-    _target(tasks)
     verbs = tasks.add_subparsers(dest="verb", required=True)
     show = verbs.add_parser(
         "show",
         help="a task's state, result or error, and attempts",
-        description="State (finished, failed, dead, delayed), its result or its error, and its attempts (the "
-        "attempt that ran last, and how many times it was delivered). Exits 1 if Redis holds nothing under ID.",
+        description="State (finished, failed, dead, delayed; else, found in its stream, queued or running and "
+        "where), its result or its error, and its attempts (the attempt that ran last, and how many times it "
+        "was delivered). Exits 1 if Redis holds nothing under ID.",
     )
     show.add_argument("id", metavar="ID", help="the task's id (a handle's task_id)")
     show.add_argument("--json", action="store_true", help="one JSON object")
