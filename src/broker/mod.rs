@@ -159,7 +159,6 @@ pub(crate) struct Broker {
     seen_script: redis::Script,
     leave_script: redis::Script,
     forget_script: redis::Script,
-    unschedule_script: redis::Script,
     claimed_script: redis::Script,
     /// Whether this process claims tasks (`Builder::submit_only`, undone by
     /// `run_worker`); read when claimers start.
@@ -194,7 +193,6 @@ impl Broker {
             seen_script: redis::Script::new(&cluster::seen_script()),
             leave_script: redis::Script::new(&cluster::leave_script()),
             forget_script: redis::Script::new(scripts::FORGET),
-            unschedule_script: redis::Script::new(&outcomes::unschedule_script()),
             claimed_script: redis::Script::new(remote::CLAIMED),
             caps: StdMutex::new(HashMap::new()),
             listening: AtomicBool::new(false),

@@ -76,7 +76,7 @@ impl Broker {
     pub(super) fn unschedule(&self, task: &str) -> bool {
         let hash = format!("{}:t:{task}", self.config.prefix);
         let removed = self.with_conn(|conn| {
-            self.unschedule_script
+            redis::Script::new(&super::outcomes::unschedule_script())
                 .key(self.delayed_key())
                 .key(&hash)
                 .arg(task)
