@@ -207,14 +207,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     _schedules_parser(commands)
     _status_parsers(commands)
     args = parser.parse_args(argv)
-    if args.command == "status":
+    if args.command in ("status", "tasks"):
         logging.basicConfig(level="WARNING")
-        return status(load(args.target, "status", need_broker=False), args.target, args.json)
-    if args.command == "tasks":
-        logging.basicConfig(level="WARNING")
-        if not args.id.strip():
+        if args.command == "tasks" and not args.id.strip():
             parser.error("tasks show: ID must not be empty")
-        return show_task(load(args.target, "tasks"), args.id, args.json)
+        try:
+            if args.command == "status":
+                return status(load(args.target, "status", need_broker=False), args.target, args.json)
+            return show_task(load(args.target, "tasks"), args.id, args.json)
+        except ConnectionError as e:
+            print(f"taskmanager {args.command}: {e}", file=sys.stderr)
+            return 1
     if args.command in ("dead-letters", "schedules"):
         logging.basicConfig(level="WARNING")
         return _dead_letters(args, parser) if args.command == "dead-letters" else _schedules(args)

@@ -62,7 +62,7 @@ impl Broker {
         pool.dispatch(JobRef::new(Arc::new(OneShot::labelled(ticket, Vec::new(), Some(label)))), 0);
     }
 
-    /// The call that sends `acks` (see `scripts::ACK`), of any of
+    /// The call that sends `acks` (see `outcomes::ack_script`), of any of
     /// `module`'s streams, at once; None if `acks` is empty.
     pub(super) fn ack_cmd(&self, module: &str, acks: &[Ack]) -> Option<redis::Cmd> {
         if acks.is_empty() {
@@ -157,7 +157,7 @@ struct Ender {
 impl Ticket {
     /// Runs the task's handler, then acknowledges it with the result, or,
     /// if it failed and its policy retries it, with the retry (see
-    /// `scripts::ACK`). Returns the handler's outcome and the retry, if any
+    /// `outcomes::ack_script`). Returns the handler's outcome and the retry, if any
     /// (its number, and after how long).
     fn run(mut self) -> (Result<(), RemoteError>, Option<(u32, Duration)>) {
         self.ran = true;

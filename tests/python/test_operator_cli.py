@@ -254,3 +254,13 @@ def test_bad_input_is_a_clear_error_naming_the_argument(argv, message, capsys):
         main(argv)
     assert exited.value.code not in (0, None) or message in str(exited.value.code)
     assert message in capsys.readouterr().err + str(exited.value.code)
+
+
+def test_status_and_tasks_show_say_when_redis_cannot_be_read(cluster, redis_server):
+    c = cluster()
+    redis_server.kill()
+    for verb in (["status"], ["tasks", "show", "some-id"]):
+        out = c.cli(*verb)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.startswith(f"taskmanager {verb[0]}: "), out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
