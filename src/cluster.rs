@@ -49,8 +49,6 @@ pub struct ModuleLoad {
     /// Claimed by a worker and not yet acknowledged (running, or held by a
     /// dead worker until its lease runs out).
     pub running: usize,
-    /// Scheduled for later (`schedule_named_task`), or waiting to retry.
-    pub delayed: usize,
 }
 
 /// Counts of how tasks ended, one per outcome: `u64` for totals, `f64` for

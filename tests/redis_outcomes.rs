@@ -1,7 +1,7 @@
 //! The outcome counters the broker keeps in Redis per task name
 //! (`P:outcomes`, and a bucket a minute for rates), read back in
-//! `ClusterStats::outcomes`; each module's delayed tasks and the
-//! dead-letter count; and a finished task's attempts, as its stored result
+//! `ClusterStats::outcomes`; the dead-letter count; each module's delayed
+//! tasks (`delayed_by_module`); and a finished task's attempts, as its stored result
 //! records them. Against a real `redis-server`. Needs the `redis` feature.
 #![cfg(feature = "redis")]
 
@@ -84,8 +84,9 @@ fn every_outcome_is_counted_once_per_task_name_with_rates_and_the_attempts_are_k
     assert!(ok.per_minute_5.succeeded > 0.0 && ok.per_minute_5.succeeded <= 4.0 / 5.0 + 1e-9, "{ok:?}");
     assert_eq!(stats.dead_letters, 1);
     let load = stats.modules.iter().find(|m| m.name == "jobs").unwrap();
-    assert_eq!((load.queued, load.running, load.delayed), (0, 0, 1), "{:?}", stats.modules);
+    assert_eq!((load.queued, load.running), (0, 0), "{:?}", stats.modules);
     assert_eq!(stats.delayed, 1);
+    assert_eq!(manager.delayed_by_module().unwrap(), [("jobs".to_owned(), 1)].into());
     // The counters are keyed by task name only: no id, no label.
     let fields = server.command(&["HKEYS", &format!("{prefix}:outcomes")]);
     assert!(!fields.contains(&flaky_id), "{fields}");

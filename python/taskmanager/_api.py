@@ -643,8 +643,8 @@ class TaskManager:
 
     def cluster_stats(self) -> ClusterStats:
         """With a broker: the whole cluster sharing its Redis and key prefix,
-        read from Redis: each module's queued, running and delayed tasks,
-        shared schedules, every worker process seen (alive or dead, what it
+        read from Redis: each module's queued and running tasks, delayed
+        tasks, shared schedules, every worker process seen (alive or dead, what it
         holds, what was taken over from it), how the tasks of each name
         ended (:class:`TaskOutcomes`: totals and rates per minute) and the
         dead-letter count. Raises

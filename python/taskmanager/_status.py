@@ -2,8 +2,9 @@
 operator reads of a running cluster (``_cli.py`` parses the commands).
 
 ``status`` reads :meth:`TaskManager.cluster_stats` (workers, each module's
-queued, running and delayed tasks and how its tasks ended, schedules, the
-dead-letter count) and the newest dead letters, all from Redis. A manager
+queued and running tasks and how its tasks ended, schedules, the
+dead-letter count), each module's delayed tasks and the newest dead
+letters, all from Redis. A manager
 without a broker can see only its own process, which is the CLI's fresh
 one: it says so and lists that manager's modules.
 
@@ -58,9 +59,9 @@ def _summed(items: List[Outcomes]) -> Dict[str, float]:
     return {what: sum(getattr(o, what) for o in items) for what in _OUTCOMES}
 
 
-def _module_rows(cluster: ClusterStats) -> List[Dict[str, Any]]:
+def _module_rows(cluster: ClusterStats, delayed: Dict[str, int]) -> List[Dict[str, Any]]:
     """Per module: its load, its tasks' outcomes summed, and each task's."""
-    names = sorted({m.name for m in cluster.modules} | {t.module for t in cluster.outcomes})
+    names = sorted({m.name for m in cluster.modules} | {t.module for t in cluster.outcomes} | set(delayed))
     loads = {m.name: m for m in cluster.modules}
     rows = []
     for name in names:
@@ -71,7 +72,7 @@ def _module_rows(cluster: ClusterStats) -> List[Dict[str, Any]]:
                 "name": name,
                 "queued": load.queued if load else 0,
                 "running": load.running if load else 0,
-                "delayed": load.delayed if load else 0,
+                "delayed": delayed.get(name, 0),
                 "total": _summed([t.total for t in tasks]),
                 "per_minute_1": _summed([t.per_minute_1 for t in tasks]),
                 "per_minute_5": _summed([t.per_minute_5 for t in tasks]),
@@ -112,7 +113,8 @@ def status(manager: "TaskManager", target: str, as_json: bool) -> int:
         return _in_process(manager, target, as_json)
     cluster = manager.cluster_stats()
     newest = manager.dead_letters(NEWEST_DEAD) if cluster.dead_letters else []
-    modules = _module_rows(cluster)
+    delayed = dict(manager._broker_core("status").delayed_by_module()) if cluster.delayed else {}
+    modules = _module_rows(cluster, delayed)
     if as_json:
         _dump(
             {

@@ -173,9 +173,6 @@ class ModuleLoad:
     running: int
     """Claimed and not yet acknowledged (running, or held by a dead worker
     until its lease runs out)."""
-    delayed: int = 0
-    """Scheduled for later (``schedule_task`` with a delay), or waiting to
-    retry."""
 
 
 @dataclasses.dataclass(frozen=True)

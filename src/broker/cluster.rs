@@ -101,8 +101,15 @@ impl Broker {
     }
 
     /// The delayed tasks (and those waiting to retry), counted per module
-    /// from their hashes, a thousand a round trip.
-    fn delayed_by_module(&self, conn: &mut redis::Connection) -> redis::RedisResult<BTreeMap<String, usize>> {
+    /// from their hashes, a thousand a round trip: not part of
+    /// `cluster_stats` (whose `delayed` is one `ZCARD`), which programs
+    /// may read often, whatever waits.
+    pub(crate) fn delayed_by_module(&self) -> Result<BTreeMap<String, usize>, SubmitError> {
+        self.with_conn(|conn| self.count_delayed(conn))
+            .map_err(|e| SubmitError::Broker(self.call_error("counting the delayed tasks per module", &e)))
+    }
+
+    fn count_delayed(&self, conn: &mut redis::Connection) -> redis::RedisResult<BTreeMap<String, usize>> {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         let mut start = 0_usize;
         loop {
@@ -155,20 +162,9 @@ impl Broker {
             load.0 += queued;
             load.1 += running;
         }
-        let delayed = self.delayed_by_module(conn)?;
-        stats.delayed = delayed.values().sum();
-        for module in delayed.keys() {
-            loads.entry(module.clone()).or_default();
-        }
-        stats.modules = loads
-            .into_iter()
-            .map(|(name, (queued, running))| ModuleLoad {
-                delayed: delayed.get(&name).copied().unwrap_or(0),
-                name,
-                queued,
-                running,
-            })
-            .collect();
+        stats.modules =
+            loads.into_iter().map(|(name, (queued, running))| ModuleLoad { name, queued, running }).collect();
+        stats.delayed = redis::cmd("ZCARD").arg(self.delayed_key()).query(conn)?;
         stats.outcomes = self.read_outcomes(conn, now)?;
         stats.dead_letters = redis::cmd("ZCARD").arg(self.dead_key()).query(conn)?;
         let reclaimed: HashMap<String, u64> = redis::cmd("HGETALL").arg(self.reclaimed_key()).query(conn)?;

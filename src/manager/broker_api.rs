@@ -9,8 +9,8 @@ use crate::err::SubmitError;
 
 impl TaskManager {
     /// With a broker: the whole cluster sharing its Redis and key prefix,
-    /// read from Redis: each module's queued, running and delayed tasks,
-    /// shared schedules, the worker processes seen (alive or dead, with
+    /// read from Redis: each module's queued and running tasks, delayed
+    /// tasks, shared schedules, the worker processes seen (alive or dead, with
     /// what each holds and what was taken over from it), how the tasks of
     /// each name ended (totals and rates, see
     /// [`TaskOutcomes`](crate::TaskOutcomes)) and the dead-letter count.
@@ -81,6 +81,18 @@ impl TaskManager {
     /// As [`lookup`](Self::lookup).
     pub fn attempts(&self, id: &str) -> Result<Option<crate::Attempts>, SubmitError> {
         self.broker_or_err()?.attempts(id)
+    }
+
+    /// With a broker: the delayed one-shot tasks (and those waiting to
+    /// retry) per module. Each task's module is read from its hash, a
+    /// thousand a round trip (about 0.1 s for 10,000 waiting): for an
+    /// operator; [`ClusterStats::delayed`](crate::ClusterStats::delayed)
+    /// is their total, at the cost of one call.
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn delayed_by_module(&self) -> Result<std::collections::BTreeMap<String, usize>, SubmitError> {
+        self.broker_or_err()?.delayed_by_module()
     }
 
     /// With a broker: the task `id` found in its stream, queued or held by

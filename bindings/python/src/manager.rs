@@ -153,7 +153,7 @@ pub(crate) type InStreamTuple = (String, String, Option<String>, u64, u32);
 
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
-    Vec<(String, usize, usize, usize)>,
+    Vec<(String, usize, usize)>,
     usize,
     Vec<ScheduleTuple>,
     Vec<(String, String, u32, Vec<String>, f64, bool, usize, u64)>,
@@ -379,6 +379,13 @@ impl ManagerCore {
         Ok(found.map(|a| (a.attempt, a.deliveries)))
     }
 
+    /// The delayed tasks per module, for `status` (see
+    /// `TaskManager::delayed_by_module`).
+    fn delayed_by_module(&self, py: Python<'_>) -> PyResult<Vec<(String, usize)>> {
+        let counts = lifetime::detach(py, || self.manager.delayed_by_module()).map_err(submit_error)?;
+        Ok(counts.into_iter().collect())
+    }
+
     /// Task `id` in its stream, for `tasks ... show`: (module, name, the
     /// worker holding it or None while queued, deliveries, attempt), or
     /// None (see `taskmanager::InStream`).
@@ -456,7 +463,7 @@ impl ManagerCore {
     }
 
     /// `TaskManager.cluster_stats()`, as tuples: (modules as (name,
-    /// queued, running, delayed), delayed, schedules as (key, module, name,
+    /// queued, running), delayed, schedules as (key, module, name,
     /// interval, next_due, paused, running, ticks, skipped, failures,
     /// (cron, zone, next_run in seconds since the epoch, coalesced)),
     /// workers as (id, host, pid, modules, last_seen, alive, running,
@@ -470,7 +477,7 @@ impl ManagerCore {
             )),
             e => PyRuntimeError::new_err(e.to_string()),
         })?;
-        let modules = stats.modules.into_iter().map(|m| (m.name, m.queued, m.running, m.delayed)).collect();
+        let modules = stats.modules.into_iter().map(|m| (m.name, m.queued, m.running)).collect();
         let schedules = stats
             .schedules
             .into_iter()
