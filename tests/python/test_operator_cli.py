@@ -181,6 +181,7 @@ def test_tasks_show_gives_the_state_result_or_error_and_attempts_of_a_task_where
     assert status["dead_letters"]["count"] == 1
     assert [d["id"] for d in status["dead_letters"]["newest"]] == [buried.task_id]
     assert task_row(module_row(status), "fail")["total"]["dead_lettered"] == 1
+    assert module_row(status)["delayed"] == 1  # the delayed task, waiting
 
     text = c.cli("tasks", "show", failed.task_id)
     assert text.returncode == 0, text.stderr
