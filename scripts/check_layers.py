@@ -52,7 +52,7 @@ LAYERS = [
     {"broker", "broker/calendar", "broker/calendar_tick", "broker/claimer", "broker/client", "broker/cluster", "broker/drain", "broker/firing", "broker/keys", "broker/lease",
      "broker/listener", "broker/listing", "broker/pace", "broker/remote", "broker/schedule", "broker/scripts", "broker/ticket",
      "broker/in_flight", "broker/retrying", "broker/dead", "broker/entries", "broker/epoch", "broker/lookup", "broker/result",
-     "broker/unrunnable"},
+     "broker/unrunnable", "broker/outcomes", "broker/locate"},
     # 5, the manager: module registry, start, drain, shutdown, listings.
     {"manager", "manager/listing"},
     # 6, the public face: handles and Module (which know no manager).

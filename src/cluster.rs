@@ -20,6 +20,11 @@ pub struct ClusterStats {
     /// Tasks taken over from workers that stopped renewing their leases,
     /// in all.
     pub reclaimed: u64,
+    /// How the tasks of each task name ended, cluster-wide, by module and
+    /// name: totals since the counters began, and rates.
+    pub outcomes: Vec<TaskOutcomes>,
+    /// Tasks in the dead-letter set.
+    pub dead_letters: usize,
 }
 
 impl ClusterStats {
@@ -44,6 +49,56 @@ pub struct ModuleLoad {
     /// Claimed by a worker and not yet acknowledged (running, or held by a
     /// dead worker until its lease runs out).
     pub running: usize,
+}
+
+/// Counts of how tasks ended, one per outcome: `u64` for totals, `f64` for
+/// rates per minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Outcomes<T = u64> {
+    /// Runs that returned.
+    pub succeeded: T,
+    /// Runs that failed with no retry left (or were given up past their
+    /// time limit).
+    pub failed: T,
+    /// Runs that failed and were scheduled again (their retry policy).
+    pub retried: T,
+    /// Tasks moved to the dead-letter set, for whatever reason.
+    pub dead_lettered: T,
+    /// Tasks taken out of Redis by their handle's cancel before any
+    /// worker claimed them.
+    pub cancelled: T,
+}
+
+impl Outcomes<u64> {
+    /// Adds `n` to the count named `what` (`succeeded`, `failed`,
+    /// `retried`, `dead_lettered`, `cancelled`); other names are ignored.
+    pub(crate) fn add(&mut self, what: &str, n: u64) {
+        let count = match what {
+            "succeeded" => &mut self.succeeded,
+            "failed" => &mut self.failed,
+            "retried" => &mut self.retried,
+            "dead_lettered" => &mut self.dead_lettered,
+            "cancelled" => &mut self.cancelled,
+            _ => return,
+        };
+        *count += n;
+    }
+}
+
+/// How the tasks of one task name ended, counted in Redis by the scripts
+/// that record each outcome (by every process sharing the prefix).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOutcomes {
+    /// The module whose workers run it.
+    pub module: String,
+    /// The task's registered name (never its `name=` label).
+    pub name: String,
+    /// Since the counters began.
+    pub total: Outcomes,
+    /// Per minute over the last minute, by Redis's clock.
+    pub per_minute_1: Outcomes<f64>,
+    /// Per minute over the last 5 minutes.
+    pub per_minute_5: Outcomes<f64>,
 }
 
 /// A worker process: one that claims tasks.

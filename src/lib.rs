@@ -137,11 +137,11 @@ mod worker;
 
 pub use batch::BatchRunner;
 #[cfg(feature = "redis")]
-pub use broker::{DeadLetter, TaskLookup, MIN_RESULT_TTL};
+pub use broker::{Attempts, DeadLetter, InStream, TaskLookup, MIN_RESULT_TTL};
 pub use calendar::{Cron, CronError, CronField, FoldPolicy, GapPolicy, Upcoming};
 pub use clock::ManualClock;
 #[cfg(feature = "redis")]
-pub use cluster::{ClusterStats, ModuleLoad, ScheduleInfo, WorkerInfo};
+pub use cluster::{ClusterStats, ModuleLoad, Outcomes, ScheduleInfo, TaskOutcomes, WorkerInfo};
 pub use err::{ConfigError, RemoteError, ShutdownTimedOut, StartError, SubmitError, TaskError};
 pub use event::{Event, TaskRef};
 pub use handle::{JoinTimeoutError, RecurringHandle, TaskHandle};

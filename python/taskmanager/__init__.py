@@ -28,10 +28,12 @@ from ._types import (
     DeadLetter,
     Event,
     ModuleLoad,
+    Outcomes,
     ScheduleInfo,
     ShutdownTimedOut,
     Stats,
     TaskInfo,
+    TaskOutcomes,
     WorkerInfo,
 )
 
@@ -63,6 +65,8 @@ __all__ = [
     "MetricsServer",
     "MetricsCollector",
     "Dashboard",
+    "TaskOutcomes",
+    "Outcomes",
 ]
 
 # The public names live here, whatever file defines them.
@@ -87,6 +91,8 @@ for _public in (
     MetricsServer,
     MetricsCollector,
     Dashboard,
+    TaskOutcomes,
+    Outcomes,
 ):
     _public.__module__ = __name__
 del _public

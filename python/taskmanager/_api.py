@@ -18,6 +18,7 @@ from typing import (
     Sequence,
     SupportsFloat,
     SupportsIndex,
+    Tuple,
     TypeVar,
     Union,
 )
@@ -695,8 +696,10 @@ class TaskManager:
     def cluster_stats(self) -> ClusterStats:
         """With a broker: the whole cluster sharing its Redis and key prefix,
         read from Redis: each module's queued and running tasks, delayed
-        tasks, shared schedules, and every worker process seen (alive or
-        dead, what it holds, what was taken over from it). Raises
+        tasks, shared schedules, every worker process seen (alive or dead, what it
+        holds, what was taken over from it), how the tasks of each name
+        ended (:class:`TaskOutcomes`: totals and rates per minute) and the
+        dead-letter count. Raises
         ``RuntimeError`` without a broker, ``ConnectionError`` if Redis
         cannot be read within ``broker_timeout``."""
         if self._broker is None:
@@ -755,6 +758,19 @@ class TaskManager:
         if not isinstance(task_id, str):
             raise TypeError(f"task_id must be a str, got {_type_name(task_id)}")
         return self._broker_core("task_state").task_state(task_id)
+
+    def attempts(self, task_id: str) -> Optional[Tuple[int, Optional[int]]]:
+        """With a broker: how many times the task ``task_id`` ran, as
+        ``(attempt, deliveries)``: the attempt that ran last (1: the first
+        run; each retry adds one; for a task waiting to retry, the attempt
+        it waits to run) and how many times that attempt was delivered to a
+        worker (more than 1: taken over from workers that died running it;
+        None where not recorded). Read from its stored result, its retry
+        waiting, or its dead letter; None if Redis holds none of them
+        (queued, running, its result expired, or no such task)."""
+        if not isinstance(task_id, str):
+            raise TypeError(f"task_id must be a str, got {_type_name(task_id)}")
+        return self._broker_core("attempts").attempts(task_id)
 
     def shared_schedule(self, key: str) -> SharedSchedule:
         """With a broker: the :class:`SharedSchedule` of ``key`` (as

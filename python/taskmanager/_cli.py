@@ -7,18 +7,23 @@
 - ``schedules MODULE:ATTRIBUTE list|pause KEY|resume KEY|remove KEY``: the
   shared recurring schedules in Redis, also those no program registers any
   more (``--json`` on ``list``);
+- ``status MODULE:ATTRIBUTE``: workers alive and dead, each module's
+  queued, running and delayed tasks with how its tasks ended (totals and
+  rates), schedules, dead letters (``_status.py``; ``--json``);
+- ``tasks MODULE:ATTRIBUTE show ID``: a task's state, result or error, and
+  attempts (``--json``);
 - ``dashboard MODULE:ATTRIBUTE``: a live web page of it (``_dashboard.py``).
 
 Each loads the program's ``TaskManager`` as the worker does (its module is
 imported, so its Module subclasses and broker settings are the program's
-own) and talks to its Redis; it needs no worker running.
+own) and talks to its Redis; it needs no worker running. (``status``
+also takes a manager without a broker, and says what little it can see.)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -26,23 +31,31 @@ import signal
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
+from ._status import json_value, show_task, status
 from ._worker import DRAINED, load, run_worker
 
 
-def _target(parser: argparse.ArgumentParser) -> None:
+if TYPE_CHECKING:
+    _Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _command(commands: _Commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """The parser of verb ``name``, whose first argument is MODULE:ATTRIBUTE."""
+    parser = commands.add_parser(name, help=help, description=description)
     parser.add_argument("target", metavar="MODULE:ATTRIBUTE", help="where the TaskManager is, like app.tasks:manager")
+    return parser
 
 
-def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    worker = commands.add_parser(
+def _worker_parser(commands: _Commands) -> None:
+    worker = _command(
+        commands,
         "worker",
         help="run a TaskManager(broker=...) as a worker until SIGTERM or Ctrl-C",
         description="Imports MODULE, takes its TaskManager ATTRIBUTE, and runs the tasks other processes send "
         "it until SIGTERM or Ctrl-C, which drain it (a second one stops it at once).",
     )
-    _target(worker)
     worker.add_argument(
         "-c",
         "--concurrency",
@@ -72,14 +85,14 @@ def _worker_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
     )
 
 
-def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    dead = commands.add_parser(
+def _dead_parser(commands: _Commands) -> None:
+    dead = _command(
+        commands,
         "dead-letters",
         help="list, show, requeue or purge the broker's dead-letter set",
         description="The tasks the broker set apart instead of running: entries it could not read, and poison "
         "tasks whose workers died running them.",
     )
-    _target(dead)
     verbs = dead.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="the dead-lettered tasks, newest first")
     listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
@@ -93,13 +106,13 @@ def _dead_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     verbs.add_parser("purge", help="empty the dead-letter set")
 
 
-def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    schedules = commands.add_parser(
+def _schedules_parser(commands: _Commands) -> None:
+    schedules = _command(
+        commands,
         "schedules",
         help="list, pause, resume or remove the shared recurring schedules",
         description="The recurring schedules kept in Redis, which fire once per tick across every worker.",
     )
-    _target(schedules)
     verbs = schedules.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="every schedule, with its next tick")
     listing.add_argument("--json", action="store_true", help="one JSON array")
@@ -108,15 +121,44 @@ def _schedules_parser(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         verbs.add_parser(verb, help=f"{verb} the schedule KEY: {what}").add_argument("key")
 
 
-def _dashboard_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    dashboard = commands.add_parser(
+def _status_parsers(commands: _Commands) -> None:
+    status = _command(
+        commands,
+        "status",
+        help="the cluster at a glance: workers, modules, task outcomes, schedules, dead letters",
+        description="Reads the cluster from Redis: workers alive and dead (host, pid, modules, what each holds, "
+        "when last seen); per module queued, running and delayed tasks, and how its tasks ended (succeeded, "
+        "failed, retried, dead-lettered, cancelled: totals, and per minute over the last 1 and 5 minutes); "
+        "schedules with their next run; the dead-letter count and the newest few.",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    tasks = _command(
+        commands,
+        "tasks",
+        help="look up one task by id",
+        description="What Redis holds of a task sent through the broker, by its id (a handle's task_id).",
+    )
+    verbs = tasks.add_subparsers(dest="verb", required=True)
+    show = verbs.add_parser(
+        "show",
+        help="a task's state, result or error, and attempts",
+        description="State (finished, failed, dead, delayed; else, found in its stream, queued or running and "
+        "where), its result or its error, and its attempts (the attempt that ran last, and how many times it "
+        "was delivered). Exits 1 if Redis holds nothing under ID.",
+    )
+    show.add_argument("id", metavar="ID", help="the task's id (a handle's task_id)")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+
+
+def _dashboard_parser(commands: _Commands) -> None:
+    dashboard = _command(
+        commands,
         "dashboard",
         help="serve a live web page of the cluster (workers, queues, schedules, dead letters)",
         description="Serves a page that updates every second: workers, modules and their queues over time, "
         "schedules (pause, resume), dead letters (requeue, purge), a task by id. Loopback unless --host "
         "says otherwise, which then needs a token.",
     )
-    _target(dashboard)
     dashboard.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0: a free one)")
     dashboard.add_argument("--host", default="127.0.0.1", help="the address (default 127.0.0.1)")
     dashboard.add_argument(
@@ -132,7 +174,7 @@ def _dashboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be from 0 to 65535, got {args.port}")
-    manager = load(args.target, "dashboard", needs_broker=False)
+    manager = load(args.target, "dashboard", need_broker=False)
     try:
         server = Dashboard(manager, args.host, args.port, args.token)
     except ValueError as e:
@@ -156,7 +198,7 @@ def _schedules(args: argparse.Namespace) -> int:
     if args.verb == "list":
         schedules = manager.cluster_stats().schedules
         if args.json:
-            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2, default=_json_value))
+            print(json.dumps([dataclasses.asdict(s) for s in schedules], indent=2, default=json_value))
             return 0
         if not schedules:
             print("no shared schedules")
@@ -222,11 +264,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     _worker_parser(commands)
     _dead_parser(commands)
     _schedules_parser(commands)
+    _status_parsers(commands)
     _dashboard_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "dashboard":
         logging.basicConfig(level="WARNING")
         return _dashboard(args, parser)
+    if args.command in ("status", "tasks"):
+        logging.basicConfig(level="WARNING")
+        if args.command == "tasks" and not args.id.strip():
+            parser.error("tasks show: ID must not be empty")
+        try:
+            if args.command == "status":
+                return status(load(args.target, "status", need_broker=False), args.target, args.json)
+            return show_task(load(args.target, "tasks"), args.id, args.json)
+        except ConnectionError as e:
+            print(f"taskmanager {args.command}: {e}", file=sys.stderr)
+            return 1
     if args.command in ("dead-letters", "schedules"):
         logging.basicConfig(level="WARNING")
         return _dead_letters(args, parser) if args.command == "dead-letters" else _schedules(args)
@@ -253,11 +307,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
-
-
-def _json_value(value: object) -> object:
-    """What ``--json`` prints of a value JSON has no type for: a datetime
-    as ISO 8601 text, with its offset."""
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON: {type(value).__name__}")

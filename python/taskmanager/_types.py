@@ -176,6 +176,43 @@ class ModuleLoad:
 
 
 @dataclasses.dataclass(frozen=True)
+class Outcomes:
+    """How many tasks ended each way: counts for totals, rates per minute
+    (floats) for :attr:`TaskOutcomes.per_minute_1` and ``per_minute_5``."""
+
+    succeeded: float
+    """Runs that returned."""
+    failed: float
+    """Runs that failed with no retry left (or were given up past their
+    ``time_limit=``)."""
+    retried: float
+    """Runs that failed and were scheduled again (``retry=``)."""
+    dead_lettered: float
+    """Tasks moved to the dead-letter set, for whatever reason."""
+    cancelled: float
+    """Tasks taken out of Redis by their handle's ``cancel()`` before any
+    worker claimed them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskOutcomes:
+    """How the tasks of one task name ended, cluster-wide: counted in Redis
+    by the scripts that record each outcome, by every process sharing the
+    broker prefix."""
+
+    module: str
+    name: str
+    """The task's registered name (``Module.method`` or
+    ``package.module:function``; never a ``name=`` label)."""
+    total: Outcomes
+    """Since the counters began (ints)."""
+    per_minute_1: Outcomes
+    """Per minute over the last minute, by Redis's clock."""
+    per_minute_5: Outcomes
+    """Per minute over the last 5 minutes."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ScheduleInfo:
     """A shared recurring schedule in Redis."""
 
@@ -267,6 +304,11 @@ class ClusterStats:
     """Live workers first."""
     reclaimed: int
     """Tasks taken over from dead workers, in all."""
+    outcomes: List[TaskOutcomes] = dataclasses.field(default_factory=list)
+    """How the tasks of each task name ended (totals and rates), by module
+    and name."""
+    dead_letters: int = 0
+    """Tasks in the dead-letter set."""
 
     @property
     def queued(self) -> int:
@@ -278,13 +320,18 @@ class ClusterStats:
 
     @classmethod
     def _from_core(cls, raw: Any) -> "ClusterStats":
-        modules, delayed, schedules, workers, reclaimed = raw
+        modules, delayed, schedules, workers, reclaimed, outcomes, dead_letters = raw
         return cls(
             [ModuleLoad(*m) for m in modules],
             delayed,
             [_schedule_info(s) for s in schedules],
             [WorkerInfo(*w) for w in workers],
             reclaimed,
+            [
+                TaskOutcomes(module, name, Outcomes(*total), Outcomes(*one), Outcomes(*five))
+                for module, name, total, one, five in outcomes
+            ],
+            dead_letters,
         )
 
 

@@ -89,9 +89,9 @@ def run_worker(manager: "TaskManager", drain_timeout: float, concurrency: Option
             signal.signal(sig, handler)
 
 
-def load(target: str, verb: str = "worker", needs_broker: bool = True) -> "TaskManager":
+def load(target: str, verb: str = "worker", need_broker: bool = True) -> "TaskManager":
     """The TaskManager named ``package.module:attribute`` (with a broker,
-    unless ``needs_broker`` is false)."""
+    unless ``need_broker`` is false)."""
     from ._api import TaskManager
 
     module_name, sep, attribute = target.partition(":")
@@ -107,7 +107,7 @@ def load(target: str, verb: str = "worker", needs_broker: bool = True) -> "TaskM
             raise SystemExit(f"taskmanager {verb}: {module_name!r} has no attribute {attribute!r}") from None
     if not isinstance(found, TaskManager):
         raise SystemExit(f"taskmanager {verb}: {target} is a {type(found).__name__}, not a TaskManager")
-    if found._broker is None and needs_broker:
+    if need_broker and found._broker is None:
         raise SystemExit(
             f"taskmanager {verb}: {target} has no broker; this command works on a TaskManager(broker=...)"
         )

@@ -224,6 +224,7 @@ impl Broker {
                 .readable(conn, &pool.name, &reply, None)?
                 .into_iter()
                 .filter(|c| !known.contains(&c.entry))
+                .map(|c| Claimed { deliveries: None, ..c })
                 .collect();
             *timers.recover = lost.len() > spare;
             if !lost.is_empty() {

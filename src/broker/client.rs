@@ -102,12 +102,6 @@ impl Broker {
         conn.set_write_timeout(Some(self.config.timeout))
     }
 
-    /// `ZREM member` from `set` and `DEL hash` in one call (`scripts::FORGET`);
-    /// returns both counts.
-    pub(super) fn forget(&self, set: &str, hash: &str, member: &str) -> redis::RedisResult<(i64, i64)> {
-        self.with_conn(|conn| self.forget_script.key(set).key(hash).arg(member).invoke(conn))
-    }
-
     /// A failed call's error, for the user: where Redis is, what the call
     /// was, and for a timeout after how long (see `describe`).
     pub(super) fn call_error(&self, what: &str, e: &redis::RedisError) -> String {

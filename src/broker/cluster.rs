@@ -100,8 +100,37 @@ impl Broker {
         Ok(streams)
     }
 
+    /// The delayed tasks (and those waiting to retry), counted per module
+    /// from their hashes, a thousand a round trip: not part of
+    /// `cluster_stats` (whose `delayed` is one `ZCARD`), which programs
+    /// may read often, whatever waits.
+    pub(crate) fn delayed_by_module(&self) -> Result<BTreeMap<String, usize>, SubmitError> {
+        self.with_conn(|conn| self.count_delayed(conn))
+            .map_err(|e| SubmitError::Broker(self.call_error("counting the delayed tasks per module", &e)))
+    }
+
+    fn count_delayed(&self, conn: &mut redis::Connection) -> redis::RedisResult<BTreeMap<String, usize>> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut start = 0_usize;
+        loop {
+            let ids: Vec<String> =
+                redis::cmd("ZRANGE").arg(self.delayed_key()).arg(start).arg(start + 999).query(conn)?;
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HGET").arg(format!("{}:t:{id}", self.config.prefix)).arg("module");
+            }
+            let modules: Vec<Option<String>> = pipe.query(conn)?;
+            for module in modules.into_iter().flatten() {
+                *counts.entry(module).or_default() += 1;
+            }
+            if ids.len() < 1000 {
+                return Ok(counts);
+            }
+            start += ids.len();
+        }
+    }
+
     fn read_cluster(&self, conn: &mut redis::Connection) -> redis::RedisResult<ClusterStats> {
-        let prefix = &self.config.prefix;
         let lease = self.config.lease;
         let now = super::calendar::redis_now(conn)?;
         let mut stats = ClusterStats::default();
@@ -135,7 +164,9 @@ impl Broker {
         }
         stats.modules =
             loads.into_iter().map(|(name, (queued, running))| ModuleLoad { name, queued, running }).collect();
-        stats.delayed = redis::cmd("ZCARD").arg(format!("{prefix}:delayed")).query(conn)?;
+        stats.delayed = redis::cmd("ZCARD").arg(self.delayed_key()).query(conn)?;
+        stats.outcomes = self.read_outcomes(conn, now)?;
+        stats.dead_letters = redis::cmd("ZCARD").arg(self.dead_key()).query(conn)?;
         let reclaimed: HashMap<String, u64> = redis::cmd("HGETALL").arg(self.reclaimed_key()).query(conn)?;
         stats.reclaimed = reclaimed.values().sum();
         let seen: Vec<(String, u64)> =

@@ -29,6 +29,7 @@ use redis::Value as Reply;
 
 use super::entries::{lossy, parse};
 use super::in_flight::Entry;
+use super::outcomes::TALLY;
 use super::pace::millis;
 use super::ticket::Claimed;
 use super::{Broker, GROUP};
@@ -45,7 +46,9 @@ pub(crate) const DEAD_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// kept for ms. `bury` puts an entry taken out of its stream (`found`, its
 /// `XRANGE` reply; nil if it was gone) in the set with its reason, and
 /// tells its submitter (`{"dead": ...}` stored and published); returns the
-/// task's id. `trim` drops the oldest past the count and the age.
+/// task's id, and counts it `dead_lettered` (`TALLY`, `outcomes.rs`, goes
+/// before it; the script calls `flush_tallies`). `trim` drops the oldest
+/// past the count and the age.
 pub(super) const BURY: &str = r"
 local function bury(entry, found, reason, deliveries, err, now)
   local id, reply = entry, ''
@@ -64,6 +67,7 @@ local function bury(entry, found, reason, deliveries, err, now)
     '_at', now, '_deliveries', deliveries)
   if err ~= '' then redis.call('HSET', hash, '_error', err) end
   redis.call('ZADD', KEYS[2], now, id)
+  tally(ARGV[2], KEYS[1], 'dead_lettered')
   if reply ~= '' then
     local result = cjson.encode({dead = {reason = reason}})
     redis.call('SET', ARGV[2] .. ':r:' .. id, result, 'PX', ARGV[4])
@@ -92,7 +96,7 @@ end
 /// deliveries, last error (a result's JSON, `result.rs`; empty: none).
 fn dead_script() -> String {
     format!(
-        "{BURY}{}",
+        "{TALLY}{BURY}{}",
         r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -107,6 +111,7 @@ for i = 7, #ARGV, 4 do
   end
 end
 trim(now)
+flush_tallies(ARGV[2])
 return n
 "
     )

@@ -69,6 +69,7 @@ fn entry(stream: &str, reply: &Reply) -> Option<Result<Claimed, (Entry, String)>
         place: None,
         retry: field("retry"),
         attempt: field("attempt").parse().unwrap_or(1),
+        deliveries: Some(1),
         ttl: field("ttl"),
         entry,
     }))

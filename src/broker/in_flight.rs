@@ -58,7 +58,7 @@ pub(super) struct Acks {
     stopped: bool,
 }
 
-/// A finished task's acknowledgement (see `scripts::ACK`).
+/// A finished task's acknowledgement (see `outcomes::ack_script`).
 pub(super) struct Ack {
     pub(super) entry: Entry,
     pub(super) task: String,

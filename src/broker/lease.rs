@@ -113,9 +113,11 @@ impl Broker {
             let ids: Vec<&str> = claim.iter().map(|p| p.id.as_str()).collect();
             let reply: redis::Value =
                 redis::cmd("XCLAIM").arg(stream).arg(GROUP).arg(&self.id).arg(lease).arg(&ids).query(conn)?;
-            for claimed in self.readable(conn, module, &reply, Some(stream))? {
+            for mut claimed in self.readable(conn, module, &reply, Some(stream))? {
                 if let Some(p) = claim.iter().find(|p| p.id == claimed.entry.id) {
                     *from.entry(p.consumer.clone()).or_default() += 1;
+                    // This XCLAIM delivered it once more.
+                    claimed.deliveries = Some(p.times_delivered as u64 + 1);
                 }
                 taken.push(claimed);
             }

@@ -26,6 +26,19 @@ pub enum TaskLookup {
     Unknown,
 }
 
+/// How many times a task ran, as Redis records it
+/// ([`TaskManager::attempts`](crate::TaskManager::attempts)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    /// The attempt that ran last (1: the first run; each retry adds one);
+    /// for a task waiting to retry, the attempt it waits to run.
+    pub attempt: u32,
+    /// How many times the group delivered that attempt to a worker (more
+    /// than 1: taken over from workers that died running it); None where
+    /// not recorded (a task waiting to run).
+    pub deliveries: Option<u64>,
+}
+
 /// How often [`Broker::wait_result`] looks again.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -56,6 +69,49 @@ impl Broker {
             }
             (None, None, None) => TaskLookup::Unknown,
         })
+    }
+
+    /// See [`Attempts`]: read from the task's stored result (`ACK` records
+    /// them there), else from its delayed hash (a retry waiting: the next
+    /// attempt), else from its dead letter. None if Redis has none of
+    /// them.
+    pub(crate) fn attempts(&self, id: &str) -> Result<Option<Attempts>, SubmitError> {
+        let read = self.with_conn(|conn| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(self.result_key(id))
+                .cmd("HGET")
+                .arg(format!("{}:t:{id}", self.config.prefix))
+                .arg("attempt")
+                .cmd("HMGET")
+                .arg(format!("{}:dead:{id}", self.config.prefix))
+                .arg("attempt")
+                .arg("_deliveries")
+                .arg("_reason")
+                .query::<(Option<String>, Option<String>, (Option<String>, Option<String>, Option<String>))>(
+                    conn,
+                )
+        });
+        let (result, waiting, (dead_attempt, dead_deliveries, dead)) = read.map_err(|e| {
+            SubmitError::Broker(self.call_error(&format!("reading task {id}'s attempts"), &e))
+        })?;
+        let number = |text: Option<&str>| text.and_then(|t| t.parse::<u64>().ok());
+        if let Some(Ok(stored)) = result.as_deref().map(serde_json::from_str::<Value>) {
+            if let Some(attempt) = stored.get("attempt").and_then(Value::as_u64) {
+                let deliveries = stored.get("deliveries").and_then(Value::as_u64);
+                return Ok(Some(Attempts { attempt: attempt as u32, deliveries }));
+            }
+        }
+        if let Some(waiting) = waiting {
+            // Empty: a delayed task's first run.
+            let attempt = number(Some(&waiting)).unwrap_or(1) as u32;
+            return Ok(Some(Attempts { attempt, deliveries: None }));
+        }
+        if dead.is_some() {
+            let attempt = number(dead_attempt.as_deref()).unwrap_or(1) as u32;
+            return Ok(Some(Attempts { attempt, deliveries: number(dead_deliveries.as_deref()) }));
+        }
+        Ok(None)
     }
 
     /// Waits up to `timeout` for task `id`'s outcome: its result (or

@@ -11,7 +11,7 @@
 //! - Lease (`lease.rs`): the heartbeat resets the idle time of what a
 //!   claimer holds; an entry idle past the lease (a dead holder) is taken
 //!   over by a live one, so a live worker's long task is never re-run.
-//! - Ack (`ticket.rs`, `scripts.rs`): after the run, one script
+//! - Ack (`ticket.rs`, `outcomes.rs`): after the run, one script
 //!   acknowledges, deletes the entry, stores the result and tells the
 //!   submitter, whose listener (`listener.rs`) completes the handle.
 //! - Schedules (`schedule.rs`, `firing.rs`; calendar ones `calendar.rs`):
@@ -32,7 +32,9 @@ mod keys;
 mod lease;
 mod listener;
 mod listing;
+mod locate;
 mod lookup;
+mod outcomes;
 mod pace;
 mod remote;
 mod result;
@@ -59,7 +61,8 @@ use crate::runtime::Runtime;
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
 pub use dead::DeadLetter;
-pub use lookup::TaskLookup;
+pub use locate::InStream;
+pub use lookup::{Attempts, TaskLookup};
 use remote::Place;
 pub(crate) use remote::RemoteCell;
 pub use result::MIN_RESULT_TTL;
@@ -176,14 +179,14 @@ impl Broker {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let id = format!("{}-{:x}-{:x}", hostname(), std::process::id(), nanos & 0xffff_ffff_ffff);
         Ok(Broker {
-            ack_script: redis::Script::new(scripts::ACK),
+            ack_script: redis::Script::new(&outcomes::ack_script()),
             claim_script: redis::Script::new(scripts::CLAIM),
             submit_script: redis::Script::new(scripts::SUBMIT),
             schedule_script: redis::Script::new(scripts::SCHEDULE),
             fire_script: redis::Script::new(scripts::FIRE),
             recur_script: redis::Script::new(scripts::RECUR),
             acquire_script: redis::Script::new(scripts::ACQUIRE),
-            unqueue_script: redis::Script::new(scripts::UNQUEUE),
+            unqueue_script: redis::Script::new(&format!("{}{}", outcomes::TALLY, scripts::UNQUEUE)),
             renew_script: redis::Script::new(scripts::RENEW),
             hold_script: redis::Script::new(lease::HOLD),
             hand_back_script: redis::Script::new(scripts::HAND_BACK),
@@ -295,8 +298,9 @@ impl Broker {
 
     /// Deletes a stream entry no worker has claimed; true if it did.
     fn unqueue(&self, stream: &str, entry: &str) -> bool {
-        let removed =
-            self.with_conn(|conn| self.unqueue_script.key(stream).arg(GROUP).arg(entry).invoke::<i64>(conn));
+        let removed = self.with_conn(|conn| {
+            self.unqueue_script.key(stream).arg(GROUP).arg(entry).arg(&self.config.prefix).invoke::<i64>(conn)
+        });
         removed.is_ok_and(|n| n == 1)
     }
 

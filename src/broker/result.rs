@@ -1,6 +1,8 @@
 //! A task's outcome as it is stored in Redis (`P:r:<id>`) and published
 //! to its submitter: `{"ok": value}`, `{"err": {kind, message, traceback,
-//! kinds}}`, or `{"dead": {reason}}` (the dead-letter set's).
+//! kinds}}`, or `{"dead": {reason}}` (the dead-letter set's); a run's
+//! outcome also has `attempt` (1: the first run) and `deliveries` (how
+//! many times the group delivered that attempt: more than 1 after a take-over).
 
 use std::time::Duration;
 
@@ -13,15 +15,25 @@ use crate::err::{RemoteError, TaskError};
 /// is at most 5 s) to find it.
 pub const MIN_RESULT_TTL: Duration = Duration::from_secs(60);
 
-/// A task's outcome as stored in Redis.
-pub(super) fn encode_result(result: &Result<Value, RemoteError>) -> String {
-    match result {
-        Ok(value) => json!({ "ok": value }).to_string(),
-        Err(e) => {
-            json!({ "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback, "kinds": e.kinds } })
-                .to_string()
-        }
+/// A task's outcome as stored in Redis, with the number of the attempt
+/// that came to it and, where known, how many times that attempt's entry
+/// was delivered (see `Claimed::deliveries`).
+pub(super) fn encode_result(
+    result: &Result<Value, RemoteError>,
+    attempt: u32,
+    deliveries: Option<u64>,
+) -> String {
+    let mut encoded = match result {
+        Ok(value) => json!({ "ok": value }),
+        Err(e) => json!({
+            "err": { "kind": e.kind, "message": e.message, "traceback": e.traceback, "kinds": e.kinds },
+        }),
+    };
+    encoded["attempt"] = json!(attempt);
+    if let Some(deliveries) = deliveries {
+        encoded["deliveries"] = json!(deliveries);
     }
+    encoded.to_string()
 }
 
 pub(super) fn decode_result(text: &str) -> Result<Value, TaskError> {

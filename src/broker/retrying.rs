@@ -2,7 +2,7 @@
 //! `retry`, JSON; field `attempt`, the attempt the entry is, 1 if absent):
 //! the worker whose run failed decides, from these, whether and when the
 //! task runs again, and its acknowledgement schedules that in Redis (see
-//! `scripts::ACK`). A predicate ([`Retry::when`]) does not cross
+//! `outcomes::ack_script`). A predicate ([`Retry::when`]) does not cross
 //! processes: only the error kinds ([`Retry::on`]) do.
 
 use std::time::Duration;

@@ -74,7 +74,15 @@ impl Broker {
     /// Takes a delayed task out of Redis before it falls due; true if it
     /// did (false: it fell due, and went to its stream).
     pub(super) fn unschedule(&self, task: &str) -> bool {
-        let removed = self.forget(&self.delayed_key(), &format!("{}:t:{task}", self.config.prefix), task);
+        let hash = format!("{}:t:{task}", self.config.prefix);
+        let removed = self.with_conn(|conn| {
+            redis::Script::new(&super::outcomes::unschedule_script())
+                .key(self.delayed_key())
+                .key(&hash)
+                .arg(task)
+                .arg(&self.config.prefix)
+                .invoke::<(i64, i64)>(conn)
+        });
         removed.is_ok_and(|(n, _)| n == 1)
     }
 

@@ -1,96 +1,12 @@
 //! The Lua scripts that make the broker's multi-step moves atomic in Redis
 //! (each runs alone on the server: no other client sees a half-done move).
 //! Every one of them is here but those of the worker list (`cluster.rs`),
-//! of the dead-letter set (`dead.rs`) and a handle's question whether its
-//! task runs (`remote.rs`), kept with their concepts;
+//! of the dead-letter set (`dead.rs`), a handle's question whether its
+//! task runs (`remote.rs`), and the acknowledgement and the cancel of a
+//! delayed task, which count outcomes (`outcomes.rs`), kept with their
+//! concepts;
 //! `PROTOCOL.md`, "Redis", has the key layout and a table of who calls
 //! which.
-
-/// Acknowledges tasks that ran, any number in one call (a claimer sends
-/// those finished since its last round trip together). For each: `XACK`
-/// and `XDEL` its stream entry and, if its submitter wants the result,
-/// stores it at `P:r:<task id>` (with an expiry) and publishes
-/// `<task id>\n<result>` on the submitter's channel (the listener settles
-/// from the message, with no read; the stored copy is for a listener that
-/// missed it). An entry no longer pending for the group (acknowledged
-/// already by a worker that reclaimed it) is skipped: one result per task.
-///
-/// A failed run that retries (a retry delay is given) publishes nothing:
-/// in the same step its entry's fields go to the delayed task `P:t:<task
-/// id>` with the next attempt's number, due after the delay (as `SCHEDULE`
-/// makes one, waking the schedulers if it is the soonest). So a failed run
-/// is never both acknowledged and lost, and its retry is scheduled once.
-///
-/// A recurring tick's ack also clears its task's running mark, so the next
-/// tick may run, and counts the tick as failed if it failed; a calendar
-/// schedule whose pending tick waited for the run is due again at once
-/// (its score in `P:cal` comes forward to its due, and the schedulers
-/// wake). A task's
-/// cluster-wide place (`global_max_workers`) is given back, acked or not.
-/// Returns how many were acknowledged.
-///
-/// KEYS: the module's place set (any key when there is no cap), the
-/// delayed set, the recurring set.
-/// ARGV: group, result TTL in ms, key prefix, module, wake channel, then
-/// 11 per task: stream, entry id, task id, reply channel (empty: nobody
-/// waits), recurring key (empty: not a tick), place (empty: none), 1 if it
-/// succeeded (else 0), result JSON, retry delay in ms (empty: no retry),
-/// the retry's attempt number, the task's own result TTL in ms (empty: the
-/// worker's; 0: the result is only published, never stored).
-pub(super) const ACK: &str = r"
-local function sooner(set, due)
-  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
-  return not first[2] or due < tonumber(first[2])
-end
-local n = 0
-for i = 6, #ARGV, 11 do
-  local stream, entry, task, reply, rec, place, ok, result, retry_ms, attempt, ttl =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],
-    ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
-  if ttl == '' then ttl = ARGV[2] end
-  local found = nil
-  if retry_ms ~= '' then found = redis.call('XRANGE', stream, entry, entry)[1] end
-  if redis.call('XACK', stream, ARGV[1], entry) == 1 then
-    n = n + 1
-    redis.call('XDEL', stream, entry)
-    if rec ~= '' then
-      local hash = ARGV[3] .. ':rec:' .. rec
-      if redis.call('HGET', hash, 'running') == task then
-        redis.call('HSET', hash, 'running', '')
-        if ok ~= '1' then redis.call('HINCRBY', hash, 'failures', 1) end
-        -- A calendar schedule whose ticks waited for this run: due again.
-        local c = redis.call('HMGET', hash, 'cron', 'due', 'jittered')
-        local score = c[1] and redis.call('ZSCORE', ARGV[3] .. ':cal', rec)
-        if score and tonumber(c[2]) + tonumber(c[3] or 0) < tonumber(score) then
-          redis.call('ZADD', ARGV[3] .. ':cal', tonumber(c[2]) + tonumber(c[3] or 0), rec)
-          redis.call('PUBLISH', ARGV[5], c[2])
-        end
-      end
-    end
-    if found then
-      local fields = {'module', ARGV[4], 'attempt', attempt}
-      local f = found[2]
-      for j = 1, #f, 2 do
-        local k = f[j]
-        if k == 'id' or k == 'name' or k == 'label' or k == 'args' or k == 'reply' or k == 'retry' or k == 'ttl' then
-          fields[#fields + 1] = f[j]
-          fields[#fields + 1] = f[j + 1]
-        end
-      end
-      local t = redis.call('TIME')
-      local due = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(retry_ms)
-      redis.call('HSET', ARGV[3] .. ':t:' .. task, unpack(fields))
-      if sooner(KEYS[2], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[5], due) end
-      redis.call('ZADD', KEYS[2], due, task)
-    elseif reply ~= '' then
-      if tonumber(ttl) > 0 then redis.call('SET', ARGV[3] .. ':r:' .. task, result, 'PX', ttl) end
-      redis.call('PUBLISH', reply, task .. '\n' .. result)
-    end
-  end
-  if place ~= '' then redis.call('ZREM', KEYS[1], place) end
-end
-return n
-";
 
 /// Sends a task: `XADD`s its fields to its stream and marks the stream
 /// ready (see `CLAIM`). Returns the entry's id.
@@ -362,13 +278,19 @@ return 1
 
 /// Takes a task out of its module's stream if no worker has claimed it (it
 /// is not pending in the group; no group yet means no worker ever read it).
-/// Returns 1 if it did.
+/// Returns 1 if it did, and then counts it `cancelled` (`outcomes.rs`,
+/// whose `TALLY` goes before this).
 ///
-/// KEYS: stream. ARGV: group, entry id.
+/// KEYS: stream. ARGV: group, entry id, prefix.
 pub(super) const UNQUEUE: &str = r"
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if ok and #pending > 0 then return 0 end
-return redis.call('XDEL', KEYS[1], ARGV[2])
+local removed = redis.call('XDEL', KEYS[1], ARGV[2])
+if removed == 1 then
+  tally(ARGV[3], KEYS[1], 'cancelled')
+  flush_tallies(ARGV[3])
+end
+return removed
 ";
 
 /// Hands claimed tasks back to the cluster (a draining or stopping

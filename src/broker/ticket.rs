@@ -35,6 +35,10 @@ pub(super) struct Claimed {
     pub(super) retry: String,
     /// Which attempt this is: 1 for the first run.
     pub(super) attempt: u32,
+    /// How many times the group has delivered this entry: 1 as read
+    /// new, more when taken over from dead workers (`lease.rs`); None when
+    /// re-read after a lost reply (not counted here).
+    pub(super) deliveries: Option<u64>,
     /// Its result's TTL in ms, as its submitter asked (empty: the
     /// worker's; 0: publish only).
     pub(super) ttl: String,
@@ -66,7 +70,7 @@ impl Broker {
         pool.dispatch_waited(job, waited);
     }
 
-    /// The call that sends `acks` (see `scripts::ACK`), of any of
+    /// The call that sends `acks` (see `outcomes::ack_script`), of any of
     /// `module`'s streams, at once; None if `acks` is empty.
     pub(super) fn ack_cmd(&self, module: &str, acks: &[Ack]) -> Option<redis::Cmd> {
         if acks.is_empty() {
@@ -161,7 +165,7 @@ struct Ender {
 impl Ticket {
     /// Runs the task's handler, then acknowledges it with the result, or,
     /// if it failed and its policy retries it, with the retry (see
-    /// `scripts::ACK`). Returns the handler's outcome and the retry, if any
+    /// `outcomes::ack_script`). Returns the handler's outcome and the retry, if any
     /// (its number, and after how long).
     fn run(mut self) -> (Result<(), RemoteError>, Option<(u32, Duration)>) {
         self.ran = true;
@@ -256,7 +260,7 @@ impl Ender {
             rec: task.rec,
             place,
             ok: result.is_ok(),
-            result: encode_result(result),
+            result: encode_result(result, task.attempt, task.deliveries),
             retry: retry.map(|(attempt, after)| (millis(after), attempt + 1)),
             ttl: task.ttl,
         };
@@ -280,7 +284,7 @@ impl Ender {
     ) -> Option<Claimed> {
         let module = &self.module;
         let reason = format!("retries used up: attempt {} failed ({error})", task.attempt);
-        let last = encode_result(result);
+        let last = encode_result(result, task.attempt, task.deliveries);
         let moved = self.broker.with_conn(|conn| {
             self.broker.dead_letter(
                 conn,

@@ -40,6 +40,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::dead::{BURY, DEAD_FOR, MAX_DEAD};
+use super::outcomes::TALLY;
 use super::pace::millis;
 use super::{Broker, GROUP};
 
@@ -98,7 +99,7 @@ return now - since
 /// entries, first entry.
 fn unrunnable_script() -> String {
     format!(
-        "{BURY}{LIVE}{}",
+        "{TALLY}{BURY}{LIVE}{}",
         r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -132,7 +133,10 @@ for _, found in ipairs(old) do
     n = n + 1
   end
 end
-if n > 0 then trim(now) end
+if n > 0 then
+  trim(now)
+  flush_tallies(ARGV[2])
+end
 local next = ''
 if #old == tonumber(ARGV[10]) then next = '(' .. old[#old][1] end
 return {n, next}

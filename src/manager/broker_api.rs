@@ -10,8 +10,10 @@ use crate::err::SubmitError;
 impl TaskManager {
     /// With a broker: the whole cluster sharing its Redis and key prefix,
     /// read from Redis: each module's queued and running tasks, delayed
-    /// tasks, shared schedules, and the worker processes seen (alive or
-    /// dead, with what each holds and what was taken over from it).
+    /// tasks, shared schedules, the worker processes seen (alive or dead, with
+    /// what each holds and what was taken over from it), how the tasks of
+    /// each name ended (totals and rates, see
+    /// [`TaskOutcomes`](crate::TaskOutcomes)) and the dead-letter count.
     ///
     /// # Errors
     /// [`SubmitError::Broker`] without a broker, or if Redis cannot be
@@ -87,6 +89,41 @@ impl TaskManager {
     /// within the broker timeout.
     pub fn lookup(&self, id: &str) -> Result<crate::TaskLookup, SubmitError> {
         self.broker_or_err()?.lookup(id)
+    }
+
+    /// With a broker: how many times the task `id` ran (its attempt, and
+    /// that attempt's deliveries), as its stored result, its retry waiting,
+    /// or its dead letter records it; None if Redis holds none of them
+    /// (queued, running, its result expired, or no such task).
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn attempts(&self, id: &str) -> Result<Option<crate::Attempts>, SubmitError> {
+        self.broker_or_err()?.attempts(id)
+    }
+
+    /// With a broker: the delayed one-shot tasks (and those waiting to
+    /// retry) per module. Each task's module is read from its hash, a
+    /// thousand a round trip (about 0.1 s for 10,000 waiting): for an
+    /// operator; [`ClusterStats::delayed`](crate::ClusterStats::delayed)
+    /// is their total, at the cost of one call.
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn delayed_by_module(&self) -> Result<std::collections::BTreeMap<String, usize>, SubmitError> {
+        self.broker_or_err()?.delayed_by_module()
+    }
+
+    /// With a broker: the task `id` found in its stream, queued or held by
+    /// a worker (see [`InStream`](crate::InStream)), which
+    /// [`lookup`](Self::lookup) cannot tell; None if no stream holds it.
+    /// It searches every stream of the prefix (at most 10,000 entries
+    /// each): an operator's question, not one to ask per task.
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn locate(&self, id: &str) -> Result<Option<crate::InStream>, SubmitError> {
+        self.broker_or_err()?.locate(id)
     }
 
     /// With a broker: waits up to `timeout` for the outcome of the task

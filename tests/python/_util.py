@@ -2,9 +2,11 @@
 
 import importlib
 import os
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 # Generous upper bound for anything that should happen "soon": the CI
@@ -139,3 +141,74 @@ def runs(handle):
         return handle.runs
     counts = handle.counts()
     return 0 if counts is None else counts[0]
+
+
+HERE = Path(__file__).resolve().parent
+
+
+class Cluster:
+    """Worker-command processes and a submitting manager sharing one prefix
+    (``_worker_app.py``, configured through the environment)."""
+
+    def __init__(self, url, tmp_path, **env):
+        self.log = tmp_path / "runs.log"
+        self.env = dict(os.environ, TM_URL=url, TM_PREFIX=uuid.uuid4().hex, TM_LOG=str(self.log))
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.env["PYTHONPATH"] = os.pathsep.join([str(HERE), self.env.get("PYTHONPATH", "")])
+        self.procs = []
+        self.app = None
+
+    def worker(self, *args, cwd=HERE, **env):
+        """A worker-command process; ``env`` overrides the cluster's."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "taskmanager", "worker", "_worker_app:manager", *args],
+            env=dict(self.env, **{k: str(v) for k, v in env.items()}),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def submitter(self):
+        """The test process's own ``_worker_app`` (submit_only), started."""
+        if self.app is None:
+            self.app = import_fresh("_worker_app", self.env)
+            self.app.manager.start_thread()
+        return self.app
+
+    def cli(self, verb, *args, timeout=60.0):
+        """``python -m taskmanager VERB _worker_app:manager ARGS...``, run
+        to its end (killed if it outlives ``timeout``)."""
+        return subprocess.run(
+            [sys.executable, "-m", "taskmanager", verb, "_worker_app:manager", *args],
+            env=self.env,
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def lines(self, what):
+        try:
+            text = self.log.read_text()
+        except FileNotFoundError:
+            return []
+        return [int(line.split()[0]) for line in text.splitlines() if f" {what} " in f"{line} "]
+
+    def wait_lines(self, what, n, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while len(self.lines(what)) < n:
+            assert time.monotonic() < deadline, f"never {n} x {what!r}: {self.log.read_text()}"
+            time.sleep(0.01)
+
+    def close(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            proc.stdout.close()
+        if self.app is not None:
+            self.app.manager.shutdown(cancel_pending=True, timeout=10)
+            sys.modules.pop("_worker_app", None)

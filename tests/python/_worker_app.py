@@ -64,6 +64,11 @@ class Jobs(Module):
         note(f"end {tag}")
         return {"pid": os.getpid(), "tag": tag, "at_once": at_once}
 
+    def fail(self, tag: str) -> None:
+        """Fails, every time."""
+        note(f"fail {tag}")
+        raise ValueError(f"failed on purpose: {tag}")
+
     def die(self, tag: str) -> None:
         """A poison task: kills the worker running it, every time."""
         note(f"die {tag}")

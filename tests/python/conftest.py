@@ -24,7 +24,7 @@ import pytest
 
 from taskmanager import Module, ShutdownTimedOut, TaskManager
 
-from _util import drop_token, new_token
+from _util import Cluster, drop_token, new_token
 from redis_harness import RedisServer, start_for_test
 
 
@@ -166,3 +166,22 @@ def token(tm):
         yield key
     finally:
         drop_token(key)
+
+
+@pytest.fixture
+def cluster(redis_server, tmp_path):
+    """``make(**env)``: a :class:`_util.Cluster` (worker-command processes
+    of ``_worker_app.py`` and a submitting app, under a fresh key prefix)
+    on ``redis_server``; every process it started is killed at teardown."""
+    made = []
+
+    def make(**env):
+        c = Cluster(redis_server.url, tmp_path, **env)
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.close()

@@ -22,7 +22,7 @@ import pytest
 
 from taskmanager import DeadLettered, TaskManager
 
-from test_worker_command import HERE, cluster  # noqa: F401 (the fixture)
+from _util import HERE
 
 
 def supervise(c, workers, until, timeout):

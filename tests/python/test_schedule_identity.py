@@ -15,7 +15,7 @@ import pytest
 
 from taskmanager import Module
 
-from test_worker_command import HERE, cluster  # noqa: F401 (the fixture)
+from _util import HERE
 
 redis_only = pytest.mark.parametrize("mode", ["redis"], indirect=True)
 

@@ -15,89 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from taskmanager import TaskManager
 
-from _util import import_fresh
-
-HERE = Path(__file__).resolve().parent
-EXAMPLES = HERE.parent.parent / "examples"
-
-
-class Cluster:
-    """Worker-command processes and a submitting manager sharing one prefix
-    (``_worker_app.py``, configured through the environment)."""
-
-    def __init__(self, url, tmp_path, **env):
-        self.log = tmp_path / "runs.log"
-        self.env = dict(os.environ, TM_URL=url, TM_PREFIX=uuid.uuid4().hex, TM_LOG=str(self.log))
-        self.env.update({k: str(v) for k, v in env.items()})
-        self.env["PYTHONPATH"] = os.pathsep.join([str(HERE), self.env.get("PYTHONPATH", "")])
-        self.procs = []
-        self.app = None
-
-    def worker(self, *args, cwd=HERE, **env):
-        """A worker-command process; ``env`` overrides the cluster's."""
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "taskmanager", "worker", "_worker_app:manager", *args],
-            env=dict(self.env, **{k: str(v) for k, v in env.items()}),
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def submitter(self):
-        """The test process's own ``_worker_app`` (submit_only), started."""
-        if self.app is None:
-            self.app = import_fresh("_worker_app", self.env)
-            self.app.manager.start_thread()
-        return self.app
-
-    def lines(self, what):
-        try:
-            text = self.log.read_text()
-        except FileNotFoundError:
-            return []
-        return [int(line.split()[0]) for line in text.splitlines() if f" {what} " in f"{line} "]
-
-    def wait_lines(self, what, n, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while len(self.lines(what)) < n:
-            assert time.monotonic() < deadline, f"never {n} x {what!r}: {self.log.read_text()}"
-            time.sleep(0.01)
-
-    def close(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-            proc.stdout.close()
-        if self.app is not None:
-            self.app.manager.shutdown(cancel_pending=True, timeout=10)
-            sys.modules.pop("_worker_app", None)
-
-
-@pytest.fixture
-def cluster(redis_server, tmp_path):
-    made = []
-
-    def make(**env):
-        c = Cluster(redis_server.url, tmp_path, **env)
-        made.append(c)
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in made:
-            c.close()
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 
 
 def exit_of(proc, timeout=20.0):
@@ -187,7 +111,7 @@ def test_the_ready_line_names_the_default_module_beside_the_program_modules(clus
     # Each module with the tasks it runs; the default one runs the
     # @manager.task functions.
     assert len(ready) == 1, ready
-    assert ready[0].endswith(f"worker {worker.pid} ready: default [_worker_app:pid]; _worker_app:Jobs [die, slow]"), ready
+    assert ready[0].endswith(f"worker {worker.pid} ready: default [_worker_app:pid]; _worker_app:Jobs [die, fail, slow]"), ready
 
 
 def test_an_idle_worker_stopped_while_redis_is_down_exits_at_once_with_0(cluster, redis_server):

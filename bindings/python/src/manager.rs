@@ -138,6 +138,19 @@ pub(crate) type ScheduleTuple = (
     (Option<String>, Option<String>, Option<f64>, u64),
 );
 
+/// `Outcomes` for Python: succeeded, failed, retried, dead_lettered,
+/// cancelled.
+pub(crate) type OutcomesTuple<T> = (T, T, T, T, T);
+
+/// `TaskOutcomes` for Python: module, name, totals, per minute over the
+/// last minute and the last 5.
+pub(crate) type TaskOutcomesTuple =
+    (String, String, OutcomesTuple<u64>, OutcomesTuple<f64>, OutcomesTuple<f64>);
+
+/// A task found in its stream (see `ManagerCore::locate`): module, name,
+/// the worker holding it (None: queued), deliveries, attempt.
+pub(crate) type InStreamTuple = (String, String, Option<String>, u64, u32);
+
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
     Vec<(String, usize, usize)>,
@@ -145,7 +158,13 @@ pub(crate) type ClusterTuple = (
     Vec<ScheduleTuple>,
     Vec<(String, String, u32, Vec<String>, f64, bool, usize, u64)>,
     u64,
+    Vec<TaskOutcomesTuple>,
+    usize,
 );
+
+fn outcomes_tuple<T>(o: taskmanager::Outcomes<T>) -> OutcomesTuple<T> {
+    (o.succeeded, o.failed, o.retried, o.dead_lettered, o.cancelled)
+}
 
 /// The Rust manager behind a `taskmanager.TaskManager`.
 #[pyclass(frozen, module = "taskmanager._taskmanager")]
@@ -353,6 +372,28 @@ impl ManagerCore {
         })
     }
 
+    /// `TaskManager.attempts`: (attempt, deliveries) of task `id`, as
+    /// Redis records them, or None (see `taskmanager::Attempts`).
+    fn attempts(&self, py: Python<'_>, id: &str) -> PyResult<Option<(u32, Option<u64>)>> {
+        let found = lifetime::detach(py, || self.manager.attempts(id)).map_err(submit_error)?;
+        Ok(found.map(|a| (a.attempt, a.deliveries)))
+    }
+
+    /// The delayed tasks per module, for `status` (see
+    /// `TaskManager::delayed_by_module`).
+    fn delayed_by_module(&self, py: Python<'_>) -> PyResult<Vec<(String, usize)>> {
+        let counts = lifetime::detach(py, || self.manager.delayed_by_module()).map_err(submit_error)?;
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Task `id` in its stream, for `tasks ... show`: (module, name, the
+    /// worker holding it or None while queued, deliveries, attempt), or
+    /// None (see `taskmanager::InStream`).
+    fn locate(&self, py: Python<'_>, id: &str) -> PyResult<Option<InStreamTuple>> {
+        let found = lifetime::detach(py, || self.manager.locate(id)).map_err(submit_error)?;
+        Ok(found.map(|t| (t.module, t.name, t.worker, t.deliveries, t.attempt)))
+    }
+
     /// `TaskManager.result`: task `id`'s value, or its exception raised,
     /// waiting up to `timeout` seconds (None: for good), a tenth of a
     /// second at a time so that Ctrl-C interrupts it; TimeoutError if none
@@ -450,7 +491,9 @@ impl ManagerCore {
     /// interval, next_due, paused, running, ticks, skipped, failures,
     /// (cron, zone, next_run in seconds since the epoch, coalesced)),
     /// workers as (id, host, pid, modules, last_seen, alive, running,
-    /// reclaimed_from), reclaimed).
+    /// reclaimed_from), reclaimed, outcomes as (module, name, totals, per
+    /// minute over 1 and over 5 minutes), each as `OutcomesTuple`, dead
+    /// letters).
     fn cluster_stats(&self, py: Python<'_>) -> PyResult<ClusterTuple> {
         let stats = lifetime::detach(py, || self.manager.cluster_stats()).map_err(|e| match e {
             taskmanager::SubmitError::Broker(why) => pyo3::exceptions::PyConnectionError::new_err(format!(
@@ -481,7 +524,15 @@ impl ManagerCore {
                 (w.id, w.host, w.pid, w.modules, seen, w.alive, w.running, w.reclaimed_from)
             })
             .collect();
-        Ok((modules, stats.delayed, schedules, workers, stats.reclaimed))
+        let outcomes = stats
+            .outcomes
+            .into_iter()
+            .map(|t| {
+                let rates = (outcomes_tuple(t.per_minute_1), outcomes_tuple(t.per_minute_5));
+                (t.module, t.name, outcomes_tuple(t.total), rates.0, rates.1)
+            })
+            .collect();
+        Ok((modules, stats.delayed, schedules, workers, stats.reclaimed, outcomes, stats.dead_letters))
     }
 
     /// The running tasks as (id, name) pairs.
