@@ -26,7 +26,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from taskmanager import TaskManager
 
-from test_worker_command import HERE, Cluster
+from _util import HERE, Cluster
 
 CHROMIUM = os.environ.get("TASKMANAGER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("TASKMANAGER_SCREENSHOTS", "")) if os.environ.get("TASKMANAGER_SCREENSHOTS") else None

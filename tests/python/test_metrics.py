@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskmanager import DeadLettered, MetricsCollector, Module, RemoteError, Retry, TaskManager
 
 from _util import GATES, SOON, note, seen, wait_until
-from test_worker_command import HERE, Cluster
+from _util import HERE, Cluster
 
 
 class Measured(Module):
