@@ -100,7 +100,11 @@ def test_the_dashboard_shows_the_cluster_and_its_buttons_act(redis_server, tmp_p
         # Workers: both alive; then one killed shows dead.
         expect(page.locator("#workers .badge.alive")).to_have_count(2, timeout=WAIT)
         expect(page.locator("#mode")).to_have_text("Redis: the whole cluster")
-        expect(page.locator("#modules tr[data-module='_worker_app:Jobs']")).to_be_visible()
+        module_row = page.locator("#modules tr[data-module='_worker_app:Jobs']")
+        expect(module_row.locator("td").nth(3)).to_have_text("3", timeout=WAIT)  # succeeded, cluster-wide
+        slow = page.locator("#outcomes tr[data-outcome='_worker_app:Jobs/slow']")
+        expect(slow.locator("td").nth(1)).to_have_text("3")
+        expect(page.locator("#rates-now")).to_contain_text("/ s succeeded")
 
         # Schedules: pause and resume by button, seen by the cluster too.
         row = page.locator("tr[data-schedule='hourly']")
@@ -124,9 +128,15 @@ def test_the_dashboard_shows_the_cluster_and_its_buttons_act(redis_server, tmp_p
         # Dead letters: a task of a name no worker has is set apart after
         # a second; requeue it by button (no worker has it still: it comes
         # back), then purge.
+        # A burst of work, for the charts of the screenshot (and the counts).
+        burst = [app.jobs.add_task(app.jobs.slow, args=[0.05, f"b{i}"]) for i in range(60)]
+        for h in burst:
+            h.result(timeout=30)
+        expect(slow.locator("td").nth(1)).to_have_text("63", timeout=WAIT)
         stuck = app.manager.add_task({"method": app.newer, "args": ["x"]})
         dead_row = page.locator(f"tr[data-dead='{stuck.task_id}']")
         expect(dead_row).to_be_visible(timeout=WAIT)
+        expect(page.locator("#t-dead")).to_have_text("1", timeout=WAIT)
         shot(page, "dashboard.png")
         dead_row.get_by_role("button", name="Requeue").click()
         expect(dead_row).to_have_count(0, timeout=WAIT)
