@@ -27,7 +27,6 @@ API: ``GET /api/overview``, ``GET /api/tasks/<id>``,
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hmac
 import http.server
 import ipaddress
@@ -38,6 +37,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from ._status import json_value, task_fields
 from ._types import Stats
 
 if TYPE_CHECKING:
@@ -57,19 +57,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _jsonable(value: Any) -> Any:
-    """Dataclasses, datetimes and tuples as JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
-
-
 def overview(manager: "TaskManager", dead_letters: int = 20) -> Dict[str, Any]:
     """What the page shows, read now: this process's stats and tasks, and
     with a broker the cluster's (workers, modules, schedules, dead
@@ -78,36 +65,29 @@ def overview(manager: "TaskManager", dead_letters: int = 20) -> Dict[str, Any]:
         "time": time.time(),
         "mode": "inprocess" if manager._broker is None else "redis",
         "local": {
-            "stats": _jsonable(Stats(*manager._core.stats())),
+            "stats": dataclasses.asdict(Stats(*manager._core.stats())),
             "modules": [
-                {"name": m._tm_name, "max_workers": m.max_workers, **_jsonable(m.stats())}
+                {"name": m._tm_name, "max_workers": m.max_workers, **dataclasses.asdict(m.stats())}
                 for m in manager._live_modules()
             ],
-            "tasks": _jsonable(manager.get_tasks()),
+            "tasks": [dataclasses.asdict(t) for t in manager.get_tasks()],
             "running": [{"id": i, "name": n} for i, n in manager._core.running_tasks()],
         },
     }
     if manager._broker is not None:
         cluster = manager.cluster_stats()
-        view["cluster"] = _jsonable(cluster)
-        view["dead_letters"] = _jsonable(manager.dead_letters(dead_letters))
+        view["cluster"] = dataclasses.asdict(cluster)
+        view["dead_letters"] = [dataclasses.asdict(d) for d in manager.dead_letters(dead_letters)]
     return view
 
 
 def task_view(manager: "TaskManager", task_id: str) -> Tuple[int, Dict[str, Any]]:
-    """A task by its id: its state, and its result or error if finished."""
+    """A task by its id, as ``tasks show`` finds it (404 if Redis holds
+    nothing of it)."""
     if manager._broker is None:
         return 404, {"error": "tasks are looked up by id with a broker only (an in-process task's id is its handle's)"}
-    state = manager.task_state(task_id)
-    found: Dict[str, Any] = {"id": task_id, "state": state}
-    if state in ("finished", "failed", "dead"):
-        try:
-            found["result"] = _jsonable(manager.result(task_id, timeout=0.5))
-        except TimeoutError:
-            pass
-        except Exception as e:  # noqa: BLE001 - the task's own failure, shown
-            found["error"] = {"type": type(e).__name__, "message": str(e)}
-    return (200 if state != "unknown" else 404), found
+    found = task_fields(manager, task_id)
+    return (404, {"id": task_id, "state": "unknown"}) if found is None else (200, found)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -133,7 +113,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, code: int, value: Any) -> None:
-        self._send(code, json.dumps(value).encode(), "application/json")
+        self._send(code, json.dumps(value, default=json_value).encode(), "application/json")
 
     def _allowed(self) -> bool:
         """The Host check (every request), then the token (API calls)."""

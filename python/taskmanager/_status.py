@@ -21,7 +21,7 @@ import datetime
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ._broker import DeadLettered, RemoteError
 from ._types import ClusterStats, Outcomes, Stats, TaskOutcomes
@@ -174,22 +174,19 @@ def _local(stats: Stats) -> Dict[str, Any]:
     return fields
 
 
-def show_task(manager: "TaskManager", task_id: str, as_json: bool) -> int:
+def task_fields(manager: "TaskManager", task_id: str) -> Optional[Dict[str, Any]]:
+    """What Redis holds of the task ``task_id`` (state, result or error,
+    attempts; where it waits or runs), or None if nothing."""
     state = manager.task_state(task_id)
     fields: Dict[str, Any] = {"id": task_id, "state": state}
     if state == "unknown":
         found = manager._broker_core("tasks show").locate(task_id)
         if found is None:
-            print(
-                f"no task {task_id!r}: Redis holds no result, delayed entry, dead letter or queued or running "
-                "task under that id (a result is kept for the result TTL, then forgotten)",
-                file=sys.stderr,
-            )
-            return 1
+            return None
         module, name, worker, deliveries, attempt = found
         fields.update(state="running" if worker else "queued", module=module, name=name, worker=worker)
         fields.update(attempt=attempt, deliveries=deliveries)
-        return _print_task(fields, as_json)
+        return fields
     if state in ("finished", "failed", "dead"):
         fields.update(_outcome(manager, task_id))
     if state == "dead":
@@ -198,6 +195,18 @@ def show_task(manager: "TaskManager", task_id: str, as_json: bool) -> int:
             fields["dead_letter"] = dataclasses.asdict(letters[0])
     attempts = manager.attempts(task_id)
     fields["attempt"], fields["deliveries"] = attempts if attempts is not None else (None, None)
+    return fields
+
+
+def show_task(manager: "TaskManager", task_id: str, as_json: bool) -> int:
+    fields = task_fields(manager, task_id)
+    if fields is None:
+        print(
+            f"no task {task_id!r}: Redis holds no result, delayed entry, dead letter or queued or running "
+            "task under that id (a result is kept for the result TTL, then forgotten)",
+            file=sys.stderr,
+        )
+        return 1
     return _print_task(fields, as_json)
 
 
