@@ -24,20 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskmanager import DeadLettered, MetricsCollector, Module, RemoteError, Retry, TaskManager
 
 from _util import GATES, SOON, note, seen, wait_until
+from test_stats import Counted
 from _util import HERE, Cluster
 
 
-class Measured(Module):
-    def hold(self, token):
-        note(token, "started")
-        GATES[token].wait(30)
-        return "released"
-
-    def value(self, i):
-        return i
-
-    def divide(self, a, b):
-        return a / b
+class Measured(Counted):
+    """test_stats's tasks (hold, value, divide), and one that fails once."""
 
     def flaky(self, token):
         """Fails its first run, succeeds its second."""
@@ -105,7 +97,7 @@ def test_runs_are_counted_by_outcome_and_timed(tm, token, caplog):
 
     # The task label is the handle's name in both modes (the module label
     # is the module's name: module-qualified with a broker).
-    names = {"hold": "Measured.hold", "value": "Measured.value", "divide": "Measured.divide"}
+    names = {"hold": "Counted.hold", "value": "Counted.value", "divide": "Counted.divide"}
     assert delta("taskmanager_tasks_started_total", names["value"]) == 3
     assert delta("taskmanager_tasks_succeeded_total", names["value"]) == 3
     assert delta("taskmanager_tasks_failed_total", names["value"]) == 0
