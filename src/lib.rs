@@ -137,7 +137,7 @@ mod worker;
 
 pub use batch::BatchRunner;
 #[cfg(feature = "redis")]
-pub use broker::{Attempts, DeadLetter, InStream, TaskLookup, MIN_RESULT_TTL};
+pub use broker::{Attempts, ClaimedTask, DeadLetter, InStream, TaskLookup, MIN_RESULT_TTL};
 pub use calendar::{Cron, CronError, CronField, FoldPolicy, GapPolicy, Upcoming};
 pub use clock::ManualClock;
 #[cfg(feature = "redis")]

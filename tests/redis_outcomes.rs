@@ -97,7 +97,7 @@ fn every_outcome_is_counted_once_per_task_name_with_rates_and_the_attempts_are_k
 }
 
 #[test]
-fn a_queued_or_running_task_is_located_in_its_stream_by_id() {
+fn a_queued_or_running_task_is_located_in_its_stream_by_id_and_a_claimed_one_listed() {
     let (_server, _prefix, manager, jobs) = jobs("l", 1);
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -111,6 +111,7 @@ fn a_queued_or_running_task_is_located_in_its_stream_by_id() {
     // Not started: nothing claims it.
     let handle = jobs.add_named_task("hold", json!([])).unwrap();
     let id = handle.broker_id().unwrap();
+    assert_eq!(manager.claimed_tasks(10).unwrap(), vec![], "queued is not claimed");
     let queued = manager.locate(&id).unwrap().expect("queued in its stream");
     assert_eq!((queued.module.as_str(), queued.name.as_str()), ("jobs", "hold"));
     assert_eq!((queued.worker, queued.deliveries, queued.attempt), (None, 0, 1));
@@ -120,9 +121,18 @@ fn a_queued_or_running_task_is_located_in_its_stream_by_id() {
     // This manager runs it: its id is the task id's first part.
     assert_eq!(running.worker.as_deref(), Some(id.rsplit_once('-').unwrap().0), "{running:?}");
     assert_eq!(running.deliveries, 1);
+    // The cluster's claimed tasks list it, with its holder.
+    let claimed = manager.claimed_tasks(10).unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(
+        (claimed[0].id.as_str(), claimed[0].module.as_str(), claimed[0].name.as_str()),
+        (id.as_str(), "jobs", "hold")
+    );
+    assert_eq!((Some(claimed[0].worker.clone()), claimed[0].deliveries), (running.worker.clone(), 1));
     release_tx.send(()).unwrap();
     assert_eq!(named::outcome(handle), Ok(json!(null)));
     assert_eq!(manager.locate(&id).unwrap(), None);
+    assert_eq!(manager.claimed_tasks(10).unwrap(), vec![], "acknowledged: no longer claimed");
     assert_eq!(manager.locate("no-such-task").unwrap(), None);
     manager.shutdown();
 }

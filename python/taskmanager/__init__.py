@@ -24,6 +24,7 @@ from ._dashboard import Dashboard
 from ._metrics import MetricsCollector, MetricsServer
 from ._taskmanager import QueueFull, Retry
 from ._types import (
+    ClaimedTask,
     ClusterStats,
     DeadLetter,
     Event,
@@ -65,6 +66,7 @@ __all__ = [
     "MetricsServer",
     "MetricsCollector",
     "Dashboard",
+    "ClaimedTask",
     "TaskOutcomes",
     "Outcomes",
 ]
@@ -91,6 +93,7 @@ for _public in (
     MetricsServer,
     MetricsCollector,
     Dashboard,
+    ClaimedTask,
     TaskOutcomes,
     Outcomes,
 ):

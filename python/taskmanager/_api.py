@@ -31,6 +31,7 @@ from ._taskmanager import ManagerCore, ModuleCore, Retry, SharedSchedule
 from ._types import (
     _EVENTS,
     _TRACE,
+    ClaimedTask,
     ClusterStats,
     DeadLetter,
     Event,
@@ -758,6 +759,14 @@ class TaskManager:
         if not isinstance(task_id, str):
             raise TypeError(f"task_id must be a str, got {_type_name(task_id)}")
         return self._broker_core("task_state").task_state(task_id)
+
+    def claimed_tasks(self, limit: int = 100) -> List[ClaimedTask]:
+        """With a broker: the tasks workers hold, cluster-wide (claimed and
+        not yet acknowledged: running, or about to), longest held first, at
+        most ``limit``. One Redis script call per task stream: an
+        operator's question, not one to ask per task."""
+        limit = _check_max_workers(limit, name="limit")
+        return [ClaimedTask(*t) for t in self._broker_core("claimed_tasks").claimed_tasks(limit)]
 
     def attempts(self, task_id: str) -> Optional[Tuple[int, Optional[int]]]:
         """With a broker: how many times the task ``task_id`` ran, as

@@ -78,6 +78,7 @@ def overview(manager: "TaskManager", dead_letters: int = 20) -> Dict[str, Any]:
         cluster = manager.cluster_stats()
         view["cluster"] = dataclasses.asdict(cluster)
         view["dead_letters"] = [dataclasses.asdict(d) for d in manager.dead_letters(dead_letters)]
+        view["claimed"] = [dataclasses.asdict(t) for t in manager.claimed_tasks(50)]
     return view
 
 

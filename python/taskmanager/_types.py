@@ -273,6 +273,26 @@ class DeadLetter:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClaimedTask:
+    """A task a worker claimed from Redis and has not yet acknowledged:
+    running, or about to (:meth:`TaskManager.claimed_tasks`)."""
+
+    id: str
+    """Its id (its handle's ``task_id``)."""
+    module: str
+    name: str
+    """The ``name=`` its submitter gave it, else its task name."""
+    worker: str
+    """The worker holding it (as :attr:`WorkerInfo.id`)."""
+    held: float
+    """Seconds since the worker claimed it or last renewed its lease (by
+    Redis's clock)."""
+    deliveries: int
+    """How many times it was delivered (more than 1: taken over from a
+    worker that died)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class WorkerInfo:
     """A worker process (one that claims tasks) seen in the last day."""
 

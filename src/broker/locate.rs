@@ -72,3 +72,72 @@ impl Broker {
         })
     }
 }
+
+/// A task a worker has claimed from its stream and not yet acknowledged:
+/// running, or about to ([`TaskManager::claimed_tasks`](crate::TaskManager::claimed_tasks)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTask {
+    /// Its id (as its handle's `task_id`).
+    pub id: String,
+    /// Its module.
+    pub module: String,
+    /// Its name: the `name=` its submitter gave it, else its task name.
+    pub name: String,
+    /// The worker holding it (as [`WorkerInfo::id`](crate::WorkerInfo::id)).
+    pub worker: String,
+    /// How long since the worker claimed it (or last renewed its lease, by
+    /// Redis's clock: the entry's idle time).
+    pub idle: std::time::Duration,
+    /// How many times the group delivered its entry.
+    pub deliveries: u64,
+}
+
+/// The first `ARGV[2]` entries claimed from a stream: for each, {its
+/// entry's `id` field, its `label` field, its holder, its idle time in ms,
+/// its deliveries}.
+///
+/// KEYS: stream. ARGV: group, most entries.
+const CLAIMED: &str = r"
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[2]))
+if not ok then return {} end
+local out = {}
+for _, p in ipairs(pending) do
+  local e = redis.call('XRANGE', KEYS[1], p[1], p[1])
+  local id, label = '', ''
+  if e[1] then
+    local f = e[1][2]
+    for j = 1, #f, 2 do
+      if f[j] == 'id' then id = f[j + 1] elseif f[j] == 'label' then label = f[j + 1] end
+    end
+  end
+  out[#out + 1] = {id, label, p[2], p[3], p[4]}
+end
+return out
+";
+
+impl Broker {
+    /// See [`ClaimedTask`]: at most `limit` of each stream, longest held
+    /// first overall.
+    pub(crate) fn claimed_tasks(&self, limit: usize) -> Result<Vec<ClaimedTask>, SubmitError> {
+        let found = self.with_conn(|conn| {
+            let script = redis::Script::new(CLAIMED);
+            let mut claimed = Vec::new();
+            for stream in self.stream_keys(conn)? {
+                let Some((module, name)) = self.stream_parts(&stream) else { continue };
+                let entries: Vec<(String, String, String, u64, u64)> =
+                    script.key(&stream).arg(GROUP).arg(limit.max(1)).invoke(conn)?;
+                for (id, label, worker, idle, deliveries) in entries {
+                    let name = if label.is_empty() { name.clone() } else { label };
+                    let idle = std::time::Duration::from_millis(idle);
+                    claimed.push(ClaimedTask { id, module: module.clone(), name, worker, idle, deliveries });
+                }
+            }
+            Ok(claimed)
+        });
+        let mut claimed =
+            found.map_err(|e| SubmitError::Broker(self.call_error("reading the claimed tasks", &e)))?;
+        claimed.sort_by(|a, b| b.idle.cmp(&a.idle));
+        claimed.truncate(limit);
+        Ok(claimed)
+    }
+}

@@ -61,7 +61,7 @@ use crate::runtime::Runtime;
 pub(crate) type Handler = Arc<dyn Fn(Value) -> Result<Value, RemoteError> + Send + Sync>;
 
 pub use dead::DeadLetter;
-pub use locate::InStream;
+pub use locate::{ClaimedTask, InStream};
 pub use lookup::{Attempts, TaskLookup};
 use remote::Place;
 pub(crate) use remote::RemoteCell;

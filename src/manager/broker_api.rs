@@ -126,6 +126,18 @@ impl TaskManager {
         self.broker_or_err()?.locate(id)
     }
 
+    /// With a broker: the tasks workers have claimed and not yet
+    /// acknowledged, cluster-wide (running, or about to), longest held
+    /// first, at most `limit` (see [`ClaimedTask`](crate::ClaimedTask)).
+    /// One script call per stream of the prefix: for an operator's page,
+    /// not per task.
+    ///
+    /// # Errors
+    /// As [`lookup`](Self::lookup).
+    pub fn claimed_tasks(&self, limit: usize) -> Result<Vec<crate::ClaimedTask>, SubmitError> {
+        self.broker_or_err()?.claimed_tasks(limit)
+    }
+
     /// With a broker: waits up to `timeout` for the outcome of the task
     /// `id` (see [`lookup`](Self::lookup)), as its handle would give it;
     /// None if none came in time (not finished yet, or no such task, or

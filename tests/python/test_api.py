@@ -141,7 +141,7 @@ def test_all_exports_public_names():
         "TaskManager", "Module", "TaskHandle", "RecurringHandle", "QueueFull", "ShutdownTimedOut", "Stats", "TaskInfo",
         "Event", "RemoteError", "ResultLost", "SharedSchedule", "ClusterStats", "ModuleLoad", "ScheduleInfo", "Retry",
         "DeadLettered", "DeadLetter", "TimeLimitExceeded",
-        "WorkerInfo", "MetricsServer", "MetricsCollector", "Dashboard", "TaskOutcomes", "Outcomes",
+        "WorkerInfo", "MetricsServer", "MetricsCollector", "Dashboard", "TaskOutcomes", "Outcomes", "ClaimedTask",
     }
     for name in taskmanager.__all__:
         assert hasattr(taskmanager, name), name

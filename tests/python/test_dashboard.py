@@ -116,6 +116,15 @@ def test_the_dashboard_shows_the_cluster_and_its_buttons_act(redis_server, tmp_p
         expect(row.locator(".badge")).to_have_text("active", timeout=WAIT)
         assert [s.paused for s in app.manager.cluster_stats().schedules if s.key == "hourly"] == [False]
 
+        # Running in the cluster: a task a worker holds, where and how long.
+        long = app.jobs.add_task(app.jobs.slow, args=[30.0, "long"])
+        c.wait_lines("start", 1 + 3)  # the three d-tasks, then this one
+        running = page.locator(f"#claimed tr[data-claimed='{long.task_id}']")
+        expect(running).to_contain_text("Jobs.slow", timeout=WAIT)
+        held_by = running.locator("td").nth(3).inner_text()
+        assert held_by in {w.id for w in app.manager.cluster_stats().workers}
+        assert [t.id for t in app.manager.claimed_tasks()] == [long.task_id]
+
         # A task by id: a finished one's result.
         page.fill("#task-id", done[0].task_id)
         page.click("#find button")

@@ -394,6 +394,20 @@ impl ManagerCore {
         Ok(found.map(|t| (t.module, t.name, t.worker, t.deliveries, t.attempt)))
     }
 
+    /// `TaskManager.claimed_tasks`: (id, module, name, worker, seconds
+    /// held, deliveries) of each (see `taskmanager::ClaimedTask`).
+    fn claimed_tasks(
+        &self,
+        py: Python<'_>,
+        limit: usize,
+    ) -> PyResult<Vec<(String, String, String, String, f64, u64)>> {
+        let claimed = lifetime::detach(py, || self.manager.claimed_tasks(limit)).map_err(submit_error)?;
+        Ok(claimed
+            .into_iter()
+            .map(|t| (t.id, t.module, t.name, t.worker, t.idle.as_secs_f64(), t.deliveries))
+            .collect())
+    }
+
     /// `TaskManager.result`: task `id`'s value, or its exception raised,
     /// waiting up to `timeout` seconds (None: for good), a tenth of a
     /// second at a time so that Ctrl-C interrupts it; TimeoutError if none
