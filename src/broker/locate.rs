@@ -136,7 +136,7 @@ impl Broker {
         });
         let mut claimed =
             found.map_err(|e| SubmitError::Broker(self.call_error("reading the claimed tasks", &e)))?;
-        claimed.sort_by(|a, b| b.idle.cmp(&a.idle));
+        claimed.sort_by_key(|t| std::cmp::Reverse(t.idle));
         claimed.truncate(limit);
         Ok(claimed)
     }
