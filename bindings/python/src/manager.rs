@@ -151,6 +151,10 @@ pub(crate) type TaskOutcomesTuple =
 /// the worker holding it (None: queued), deliveries, attempt.
 pub(crate) type InStreamTuple = (String, String, Option<String>, u64, u32);
 
+/// A claimed task (see `ManagerCore::claimed_tasks`): id, module, name,
+/// worker, seconds held, deliveries.
+pub(crate) type ClaimedTuple = (String, String, String, String, f64, u64);
+
 /// `ClusterStats` for Python (see `ManagerCore::cluster_stats`).
 pub(crate) type ClusterTuple = (
     Vec<(String, usize, usize)>,
@@ -396,11 +400,7 @@ impl ManagerCore {
 
     /// `TaskManager.claimed_tasks`: (id, module, name, worker, seconds
     /// held, deliveries) of each (see `taskmanager::ClaimedTask`).
-    fn claimed_tasks(
-        &self,
-        py: Python<'_>,
-        limit: usize,
-    ) -> PyResult<Vec<(String, String, String, String, f64, u64)>> {
+    fn claimed_tasks(&self, py: Python<'_>, limit: usize) -> PyResult<Vec<ClaimedTuple>> {
         let claimed = lifetime::detach(py, || self.manager.claimed_tasks(limit)).map_err(submit_error)?;
         Ok(claimed
             .into_iter()
