@@ -26,13 +26,11 @@ impl Broker {
         if !self.is_worker() {
             return Ok(());
         }
-        let (mut modules, mut streams): (Vec<String>, Vec<String>) = {
+        let mut modules: Vec<String> = {
             let registered = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-            let modules = registered.keys().map(|m| m.to_string()).collect();
-            (modules, registered.values().flat_map(|r| r.streams.iter().cloned()).collect())
+            registered.keys().map(|m| m.to_string()).collect()
         };
         modules.sort();
-        streams.sort();
         self.seen_script
             .key(self.workers_key())
             .key(self.worker_hash(&self.id))
@@ -42,10 +40,20 @@ impl Broker {
             .arg(super::hostname())
             .arg(std::process::id())
             .arg(modules.join(","))
-            .arg(streams.join("\n"))
+            .arg(self.streams_read())
             .arg(GROUP)
             .invoke::<i64>(conn)
             .map(drop)
+    }
+
+    /// The streams this process's modules read, one per line, sorted.
+    fn streams_read(&self) -> String {
+        let mut streams: Vec<String> = {
+            let registered = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            registered.values().flat_map(|r| r.streams.iter().cloned()).collect()
+        };
+        streams.sort();
+        streams.join("\n")
     }
 
     /// Takes this worker off the list, and out of the consumer groups
@@ -54,12 +62,14 @@ impl Broker {
         if !self.is_worker() {
             return;
         }
+        let streams = self.streams_read();
         let left = self.with_conn(|conn| {
             self.leave_script
                 .key(self.workers_key())
                 .key(self.worker_hash(&self.id))
                 .arg(&self.id)
                 .arg(GROUP)
+                .arg(&streams)
                 .invoke::<i64>(conn)
         });
         if let Err(e) = left {
@@ -270,14 +280,18 @@ return now
 }
 
 /// A worker that stops cleanly: off the worker list, and out of the
-/// groups of the streams it read (see `RELEASE`).
+/// groups of the streams it read (see `RELEASE`): those its last heartbeat
+/// listed, and those it knows now (one it began to read since is not in
+/// the hash yet).
 ///
-/// KEYS: worker set, its hash. ARGV: worker id, group.
+/// KEYS: worker set, its hash. ARGV: worker id, group, streams (one per
+/// line).
 pub(super) fn leave_script() -> String {
     format!(
         "{RELEASE}{}",
         r"
 release(redis.call('HGET', KEYS[2], 'streams'), ARGV[2], ARGV[1])
+release(ARGV[3], ARGV[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 return 1

@@ -114,6 +114,21 @@ impl Broker {
         Ok(back)
     }
 
+    /// Every module's claims in flight, by module name.
+    fn in_flights(&self) -> Vec<(Arc<str>, Arc<InFlight>)> {
+        let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        modules.iter().map(|(name, r)| (Arc::clone(name), Arc::clone(&r.in_flight))).collect()
+    }
+
+    /// Waits up to `timeout` for every claimer to end (its drain over, its
+    /// last acknowledgements sent).
+    pub(super) fn wait_claimers(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        for (_, in_flight) in self.in_flights() {
+            in_flight.wait_claimer_end(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+    }
+
     /// A shutdown that stopped waiting: hands every task this process's
     /// claimers hold back to the cluster, now (other workers run them at
     /// once, without waiting for a lease), and makes the claimers end.
@@ -121,10 +136,7 @@ impl Broker {
     /// acknowledgement finds it handed back and stores nothing (its re-run
     /// elsewhere gives the one result). Returns how many went back.
     pub(crate) fn give_up(&self) -> usize {
-        let held: Vec<(Arc<str>, Arc<InFlight>)> = {
-            let modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-            modules.iter().map(|(name, r)| (Arc::clone(name), Arc::clone(&r.in_flight))).collect()
-        };
+        let held = self.in_flights();
         // First every claimer stops: a read it sent before may still
         // return entries (which it hands back itself), and would take the
         // copies handed back below if it were still reading.
