@@ -38,6 +38,8 @@ LAYERS = [
      "lifecycle", "threads", "cluster", "retry", "limit", "limited",
      # metrics through the `metrics` facade (feature `metrics`, issue 28).
      "metrics", "metrics/batch", "metrics/off", "metrics/on",
+     # W3C trace context carried by named tasks (feature `redis`, issue 28).
+     "trace_context",
      # calendar schedules: cron expressions in time zones (issue 27).
      "calendar", "calendar/cron", "calendar/error", "calendar/parse", "calendar/policy", "calendar/search"},
     # 1, task cells and their state machine.

@@ -131,6 +131,8 @@ mod sync;
 mod task;
 mod threads;
 mod timer;
+#[cfg(feature = "redis")]
+mod trace_context;
 mod unwind;
 #[cfg(all(unix, not(loom)))]
 mod worker;
@@ -162,5 +164,7 @@ pub use retry::Retry;
 pub use schedule::Pacing;
 pub use task::{AbandonHook, Attempt, Fallible, Method, MethodMut, Retrying, Task};
 pub use threads::block_process_signals;
+#[cfg(feature = "redis")]
+pub use trace_context::{NamedRun, TraceContext, TraceContextError, MAX_TRACESTATE};
 #[cfg(all(unix, not(loom)))]
 pub use worker::WorkerExit;

@@ -14,6 +14,7 @@ use crate::handle::TaskHandle;
 use crate::module::Module;
 use crate::recurrence::Recurrence;
 use crate::retry::Retry;
+use crate::trace_context::TraceContext;
 
 /// Named tasks, which cross processes through the manager's broker
 /// ([`Builder::broker`](crate::Builder::broker)): every process registers
@@ -93,6 +94,7 @@ impl Module {
             retry: self.retry().cloned(),
             ttl: None,
             label: None,
+            trace: None,
         }
     }
 
@@ -170,6 +172,7 @@ pub struct NamedTask<'a> {
     retry: Option<Retry>,
     ttl: Option<Duration>,
     label: Option<Arc<str>>,
+    trace: Option<TraceContext>,
 }
 
 impl NamedTask<'_> {
@@ -180,6 +183,15 @@ impl NamedTask<'_> {
     /// process: workers know it by its task name.
     pub fn label(mut self, label: impl Into<Arc<str>>) -> Self {
         self.label = Some(label.into());
+        self
+    }
+
+    /// Sends `context` with it (as the entry's `traceparent` and
+    /// `tracestate` fields: see PROTOCOL.md), for the worker's handler to
+    /// read while it runs ([`TraceContext::current`]): a tracer continues
+    /// the submitter's trace there. Kept across its retries and a delay.
+    pub fn trace_context(mut self, context: TraceContext) -> Self {
+        self.trace = Some(context);
         self
     }
 
@@ -225,9 +237,12 @@ impl NamedTask<'_> {
         let pool = &self.module.pool;
         let retry = self.retry.as_ref();
         let label = self.label.unwrap_or_else(|| Arc::from(self.name.as_str()));
+        let trace = self.trace.as_ref();
         let cell = match self.delay {
-            None => broker.submit(pool, &self.name, label, &self.args, retry, self.ttl)?,
-            Some(delay) => broker.schedule(pool, &self.name, label, &self.args, delay, retry, self.ttl)?,
+            None => broker.submit(pool, &self.name, label, &self.args, retry, self.ttl, trace)?,
+            Some(delay) => {
+                broker.schedule(pool, &self.name, label, &self.args, delay, retry, self.ttl, trace)?
+            }
         };
         Ok(TaskHandle::new(cell, None))
     }
@@ -241,6 +256,7 @@ impl std::fmt::Debug for NamedTask<'_> {
             .field("retry", &self.retry)
             .field("result_ttl", &self.ttl)
             .field("label", &self.label)
+            .field("trace_context", &self.trace)
             .finish_non_exhaustive()
     }
 }

@@ -23,7 +23,7 @@ from typing import (
     Union,
 )
 
-from . import _lifetime, _logging, _names, _worker
+from . import _lifetime, _logging, _names, _tracing, _worker
 from ._handle import TaskHandle
 from ._dashboard import Dashboard
 from ._metrics import MetricsServer
@@ -259,9 +259,23 @@ class Module:
         With a broker (``TaskManager(broker=...)``), the task goes through
         Redis to whichever process claims it: ``method`` and callbacks must
         have names every process finds (see ``taskmanager._broker``), and
-        arguments and the result must be JSON; otherwise TypeError."""
-        return self._tm_core.add_task(
-            method, args, kwargs, callback, name, retry, result_ttl, ignore_result, time_limit
+        arguments and the result must be JSON; otherwise TypeError.
+
+        With OpenTelemetry installed, the submission and each run are spans
+        of the caller's trace (see README, "Tracing")."""
+        core = self._tm_core
+        otel = _tracing.active()
+        if otel is None:
+            return core.add_task(method, args, kwargs, callback, name, retry, result_ttl, ignore_result, time_limit)
+        return _tracing.submit(  # type: ignore[no-any-return]
+            otel,
+            lambda trace: core.add_task(
+                method, args, kwargs, callback, name, retry, result_ttl, ignore_result, time_limit, trace
+            ),
+            method,
+            name,
+            self._tm_name,
+            False,
         )
 
     def schedule_task(
@@ -340,8 +354,12 @@ class Module:
         kept in Redis under its name and fires once per tick across every
         process (registering it again, from any process, keeps the first
         schedule), and the call returns a :class:`SharedSchedule`.
+
+        With OpenTelemetry installed, the submission and each run are spans
+        (a recurring task's runs each start a new trace: see README,
+        "Tracing").
         """
-        return self._tm_core.schedule_task(
+        fields = (
             method,
             delay,
             args,
@@ -364,6 +382,14 @@ class Module:
             max_catch_up,
             grace,
             jitter,
+        )
+        core = self._tm_core
+        otel = _tracing.active()
+        if otel is None:
+            return core.schedule_task(*fields)
+        recurs = bool(reoccurring or recurring or cron is not None)
+        return _tracing.submit(  # type: ignore[no-any-return]
+            otel, lambda trace: core.schedule_task(*fields, trace), method, name, self._tm_name, recurs
         )
 
     def stats(self) -> Stats:

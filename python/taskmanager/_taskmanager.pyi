@@ -131,6 +131,7 @@ class ModuleCore:
         result_ttl: Optional[float] = None,
         ignore_result: Optional[bool] = None,
         time_limit: Optional[float] = None,
+        trace: Any = None,
     ) -> Any: ...
     def schedule_task(
         self,
@@ -156,6 +157,7 @@ class ModuleCore:
         max_catch_up: Optional[int] = None,
         grace: Optional[float] = None,
         jitter: Optional[float] = None,
+        trace: Any = None,
     ) -> Any: ...
     def stats(self) -> Tuple[int, int, int, int, int, int, int, int, int, int]: ...
     def worker_count(self) -> int: ...

@@ -71,6 +71,7 @@ fn entry(stream: &str, reply: &Reply) -> Option<Result<Claimed, (Entry, String)>
         attempt: field("attempt").parse().unwrap_or(1),
         deliveries: Some(1),
         ttl: field("ttl"),
+        trace: crate::trace_context::TraceContext::received(field("traceparent"), field("tracestate")),
         entry,
     }))
 }
@@ -134,6 +135,7 @@ mod tests {
         let (ok, bad) = parse(&reply, None);
         assert_eq!(ok.len(), 1);
         assert_eq!((ok[0].task.as_str(), ok[0].name.as_str(), ok[0].attempt), ("t1", "send", 2));
+        assert_eq!(ok[0].trace, None);
         let ids: Vec<&str> = bad.iter().map(|(e, _)| e.id.as_str()).collect();
         assert_eq!(ids, ["2-0", "3-0", "4-0", "5-0"]);
         assert!(bad[0].1.contains("field name is not UTF-8"), "{}", bad[0].1);
@@ -141,6 +143,18 @@ mod tests {
         assert!(bad[2].1.contains("names no task"), "{}", bad[2].1);
         assert!(bad[3].1.contains("no fields"), "{}", bad[3].1);
         assert!(bad.iter().all(|(e, _)| e.stream == "P:s:m/send"));
+    }
+
+    #[test]
+    fn an_entry_carries_its_trace_context_and_a_bad_one_is_dropped() {
+        let parent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced =
+            entry_reply("1-0", &[(b"name", b"n"), (b"traceparent", parent), (b"tracestate", b"k=v")]);
+        let bad = entry_reply("2-0", &[(b"name", b"n"), (b"traceparent", b"junk")]);
+        let (ok, _) = parse(&Reply::Array(vec![traced, bad]), Some("P:s:m/n"));
+        let trace = ok[0].trace.as_ref().expect("a trace context");
+        assert_eq!((trace.traceparent().as_bytes(), trace.tracestate()), (&parent[..], Some("k=v")));
+        assert_eq!(ok[1].trace, None);
     }
 
     #[test]

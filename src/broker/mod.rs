@@ -306,6 +306,7 @@ impl Broker {
 
     /// Sends a named task to `module`'s stream; returns its handle's cell
     /// (named `label`) once Redis has it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit(
         self: &Arc<Self>,
         pool: &Arc<Pool>,
@@ -314,6 +315,7 @@ impl Broker {
         args: &Value,
         retry: Option<&Retry>,
         ttl: Option<Duration>,
+        trace: Option<&crate::trace_context::TraceContext>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name, Arc::clone(&label))?;
@@ -329,10 +331,9 @@ impl Broker {
             if let Some(ttl) = ttl {
                 call.arg("ttl").arg(pace::millis(ttl));
             }
-            // Its `name=`, for the worker's events and logs.
-            if *label != *name {
-                call.arg("label").arg(&*label);
-            }
+            // Its `name=` for the worker's events, its trace context for its tracer.
+            call.arg((*label != *name).then_some(("label", &*label)));
+            call.arg(crate::trace_context::TraceContext::fields(trace));
             call.invoke::<String>(conn)
         });
         let entry = sent.map_err(|e| self.not_sent(&task, &format!("XADD to {stream}"), &e))?;

@@ -122,7 +122,8 @@ for i = 6, #ARGV, 11 do
       local f = found[2]
       for j = 1, #f, 2 do
         local k = f[j]
-        if k == 'id' or k == 'name' or k == 'label' or k == 'args' or k == 'reply' or k == 'retry' or k == 'ttl' then
+        if k == 'id' or k == 'name' or k == 'label' or k == 'args' or k == 'reply' or k == 'retry' or k == 'ttl'
+          or k == 'traceparent' or k == 'tracestate' then
           fields[#fields + 1] = f[j]
           fields[#fields + 1] = f[j + 1]
         end

@@ -41,6 +41,7 @@ impl Broker {
         delay: Duration,
         retry: Option<&crate::retry::Retry>,
         ttl: Option<Duration>,
+        trace: Option<&crate::trace_context::TraceContext>,
     ) -> Result<Arc<RemoteCell>, SubmitError> {
         let module: &str = &pool.name;
         let (task, cell) = self.new_waiting(pool, name, Arc::clone(&label))?;
@@ -62,6 +63,8 @@ impl Broker {
                 .arg(retry.map(super::retrying::encode).unwrap_or_default())
                 .arg(ttl.map(|t| millis(t).to_string()).unwrap_or_default())
                 .arg(if *label == *name { "" } else { &label })
+                .arg(trace.map_or("", |t| t.traceparent()))
+                .arg(trace.and_then(|t| t.tracestate()).unwrap_or(""))
                 .invoke::<i64>(conn)
         });
         sent.map_err(|e| self.not_sent(&task, &format!("SCHEDULE to {delayed}"), &e))?;

@@ -77,8 +77,8 @@ return {redis.call('ZREM', KEYS[1], ARGV[1]), redis.call('DEL', KEYS[2])}
 ///
 /// KEYS: delayed set, task hash, recurring set. ARGV: delay ms, task id,
 /// module, name, args, reply, wake channel, retry policy (see
-/// `retrying.rs`; empty: none), result TTL in ms (empty: the worker's),
-/// label (its `name=`; empty: none).
+/// `retrying.rs`), result TTL in ms (empty: the worker's), label (its
+/// `name=`), traceparent, tracestate (its trace context; each empty: none).
 pub(super) const SCHEDULE: &str = r"
 local function sooner(set, due)
   local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
@@ -88,7 +88,7 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = now + tonumber(ARGV[1])
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'module', ARGV[3], 'name', ARGV[4], 'args', ARGV[5], 'reply', ARGV[6],
-  'retry', ARGV[8], 'attempt', '', 'ttl', ARGV[9], 'label', ARGV[10])
+  'retry', ARGV[8], 'attempt', '', 'ttl', ARGV[9], 'label', ARGV[10], 'traceparent', ARGV[11], 'tracestate', ARGV[12])
 if sooner(KEYS[1], due) and sooner(KEYS[3], due) then redis.call('PUBLISH', ARGV[7], due) end
 redis.call('ZADD', KEYS[1], due, ARGV[2])
 return due
@@ -117,16 +117,16 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local prefix = ARGV[1]
 local limit = tonumber(ARGV[2])
+local optional = {'retry', 'attempt', 'ttl', 'label', 'traceparent', 'tracestate'}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
   local hash = prefix .. ':t:' .. id
-  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', 'retry', 'attempt', 'ttl', 'label')
+  local f = redis.call('HMGET', hash, 'module', 'name', 'args', 'reply', unpack(optional))
   if f[1] then
     local key = stream(prefix, f[1], f[2])
     local fields = {'id', id, 'name', f[2], 'args', f[3], 'reply', f[4]}
-    if f[5] and f[5] ~= '' then fields[#fields + 1] = 'retry'; fields[#fields + 1] = f[5] end
-    if f[6] and f[6] ~= '' then fields[#fields + 1] = 'attempt'; fields[#fields + 1] = f[6] end
-    if f[7] and f[7] ~= '' then fields[#fields + 1] = 'ttl'; fields[#fields + 1] = f[7] end
-    if f[8] and f[8] ~= '' then fields[#fields + 1] = 'label'; fields[#fields + 1] = f[8] end
+    for j, k in ipairs(optional) do
+      if f[j + 4] and f[j + 4] ~= '' then fields[#fields + 1] = k; fields[#fields + 1] = f[j + 4] end
+    end
     redis.call('XADD', key, '*', unpack(fields))
     redis.call('SADD', prefix .. ':ready:' .. f[1], key)
   end

@@ -15,6 +15,7 @@ use crate::err::{RemoteError, TaskError};
 use crate::job::{JobRef, Label, OneShot};
 use crate::pool::{after_count, Pool};
 use crate::task::{Attempt, Method};
+use crate::trace_context::{NamedRun, TraceContext};
 use crate::unwind::panic_message;
 
 /// A claimed stream entry.
@@ -42,6 +43,21 @@ pub(super) struct Claimed {
     /// Its result's TTL in ms, as its submitter asked (empty: the
     /// worker's; 0: publish only).
     pub(super) ttl: String,
+    /// Its submitter's trace context, which its handler reads while it
+    /// runs (`TraceContext::current`).
+    pub(super) trace: Option<TraceContext>,
+}
+
+impl Claimed {
+    /// What its handler may read of it while it runs (`NamedRun::current`).
+    fn named_run(&mut self) -> NamedRun {
+        NamedRun {
+            task_id: self.task.clone(),
+            label: (!self.label.is_empty()).then(|| self.label.clone()),
+            tick: !self.rec.is_empty(),
+            trace: self.trace.take(),
+        }
+    }
 }
 
 impl Broker {
@@ -169,8 +185,8 @@ impl Ticket {
     /// (its number, and after how long).
     fn run(mut self) -> (Result<(), RemoteError>, Option<(u32, Duration)>) {
         self.ran = true;
-        let (name, args) = match lock(&self.claim).as_mut() {
-            Some(task) => (task.name.clone(), std::mem::take(&mut task.args)),
+        let (name, args, run) = match lock(&self.claim).as_mut() {
+            Some(task) => (task.name.clone(), std::mem::take(&mut task.args), task.named_run()),
             None => return (Err(RemoteError::new("Cancelled", "the task was given up")), None),
         };
         let module = &*self.module;
@@ -180,8 +196,10 @@ impl Ticket {
                 format!("no handler named {name:?} is registered on module {module:?} in this worker"),
             )),
             (Some(_), Err(e)) => Err(RemoteError::new("ValueError", format!("arguments are not JSON: {e}"))),
-            (Some(handler), Ok(args)) => catch_unwind(AssertUnwindSafe(|| handler(args)))
-                .unwrap_or_else(|payload| Err(RemoteError::new("Panic", panic_message(payload)))),
+            (Some(handler), Ok(args)) => {
+                NamedRun::scoped(run, || catch_unwind(AssertUnwindSafe(|| handler(args))))
+                    .unwrap_or_else(|payload| Err(RemoteError::new("Panic", panic_message(payload))))
+            }
         };
         // Taken by the watchdog meanwhile: the run was given up, and
         // acknowledged as failed then; this outcome is dropped.

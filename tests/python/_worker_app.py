@@ -11,6 +11,10 @@ the environment (every process of a test gets the same):
   the package's);
 - ``TM_NEWER``: if set (non-empty), the app also has the task ``newer``,
   as a newer version of it would (a process without it cannot run it).
+- ``TM_SPANS``: if set, a file: the app installs an OpenTelemetry SDK
+  tracer provider that appends each finished span there as a JSON line
+  (``name``, ``kind``, ``trace_id``, ``span_id``, ``parent_id`` as hex,
+  ``status``, ``events``, ``attributes``).
 
 The manager is ``submit_only``: the test process imports it to submit, and
 only the worker command's processes run tasks.
@@ -23,6 +27,45 @@ import time
 from taskmanager import Module, TaskManager
 
 LOG = os.environ.get("TM_LOG", os.devnull)
+
+
+def _export_spans_to(path: str) -> None:
+    """Installs an SDK tracer provider writing finished spans to ``path``."""
+    import json
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    class FileExporter(SpanExporter):
+        def export(self, spans):  # type: ignore[no-untyped-def]
+            with open(path, "a") as f:
+                for span in spans:
+                    parent = span.parent
+                    f.write(
+                        json.dumps(
+                            {
+                                "name": span.name,
+                                "kind": span.kind.name,
+                                "trace_id": f"{span.context.trace_id:032x}",
+                                "span_id": f"{span.context.span_id:016x}",
+                                "parent_id": f"{parent.span_id:016x}" if parent is not None else None,
+                                "status": span.status.status_code.name,
+                                "events": [event.name for event in span.events],
+                                "attributes": dict(span.attributes or {}),
+                            }
+                        )
+                        + "\n"
+                    )
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(FileExporter()))
+    trace.set_tracer_provider(provider)
+
+
+if os.environ.get("TM_SPANS"):
+    _export_spans_to(os.environ["TM_SPANS"])
 
 
 def note(what: str) -> None:

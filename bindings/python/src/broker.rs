@@ -23,7 +23,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{json, Map, Value};
 
-use taskmanager::{Module, Recurrence, RemoteError, Retry, SharedSchedule as CoreSchedule};
+use taskmanager::{
+    Module, NamedRun, Recurrence, RemoteError, Retry, SharedSchedule as CoreSchedule, TraceContext,
+};
 
 use crate::bridge::{lock, Bridge};
 use crate::errors::submit_error;
@@ -115,8 +117,12 @@ impl Named {
         // The submitting module's default, as in-process (the owner's own
         // applies when neither is given).
         let retry = call.retry.clone().or_else(|| default_retry.cloned());
+        let trace = call.trace.as_ref().map(|t| trace_context(t.bind(py))).transpose()?.flatten();
         let sent = lifetime::detach(py, || {
             let mut task = owner.named_task(&name, payload).label(Arc::clone(&call.name));
+            if let Some(trace) = trace {
+                task = task.trace_context(trace);
+            }
             if let Some(delay) = delay {
                 task = task.delay(delay);
             }
@@ -184,13 +190,54 @@ impl Named {
             runnable.insert(key, callable.clone_ref(py));
         }
         let registry = Arc::clone(&self.registry);
+        let (module_name, task_name) = (module.name().to_owned(), name.to_owned());
         let handler = move |payload: Value| {
-            lifetime::attach(|py| run(py, &registry, callable.bind(py), &payload)).unwrap_or_else(|| {
-                Err(RemoteError::new("RuntimeError", "the worker's interpreter is shutting down"))
-            })
+            let names = (module_name.as_str(), task_name.as_str());
+            lifetime::attach(|py| run(py, &registry, callable.bind(py), &payload, names)).unwrap_or_else(
+                || Err(RemoteError::new("RuntimeError", "the worker's interpreter is shutting down")),
+            )
         };
         module.register(name, handler).map_err(submit_error)
     }
+}
+
+/// The W3C trace context of a submission's span recorder
+/// (`taskmanager._tracing`): its `carrier()`, `(traceparent, tracestate)`;
+/// None if it has none (no tracer provider set up: no valid span).
+fn trace_context(trace: &Bound<'_, PyAny>) -> PyResult<Option<TraceContext>> {
+    let (traceparent, tracestate): (String, String) =
+        trace.call_method0(pyo3::intern!(trace.py(), "carrier"))?.extract()?;
+    if traceparent.is_empty() {
+        return Ok(None);
+    }
+    TraceContext::new(&traceparent, &tracestate).map(Some).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The recorder of a named task's run span in this worker, if
+/// OpenTelemetry is importable (`taskmanager._tracing.remote`, looked up
+/// once): parented on the trace context its submitter sent, if any.
+fn remote_trace(py: Python<'_>, module: &str, name: &str) -> Option<Py<PyAny>> {
+    static REMOTE: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+    let remote = REMOTE.get_or_init(py, || {
+        let found = py.import("taskmanager._tracing").and_then(|m| m.getattr("remote"));
+        found.map_err(|e| e.write_unraisable(py, None)).ok().filter(|f| !f.is_none()).map(Bound::unbind)
+    });
+    let remote = remote.as_ref()?.bind(py);
+    let run = NamedRun::current()?;
+    let trace = run.trace.as_ref();
+    let recorder = remote.call1((
+        module,
+        run.label.as_deref().unwrap_or(name),
+        run.task_id,
+        run.tick,
+        trace.map(TraceContext::traceparent),
+        trace.and_then(TraceContext::tracestate),
+    ));
+    recorder
+        .map_err(|e| e.write_unraisable(py, Some(remote)))
+        .ok()
+        .filter(|r| !r.is_none())
+        .map(Bound::unbind)
 }
 
 /// Runs a named task in this worker: the same runner as a task run here.
@@ -199,8 +246,10 @@ fn run(
     registry: &Registry,
     method: &Bound<'_, PyAny>,
     payload: &Value,
+    (module, name): (&str, &str),
 ) -> Result<Value, RemoteError> {
-    let invocation = decode(py, registry, method, payload).map_err(|e| remote_error(py, &e))?;
+    let mut invocation = decode(py, registry, method, payload).map_err(|e| remote_error(py, &e))?;
+    invocation.trace = remote_trace(py, module, name);
     let value = PyTask::call(py, &invocation).map_err(|e| remote_error(py, &e))?;
     convert::to_json(value.bind(py), "the result").map_err(|e| remote_error(py, &e))
 }
@@ -259,7 +308,14 @@ fn decode(
         }
         Some(_) => return Err(not_a_call()),
     };
-    Ok(Invocation { method: method.clone().unbind(), args: args.unbind(), kwargs, callbacks, limit })
+    Ok(Invocation {
+        method: method.clone().unbind(),
+        args: args.unbind(),
+        kwargs,
+        callbacks,
+        limit,
+        trace: None,
+    })
 }
 
 fn truncated(text: &str) -> &str {

@@ -40,6 +40,8 @@ pub(crate) struct Options<'a, 'py> {
     pub(crate) ignore_result: Option<&'a Bound<'py, PyAny>>,
     /// For recurring tasks too (each run).
     pub(crate) time_limit: Option<&'a Bound<'py, PyAny>>,
+    /// `trace=`, for recurring tasks too (see `Call::trace`).
+    pub(crate) trace: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl Options<'_, '_> {
@@ -96,6 +98,9 @@ pub(crate) struct Call {
     pub(crate) result_ttl: Option<Duration>,
     /// `time_limit=`, else the module's; None: no limit.
     pub(crate) time_limit: Option<Duration>,
+    /// `trace=`: its spans' recorder (see `Invocation::trace`); None
+    /// without OpenTelemetry.
+    pub(crate) trace: Option<Py<PyAny>>,
 }
 
 impl Call {
@@ -120,20 +125,29 @@ impl Call {
             kwargs: checks::kwargs(py, kwargs)?.map(Bound::unbind),
             callbacks: checks::callbacks(callback)?,
             given_name: given.then(|| Arc::clone(&name)),
+            trace: None,
             name,
             method: method.unbind(),
         })
     }
 }
 
+impl Call {
+    /// With `trace=`, if given (None is none).
+    fn traced(mut self, trace: Option<&Bound<'_, PyAny>>) -> Call {
+        self.trace = trace.filter(|t| !t.is_none()).map(|t| t.clone().unbind());
+        self
+    }
+}
+
 impl ModuleCore {
     /// The task for `call`, reporting to `future`, counted as outstanding.
     fn task(&self, future: &Bound<'_, PyAny>, call: Call) -> PyTask {
-        let Call { method, args, kwargs, callbacks, time_limit, .. } = call;
+        let Call { method, args, kwargs, callbacks, time_limit, trace, .. } = call;
         PyTask {
             parts: Some(Parts {
                 future: future.clone().unbind(),
-                call: Invocation { method, args, kwargs, callbacks, limit: time_limit },
+                call: Invocation { method, args, kwargs, callbacks, limit: time_limit, trace },
             }),
             _ticket: self.outstanding.enter(),
         }
@@ -154,7 +168,8 @@ impl ModuleCore {
         if let Some(argument) = calendar.recurring_only() {
             return Err(PyValueError::new_err(format!("{argument} applies to recurring schedules only")));
         }
-        let call = Call::check(method, args, kwargs, callback, name, options, self.time_limit)?;
+        let call = Call::check(method, args, kwargs, callback, name, options, self.time_limit)?
+            .traced(options.trace);
         match &self.named {
             None => self.submit_once(py, call, when),
             // Redis's clock decides when a delayed task is due: a
@@ -287,7 +302,7 @@ impl ModuleCore {
         retry: Option<&Bound<'_, PyAny>>,
         time_limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let limits = Options { retry: None, result_ttl: None, ignore_result: None, time_limit };
+        let limits = Options { retry: None, result_ttl: None, ignore_result: None, time_limit, trace: None };
         let time_limit = limits.time_limit()?;
         let mut builder = Module::builder(&manager.manager).max_workers(max_workers);
         if let Some(retry) = retry::argument(retry)? {
@@ -312,7 +327,7 @@ impl ModuleCore {
 
     /// `Module.add_task`: checks the arguments and queues
     /// `method(*args, **kwargs)`; returns its `TaskHandle`.
-    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None))]
+    #[pyo3(signature = (method, args=None, kwargs=None, callback=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None, trace=None))]
     // The spec's arguments, and the options of a one-shot task.
     #[allow(clippy::too_many_arguments)]
     fn add_task<'py>(
@@ -326,9 +341,11 @@ impl ModuleCore {
         result_ttl: Option<&Bound<'py, PyAny>>,
         ignore_result: Option<&Bound<'py, PyAny>>,
         time_limit: Option<&Bound<'py, PyAny>>,
+        trace: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = Options { retry, result_ttl, ignore_result, time_limit };
-        let call = Call::check(method, args, kwargs, callback, name, &options, self.time_limit)?;
+        let options = Options { retry, result_ttl, ignore_result, time_limit, trace };
+        let call =
+            Call::check(method, args, kwargs, callback, name, &options, self.time_limit)?.traced(trace);
         match &self.named {
             None => self.submit_once(method.py(), call, None),
             Some(named) => named.submit(method.py(), call, None, self.module.retry()),
@@ -339,7 +356,7 @@ impl ModuleCore {
     /// `method(*args, **kwargs)` `delay` seconds from now (every `delay`
     /// with `reoccurring`), at the times of `cron`, or at the datetime
     /// `at`; returns its `TaskHandle`, or a `RecurringHandle` if it recurs.
-    #[pyo3(signature = (method, delay=None, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None, cron=None, tz=None, dst_gap=None, dst_fold=None, at=None, misfire=None, max_catch_up=None, grace=None, jitter=None))]
+    #[pyo3(signature = (method, delay=None, args=None, kwargs=None, callback=None, reoccurring=None, run_now=None, recurring=None, name=None, retry=None, result_ttl=None, ignore_result=None, time_limit=None, cron=None, tz=None, dst_gap=None, dst_fold=None, at=None, misfire=None, max_catch_up=None, grace=None, jitter=None, trace=None))]
     // The arguments are the spec's, the `recurring` alias, and the
     // calendar's.
     #[allow(clippy::too_many_arguments)]
@@ -367,9 +384,10 @@ impl ModuleCore {
         max_catch_up: Option<&Bound<'py, PyAny>>,
         grace: Option<&Bound<'py, PyAny>>,
         jitter: Option<&Bound<'py, PyAny>>,
+        trace: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = method.py();
-        let options = Options { retry, result_ttl, ignore_result, time_limit };
+        let options = Options { retry, result_ttl, ignore_result, time_limit, trace };
         let method = checks::method(method)?;
         let calendar =
             calendar::Given { cron, tz, dst_gap, dst_fold, at, misfire, max_catch_up, grace, jitter };
@@ -414,9 +432,9 @@ impl ModuleCore {
                  results are not kept",
             ));
         }
-        let recurring =
-            Options { retry: None, result_ttl: None, ignore_result: None, time_limit: options.time_limit };
-        let call = Call::check(&method, args, kwargs, callback, name, &recurring, self.time_limit)?;
+        let recurring = Options { retry: None, result_ttl: None, ignore_result: None, ..options };
+        let call =
+            Call::check(&method, args, kwargs, callback, name, &recurring, self.time_limit)?.traced(trace);
         match &self.named {
             None => self.submit_recurring(py, call, recurrence),
             Some(named) => Ok(Bound::new(py, named.recur(py, call, recurrence)?)?.into_any()),

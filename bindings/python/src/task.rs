@@ -4,6 +4,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -33,6 +34,10 @@ pub(crate) struct Invocation {
     pub(crate) callbacks: Vec<Py<PyAny>>,
     /// `time_limit=`: the most the method may run (`limits.rs`).
     pub(crate) limit: Option<Duration>,
+    /// With OpenTelemetry: what records each run's span
+    /// (`taskmanager._tracing`, an object whose `begin()` starts the span
+    /// and returns what `end(exception or None)` ends); None without it.
+    pub(crate) trace: Option<Py<PyAny>>,
 }
 
 /// Everything Python a task holds.
@@ -90,7 +95,29 @@ impl PyTask {
     ///
     /// A coroutine returned (by an `async def` method or callback) is run to
     /// completion here first: its value is the value (see `aio`).
+    ///
+    /// With a tracer (`Invocation::trace`), the run is a span: begun
+    /// before the method, ended after the last callback with the failure,
+    /// if any. A tracer's own error is reported as unraisable, never the
+    /// task's.
     pub(crate) fn call(py: Python<'_>, call: &Invocation) -> Result<Py<PyAny>, PyErr> {
+        let Some(trace) = &call.trace else { return Self::call_untraced(py, call) };
+        let trace = trace.bind(py);
+        let span = trace.call_method0(intern!(py, "begin")).map_err(|e| e.write_unraisable(py, Some(trace)));
+        let outcome = Self::call_untraced(py, call);
+        if let Ok(span) = span {
+            let error = match &outcome {
+                Ok(_) => py.None().into_bound(py),
+                Err(e) => exception(py, e),
+            };
+            if let Err(e) = span.call_method1(intern!(py, "end"), (error,)) {
+                e.write_unraisable(py, Some(&span));
+            }
+        }
+        outcome
+    }
+
+    fn call_untraced(py: Python<'_>, call: &Invocation) -> Result<Py<PyAny>, PyErr> {
         let method = call.method.bind(py);
         let invoke = || lifetime::call(method, call.args.bind(py), call.kwargs.as_ref().map(|k| k.bind(py)));
         let value = match call.limit {
