@@ -179,6 +179,7 @@ fn a_recurring_ticks_lateness_is_from_its_due_time_and_paused_ticks_count_skippe
     clock.advance(Duration::from_millis(1500));
     assert!(eventually(|| handle.runs() == 1));
     assert_eq!(values("taskmanager_schedule_lateness_seconds{module=ticks,task=tick}"), vec![0.5]);
+    assert_eq!(gauge("taskmanager_schedule_last_lateness_seconds{module=ticks,task=tick}"), Some(0.5));
     handle.pause();
     clock.advance(Duration::from_secs(3));
     assert!(eventually(|| counter("taskmanager_ticks_skipped_total{module=ticks,task=tick}") >= 1));

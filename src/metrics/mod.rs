@@ -27,6 +27,7 @@
 //! | `taskmanager_tasks_running` | gauge | module |
 //! | `taskmanager_workers` | gauge | module |
 //! | `taskmanager_timers_pending` | gauge | module |
+//! | `taskmanager_schedule_last_lateness_seconds` | gauge | module, task |
 //!
 //! With a broker, [`TaskManager::sample_cluster_metrics`](crate::TaskManager::sample_cluster_metrics)
 //! reads Redis and sets `taskmanager_cluster_tasks_queued`/`_running`

@@ -28,6 +28,7 @@ const GAUGES: &[(&str, &str)] = &[
     ("taskmanager_tasks_running", "Tasks running in the module, in this process."),
     ("taskmanager_workers", "Worker threads of the module."),
     ("taskmanager_timers_pending", "Delayed and recurring tasks of the module waiting in the timer."),
+    ("taskmanager_schedule_last_lateness_seconds", "How late a recurring task's last tick started."),
     (
         "taskmanager_cluster_tasks_queued",
         "Tasks waiting in Redis for a worker, by module (the same from every process).",
@@ -148,7 +149,7 @@ pub(crate) struct TaskSeries {
     wait: Histogram,
     /// Made at a recurring task's first tick: a one-shot task has
     /// no lateness, and an empty series would say it had none.
-    lateness: std::sync::OnceLock<Histogram>,
+    lateness: std::sync::OnceLock<(Histogram, Gauge)>,
     labels: [(&'static str, String); 2],
 }
 
@@ -192,9 +193,12 @@ impl TaskSeries {
     /// A recurring tick's run began `late` after its due time (told at
     /// once: ticks are few).
     pub(crate) fn late(&self, late: Duration) {
-        let lateness =
-            self.lateness.get_or_init(|| histogram!("taskmanager_schedule_lateness_seconds", &self.labels));
-        lateness.record(late.as_secs_f64());
+        let (all, last) = self.lateness.get_or_init(|| {
+            let histogram = histogram!("taskmanager_schedule_lateness_seconds", &self.labels);
+            (histogram, gauge!("taskmanager_schedule_last_lateness_seconds", &self.labels))
+        });
+        all.record(late.as_secs_f64());
+        last.set(late.as_secs_f64());
     }
 
     pub(crate) fn cancelled(&self) {

@@ -164,6 +164,8 @@ def test_a_recurring_tasks_ticks_have_a_lateness_and_skipped_ticks_are_counted(c
         manager.shutdown(cancel_pending=True)
     lateness = value(found, "taskmanager_schedule_lateness_seconds_count", **labels)
     assert lateness == value(found, "taskmanager_tasks_started_total", **labels) >= 3
+    assert value(found, "taskmanager_schedule_last_lateness_seconds", **labels) >= 0
+    assert ("taskmanager_schedule_last_lateness_seconds", frozenset(labels.items())) in found
     # One-shot tasks have no lateness series at all.
     assert not any(
         name == "taskmanager_schedule_lateness_seconds_count" and ("task", "Measured.value") in labels_
