@@ -12,7 +12,9 @@
 #      (pyenv's versions, else python3.9 ... python3.14 on PATH), the two
 #      side by side, each into target/test-python-<version>.log: the suite
 #      without the argument fuzzing (tests/python/test_fuzz.py, which checks
-#      the native argument parsing, the same code on every version), and
+#      the native argument parsing, the same code on every version) and the
+#      dashboard's browser tests (tests/python/test_dashboard.py: the page
+#      and its server are the same on every version; Chromium is slow), and
 #      with the parity tests in-process only (TASKMANAGER_MODES=inprocess;
 #      the broker's own test files still run on every version).
 #      TASKMANAGER_ALL_PYTHONS=1 runs the whole suite on every version found.
@@ -113,11 +115,11 @@ else
         echo "TASKMANAGER_ALL_PYTHONS=1: the whole suite on every version"
     else
         chosen=$(printf '%s\n' "$(echo "$found" | head -n1)" "$(echo "$found" | tail -n1)" | awk '!seen[$1]++')
-        options=(--ignore=tests/python/test_fuzz.py)
+        options=(--ignore=tests/python/test_fuzz.py --ignore=tests/python/test_dashboard.py)
         # The parity tests' Redis half too runs on the default interpreter
         # only (the same native code; CI's time budget): see conftest.py.
         export TASKMANAGER_MODES=inprocess
-        echo "the oldest and the newest, without tests/python/test_fuzz.py"
+        echo "the oldest and the newest, without tests/python/test_fuzz.py and test_dashboard.py"
     fi
     # The other versions' suites run side by side (CI's time budget: each
     # mostly waits on its tasks' sleeps and its own redis-server), each
