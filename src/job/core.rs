@@ -108,6 +108,11 @@ impl Core {
         self.label.as_ref().map(|label| &label.name)
     }
 
+    /// Its id in a broker, if it has one (see `Label::broker_id`).
+    pub(crate) fn broker_id(&self) -> Option<&str> {
+        self.label.as_ref()?.broker_id.as_deref()
+    }
+
     /// The task's name, or `task-<id>` if it was given none.
     pub(crate) fn name(&self) -> String {
         match &self.label {

@@ -78,7 +78,8 @@ impl RunContext for Context<'_> {
             let since = |at: Nanos| Duration::from_nanos(started.saturating_sub(at));
             let waited = (self.ready_at != UNMEASURED).then(|| since(self.ready_at));
             let task = (&pool.name, core.given_name());
-            if self.slot.batch().started(&pool.rt.metrics, task, waited, due.map(since)) {
+            let late = due.map(since).or_else(|| tick_lateness(core, self.wall()));
+            if self.slot.batch().started(&pool.rt.metrics, task, waited, late) {
                 self.metered_from.set(Some(started));
             }
         }
@@ -124,4 +125,12 @@ impl RunContext for Context<'_> {
 /// A worker's token in the timer's held entries: its slot's address.
 pub(super) fn holder(slot: &WorkerSlot) -> usize {
     std::ptr::from_ref(slot) as usize
+}
+
+/// How late a shared schedule's tick from Redis started (its id is
+/// `<key>@<due ms>`, by Redis's clock; this process's wall clock is
+/// `wall_ns`); None for any other task.
+fn tick_lateness(core: &Core, wall_ns: u64) -> Option<Duration> {
+    let due_ms: u64 = core.broker_id()?.rsplit_once('@')?.1.parse().ok()?;
+    Some(Duration::from_millis((wall_ns / 1_000_000).saturating_sub(due_ms)))
 }

@@ -173,6 +173,33 @@ def test_a_recurring_tasks_ticks_have_a_lateness_and_skipped_ticks_are_counted(c
     )
 
 
+def test_a_shared_schedules_ticks_have_a_lateness_in_the_worker(tm, token, caplog):
+    # With a broker a tick runs as a task from Redis whose id carries its
+    # due time: the worker measures how late it started, as in-process.
+    caplog.set_level("CRITICAL", logger="taskmanager")
+    manager = tm()
+    module = Measured(task_manager=manager, max_workers=1)
+    manager.enable_metrics()
+    schedule = module.schedule_task(module.value, 0.2, args=(1,), reoccurring=True, name="ticking")
+    m = module_name(module)
+
+    def lateness():
+        """{task label: (ticks with a lateness, the last one)} of the module."""
+        found = samples(manager.metrics_text())
+        return {
+            dict(labels)["task"]: (n, value(found, "taskmanager_schedule_last_lateness_seconds", **dict(labels)))
+            for (name, labels), n in found.items()
+            if name == "taskmanager_schedule_lateness_seconds_count" and dict(labels)["module"] == m
+        }
+
+    try:
+        assert wait_until(lambda: any(n >= 2 for n, _ in lateness().values()), timeout=20), lateness()
+        [(ticks, last)] = lateness().values()
+        assert ticks >= 2 and 0 <= last < 10, (ticks, last)
+    finally:
+        schedule.cancel()
+
+
 def test_task_names_past_the_cap_are_counted_as_other(caplog):
     caplog.set_level("ERROR", logger="taskmanager")
     cls = type(f"Named{uuid.uuid4().hex[:8]}", (Module,), {"run": lambda self: None})
