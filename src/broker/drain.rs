@@ -120,15 +120,6 @@ impl Broker {
         modules.iter().map(|(name, r)| (Arc::clone(name), Arc::clone(&r.in_flight))).collect()
     }
 
-    /// Waits up to `timeout` for every claimer to end (its drain over, its
-    /// last acknowledgements sent).
-    pub(super) fn wait_claimers(&self, timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        for (_, in_flight) in self.in_flights() {
-            in_flight.wait_claimer_end(deadline.saturating_duration_since(std::time::Instant::now()));
-        }
-    }
-
     /// A shutdown that stopped waiting: hands every task this process's
     /// claimers hold back to the cluster, now (other workers run them at
     /// once, without waiting for a lease), and makes the claimers end.

@@ -92,9 +92,6 @@ impl Broker {
                 }
             }
         }
-        // Leaves once the claimers have ended, their last acknowledgements
-        // sent: a consumer that still holds an entry stays in its group.
-        self.wait_claimers(super::claimer::BLOCK + self.config.timeout);
         self.leave();
     }
 
